@@ -1,0 +1,88 @@
+// pmap.h — the machine-dependent VM layer on the simulated MMU (Mach's pmap interface).
+//
+// CONTRACT HEADER (written first, implemented in vm/pmap/pmap.cc). The VM (vm/) relies on
+// exactly these signatures; the implementation may add members, not change these.
+//
+// Summary: a PmapDomain owns the per-frame state shared by all pmaps of one machine — pv
+// lists (every (pmap, va) mapping each frame) and the attribute bits (modified,
+// referenced) folded in from the MMU's D and A bits when mappings go away. A Pmap is one
+// address space: a PML4 frame and the tables below it, all in simulated frames.
+// Every change that reduces or removes rights shoots down the TLB entries of every CPU on
+// which the pmap is active; a CPU switched to a pmap starts coherent (CR3 load).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "vm/machine/machine.h"
+#include "vmfuzz/vocab.h"
+
+namespace vmfuzz::pmap {
+
+using machine::pfn_t;
+
+class PmapDomain;
+
+class Pmap {
+ public:
+  PmapDomain& domain();
+  uint64_t cr3() const;  // physical address of the PML4
+  /// Bit i set: the pmap is active (loaded in CR3) on CPU i.
+  uint64_t active_cpus() const;
+};
+using pmap_t = Pmap*;
+
+/// One mapping of a frame (pv entry).
+struct PvEntry {
+  pmap_t pmap;
+  uint64_t va;
+};
+
+class PmapDomain {
+ public:
+  explicit PmapDomain(machine::Machine& m);
+  machine::Machine& machine();
+
+  /// Counters: shootdowns (invlpg sent to a CPU), pt_frames (page-table frames in use).
+  struct Stats {
+    uint64_t shootdowns = 0, pt_frames = 0, collects = 0;
+  };
+  const Stats& stats() const;
+
+  /// Frame attribute bits plus the D/A bits of current mappings.
+  bool pmap_is_modified(pfn_t f);
+  void pmap_clear_modify(pfn_t f);
+  bool pmap_is_referenced(pfn_t f);
+  void pmap_clear_reference(pfn_t f);
+  /// Reduce every mapping of f to prot (VM_PROT_NONE removes them all), shooting down TLBs.
+  void pmap_page_protect(pfn_t f, vm_prot_t prot);
+  void pmap_zero_page(pfn_t f);
+  void pmap_copy_page(pfn_t src, pfn_t dst);
+  /// Every mapping of f (for oracles and tests), in a deterministic order.
+  std::vector<PvEntry> mappings_of(pfn_t f) const;
+};
+
+/// A new, empty address space (allocates the PML4 frame; KERN_RESOURCE_SHORTAGE -> nullptr).
+pmap_t pmap_create(PmapDomain& d);
+/// Remove every mapping and free every page-table frame; the pmap must be inactive on all CPUs.
+void pmap_destroy(pmap_t p);
+/// Map va -> f with prot (read implies user-readable; write sets RW; no execute sets NX).
+/// Replaces an existing mapping (and may raise rights). Allocates page-table frames as
+/// needed: KERN_RESOURCE_SHORTAGE when none is free (nothing changed then).
+kern_return_t pmap_enter(pmap_t p, uint64_t va, pfn_t f, vm_prot_t prot);
+/// Remove mappings in [start, end), folding D/A into frame attributes; shoots down.
+void pmap_remove(pmap_t p, uint64_t start, uint64_t end);
+/// Reduce rights in [start, end) to prot (never raises; NONE removes); shoots down.
+void pmap_protect(pmap_t p, uint64_t start, uint64_t end, vm_prot_t prot);
+/// The frame mapped at va, if any (no side effects).
+std::optional<pfn_t> pmap_extract(pmap_t p, uint64_t va);
+/// Free page-table pages that map nothing (and, as in Mach, may drop mappings of
+/// pageable pages: the VM refaults them). Returns the number of frames freed.
+unsigned pmap_collect(pmap_t p);
+/// Load p into CPU cpu's CR3 (no-op when already loaded there).
+void pmap_activate(pmap_t p, unsigned cpu);
+/// Unload p from cpu (loads an empty kernel CR3).
+void pmap_deactivate(pmap_t p, unsigned cpu);
+
+}  // namespace vmfuzz::pmap

@@ -1,0 +1,258 @@
+// vocab.h — the vocabulary shared by the VM, the reference model and the harness.
+//
+// Theory of operation
+// -------------------
+// vmfuzz runs every operation twice: on the optimized Mach-style VM (vm/) and on the
+// simple reference model (reference_model/). The two must never share code — an oracle
+// that shares code with the system it judges shares its bugs — so the only thing they
+// have in common is this header: the result codes, the protection/inheritance/strategy
+// types, the op table, the Op value type, and `MemorySystem`, the abstract interface
+// both sides implement with one entry point per op of DESIGN.md §5.
+//
+// Names. Tasks t0..t15, copy handles c0..c15 and memory objects m0..m15 are small
+// integers chosen by the caller. The caller (the harness) guarantees that a name passed
+// in exists (or, for a name being created, is free): name errors are unusable input and
+// are caught before either side runs. Both sides keep their own table of 16 slots each.
+//
+// This header depends on the C++ standard library only.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace vmfuzz {
+
+// ---------------------------------------------------------------------------------------
+// Result codes, with GNU Mach's numbers (mach/kern_return.h).
+enum kern_return_t : int {
+  KERN_SUCCESS = 0,
+  KERN_INVALID_ADDRESS = 1,
+  KERN_PROTECTION_FAILURE = 2,
+  KERN_NO_SPACE = 3,
+  KERN_INVALID_ARGUMENT = 4,
+  KERN_FAILURE = 5,
+  KERN_RESOURCE_SHORTAGE = 6,
+  KERN_MEMORY_ERROR = 10,
+};
+
+/// The trace spelling of a code ("KERN_NO_SPACE"); "KERN_<n>" for an unknown number.
+std::string kern_return_name(kern_return_t kr);
+/// Parse a trace spelling; returns false if `s` names no code.
+bool kern_return_from_name(const std::string& s, kern_return_t* out);
+
+// ---------------------------------------------------------------------------------------
+// Protection (mach/vm_prot.h): a bit set. Trace form: three letters "rwx" with '-' gaps.
+using vm_prot_t = uint8_t;
+inline constexpr vm_prot_t VM_PROT_NONE = 0;
+inline constexpr vm_prot_t VM_PROT_READ = 1;
+inline constexpr vm_prot_t VM_PROT_WRITE = 2;
+inline constexpr vm_prot_t VM_PROT_EXECUTE = 4;
+inline constexpr vm_prot_t VM_PROT_ALL = 7;
+inline constexpr vm_prot_t VM_PROT_DEFAULT = VM_PROT_READ | VM_PROT_WRITE;
+
+// Inheritance (mach/vm_inherit.h numbers).
+enum class vm_inherit_t : uint8_t { Share = 0, Copy = 1, None = 2 };
+
+// Copy strategy of a memory object (mach/memory_object.h numbers).
+enum class CopyStrategy : uint8_t { None = 0, Call = 1, Delay = 2 };
+
+inline constexpr uint64_t kPageSize = 4096;
+inline constexpr unsigned kPageShift = 12;
+inline constexpr uint64_t kUserMin = 0x10000;          // lowest user address
+inline constexpr uint64_t kUserMax = 0x7ffffffff000;   // one past the highest user page
+inline constexpr unsigned kMaxNames = 16;              // t0..t15, c0..c15, m0..m15
+
+inline constexpr uint64_t trunc_page(uint64_t a) { return a & ~(kPageSize - 1); }
+/// Round up; wraps to 0 past 2^64 - 4096 (callers check for wrap first).
+inline constexpr uint64_t round_page(uint64_t a) { return (a + kPageSize - 1) & ~(kPageSize - 1); }
+
+// ---------------------------------------------------------------------------------------
+// The op table (ops.def is the single source).
+enum class OpKind : uint8_t {
+#define VMFUZZ_OP(E, TEXT, NUM) E = NUM,
+#include "vmfuzz/ops.def"
+#undef VMFUZZ_OP
+};
+inline constexpr unsigned kOpKindCount = 0
+#define VMFUZZ_OP(E, TEXT, NUM) +1
+#include "vmfuzz/ops.def"
+#undef VMFUZZ_OP
+    ;
+/// Trace keyword of an op kind ("vm_copy").
+const char* op_kind_name(OpKind k);
+/// Parse a trace keyword; false if unknown.
+bool op_kind_from_name(const std::string& s, OpKind* out);
+
+// ---------------------------------------------------------------------------------------
+/// Data as written in a trace: kept in its written form so that printing reproduces it,
+/// and materialized on demand (a fill of 1 MiB costs nothing until used).
+struct DataSpec {
+  enum class Form : uint8_t { Text, Hex, Fill, Pat };
+  Form form = Form::Hex;
+  std::vector<uint8_t> bytes;  // Text and Hex: the bytes themselves
+  uint8_t value = 0;           // Fill: the byte; Pat: the seed
+  uint64_t length = 0;         // Fill and Pat: the length
+  uint64_t size() const { return (form == Form::Text || form == Form::Hex) ? bytes.size() : length; }
+  /// The bytes this spec stands for. Pat byte i is (SEED + 7*i + (i >> 8)) mod 256.
+  std::vector<uint8_t> materialize() const;
+  bool operator==(const DataSpec&) const = default;
+};
+
+/// An assertion written after an op: `== DATA` and/or `=> RESULT`.
+struct Expect {
+  enum class Result : uint8_t { None, Code, Fault, Address };
+  bool has_bytes = false;   // `== DATA` given
+  DataSpec bytes;
+  Result result = Result::None;
+  kern_return_t code = KERN_SUCCESS;  // Code: the code; Fault: the fault code
+  uint64_t addr = 0;                  // Fault: the faulting address; Address: the address
+  bool operator==(const Expect&) const = default;
+};
+
+/// One operation of the language (DESIGN.md §5). Which fields an op uses:
+///   task t                         task
+///   allocate t addr|any size       task, addr|anywhere, size
+///   deallocate t addr size         task, addr, size
+///   protect t addr size [max] prot task, addr, size, set_max, prot
+///   inherit t addr size inh        task, addr, size, inherit
+///   write t addr DATA [cpu=N]      task, addr, data, cpu
+///   read t addr size [cpu=N]       task, addr, size, cpu
+///   fork t tchild                  task, task2
+///   terminate t                    task
+///   vm_copy t src size dst         task, addr, size, addr2
+///   vm_read t addr size c          task, addr, size, copy
+///   vm_write t addr c              task, addr, copy
+///   copyout t c                    task, copy
+///   discard c                      copy
+///   object m size strat persist DATA    object, size, strategy, persist, data (empty = zeros)
+///   map t addr|any size m off share|copy [prot= max= inherit=]
+///                                  task, addr|anywhere, size, object, offset, share,
+///                                  prot, max_prot, inherit
+///   manager_write m off DATA       object, offset, data
+///   file m off size                object, offset, size
+///   destroy m                      object
+///   pageout N|all                  size (N), all
+///   check                          —
+struct Op {
+  OpKind kind = OpKind::Check;
+  uint8_t task = 0, task2 = 0, copy = 0, object = 0;
+  uint8_t cpu = 0;
+  bool anywhere = false;
+  bool set_max = false;
+  bool share = false;
+  bool persist = false;
+  bool all = false;
+  uint64_t addr = 0, size = 0, addr2 = 0, offset = 0;
+  vm_prot_t prot = VM_PROT_DEFAULT;
+  vm_prot_t max_prot = VM_PROT_ALL;
+  vm_inherit_t inherit = vm_inherit_t::Copy;
+  CopyStrategy strategy = CopyStrategy::Delay;
+  DataSpec data;
+  Expect expect;
+  bool operator==(const Op&) const = default;
+};
+
+/// Machine and VM configuration (`config` line). The model uses only `cpus`, to refuse
+/// nothing: cpu numbers are checked by the harness.
+struct SystemConfig {
+  unsigned frames = 1024;  // physical 4 KiB frames
+  unsigned cpus = 2;
+  unsigned tlb = 16;       // entries per CPU TLB
+  unsigned cache = 4;      // bound of the object cache
+  bool operator==(const SystemConfig&) const = default;
+};
+
+// ---------------------------------------------------------------------------------------
+/// The outcome of a user access (read or write through the MMU), or of `file`.
+/// kr == KERN_SUCCESS: completed. Otherwise the access stopped at fault_addr with code kr
+/// (KERN_INVALID_ADDRESS, KERN_PROTECTION_FAILURE or KERN_MEMORY_ERROR); `bytes` holds the
+/// bytes transferred before fault_addr (for a read: their values).
+struct Access {
+  kern_return_t kr = KERN_SUCCESS;
+  uint64_t fault_addr = 0;
+  std::vector<uint8_t> bytes;
+  /// Same length as `bytes`, or empty when every byte is known: 1 marks a byte whose value
+  /// is undefined (DESIGN.md §5 detail 13) and must not be compared.
+  std::vector<uint8_t> unknown;
+};
+
+/// One map entry as a task sees it (merged where adjacent entries agree).
+struct RegionInfo {
+  uint64_t start = 0, end = 0;
+  vm_prot_t prot = 0, max_prot = 0;
+  vm_inherit_t inherit = vm_inherit_t::Copy;
+  bool operator==(const RegionInfo&) const = default;
+};
+
+/// What a side-effect-free peek of one page found.
+enum class PeekStatus : uint8_t {
+  Unmapped,  // no entry covers the page
+  Mapped,    // the page's contents were written to the buffer
+  Unknown,   // the page's contents are undefined (after destroy); buffer untouched
+};
+
+// ---------------------------------------------------------------------------------------
+/// The interface both sides implement: one entry point per op of DESIGN.md §5, plus the
+/// side-effect-free views the oracles compare. Addresses and sizes are raw trace values:
+/// each side does its own rounding and range checks and returns the codes §5 specifies.
+class MemorySystem {
+ public:
+  virtual ~MemorySystem() = default;
+
+  virtual void task_create(unsigned t) = 0;
+  /// `*addr` in: the fixed address (ignored when anywhere); out: the chosen base.
+  virtual kern_return_t allocate(unsigned t, uint64_t* addr, uint64_t size, bool anywhere) = 0;
+  virtual kern_return_t deallocate(unsigned t, uint64_t addr, uint64_t size) = 0;
+  virtual kern_return_t protect(unsigned t, uint64_t addr, uint64_t size, bool set_max,
+                                vm_prot_t prot) = 0;
+  virtual kern_return_t inherit(unsigned t, uint64_t addr, uint64_t size, vm_inherit_t inh) = 0;
+  virtual Access write(unsigned t, uint64_t addr, std::span<const uint8_t> data, unsigned cpu) = 0;
+  virtual Access read(unsigned t, uint64_t addr, uint64_t size, unsigned cpu) = 0;
+  /// `child` is a free name; fork never fails.
+  virtual void fork(unsigned parent, unsigned child) = 0;
+  virtual void terminate(unsigned t) = 0;
+  virtual kern_return_t vm_copy(unsigned t, uint64_t src, uint64_t size, uint64_t dst) = 0;
+  /// On KERN_SUCCESS the handle `c` (a free name) holds the snapshot; otherwise c stays free.
+  virtual kern_return_t vm_read(unsigned t, uint64_t addr, uint64_t size, unsigned c) = 0;
+  /// Consumes `c` whatever the result.
+  virtual kern_return_t vm_write(unsigned t, uint64_t addr, unsigned c) = 0;
+  /// Consumes `c` whatever the result; `*addr` out: base + (source addr & 0xfff), or 0.
+  virtual kern_return_t copyout(unsigned t, unsigned c, uint64_t* addr) = 0;
+  virtual void discard(unsigned c) = 0;
+
+  /// `m` is a free name; init.size() <= round_page(size) (checked by the caller).
+  virtual void object_create(unsigned m, uint64_t size, CopyStrategy strategy, bool persist,
+                             std::span<const uint8_t> init) = 0;
+  /// `*addr` as for allocate.
+  virtual kern_return_t map(unsigned t, uint64_t* addr, bool anywhere, uint64_t size, unsigned m,
+                            uint64_t offset, bool share, vm_prot_t prot, vm_prot_t max_prot,
+                            vm_inherit_t inh) = 0;
+  virtual kern_return_t manager_write(unsigned m, uint64_t offset,
+                                      std::span<const uint8_t> data) = 0;
+  /// kr is KERN_SUCCESS or KERN_INVALID_ARGUMENT; bytes/unknown as for a read.
+  virtual Access file(unsigned m, uint64_t offset, uint64_t size) = 0;
+  virtual kern_return_t destroy(unsigned m) = 0;
+  /// Evict up to `count` pages (all: as many as possible). Never changes what can be read.
+  virtual void pageout(uint64_t count, bool all) = 0;
+
+  // --- Views for the oracles: no side effects, no faults, no TLB or A/D bit changes ----
+  /// The task's regions in address order, adjacent regions with equal attributes merged.
+  virtual std::vector<RegionInfo> regions(unsigned t) const = 0;
+  /// Appends the page addresses of task t that may hold non-zero or unknown bytes
+  /// (a superset is fine; pages not listed on either side must read zero).
+  virtual void pages_of_interest(unsigned t, std::vector<uint64_t>& out) const = 0;
+  /// What task t would read at the page `va` (page-aligned), into `out`.
+  virtual PeekStatus peek_page(unsigned t, uint64_t va, std::span<uint8_t, kPageSize> out) const = 0;
+  /// The manager's store of memory object m, as `file` would return it without side
+  /// effects, for one page at page-aligned `offset` (inside the object).
+  virtual PeekStatus peek_object_page(unsigned m, uint64_t offset,
+                                      std::span<uint8_t, kPageSize> out) const = 0;
+  /// Appends the page offsets of object m that may hold non-zero or unknown bytes.
+  virtual void object_pages_of_interest(unsigned m, std::vector<uint64_t>& out) const = 0;
+};
+
+}  // namespace vmfuzz
