@@ -18,13 +18,25 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <span>
 #include <vector>
 
 #include "vmfuzz/vocab.h"
 
+/// Contract assertion, active in every build: prints `where: message` and aborts.
+/// Used on contract lines of vm/machine and vm/pmap (a failure is a finding, not UB).
+#define VMFUZZ_MACHINE_ASSERT(cond, where, msg)                                      \
+  do {                                                                               \
+    if (!(cond)) ::vmfuzz::machine::contract_failure((where), (msg), #cond);         \
+  } while (0)
+
 namespace vmfuzz::machine {
+
+/// Prints one line `ERROR: vmfuzz contract <where>: <msg> (<cond>)` and aborts.
+[[noreturn]] void contract_failure(const char* where, const char* msg, const char* cond);
 
 using pfn_t = uint32_t;  // physical frame number
 inline constexpr pfn_t kNoFrame = UINT32_MAX;
@@ -48,16 +60,77 @@ inline constexpr uint64_t PTE_G = 1ull << 8;
 inline constexpr uint64_t PTE_NX = 1ull << 63;
 inline constexpr uint64_t PTE_FRAME_MASK = 0x000ffffffffff000ull;
 
+/// What the walker does with one bit of a paging-structure entry, for user data accesses
+/// with CR0.WP=1 (the only kind simulated). `kPteBits` below is the table a test walks.
+enum class PteBitRole : uint8_t {
+  Present,     // clear at any level: not-present fault (PF_P clear)
+  Writable,    // clear at any level: a write faults (PF_P|PF_W)
+  User,        // clear at any level: every user access faults (PF_P)
+  Accessed,    // set by the walker on every level of a permitted access
+  Dirty,       // leaf: set by the walker on a permitted write; ignored above the leaf
+  PageSize,    // PDPT/PD: 1 would mean a large page, unsupported: reserved-bit fault
+               // (PF_P|PF_RSVD); PML4: reserved, same fault; PT: PAT, ignored
+  Ignored,     // cached in no way that changes a data access here (PWT, PCD, G, NX)
+  Frame,       // bits 12..51: next table or the leaf's frame; a frame outside physical
+               // memory is a reserved-bit fault (MAXPHYADDR is the memory size here)
+};
+
+struct PteBitInfo {
+  const char* name;
+  uint64_t mask;
+  PteBitRole role;
+  const char* meaning;
+};
+
+// Row per bit. Ignored bits are stored and preserved but never change a data access:
+// PWT/PCD (caching), G (this machine never keeps entries across CR3 loads: every load
+// flushes everything), NX (loads and stores are never instruction fetches).
+inline constexpr PteBitInfo kPteBits[] = {
+    {"P", PTE_P, PteBitRole::Present, "present"},
+    {"RW", PTE_RW, PteBitRole::Writable, "writes allowed (CR0.WP=1: for user and kernel)"},
+    {"US", PTE_US, PteBitRole::User, "user-mode accesses allowed"},
+    {"PWT", PTE_PWT, PteBitRole::Ignored, "page write-through"},
+    {"PCD", PTE_PCD, PteBitRole::Ignored, "page cache disable"},
+    {"A", PTE_A, PteBitRole::Accessed, "accessed: set on every level used"},
+    {"D", PTE_D, PteBitRole::Dirty, "dirty: set on the leaf by a permitted write"},
+    {"PS", PTE_PS, PteBitRole::PageSize, "page size (large pages unsupported)"},
+    {"G", PTE_G, PteBitRole::Ignored, "global (CR3 loads flush it anyway here)"},
+    {"NX", PTE_NX, PteBitRole::Ignored, "no execute (data accesses only)"},
+    {"FRAME", PTE_FRAME_MASK, PteBitRole::Frame, "physical frame number << 12"},
+};
+
+/// Frame number in an entry, and an entry's frame field for a frame.
+inline constexpr uint64_t pte_frame(uint64_t pte) { return (pte & PTE_FRAME_MASK) >> 12; }
+inline constexpr uint64_t pte_for_frame(pfn_t f) { return (uint64_t(f) << 12) & PTE_FRAME_MASK; }
+/// Index of va in the table at level 0 (PML4) .. 3 (PT).
+inline constexpr unsigned pt_index(uint64_t va, unsigned level) {
+  return unsigned((va >> (39 - 9 * level)) & 511);
+}
+inline constexpr unsigned kEntriesPerTable = 512;
+/// A canonical 48-bit address: bits 63..47 all equal.
+inline constexpr bool is_canonical(uint64_t va) {
+  uint64_t top = va >> 47;
+  return top == 0 || top == (1ull << 17) - 1;
+}
+/// CR3 value meaning "no address space": outside any physical memory, so every walk
+/// from it faults not-present. CPUs start with it; pmap_deactivate loads it.
+inline constexpr uint64_t kEmptyCr3 = 0x000ffffffffff000ull;
+
 // Page-fault error code bits delivered with CR2 (SDM 4.7).
 inline constexpr uint32_t PF_P = 1u << 0;  // 1: protection violation; 0: not present
 inline constexpr uint32_t PF_W = 1u << 1;  // 1: the access was a write
 inline constexpr uint32_t PF_U = 1u << 2;  // 1: user-mode access (always, here)
+inline constexpr uint32_t PF_RSVD = 1u << 3;  // 1: a reserved bit was set (PS, frame beyond memory)
 
 /// Who holds a frame, for the "no frame lost, none twice" invariant.
 enum class FrameUse : uint8_t { Free, PageTable, VmPage };
 
+/// Physical memory. Frames start filled with junk (kJunkByte), never zero, and a freed
+/// frame keeps its contents and is the next one handed out (LIFO), so a frame that is not
+/// zeroed before use shows old data. Frame 0 is an ordinary frame.
 class PhysicalMemory {
  public:
+  static constexpr uint8_t kJunkByte = 0xdb;
   explicit PhysicalMemory(uint32_t nframes);
   uint32_t frame_count() const;
   uint32_t free_count() const;
@@ -69,6 +142,18 @@ class PhysicalMemory {
   pfn_t alloc_frame(FrameUse use);
   void free_frame(pfn_t f);  // asserts the frame is in use
   FrameUse use_of(pfn_t f) const;
+  /// Frames currently holding `use` (Free: same as free_count()).
+  uint32_t count_of(FrameUse use) const;
+  /// Read / write one 8-byte entry of a page-table frame (little-endian, as x86).
+  uint64_t read_entry(pfn_t table, unsigned index) const;
+  void write_entry(pfn_t table, unsigned index, uint64_t value);
+
+ private:
+  uint32_t nframes_;
+  std::vector<uint8_t> bytes_;   // nframes_ * 4096
+  std::vector<FrameUse> use_;    // per frame
+  std::vector<pfn_t> free_;      // LIFO stack of free frames; back() is handed out next
+  uint32_t counts_[3] = {0, 0, 0};  // frames per FrameUse
 };
 
 /// Walk input: a user data access (never an instruction fetch).
@@ -108,6 +193,12 @@ class Tlb {
   void flush();
   /// Entries in insertion order (for oracles and tests).
   std::vector<TlbEntry> entries() const;
+  unsigned capacity() const { return capacity_; }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  unsigned capacity_;
+  std::vector<TlbEntry> entries_;  // fill order: front() is evicted first
 };
 
 struct Cpu {
@@ -126,7 +217,8 @@ class FaultHandler {
 };
 
 /// Outcome of a user access. kr as for vmfuzz::Access; fault_loop is set when the handler
-/// claimed success kMaxRetries times without fixing the translation (a VM bug, reported).
+/// claimed success kMaxRetries times without fixing the translation (a VM bug, reported);
+/// the access then stops at that page with kr = KERN_FAILURE.
 struct AccessResult {
   kern_return_t kr = KERN_SUCCESS;
   uint64_t fault_addr = 0;
@@ -159,6 +251,20 @@ class Machine {
     uint64_t tlb_hits = 0, tlb_misses = 0, walks = 0, faults = 0, dirty_rewalks = 0;
   };
   const Stats& stats() const;
+
+ private:
+  struct Translation {
+    bool ok;
+    pfn_t frame;
+    uint32_t error_code;
+  };
+  Translation translate(unsigned cpu, uint64_t va, AccessKind kind);
+  AccessResult access(unsigned cpu, uint64_t va, uint8_t* buf, uint64_t len, AccessKind kind);
+
+  PhysicalMemory mem_;
+  std::vector<Cpu> cpus_;
+  FaultHandler* handler_ = nullptr;
+  Stats stats_;
 };
 
 }  // namespace vmfuzz::machine

@@ -1,0 +1,87 @@
+// physical_memory.cc — simulated physical memory and its frame allocator.
+//
+// Theory of operation
+// -------------------
+// Physical memory is one byte buffer of N 4 KiB frames. Every frame is either Free, or
+// holds a page-table page (PageTable) or a VM page (VmPage); `use_` records which, so the
+// harness can check that no frame is lost or used twice, and `counts_` keeps the totals.
+//
+// The allocator is a LIFO stack of free frames. Determinism: the same sequence of
+// alloc_frame/free_frame calls always yields the same frames. LIFO also makes one class of
+// bug visible: a freed frame is the very next one handed out and keeps its old bytes (we
+// never zero or poison here), so a caller that forgets to zero a fresh frame reads the
+// previous owner's data. Untouched frames hold kJunkByte, never zero, for the same reason.
+#include <cstring>
+
+#include "vm/machine/machine.h"
+
+namespace vmfuzz::machine {
+
+void contract_failure(const char* where, const char* msg, const char* cond) {
+  std::fprintf(stderr, "ERROR: vmfuzz contract %s: %s (%s)\n", where, msg, cond);
+  std::fflush(stderr);
+  std::abort();
+}
+
+PhysicalMemory::PhysicalMemory(uint32_t nframes)
+    : nframes_(nframes),
+      bytes_(size_t(nframes) * kPageSize, kJunkByte),
+      use_(nframes, FrameUse::Free) {
+  VMFUZZ_MACHINE_ASSERT(nframes < (1u << 24), "PhysicalMemory", "at most 2^24 frames");
+  free_.reserve(nframes);
+  // Push in reverse so that frame 0 is handed out first.
+  for (uint32_t i = nframes; i > 0; i--) free_.push_back(i - 1);
+  counts_[size_t(FrameUse::Free)] = nframes;
+}
+
+uint32_t PhysicalMemory::frame_count() const { return nframes_; }
+uint32_t PhysicalMemory::free_count() const { return uint32_t(free_.size()); }
+
+uint8_t* PhysicalMemory::frame(pfn_t f) {
+  VMFUZZ_MACHINE_ASSERT(f < nframes_, "PhysicalMemory::frame", "frame out of range");
+  return bytes_.data() + size_t(f) * kPageSize;
+}
+
+const uint8_t* PhysicalMemory::frame(pfn_t f) const {
+  VMFUZZ_MACHINE_ASSERT(f < nframes_, "PhysicalMemory::frame", "frame out of range");
+  return bytes_.data() + size_t(f) * kPageSize;
+}
+
+pfn_t PhysicalMemory::alloc_frame(FrameUse use) {
+  VMFUZZ_MACHINE_ASSERT(use != FrameUse::Free, "alloc_frame", "cannot allocate for use Free");
+  if (free_.empty()) return kNoFrame;
+  pfn_t f = free_.back();
+  free_.pop_back();
+  use_[f] = use;
+  counts_[size_t(FrameUse::Free)]--;
+  counts_[size_t(use)]++;
+  return f;
+}
+
+void PhysicalMemory::free_frame(pfn_t f) {
+  VMFUZZ_MACHINE_ASSERT(f < nframes_, "free_frame", "frame out of range");
+  VMFUZZ_MACHINE_ASSERT(use_[f] != FrameUse::Free, "free_frame", "frame freed twice");
+  counts_[size_t(use_[f])]--;
+  counts_[size_t(FrameUse::Free)]++;
+  use_[f] = FrameUse::Free;
+  free_.push_back(f);
+}
+
+FrameUse PhysicalMemory::use_of(pfn_t f) const {
+  VMFUZZ_MACHINE_ASSERT(f < nframes_, "use_of", "frame out of range");
+  return use_[f];
+}
+
+uint32_t PhysicalMemory::count_of(FrameUse use) const { return counts_[size_t(use)]; }
+
+uint64_t PhysicalMemory::read_entry(pfn_t table, unsigned index) const {
+  uint64_t v;
+  std::memcpy(&v, frame(table) + size_t(index % kEntriesPerTable) * 8, 8);
+  return v;
+}
+
+void PhysicalMemory::write_entry(pfn_t table, unsigned index, uint64_t value) {
+  std::memcpy(frame(table) + size_t(index % kEntriesPerTable) * 8, &value, 8);
+}
+
+}  // namespace vmfuzz::machine
