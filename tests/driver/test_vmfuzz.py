@@ -21,8 +21,9 @@ _loader.exec_module(vmfuzz)
 class ParserTest(unittest.TestCase):
     def test_every_verb_parses(self):
         parser = vmfuzz.make_parser()
+        positional = {"replay": ["x.trace"], "minimize": ["x"], "triage": ["d"], "regress": ["x.trace", "name"]}
         for verb in vmfuzz.VERBS:
-            argv = [verb] + (["x.trace"] if verb == "replay" else [])
+            argv = [verb] + positional.get(verb, [])
             args = parser.parse_args(argv)
             self.assertIs(args.func, vmfuzz.VERBS[verb][0])
 
@@ -84,3 +85,36 @@ class SetupTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MinimizeHelpersTest(unittest.TestCase):
+    def test_ddmin_finds_the_two_ops_that_matter(self):
+        self.assertEqual(vmfuzz.ddmin(list(range(40)), lambda l: 3 in l and 31 in l), [3, 31])
+
+    def test_trace_split_keeps_header_and_drops_comments(self):
+        header, ops = vmfuzz.trace_ops("# what if?\nconfig frames=64\n\nallocate t0 0x10000 0x1000\n# x\ncheck\n")
+        self.assertEqual(header, ["# what if?", "config frames=64", ""])
+        self.assertEqual(ops, ["allocate t0 0x10000 0x1000", "check"])
+
+    def test_renumber_names_in_order_of_use(self):
+        self.assertEqual(vmfuzz.renumber_names(["task t3", "fork t3 t5", "vm_read t5 0x10000 0x1000 c7"]),
+                         ["task t1", "fork t1 t2", "vm_read t2 0x10000 0x1000 c0"])
+
+    def test_shrink_line_args_keeps_only_what_holds(self):
+        # The "bug" needs a size of at least 0x3000: the shrinker must stop there.
+        keeps = lambda line: int(line.split()[3], 0) >= 0x3000
+        self.assertEqual(vmfuzz.shrink_line_args("allocate t0 0x10000 0x8000", keeps).split()[3], "0x4000")
+
+    def test_signature_drops_positions_and_addresses(self):
+        out = "==1==ERROR: AddressSanitizer: x\nSUMMARY: AddressSanitizer: heap-use-after-free /s/vm/a.cc:12:3 in f(0x12)\n"
+        self.assertEqual(vmfuzz.crash_signature(out), "AddressSanitizer: heap-use-after-free in f(ADDR)")
+        self.assertEqual(vmfuzz.crash_signature("ERROR: vmfuzz divergence: content_mismatch in write\n"),
+                         "vmfuzz divergence: content_mismatch in write")
+
+    def test_unused_path_never_overwrites(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / "a.min.trace"
+            p.write_text("x")
+            q = vmfuzz.unused_path(p)
+            self.assertNotEqual(p, q)
+            self.assertFalse(q.exists())
