@@ -146,3 +146,40 @@ AccessResult Machine::store(unsigned c, uint64_t va, std::span<const uint8_t> da
 }
 
 }  // namespace vmfuzz::machine
+
+namespace vmfuzz::machine {
+
+bool Machine::tlb_coherent(std::string* detail) const {
+  // walk() with set_bits=false never writes memory.
+  PhysicalMemory& mem = const_cast<PhysicalMemory&>(mem_);
+  for (unsigned c = 0; c < cpus_.size(); c++) {
+    for (const TlbEntry& e : cpus_[c].tlb.entries()) {
+      const uint64_t va = e.vpn << kPageShift;
+      WalkResult rd = walk(mem, cpus_[c].cr3, va, AccessKind::Read, false);
+      WalkResult wr = walk(mem, cpus_[c].cr3, va, AccessKind::Write, false);
+      const char* what = nullptr;
+      if (!rd.ok && e.user)
+        what = "entry grants a user access the tables refuse";
+      else if (rd.ok && e.frame != rd.frame)
+        what = "entry maps another frame than the tables";
+      else if (e.writable && !wr.ok)
+        what = "entry is writable, the tables are not";
+      else if (e.dirty && rd.ok && !rd.dirty && e.writable)
+        what = "entry is dirty, the leaf's D is clear (a write would not set D)";
+      if (what != nullptr) {
+        if (detail != nullptr) {
+          char buf[256];
+          std::snprintf(buf, sizeof buf,
+                        "cpu %u va 0x%llx: %s (tlb frame %u w=%d d=%d; tables ok=%d frame %u)", c,
+                        (unsigned long long)va, what, e.frame, int(e.writable), int(e.dirty),
+                        int(rd.ok), rd.ok ? rd.frame : 0u);
+          *detail = buf;
+        }
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace vmfuzz::machine

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "vmfuzz/vocab.h"
@@ -251,6 +252,13 @@ class Machine {
     uint64_t tlb_hits = 0, tlb_misses = 0, walks = 0, faults = 0, dirty_rewalks = 0;
   };
   const Stats& stats() const;
+
+  /// Invariant tlb_coherent: every TLB entry of every CPU grants no more than a pure walk
+  /// of that CPU's current tables: same frame, user only if the walk allows a user read,
+  /// writable only if it allows a write, dirty only if the leaf's D is set (else a write
+  /// would skip setting D: a lost dirty bit). No side effects. On failure writes one line
+  /// naming the CPU, va and what differs to *detail (if given) and returns false.
+  bool tlb_coherent(std::string* detail) const;
 
  private:
   struct Translation {

@@ -12,7 +12,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "vm/machine/machine.h"
@@ -23,6 +25,17 @@ namespace vmfuzz::pmap {
 using machine::pfn_t;
 
 class PmapDomain;
+struct PmapInternals;  // pmap.cc: the routines below, with access to the fields
+
+// The interface routines (declared at the end) may touch the fields of both classes.
+#define VMFUZZ_PMAP_FRIENDS                                           \
+  friend struct PmapInternals;                                        \
+  friend Pmap* pmap_create(PmapDomain& d);                            \
+  friend void pmap_destroy(Pmap* p);                                  \
+  friend kern_return_t pmap_enter(Pmap* p, uint64_t, pfn_t, vm_prot_t); \
+  friend unsigned pmap_collect(Pmap* p);                              \
+  friend void pmap_activate(Pmap* p, unsigned cpu);                   \
+  friend void pmap_deactivate(Pmap* p, unsigned cpu);
 
 class Pmap {
  public:
@@ -30,6 +43,20 @@ class Pmap {
   uint64_t cr3() const;  // physical address of the PML4
   /// Bit i set: the pmap is active (loaded in CR3) on CPU i.
   uint64_t active_cpus() const;
+  /// Valid leaf PTEs (pages mapped) and page-table frames held, the PML4 included.
+  uint64_t resident_count() const { return resident_; }
+  uint32_t pt_frame_count() const { return pt_frames_; }
+
+ private:
+  VMFUZZ_PMAP_FRIENDS
+  friend class PmapDomain;
+  Pmap(PmapDomain& d, pfn_t pml4) : domain_(&d), pml4_(pml4) {}
+  // All fields change only inside pmap.cc's routines.
+  PmapDomain* domain_;
+  pfn_t pml4_;              // fixed for the pmap's life
+  uint64_t active_ = 0;     // pmap_activate/deactivate; bit i <=> CPU i's CR3 is ours
+  uint64_t resident_ = 0;   // pmap_enter (+1 new) / every removal (-1) [pv_consistent]
+  uint32_t pt_frames_ = 1;  // page-table frames of this pmap, PML4 included
 };
 using pmap_t = Pmap*;
 
@@ -61,6 +88,37 @@ class PmapDomain {
   void pmap_copy_page(pfn_t src, pfn_t dst);
   /// Every mapping of f (for oracles and tests), in a deterministic order.
   std::vector<PvEntry> mappings_of(pfn_t f) const;
+
+  // --- Additions beyond the contract --------------------------------------------------
+  ~PmapDomain();  // deletes the Pmap objects still alive; does not touch frames
+  PmapDomain(const PmapDomain&) = delete;
+  PmapDomain& operator=(const PmapDomain&) = delete;
+  /// Live pmaps in creation order.
+  std::vector<pmap_t> pmaps() const;
+  /// The pmap whose CR3 CPU cpu holds, or nullptr.
+  pmap_t active_on(unsigned cpu) const;
+  /// Tunable: pmap_collect first removes every mapping of the pmap (Mach's behaviour:
+  /// no wired mappings exist here, so every PT page goes). Default true. When false it
+  /// only frees page-table pages that already map nothing. Either way nothing a task can
+  /// read changes (the VM refaults).
+  void set_collect_drops_mappings(bool on) { collect_drops_mappings_ = on; }
+  /// Invariant pv_consistent: every valid leaf PTE of every pmap has exactly one pv entry
+  /// on its frame and every pv entry names a valid leaf PTE mapping that frame; resident
+  /// and page-table counts agree with the tables. No side effects. On failure writes one
+  /// line to *detail (if given) and returns false.
+  bool pv_consistent(std::string* detail) const;
+
+ private:
+  VMFUZZ_PMAP_FRIENDS
+  // Attribute bits of a frame, folded from D/A as mappings go away or lose write.
+  static constexpr uint8_t kAttrModified = 1, kAttrReferenced = 2;
+  machine::Machine* machine_;
+  std::vector<std::vector<PvEntry>> pv_;      // per frame, in order of pmap_enter
+  std::vector<uint8_t> attrs_;                // per frame: kAttr* bits
+  std::vector<pmap_t> on_cpu_;                // per CPU: the active pmap or nullptr
+  std::vector<std::unique_ptr<Pmap>> pmaps_;  // creation order
+  bool collect_drops_mappings_ = true;
+  Stats stats_;
 };
 
 /// A new, empty address space (allocates the PML4 frame; KERN_RESOURCE_SHORTAGE -> nullptr).
@@ -84,5 +142,7 @@ unsigned pmap_collect(pmap_t p);
 void pmap_activate(pmap_t p, unsigned cpu);
 /// Unload p from cpu (loads an empty kernel CR3).
 void pmap_deactivate(pmap_t p, unsigned cpu);
+
+#undef VMFUZZ_PMAP_FRIENDS
 
 }  // namespace vmfuzz::pmap

@@ -1,0 +1,528 @@
+// pmap.cc — Mach's pmap layer on the simulated x86-64 MMU.
+//
+// Theory of operation
+// -------------------
+// A Pmap is one address space: a PML4 frame and the PDPT/PD/PT frames below it, all
+// allocated from PhysicalMemory as FrameUse::PageTable and zeroed before they are linked.
+// Intermediate entries are P|RW|US: rights are decided by the leaf alone. A leaf PTE for
+// a user page is P|US, plus RW when the protection allows writing, plus NX when it does
+// not allow execution. As on x86, any present PTE is readable: write-only and
+// execute-only protections read too (DESIGN.md §5: write implies read).
+//
+// The PmapDomain holds what is per physical frame, shared by every pmap of a machine:
+//   pv list   — every (pmap, va) that maps the frame, in the order they were entered
+//               (a vector per frame: deterministic, no pointer ordering).
+//   attributes — modified/referenced bits harvested from a PTE's D/A bits when the PTE
+//               is destroyed or replaced. pmap_is_modified = attribute OR the D bit of
+//               every live mapping (likewise referenced/A), as Mach's phys_attribute_test.
+//
+// TLB shootdown. A TLB entry of a pmap can only live on a CPU where the pmap is active:
+// pmap_activate loads CR3 (which flushes), and pmap_deactivate loads kEmptyCr3 (flushes
+// too). So every change that removes or reduces a PTE, or clears its D or A bit, sends
+// invlpg for that va to each CPU in `active_` (counted in stats().shootdowns). Clearing D
+// must shoot down as well: a TLB entry that remembers "dirty" lets later writes through
+// without setting D again, and the VM would then free a dirty page as clean. The machine
+// has no paging-structure caches, so freeing an empty PT page needs no shootdown.
+//
+// Departures from GNU Mach's i386 pmap (all on the safe side):
+// - pmap_enter with the same frame keeps both D and A (Mach keeps only MOD); with
+//   VM_PROT_NONE it removes the mapping.
+// - pmap_page_protect(f, READ|WRITE) only drops execute (sets NX); Mach removes every
+//   mapping for any protection other than READ, READ|EXECUTE and ALL. Both are correct for
+//   the VM; reducing is what the interface comment promises.
+// - pmap_protect and pmap_page_protect remove mappings when prot lacks READ (an x86 PTE
+//   cannot be present without being readable), as Mach does for NONE.
+// - pmap_destroy removes any mappings left (Mach assumes the VM already removed them),
+//   folding their attributes and unlinking their pv entries.
+// - pmap_collect: by default Mach's behaviour — drop every mapping of the pmap (folding
+//   D/A into the attributes), then free every page-table page but the PML4. With
+//   set_collect_drops_mappings(false), it frees only page-table pages that map nothing.
+#include "vm/pmap/pmap.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace vmfuzz::pmap {
+
+using machine::FrameUse;
+using machine::kEntriesPerTable;
+using machine::PhysicalMemory;
+using machine::pt_index;
+using machine::pte_for_frame;
+using machine::pte_frame;
+using machine::PTE_A;
+using machine::PTE_D;
+using machine::PTE_NX;
+using machine::PTE_P;
+using machine::PTE_RW;
+using machine::PTE_US;
+
+namespace {
+constexpr uint64_t kTableEntry = PTE_P | PTE_RW | PTE_US;  // every non-leaf entry
+constexpr uint64_t kVaLimit = 1ull << 47;                 // end of the lower canonical half
+// Bytes of address space one entry covers at level 0 (PML4) .. 3 (PT).
+constexpr uint64_t level_span(unsigned level) { return 1ull << (39 - 9 * level); }
+}  // namespace
+
+// The routines, as static members of one friend so that they can reach the fields.
+struct PmapInternals {
+  static PhysicalMemory& mem(Pmap& p) { return p.domain_->machine_->memory(); }
+
+  // The PT frame and index holding va's leaf, if every upper level is present.
+  static bool leaf_slot(Pmap& p, uint64_t va, pfn_t* table, unsigned* index) {
+    PhysicalMemory& m = mem(p);
+    pfn_t t = p.pml4_;
+    for (unsigned level = 0; level < 3; level++) {
+      uint64_t e = m.read_entry(t, pt_index(va, level));
+      if (!(e & PTE_P)) return false;
+      t = pfn_t(pte_frame(e));
+      VMFUZZ_MACHINE_ASSERT(t < m.frame_count() && m.use_of(t) == FrameUse::PageTable,
+                            "pmap leaf_slot", "a table entry names a frame that is no page table");
+    }
+    *table = t;
+    *index = pt_index(va, 3);
+    return true;
+  }
+
+  // Call fn(table, index, va) for every present leaf in [start, end), skipping absent
+  // subtrees, in address order. fn may clear the leaf but must not free tables.
+  template <typename Fn>
+  static void for_each_leaf(Pmap& p, uint64_t start, uint64_t end, Fn fn) {
+    PhysicalMemory& m = mem(p);
+    start = machine::is_canonical(start) && start < kVaLimit ? trunc_page(start) : kVaLimit;
+    end = std::min(end, kVaLimit);
+    uint64_t va = start;
+    while (va < end) {
+      pfn_t t = p.pml4_;
+      bool descended = true;
+      for (unsigned level = 0; level < 3 && descended; level++) {
+        uint64_t e = m.read_entry(t, pt_index(va, level));
+        if (!(e & PTE_P)) {
+          const uint64_t span = level_span(level);
+          va = (va & ~(span - 1)) + span;  // next entry at this level
+          descended = false;
+        } else {
+          t = pfn_t(pte_frame(e));
+        }
+      }
+      if (!descended) continue;
+      const uint64_t pt_end = std::min(end, (va & ~(level_span(2) - 1)) + level_span(2));
+      for (; va < pt_end; va += kPageSize) {
+        unsigned i = pt_index(va, 3);
+        if (m.read_entry(t, i) & PTE_P) fn(t, i, va);
+      }
+    }
+  }
+
+  static void shootdown(Pmap& p, uint64_t va) {
+    PmapDomain& d = *p.domain_;
+    for (unsigned c = 0; c < d.machine_->cpu_count(); c++) {
+      if (p.active_ & (1ull << c)) {
+        d.machine_->invlpg(c, va);
+        d.stats_.shootdowns++;
+      }
+    }
+  }
+
+  static void fold_attributes(PmapDomain& d, pfn_t f, uint64_t pte) {
+    if (pte & PTE_D) d.attrs_[f] |= PmapDomain::kAttrModified;
+    if (pte & PTE_A) d.attrs_[f] |= PmapDomain::kAttrReferenced;
+  }
+
+  static void pv_add(PmapDomain& d, pfn_t f, Pmap* p, uint64_t va) { d.pv_[f].push_back({p, va}); }
+
+  static void pv_remove(PmapDomain& d, pfn_t f, Pmap* p, uint64_t va) {
+    auto& list = d.pv_[f];
+    auto it = std::find_if(list.begin(), list.end(),
+                           [&](const PvEntry& e) { return e.pmap == p && e.va == va; });
+    VMFUZZ_MACHINE_ASSERT(it != list.end(), "pmap pv_remove", "mapping missing from pv list");
+    list.erase(it);
+  }
+
+  // Destroy the present leaf (table, index) for va: fold D/A, unlink pv, shoot down.
+  static void remove_leaf(Pmap& p, pfn_t table, unsigned index, uint64_t va) {
+    PhysicalMemory& m = mem(p);
+    uint64_t pte = m.read_entry(table, index);
+    pfn_t f = pfn_t(pte_frame(pte));
+    fold_attributes(*p.domain_, f, pte);
+    pv_remove(*p.domain_, f, &p, va);
+    m.write_entry(table, index, 0);
+    p.resident_--;
+    shootdown(p, va);
+  }
+
+  // Reduce the present leaf to prot (never raises): no READ removes it.
+  static void reduce_leaf(Pmap& p, pfn_t table, unsigned index, uint64_t va, vm_prot_t prot) {
+    if (!(prot & VM_PROT_READ)) {
+      remove_leaf(p, table, index, va);
+      return;
+    }
+    PhysicalMemory& m = mem(p);
+    uint64_t pte = m.read_entry(table, index);
+    uint64_t want = pte;
+    if (!(prot & VM_PROT_WRITE)) want &= ~PTE_RW;
+    if (!(prot & VM_PROT_EXECUTE)) want |= PTE_NX;
+    if (want == pte) return;
+    m.write_entry(table, index, want);
+    shootdown(p, va);
+  }
+
+  // Clear `bit` (PTE_D or PTE_A) in every mapping of f, shooting down those that had it.
+  static void clear_bit_in_mappings(PmapDomain& d, pfn_t f, uint64_t bit) {
+    for (const PvEntry& e : d.pv_[f]) {
+      pfn_t t;
+      unsigned i;
+      bool found = leaf_slot(*e.pmap, e.va, &t, &i);
+      VMFUZZ_MACHINE_ASSERT(found, "pmap clear_bit", "pv entry without a page table");
+      PhysicalMemory& m = mem(*e.pmap);
+      uint64_t pte = m.read_entry(t, i);
+      if (pte & bit) {
+        m.write_entry(t, i, pte & ~bit);
+        shootdown(*e.pmap, e.va);
+      }
+    }
+  }
+
+  static bool test_bit_in_mappings(PmapDomain& d, pfn_t f, uint64_t bit) {
+    for (const PvEntry& e : d.pv_[f]) {
+      pfn_t t;
+      unsigned i;
+      if (leaf_slot(*e.pmap, e.va, &t, &i) && (mem(*e.pmap).read_entry(t, i) & bit)) return true;
+    }
+    return false;
+  }
+
+  static void check_managed(PmapDomain& d, pfn_t f, const char* where) {
+    PhysicalMemory& m = d.machine_->memory();
+    VMFUZZ_MACHINE_ASSERT(f < m.frame_count(), where, "frame out of range");
+    VMFUZZ_MACHINE_ASSERT(m.use_of(f) == FrameUse::VmPage, where, "frame is not a VM page");
+  }
+
+  static void free_table(Pmap& p, pfn_t t) {
+    mem(p).free_frame(t);
+    p.pt_frames_--;
+    p.domain_->stats_.pt_frames--;
+  }
+
+  // Free every page-table page below the PML4 that maps nothing (all of them when the
+  // pmap has no mappings). Returns the number freed.
+  static unsigned free_empty_tables(Pmap& p) {
+    PhysicalMemory& m = mem(p);
+    unsigned freed = 0;
+    // Returns true if the table at `level` (1..3) is empty after freeing below it.
+    auto prune = [&](auto& self, pfn_t t, unsigned level) -> bool {
+      bool empty = true;
+      for (unsigned i = 0; i < kEntriesPerTable; i++) {
+        uint64_t e = m.read_entry(t, i);
+        if (!(e & PTE_P)) continue;
+        if (level < 3 && self(self, pfn_t(pte_frame(e)), level + 1)) {
+          free_table(p, pfn_t(pte_frame(e)));
+          m.write_entry(t, i, 0);
+          freed++;
+        } else {
+          empty = false;
+        }
+      }
+      return empty;
+    };
+    prune(prune, p.pml4_, 0);
+    return freed;
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// Pmap and PmapDomain members.
+
+PmapDomain& Pmap::domain() { return *domain_; }
+uint64_t Pmap::cr3() const { return uint64_t(pml4_) << kPageShift; }
+uint64_t Pmap::active_cpus() const { return active_; }
+
+PmapDomain::PmapDomain(machine::Machine& m)
+    : machine_(&m),
+      pv_(m.memory().frame_count()),
+      attrs_(m.memory().frame_count(), 0),
+      on_cpu_(m.cpu_count(), nullptr) {
+  VMFUZZ_MACHINE_ASSERT(m.cpu_count() <= 64, "PmapDomain", "at most 64 CPUs (active mask)");
+}
+
+PmapDomain::~PmapDomain() = default;
+
+machine::Machine& PmapDomain::machine() { return *machine_; }
+const PmapDomain::Stats& PmapDomain::stats() const { return stats_; }
+
+std::vector<pmap_t> PmapDomain::pmaps() const {
+  std::vector<pmap_t> out;
+  for (const auto& p : pmaps_) out.push_back(p.get());
+  return out;
+}
+
+pmap_t PmapDomain::active_on(unsigned cpu) const {
+  VMFUZZ_MACHINE_ASSERT(cpu < on_cpu_.size(), "PmapDomain::active_on", "no such CPU");
+  return on_cpu_[cpu];
+}
+
+std::vector<PvEntry> PmapDomain::mappings_of(pfn_t f) const {
+  VMFUZZ_MACHINE_ASSERT(f < pv_.size(), "mappings_of", "frame out of range");
+  return pv_[f];
+}
+
+bool PmapDomain::pmap_is_modified(pfn_t f) {
+  PmapInternals::check_managed(*this, f, "pmap_is_modified");
+  return (attrs_[f] & kAttrModified) || PmapInternals::test_bit_in_mappings(*this, f, PTE_D);
+}
+
+void PmapDomain::pmap_clear_modify(pfn_t f) {
+  PmapInternals::check_managed(*this, f, "pmap_clear_modify");
+  attrs_[f] &= uint8_t(~kAttrModified);
+  PmapInternals::clear_bit_in_mappings(*this, f, PTE_D);
+}
+
+bool PmapDomain::pmap_is_referenced(pfn_t f) {
+  PmapInternals::check_managed(*this, f, "pmap_is_referenced");
+  return (attrs_[f] & kAttrReferenced) || PmapInternals::test_bit_in_mappings(*this, f, PTE_A);
+}
+
+void PmapDomain::pmap_clear_reference(pfn_t f) {
+  PmapInternals::check_managed(*this, f, "pmap_clear_reference");
+  attrs_[f] &= uint8_t(~kAttrReferenced);
+  PmapInternals::clear_bit_in_mappings(*this, f, PTE_A);
+}
+
+void PmapDomain::pmap_page_protect(pfn_t f, vm_prot_t prot) {
+  PmapInternals::check_managed(*this, f, "pmap_page_protect");
+  // A copy: reducing to no-read unlinks entries from pv_[f] while we walk.
+  const std::vector<PvEntry> list = pv_[f];
+  for (const PvEntry& e : list) {
+    pfn_t t;
+    unsigned i;
+    bool found = PmapInternals::leaf_slot(*e.pmap, e.va, &t, &i);
+    VMFUZZ_MACHINE_ASSERT(found, "pmap_page_protect", "pv entry without a page table");
+    PmapInternals::reduce_leaf(*e.pmap, t, i, e.va, prot);
+  }
+}
+
+void PmapDomain::pmap_zero_page(pfn_t f) {
+  PmapInternals::check_managed(*this, f, "pmap_zero_page");
+  std::memset(machine_->memory().frame(f), 0, kPageSize);
+}
+
+void PmapDomain::pmap_copy_page(pfn_t src, pfn_t dst) {
+  PmapInternals::check_managed(*this, src, "pmap_copy_page");
+  PmapInternals::check_managed(*this, dst, "pmap_copy_page");
+  VMFUZZ_MACHINE_ASSERT(src != dst, "pmap_copy_page", "source and destination are one frame");
+  std::memcpy(machine_->memory().frame(dst), machine_->memory().frame(src), kPageSize);
+}
+
+bool PmapDomain::pv_consistent(std::string* detail) const {
+  auto fail = [&](const char* what, uint64_t va, pfn_t f) {
+    if (detail != nullptr) {
+      char buf[200];
+      std::snprintf(buf, sizeof buf, "%s (va 0x%llx frame %u)", what, (unsigned long long)va, f);
+      *detail = buf;
+    }
+    return false;
+  };
+  const PhysicalMemory& m = machine_->memory();
+  // 1. Every pv entry names a present leaf mapping its frame, once.
+  uint64_t pv_total = 0;
+  for (pfn_t f = 0; f < pv_.size(); f++) {
+    for (size_t k = 0; k < pv_[f].size(); k++) {
+      const PvEntry& e = pv_[f][k];
+      for (size_t j = 0; j < k; j++)
+        if (pv_[f][j].pmap == e.pmap && pv_[f][j].va == e.va)
+          return fail("pv entry listed twice", e.va, f);
+      pfn_t t;
+      unsigned i;
+      if (!PmapInternals::leaf_slot(*e.pmap, e.va, &t, &i))
+        return fail("pv entry without page tables", e.va, f);
+      uint64_t pte = m.read_entry(t, i);
+      if (!(pte & PTE_P) || pte_frame(pte) != f)
+        return fail("pv entry whose PTE does not map its frame", e.va, f);
+      if (m.use_of(f) != FrameUse::VmPage) return fail("mapped frame is not a VM page", e.va, f);
+      pv_total++;
+    }
+  }
+  // 2. Every present leaf has a pv entry: step 1 showed the entries name distinct present
+  //    leaves, so equal totals make it a one-to-one match. Each pmap's counts agree with
+  //    its tables.
+  uint64_t pt_total = 0, leaf_total = 0;
+  for (const auto& up : pmaps_) {
+    Pmap& p = *up;
+    uint64_t leaves = 0;
+    PmapInternals::for_each_leaf(p, 0, kVaLimit, [&](pfn_t, unsigned, uint64_t) { leaves++; });
+    if (leaves != p.resident_) return fail("resident count differs from the tables", 0, p.pml4_);
+    leaf_total += leaves;
+    uint32_t tables = 1;
+    auto count = [&](auto& self, pfn_t t, unsigned level) -> void {
+      for (unsigned i = 0; i < kEntriesPerTable; i++) {
+        uint64_t e = m.read_entry(t, i);
+        if (!(e & PTE_P)) continue;
+        tables++;
+        if (level < 2) self(self, pfn_t(pte_frame(e)), level + 1);
+      }
+    };
+    count(count, p.pml4_, 0);
+    if (tables != p.pt_frames_) return fail("page-table count differs from the tables", 0, p.pml4_);
+    pt_total += tables;
+  }
+  if (pv_total != leaf_total) return fail("a present leaf has no pv entry", 0, 0);
+  if (pt_total != stats_.pt_frames) return fail("domain page-table count is wrong", 0, 0);
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// The pmap interface.
+
+pmap_t pmap_create(PmapDomain& d) {
+  PhysicalMemory& m = d.machine().memory();
+  pfn_t f = m.alloc_frame(FrameUse::PageTable);
+  if (f == machine::kNoFrame) return nullptr;
+  std::memset(m.frame(f), 0, kPageSize);
+  d.pmaps_.push_back(std::unique_ptr<Pmap>(new Pmap(d, f)));
+  d.stats_.pt_frames++;
+  return d.pmaps_.back().get();
+}
+
+void pmap_destroy(pmap_t p) {
+  VMFUZZ_MACHINE_ASSERT(p != nullptr, "pmap_destroy", "null pmap");
+  VMFUZZ_MACHINE_ASSERT(p->active_ == 0, "pmap_destroy", "pmap still active on a CPU");
+  PmapDomain& d = *p->domain_;
+  pmap_remove(p, 0, kVaLimit);
+  PmapInternals::free_empty_tables(*p);
+  PmapInternals::free_table(*p, p->pml4_);
+  VMFUZZ_MACHINE_ASSERT(p->pt_frames_ == 0, "pmap_destroy", "page-table frames left behind");
+  auto it = std::find_if(d.pmaps_.begin(), d.pmaps_.end(),
+                         [p](const std::unique_ptr<Pmap>& q) { return q.get() == p; });
+  VMFUZZ_MACHINE_ASSERT(it != d.pmaps_.end(), "pmap_destroy", "pmap not in its domain");
+  d.pmaps_.erase(it);
+}
+
+kern_return_t pmap_enter(pmap_t p, uint64_t va, pfn_t f, vm_prot_t prot) {
+  VMFUZZ_MACHINE_ASSERT(p != nullptr, "pmap_enter", "null pmap");
+  VMFUZZ_MACHINE_ASSERT((va & (kPageSize - 1)) == 0, "pmap_enter", "va not page-aligned");
+  VMFUZZ_MACHINE_ASSERT(va >= kUserMin && va < kUserMax, "pmap_enter", "va outside user space");
+  PmapDomain& d = *p->domain_;
+  PmapInternals::check_managed(d, f, "pmap_enter");
+  if ((prot & VM_PROT_ALL) == VM_PROT_NONE) {
+    pmap_remove(p, va, va + kPageSize);
+    return KERN_SUCCESS;
+  }
+  PhysicalMemory& m = PmapInternals::mem(*p);
+
+  // Step 1: how many tables are missing; refuse before changing anything.
+  unsigned missing = 0;
+  {
+    pfn_t t = p->pml4_;
+    for (unsigned level = 0; level < 3; level++) {
+      uint64_t e = m.read_entry(t, pt_index(va, level));
+      if (!(e & PTE_P)) {
+        missing = 3 - level;
+        break;
+      }
+      t = pfn_t(pte_frame(e));
+    }
+  }
+  if (missing > m.free_count()) return KERN_RESOURCE_SHORTAGE;
+
+  // Step 2: descend, linking zeroed tables where missing.
+  pfn_t t = p->pml4_;
+  for (unsigned level = 0; level < 3; level++) {
+    unsigned i = pt_index(va, level);
+    uint64_t e = m.read_entry(t, i);
+    if (!(e & PTE_P)) {
+      pfn_t nt = m.alloc_frame(FrameUse::PageTable);
+      VMFUZZ_MACHINE_ASSERT(nt != machine::kNoFrame, "pmap_enter", "frame vanished after check");
+      std::memset(m.frame(nt), 0, kPageSize);
+      e = pte_for_frame(nt) | kTableEntry;
+      m.write_entry(t, i, e);
+      p->pt_frames_++;
+      d.stats_.pt_frames++;
+    }
+    t = pfn_t(pte_frame(e));
+  }
+
+  // Step 3: install or replace the leaf.
+  const unsigned i = pt_index(va, 3);
+  const uint64_t old = m.read_entry(t, i);
+  uint64_t pte = pte_for_frame(f) | PTE_P | PTE_US;
+  if (prot & VM_PROT_WRITE) pte |= PTE_RW;
+  if (!(prot & VM_PROT_EXECUTE)) pte |= PTE_NX;
+  if (!(old & PTE_P)) {
+    PmapInternals::pv_add(d, f, p, va);
+    m.write_entry(t, i, pte);
+    p->resident_++;
+    return KERN_SUCCESS;  // nothing cached: the TLB holds no not-present translations
+  }
+  const pfn_t old_f = pfn_t(pte_frame(old));
+  if (old_f == f) {
+    pte |= old & (PTE_A | PTE_D);  // same page: keep its modified/referenced state
+  } else {
+    PmapInternals::fold_attributes(d, old_f, old);
+    PmapInternals::pv_remove(d, old_f, p, va);
+    PmapInternals::pv_add(d, f, p, va);
+  }
+  if (pte != old) {
+    m.write_entry(t, i, pte);
+    PmapInternals::shootdown(*p, va);
+  }
+  return KERN_SUCCESS;
+}
+
+void pmap_remove(pmap_t p, uint64_t start, uint64_t end) {
+  VMFUZZ_MACHINE_ASSERT(p != nullptr, "pmap_remove", "null pmap");
+  PmapInternals::for_each_leaf(*p, start, round_page(std::min(end, kVaLimit)),
+                               [p](pfn_t t, unsigned i, uint64_t va) {
+                                 PmapInternals::remove_leaf(*p, t, i, va);
+                               });
+}
+
+void pmap_protect(pmap_t p, uint64_t start, uint64_t end, vm_prot_t prot) {
+  VMFUZZ_MACHINE_ASSERT(p != nullptr, "pmap_protect", "null pmap");
+  if ((prot & (VM_PROT_READ | VM_PROT_WRITE | VM_PROT_EXECUTE)) == VM_PROT_ALL) return;
+  PmapInternals::for_each_leaf(*p, start, round_page(std::min(end, kVaLimit)),
+                               [p, prot](pfn_t t, unsigned i, uint64_t va) {
+                                 PmapInternals::reduce_leaf(*p, t, i, va, prot);
+                               });
+}
+
+std::optional<pfn_t> pmap_extract(pmap_t p, uint64_t va) {
+  VMFUZZ_MACHINE_ASSERT(p != nullptr, "pmap_extract", "null pmap");
+  if (!machine::is_canonical(va) || va >= kVaLimit) return std::nullopt;
+  pfn_t t;
+  unsigned i;
+  if (!PmapInternals::leaf_slot(*p, va, &t, &i)) return std::nullopt;
+  uint64_t pte = PmapInternals::mem(*p).read_entry(t, i);
+  if (!(pte & PTE_P)) return std::nullopt;
+  return pfn_t(pte_frame(pte));
+}
+
+unsigned pmap_collect(pmap_t p) {
+  VMFUZZ_MACHINE_ASSERT(p != nullptr, "pmap_collect", "null pmap");
+  PmapDomain& d = *p->domain_;
+  d.stats_.collects++;
+  if (d.collect_drops_mappings_) pmap_remove(p, 0, kVaLimit);
+  return PmapInternals::free_empty_tables(*p);
+}
+
+void pmap_activate(pmap_t p, unsigned cpu) {
+  VMFUZZ_MACHINE_ASSERT(p != nullptr, "pmap_activate", "null pmap");
+  PmapDomain& d = *p->domain_;
+  VMFUZZ_MACHINE_ASSERT(cpu < d.machine_->cpu_count(), "pmap_activate", "no such CPU");
+  if (d.on_cpu_[cpu] == p) return;
+  if (pmap_t prev = d.on_cpu_[cpu]) prev->active_ &= ~(1ull << cpu);
+  d.machine_->load_cr3(cpu, p->cr3());  // flushes the CPU's TLB: it starts coherent
+  d.on_cpu_[cpu] = p;
+  p->active_ |= 1ull << cpu;
+}
+
+void pmap_deactivate(pmap_t p, unsigned cpu) {
+  VMFUZZ_MACHINE_ASSERT(p != nullptr, "pmap_deactivate", "null pmap");
+  PmapDomain& d = *p->domain_;
+  VMFUZZ_MACHINE_ASSERT(cpu < d.machine_->cpu_count(), "pmap_deactivate", "no such CPU");
+  VMFUZZ_MACHINE_ASSERT(d.on_cpu_[cpu] == p, "pmap_deactivate", "pmap not active on that CPU");
+  d.machine_->load_cr3(cpu, machine::kEmptyCr3);
+  d.on_cpu_[cpu] = nullptr;
+  p->active_ &= ~(1ull << cpu);
+}
+
+}  // namespace vmfuzz::pmap
