@@ -1,0 +1,560 @@
+// codec.cc — the binary decoder and encoder of the operation language (format: codec.h).
+//
+// Theory of operation
+// -------------------
+// The decoder is a cursor over the input with one rule: a read past the end sets `ended_`
+// and every later read fails, so an op either decodes completely or the program ends.
+// `next` reads a kind byte, checks that the kind's names can be chosen in the caller's
+// NameState (else skips it), then reads the arguments in the order codec.h lists. The
+// encoder mirrors each argument reader with a writer that picks the shortest form which
+// decodes to exactly the value, falling back to the raw 8-byte form.
+#include "harness/codec.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "harness/text.h"
+
+namespace vmfuzz {
+
+// The format's tables: never change an entry (stability); a new table means a new version.
+const unsigned kFramesTable[16] = {256, 128, 64, 512, 1024, 96, 192, 4096,
+                                   256, 128, 384, 2048, 160, 256, 512, 64};
+const uint64_t kWindowBases[16] = {
+    0x10000, 0x10000, 0x10000, 0x10000,  // the low window: where `any` allocations land
+    0x14000, 0x14000, 0x18000, 0x18000,  // overlapping it, so ops collide
+    0x20000, 0x100000,
+    0x1f8000,         // straddles the 2 MiB boundary: two page tables
+    0x3fff8000,       // straddles 1 GiB: two page directories
+    0x7ffffff8000,    // straddles 512 GiB: two PML4 slots
+    0x7fffffff7000,   // straddles the end of user space (0x7ffffffff000)
+    0xff000, 0x30000};
+const uint64_t kFarBases[16] = {
+    0x200000, 0x400000, 0x40000000, 0x80000000, 0xc0000000, 0x100000000,
+    0x8000000000, 0x10000000000, 0x100000000000, 0x400000000000, 0x7fffc0000000,
+    0x7fffffe00000, 0x7ffffff00000, 0x10000000, 0x1000000, 0x7f8000000000};
+const uint64_t kEdgeAddrs[16] = {
+    0x0, 0x1, 0xfff, 0xf000, 0xffff, 0x10000, 0x7fffffffe000, 0x7ffffffff000,
+    0x7fffffffffff, 0x800000000000, 0xffff800000000000, 0x8000000000000000,
+    0xffffffffffffe000, 0xfffffffffffff000, 0xffffffffffffffff, 0x7ffffffffff0};
+const uint64_t kEdgeSizes[16] = {
+    0x0, 0x1, 0xfff, 0x1001, 0x10000, 0x200000, 0x201000, 0x40000000, 0x100000000,
+    0x7fffffff0000, 0x800000000000, 0x8000000000000000, 0xfffffffffffff000,
+    0xffffffffffffffff, 0xffffffffffff0000, 0x1000000000};
+
+namespace {
+
+constexpr uint64_t kMaxObjectSize = UINT64_MAX - (kPageSize - 1);  // = 2^64 - 4096
+
+/// The next slot at or cyclically after `slot` whose bit in `mask` equals `want`;
+/// false if there is none.
+bool pick_slot(uint16_t mask, unsigned slot, bool want, uint8_t* out) {
+  for (unsigned i = 0; i < kMaxNames; i++) {
+    unsigned s = (slot + i) % kMaxNames;
+    if (((mask >> s) & 1) == (want ? 1u : 0u)) {
+      *out = static_cast<uint8_t>(s);
+      return true;
+    }
+  }
+  return false;
+}
+
+constexpr uint16_t kAllNames = 0xffff;
+
+/// Whether the names `kind` needs can be chosen now (see the table in codec.h).
+bool names_available(OpKind kind, const NameState& n) {
+  bool task = n.tasks_mask() != 0, free_task = n.tasks_mask() != kAllNames;
+  bool copy = n.copies_mask() != 0, free_copy = n.copies_mask() != kAllNames;
+  bool obj = n.objects_mask() != 0, free_obj = n.objects_mask() != kAllNames;
+  switch (kind) {
+    case OpKind::Task: return free_task;
+    case OpKind::Allocate:
+    case OpKind::Deallocate:
+    case OpKind::Protect:
+    case OpKind::Inherit:
+    case OpKind::Write:
+    case OpKind::Read:
+    case OpKind::Terminate:
+    case OpKind::VmCopy: return task;
+    case OpKind::Fork: return task && free_task;
+    case OpKind::VmRead: return task && free_copy;
+    case OpKind::VmWrite:
+    case OpKind::Copyout: return task && copy;
+    case OpKind::Discard: return copy;
+    case OpKind::Object: return free_obj;
+    case OpKind::Map: return task && obj;
+    case OpKind::ManagerWrite:
+    case OpKind::File:
+    case OpKind::Destroy: return obj;
+    case OpKind::Pageout:
+    case OpKind::Check: return true;
+  }
+  return false;
+}
+
+/// Cut `d` to at most `limit` bytes (an object's contents must fit the object).
+void truncate_data(DataSpec* d, uint64_t limit) {
+  if (d->size() <= limit) return;
+  if (d->form == DataSpec::Form::Text || d->form == DataSpec::Form::Hex)
+    d->bytes.resize(static_cast<size_t>(limit));
+  else
+    d->length = limit;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Decoder.
+
+Decoder::Decoder(std::span<const uint8_t> bytes) : in_(bytes) {
+  uint8_t b;
+  if (!byte(&b)) return;
+  version_ = b;
+  if (byte(&b)) config_.frames = kFramesTable[b % 16];
+  if (byte(&b)) config_.cpus = 1 + b % 4;
+  if (byte(&b)) config_.tlb = 1 + b % 64;
+  if (byte(&b)) config_.cache = b % 9;
+  ended_ = false;  // a short header is not the end of a (then empty) op stream's decoding
+}
+
+bool Decoder::byte(uint8_t* b) {
+  if (ended_ || pos_ >= in_.size()) {
+    ended_ = true;
+    return false;
+  }
+  *b = in_[pos_++];
+  return true;
+}
+
+bool Decoder::u64(uint64_t* v, unsigned nbytes) {
+  *v = 0;
+  for (unsigned i = 0; i < nbytes; i++) {
+    uint8_t b;
+    if (!byte(&b)) return false;
+    *v |= static_cast<uint64_t>(b) << (8 * i);
+  }
+  return true;
+}
+
+bool Decoder::addr(uint64_t* a, bool* anywhere, bool allow_any) {
+  uint8_t m, b;
+  if (!byte(&m)) return false;
+  unsigned form = m & 7;
+  if (form == 7 && allow_any) {
+    *anywhere = true;
+    *a = 0;
+    return true;
+  }
+  switch (form) {
+    case 4:
+      if (!byte(&b)) return false;
+      *a = kFarBases[b & 15] + uint64_t{b} / 16 * kPageSize;
+      return true;
+    case 5:
+      if (!byte(&b)) return false;
+      *a = kEdgeAddrs[b & 15];
+      return true;
+    case 6:
+      return u64(a, 8);
+    default: {  // 0-3, and 7 where ANY is not allowed: the window
+      if (!byte(&b)) return false;
+      uint64_t off = 0;
+      if ((b >> 4) >= 13) {
+        if (!u64(&off, 2)) return false;
+        off &= kPageSize - 1;
+      }
+      *a = kWindowBases[(m >> 3) & 15] + uint64_t{b & 15u} * kPageSize + off;
+      return true;
+    }
+  }
+}
+
+bool Decoder::size(uint64_t* s) {
+  uint8_t m, b;
+  if (!byte(&m)) return false;
+  switch (m & 7) {
+    case 4:
+      if (!byte(&b)) return false;
+      *s = b;
+      return true;
+    case 5:
+      if (!byte(&b)) return false;
+      *s = (uint64_t{b} + 1) * kPageSize;
+      return true;
+    case 6:
+      if (!byte(&b)) return false;
+      *s = kEdgeSizes[b & 15];
+      return true;
+    case 7:
+      return u64(s, 8);
+    default:
+      *s = (1 + ((m >> 3) & 7u)) * kPageSize;
+      return true;
+  }
+}
+
+bool Decoder::offset(uint64_t* o) {
+  uint8_t b;
+  if (!byte(&b)) return false;
+  if (b < 0xe0) *o = uint64_t{b & 15u} * kPageSize;
+  else if (b < 0xff) *o = b - 0xdfu;
+  else return u64(o, 8);
+  return true;
+}
+
+bool Decoder::length(uint64_t* len) {
+  uint8_t l;
+  if (!byte(&l)) return false;
+  if (l < 0xc0) {
+    *len = 1 + (l & 63u);
+  } else if (l < 0xf0) {
+    *len = (1 + (l - 0xc0u) % 16) * kPageSize;
+  } else {
+    if (!u64(len, 3)) return false;
+    *len %= kMaxCodecTransfer + 1;
+  }
+  return true;
+}
+
+bool Decoder::data(DataSpec* d) {
+  uint8_t f, v;
+  *d = DataSpec{};
+  if (!byte(&f)) return false;
+  unsigned form = f & 7;
+  if (form <= 4) {
+    d->form = form <= 2 ? DataSpec::Form::Fill : DataSpec::Form::Pat;
+    if (!byte(&v) || !length(&d->length)) return false;
+    d->value = v;
+    return true;
+  }
+  d->form = form == 7 ? DataSpec::Form::Text : DataSpec::Form::Hex;
+  uint64_t len;
+  if (!length(&len)) return false;
+  if (len > in_.size() - pos_) {  // the literal runs past the input: the program ends
+    ended_ = true;
+    pos_ = in_.size();
+    return false;
+  }
+  d->bytes.assign(in_.begin() + static_cast<ptrdiff_t>(pos_), in_.begin() + static_cast<ptrdiff_t>(pos_ + len));
+  pos_ += static_cast<size_t>(len);
+  return true;
+}
+
+/// Read the arguments of op->kind (names already known to be available).
+bool Decoder::args(const NameState& names, Op* op) {
+  uint8_t b;
+  auto live = [&](uint16_t mask, uint8_t* out) { return byte(&b) && pick_slot(mask, b & 15, true, out); };
+  auto fresh = [&](uint16_t mask, uint8_t* out) { return byte(&b) && pick_slot(mask, b & 15, false, out); };
+  const uint16_t tasks = names.tasks_mask(), copies = names.copies_mask(), objects = names.objects_mask();
+  bool any_unused = false;
+  switch (op->kind) {
+    case OpKind::Task:
+      return fresh(tasks, &op->task);
+    case OpKind::Allocate:
+      return live(tasks, &op->task) && addr(&op->addr, &op->anywhere, true) && size(&op->size);
+    case OpKind::Deallocate:
+      return live(tasks, &op->task) && addr(&op->addr, &any_unused, false) && size(&op->size);
+    case OpKind::Protect:
+      if (!live(tasks, &op->task) || !addr(&op->addr, &any_unused, false) || !size(&op->size) || !byte(&b))
+        return false;
+      op->prot = b & 7;
+      op->set_max = (b >> 3) & 1;
+      return true;
+    case OpKind::Inherit:
+      if (!live(tasks, &op->task) || !addr(&op->addr, &any_unused, false) || !size(&op->size) || !byte(&b))
+        return false;
+      op->inherit = static_cast<vm_inherit_t>(b % 3);
+      return true;
+    case OpKind::Write:
+    case OpKind::Read:
+      if (!live(tasks, &op->task)) return false;
+      op->cpu = static_cast<uint8_t>((b >> 4) % config_.cpus);
+      if (!addr(&op->addr, &any_unused, false)) return false;
+      if (op->kind == OpKind::Write) return data(&op->data);
+      if (!size(&op->size)) return false;
+      op->size = std::min(op->size, kMaxCodecTransfer);
+      return true;
+    case OpKind::Fork:
+      return live(tasks, &op->task) && fresh(tasks, &op->task2);
+    case OpKind::Terminate:
+      return live(tasks, &op->task);
+    case OpKind::VmCopy:
+      return live(tasks, &op->task) && addr(&op->addr, &any_unused, false) && size(&op->size) &&
+             addr(&op->addr2, &any_unused, false);
+    case OpKind::VmRead:
+      return live(tasks, &op->task) && addr(&op->addr, &any_unused, false) && size(&op->size) &&
+             fresh(copies, &op->copy);
+    case OpKind::VmWrite:
+      return live(tasks, &op->task) && addr(&op->addr, &any_unused, false) && live(copies, &op->copy);
+    case OpKind::Copyout:
+      return live(tasks, &op->task) && live(copies, &op->copy);
+    case OpKind::Discard:
+      return live(copies, &op->copy);
+    case OpKind::Object:
+      if (!fresh(objects, &op->object) || !size(&op->size) || !byte(&b)) return false;
+      op->size = std::min(op->size, kMaxObjectSize);
+      op->strategy = static_cast<CopyStrategy>((b & 3) % 3);
+      op->persist = (b >> 2) & 1;
+      if ((b >> 3) & 1) {
+        if (!data(&op->data)) return false;
+        truncate_data(&op->data, round_page(op->size));
+      }
+      return true;
+    case OpKind::Map:
+      if (!live(tasks, &op->task) || !addr(&op->addr, &op->anywhere, true) || !size(&op->size) ||
+          !live(objects, &op->object) || !offset(&op->offset) || !byte(&b))
+        return false;
+      op->share = b & 1;
+      if ((b >> 1) & 1) {
+        if (!byte(&b)) return false;
+        op->prot = b & 7;
+        op->max_prot = (b >> 3) & 7;
+        op->inherit = static_cast<vm_inherit_t>((b >> 6) % 3);
+      }
+      return true;
+    case OpKind::ManagerWrite:
+      return live(objects, &op->object) && offset(&op->offset) && data(&op->data);
+    case OpKind::File:
+      if (!live(objects, &op->object) || !offset(&op->offset) || !size(&op->size)) return false;
+      op->size = std::min(op->size, kMaxCodecTransfer);
+      return true;
+    case OpKind::Destroy:
+      return live(objects, &op->object);
+    case OpKind::Pageout:
+      if (!byte(&b)) return false;
+      if (b == 0xff) op->all = true;
+      else if (b == 0xfe) return u64(&op->size, 8);
+      else op->size = b;
+      return true;
+    case OpKind::Check:
+      return true;
+  }
+  return false;
+}
+
+bool Decoder::next(const NameState& names, Op* out) {
+  uint8_t k;
+  while (byte(&k)) {
+    Op op;
+    op.kind = static_cast<OpKind>(k % kOpKindCount);
+    if (!names_available(op.kind, names)) continue;  // skipped: the next byte is a kind byte
+    if (!args(names, &op)) break;                     // ran out of bytes inside the op
+    assert(!names.check(op) && "Decoder::next: decoded an op that is not usable input");
+    assert(canonical_op(op) == op && "Decoder::next: decoded op is not canonical");
+    *out = std::move(op);
+    return true;
+  }
+  ended_ = true;
+  pos_ = in_.size();
+  return false;
+}
+
+Program decode_program(std::span<const uint8_t> bytes, const ResultRule& rule) {
+  Decoder dec(bytes);
+  Program p;
+  p.config = dec.config();
+  p.has_config = true;
+  NameState names(p.config);
+  Op op;
+  while (dec.next(names, &op)) {
+    names.apply(op, rule ? rule(op) : KERN_SUCCESS);
+    p.ops.push_back(op);
+    p.lines.push_back(0);
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------
+// Encoder: for each argument, the shortest form that decodes to exactly the value.
+
+namespace {
+
+class Encoder {
+ public:
+  std::vector<uint8_t> out;
+
+  void byte(unsigned b) { out.push_back(static_cast<uint8_t>(b)); }
+  void raw(uint64_t v, unsigned nbytes) {
+    for (unsigned i = 0; i < nbytes; i++) byte(static_cast<uint8_t>(v >> (8 * i)));
+  }
+
+  void addr(uint64_t a, bool anywhere) {
+    if (anywhere) return byte(7);
+    uint64_t page = trunc_page(a), off = a & (kPageSize - 1);
+    for (unsigned i = 0; i < 16; i++) {
+      if (page >= kWindowBases[i] && page - kWindowBases[i] < 16 * kPageSize) {
+        byte(i << 3);
+        unsigned p = static_cast<unsigned>((page - kWindowBases[i]) / kPageSize);
+        if (off == 0) return byte(p);
+        byte(p | 0xd0);
+        return raw(off, 2);
+      }
+    }
+    if (off == 0)
+      for (unsigned i = 0; i < 16; i++)
+        if (a >= kFarBases[i] && a - kFarBases[i] < 16 * kPageSize) {
+          byte(4);
+          return byte(i | static_cast<unsigned>((a - kFarBases[i]) / kPageSize) << 4);
+        }
+    for (unsigned i = 0; i < 16; i++)
+      if (a == kEdgeAddrs[i]) {
+        byte(5);
+        return byte(i);
+      }
+    byte(6);
+    raw(a, 8);
+  }
+
+  void size(uint64_t s) {
+    bool aligned = (s & (kPageSize - 1)) == 0;
+    uint64_t pages = s / kPageSize;
+    if (aligned && pages >= 1 && pages <= 8) return byte(static_cast<unsigned>(pages - 1) << 3);
+    if (s <= 255) {
+      byte(4);
+      return byte(static_cast<unsigned>(s));
+    }
+    if (aligned && pages >= 1 && pages <= 256) {
+      byte(5);
+      return byte(static_cast<unsigned>(pages - 1));
+    }
+    for (unsigned i = 0; i < 16; i++)
+      if (s == kEdgeSizes[i]) {
+        byte(6);
+        return byte(i);
+      }
+    byte(7);
+    raw(s, 8);
+  }
+
+  void offset(uint64_t o) {
+    if ((o & (kPageSize - 1)) == 0 && o < 16 * kPageSize) return byte(static_cast<unsigned>(o / kPageSize));
+    if (o >= 1 && o <= 31) return byte(static_cast<unsigned>(o + 0xdf));
+    byte(0xff);
+    raw(o, 8);
+  }
+
+  void length(uint64_t len) {
+    len = std::min(len, kMaxCodecTransfer);
+    if (len >= 1 && len <= 64) return byte(static_cast<unsigned>(len - 1));
+    if (len % kPageSize == 0 && len / kPageSize >= 1 && len / kPageSize <= 16)
+      return byte(0xc0 + static_cast<unsigned>(len / kPageSize - 1));
+    byte(0xf0);
+    raw(len, 3);
+  }
+
+  void data(const DataSpec& d) {
+    switch (d.form) {
+      case DataSpec::Form::Fill:
+      case DataSpec::Form::Pat:
+        byte(d.form == DataSpec::Form::Fill ? 0 : 3);
+        byte(d.value);
+        return length(d.length);
+      case DataSpec::Form::Hex:
+      case DataSpec::Form::Text: {
+        byte(d.form == DataSpec::Form::Hex ? 5 : 7);
+        uint64_t len = std::min<uint64_t>(d.bytes.size(), kMaxCodecTransfer);
+        length(len);
+        out.insert(out.end(), d.bytes.begin(), d.bytes.begin() + static_cast<ptrdiff_t>(len));
+        return;
+      }
+    }
+  }
+
+  void op(const Op& op);
+};
+
+void Encoder::op(const Op& o) {
+  byte(static_cast<unsigned>(o.kind));
+  switch (o.kind) {
+    case OpKind::Task:
+    case OpKind::Terminate:
+      return byte(o.task);
+    case OpKind::Allocate:
+      byte(o.task), addr(o.addr, o.anywhere), size(o.size);
+      return;
+    case OpKind::Deallocate:
+      byte(o.task), addr(o.addr, false), size(o.size);
+      return;
+    case OpKind::Protect:
+      byte(o.task), addr(o.addr, false), size(o.size);
+      return byte((o.prot & 7u) | (o.set_max ? 8u : 0u));
+    case OpKind::Inherit:
+      byte(o.task), addr(o.addr, false), size(o.size);
+      return byte(static_cast<unsigned>(o.inherit));
+    case OpKind::Write:
+      byte((o.task & 15u) | (o.cpu & 15u) << 4), addr(o.addr, false), data(o.data);
+      return;
+    case OpKind::Read:
+      byte((o.task & 15u) | (o.cpu & 15u) << 4), addr(o.addr, false), size(o.size);
+      return;
+    case OpKind::Fork:
+      return byte(o.task), byte(o.task2);
+    case OpKind::VmCopy:
+      byte(o.task), addr(o.addr, false), size(o.size), addr(o.addr2, false);
+      return;
+    case OpKind::VmRead:
+      byte(o.task), addr(o.addr, false), size(o.size), byte(o.copy);
+      return;
+    case OpKind::VmWrite:
+      byte(o.task), addr(o.addr, false), byte(o.copy);
+      return;
+    case OpKind::Copyout:
+      return byte(o.task), byte(o.copy);
+    case OpKind::Discard:
+      return byte(o.copy);
+    case OpKind::Object: {
+      bool has_data = !(o.data == DataSpec{});
+      byte(o.object), size(o.size);
+      byte(static_cast<unsigned>(o.strategy) | (o.persist ? 4u : 0u) | (has_data ? 8u : 0u));
+      if (has_data) data(o.data);
+      return;
+    }
+    case OpKind::Map: {
+      bool opts = o.prot != VM_PROT_DEFAULT || o.max_prot != VM_PROT_ALL || o.inherit != vm_inherit_t::Copy;
+      byte(o.task), addr(o.addr, o.anywhere), size(o.size), byte(o.object), offset(o.offset);
+      byte((o.share ? 1u : 0u) | (opts ? 2u : 0u));
+      if (opts) byte((o.prot & 7u) | (o.max_prot & 7u) << 3 | static_cast<unsigned>(o.inherit) << 6);
+      return;
+    }
+    case OpKind::ManagerWrite:
+      byte(o.object), offset(o.offset), data(o.data);
+      return;
+    case OpKind::File:
+      byte(o.object), offset(o.offset), size(o.size);
+      return;
+    case OpKind::Destroy:
+      return byte(o.object);
+    case OpKind::Pageout:
+      if (o.all) return byte(0xff);
+      if (o.size < 0xfe) return byte(static_cast<unsigned>(o.size));
+      byte(0xfe);
+      return raw(o.size, 8);
+    case OpKind::Check:
+      return;
+  }
+}
+
+/// The config byte values that decode to cfg (nearest representable values).
+void encode_config(const SystemConfig& cfg, Encoder* e) {
+  unsigned best = 0;
+  for (unsigned i = 1; i < 16; i++) {
+    auto dist = [&](unsigned v) { return v > cfg.frames ? v - cfg.frames : cfg.frames - v; };
+    if (dist(kFramesTable[i]) < dist(kFramesTable[best])) best = i;
+  }
+  e->byte(best);
+  e->byte(std::clamp(cfg.cpus, 1u, 4u) - 1);
+  e->byte(std::clamp(cfg.tlb, 1u, 64u) - 1);
+  e->byte(std::min(cfg.cache, 8u));
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode_program(const Program& p) {
+  Encoder e;
+  e.byte(kFormatVersion);
+  encode_config(p.config, &e);
+  for (const Op& op : p.ops) e.op(op);
+  return std::move(e.out);
+}
+
+}  // namespace vmfuzz

@@ -1,0 +1,166 @@
+// codec.h — the binary form of the operation language, for fuzzers (DESIGN.md §5).
+//
+// Theory of operation
+// -------------------
+// A fuzzer hands us arbitrary bytes; the decoder turns *every* byte string into a valid
+// program (total), gives a byte string the same meaning in every release (stable), and
+// spends most inputs on the corners where COW bugs live (biased): a few pages at a few
+// bases so that ops collide, page-table boundaries, the ends of user space, wrapping
+// ranges, huge sparse sizes, unaligned offsets.
+//
+// Names are the hard part of totality. Whether t3 or c1 exists depends on earlier
+// results (a vm_read binds its handle only on success), which only the executor knows, so
+// the decoder does not keep its own liveness: `Decoder::next` takes the caller's
+// NameState and chooses names that pass `NameState::check` in it. An encoded slot that
+// is live (or, for a name being created, free) is used as is; otherwise the next such
+// slot cyclically (slot+1, slot+2, ... mod 16). An op whose kind needs a name that cannot
+// be had (vm_write with no live handle, `task` with all 16 tasks live) is skipped: only
+// its kind byte is consumed, and the next byte is read as the next kind byte. Every loop
+// consumes a byte, so decoding always ends. Running out of bytes inside an op ends the
+// program there (no partial op).
+//
+// The encoder is the decoder's inverse on canonical programs within the codec's ranges:
+// for a program p that is valid under some run (each op passes check when it runs), and
+// whose transfers are at most kMaxCodecTransfer bytes and config is representable,
+// decoding encode_program(p) with the same liveness yields exactly p.ops (without their
+// assertions: binary programs carry no Expect). Values outside those ranges are folded as
+// the decoder would fold them. Every value has an exact escape (raw 8-byte form), so any
+// address, size and offset round-trips.
+//
+// FORMAT, VERSION 1 (stable: never change the meaning of a byte string; add a version)
+// --------------------------------------------------------------------------------------
+//   byte 0   version. Only 1 exists; any other value decodes as version 1 (totality) and
+//            is reported by Decoder::version().
+//   byte 1   frames = kFramesTable[b % 16]      (64..4096, biased small: memory pressure)
+//   byte 2   cpus   = 1 + b % 4
+//   byte 3   tlb    = 1 + b % 64                (entries per CPU TLB)
+//   byte 4   cache  = b % 9                     (object cache bound)
+//            A missing config byte leaves SystemConfig{}'s default.
+//   then ops until the input ends: a kind byte K, kind = K % kOpKindCount (the numbers of
+//   ops.def, which never change), then the kind's arguments:
+//     task          NEWTASK                 fork          TASK NEWTASK
+//     allocate      TASK ADDR|ANY SIZE      terminate     TASK
+//     deallocate    TASK ADDR SIZE          vm_copy       TASK ADDR SIZE ADDR
+//     protect       TASK ADDR SIZE PROTB    vm_read       TASK ADDR SIZE NEWCOPY
+//     inherit       TASK ADDR SIZE INHB     vm_write      TASK ADDR COPY
+//     write         TASKCPU ADDR DATA       copyout       TASK COPY
+//     read          TASKCPU ADDR XFER       discard       COPY
+//     object        NEWOBJ SIZE OBJF [DATA]        (DATA present when OBJF bit 3 is set)
+//     map           TASK ADDR|ANY SIZE OBJ OFFSET MAPF [MAPO]   (MAPO when MAPF bit 1 set)
+//     manager_write OBJ OFFSET DATA         file          OBJ OFFSET XFER
+//     destroy       OBJ                     pageout       PAGEOUT        check   (none)
+//   Argument encodings (u16/u24/u64: little-endian):
+//     TASK, COPY, OBJ       1 byte; slot = b & 15, mapped to the next LIVE slot cyclically.
+//     NEWTASK, NEWCOPY, NEWOBJ  1 byte; slot = b & 15, mapped to the next FREE slot.
+//     TASKCPU               1 byte; task slot = b & 15 as TASK; cpu = (b >> 4) % cpus.
+//     ADDR                  mode byte m, by m & 7:
+//                           0-3 (and 7 where ANY is not allowed): window: page byte p;
+//                               addr = kWindowBases[(m >> 3) & 15] + (p & 15) * 4096,
+//                               plus (u16 & 0xfff) read next when (p >> 4) >= 13.
+//                           4   far: byte f; addr = kFarBases[f & 15] + (f >> 4) * 4096
+//                           5   edge: byte e; addr = kEdgeAddrs[e & 15]
+//                           6   raw: u64
+//                           7   ANY (allocate and map only): anywhere, addr 0
+//     SIZE                  mode byte s, by s & 7:
+//                           0-3 (1 + ((s >> 3) & 7)) pages    4  byte n: n bytes (0..255)
+//                           5   byte n: (n + 1) pages         6  byte e: kEdgeSizes[e & 15]
+//                           7   raw: u64
+//     XFER                  SIZE, then min(size, kMaxCodecTransfer)   (read, file)
+//     object's SIZE         SIZE, then min(size, 2^64 - 4096) (its rounding must not wrap)
+//     OFFSET                byte o: o < 0xe0: (o & 15) pages; 0xe0..0xfe: o - 0xdf bytes
+//                           (1..31, unaligned); 0xff: raw u64
+//     LEN                   byte l: l < 0xc0: 1 + (l & 63); 0xc0..0xef: (1 + (l - 0xc0) % 16)
+//                           pages; 0xf0..0xff: u24 % (kMaxCodecTransfer + 1)
+//     DATA                  form byte d, by d & 7: 0-2 fill: value byte, LEN;
+//                           3-4 pat: seed byte, LEN; 5-6 hex: LEN, then LEN bytes;
+//                           7 "text": LEN, then LEN bytes. An object's DATA is cut to the
+//                           object's rounded size.
+//     PROTB                 byte: prot = b & 7, max flag = (b >> 3) & 1
+//     INHB                  byte: inheritance = b % 3 (share, copy, none)
+//     OBJF                  byte: strategy = (b & 3) % 3 (none, call, delay),
+//                           persist = (b >> 2) & 1, has DATA = (b >> 3) & 1
+//     MAPF                  byte: share = b & 1, has MAPO = (b >> 1) & 1
+//     MAPO                  byte: prot = b & 7, max = (b >> 3) & 7, inherit = (b >> 6) % 3
+//     PAGEOUT               byte: 0xff: all; 0xfe: count = u64; else count = b
+//   An op whose names cannot be chosen is skipped after its kind byte (see above).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "harness/names.h"
+#include "harness/program.h"
+#include "vmfuzz/vocab.h"
+
+namespace vmfuzz {
+
+inline constexpr uint8_t kFormatVersion = 1;
+/// Largest materialized DATA and largest read/file size the decoder produces (64 KiB).
+inline constexpr uint64_t kMaxCodecTransfer = 64 * 1024;
+
+/// The tables the format refers to (part of the format: never change an entry).
+extern const unsigned kFramesTable[16];
+extern const uint64_t kWindowBases[16];
+extern const uint64_t kFarBases[16];
+extern const uint64_t kEdgeAddrs[16];
+extern const uint64_t kEdgeSizes[16];
+
+class Decoder {
+ public:
+  /// Reads the version byte and the config bytes; the ops are read by next().
+  explicit Decoder(std::span<const uint8_t> bytes);
+
+  /// The machine configuration the input asks for.
+  const SystemConfig& config() const { return config_; }
+  /// The input's version byte (kFormatVersion for an empty input). Any value decodes as
+  /// version 1.
+  uint8_t version() const { return version_; }
+  /// Bytes consumed so far.
+  size_t offset() const { return pos_; }
+
+  /// Purpose:    Decode the next op, choosing names that are usable in `names` now.
+  /// Conditions: entry: `names` reflects every op returned so far (the caller applied
+  ///             their results); names.cpus() == config().cpus.
+  ///             exit:  on true, names.check(*out) is nullopt and *out is canonical
+  ///             (canonical_op(*out) == *out) with no assertions.
+  ///             never: fails or loops on any input; allocates more than the input's
+  ///             size plus kMaxCodecTransfer per op.
+  /// Results:    true and *out; false at the end of the input (for good: later calls
+  ///             return false too).
+  bool next(const NameState& names, Op* out);
+
+ private:
+  bool byte(uint8_t* b);
+  bool u64(uint64_t* v, unsigned nbytes);
+  bool addr(uint64_t* a, bool* anywhere, bool allow_any);
+  bool size(uint64_t* s);
+  bool offset(uint64_t* o);
+  bool length(uint64_t* len);
+  bool data(DataSpec* d);
+  bool args(const NameState& names, Op* op);
+
+  std::span<const uint8_t> in_;
+  size_t pos_ = 0;
+  bool ended_ = false;
+  uint8_t version_ = kFormatVersion;
+  SystemConfig config_;
+};
+
+/// The result the caller assumes for an op when decoding without running it.
+using ResultRule = std::function<kern_return_t(const Op&)>;
+
+/// Purpose:    Decode a whole input without executing it, following names as if each op
+///             returned rule(op) (every op KERN_SUCCESS when rule is empty).
+/// Results:    Program with has_config = true, the decoded config, ops, lines all 0.
+Program decode_program(std::span<const uint8_t> bytes, const ResultRule& rule = {});
+
+/// Purpose:    The binary form of p: version 1, p.config, then p.ops (assertions dropped).
+/// Conditions: exact inverse of decoding (with the liveness p was valid under) when p is
+///             canonical, its transfers are <= kMaxCodecTransfer and its config is
+///             representable (frames in kFramesTable, cpus 1..4, tlb 1..64, cache 0..8);
+///             otherwise values are folded to the nearest representable ones.
+std::vector<uint8_t> encode_program(const Program& p);
+
+}  // namespace vmfuzz
