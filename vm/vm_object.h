@@ -1,0 +1,234 @@
+// vm_object.h — VM objects (Mach's vm/vm_object.h): shadow and copy chains, symmetric
+// and asymmetric copy-on-write, collapse and bypass, coalesce, termination; plus the
+// VmSystem context (frames, pmap domain, page queues, counters, tunables) and the page
+// routines that need it (grab, free, insert, rename).
+//
+// Theory of operation
+// -------------------
+// An object is a sparse array of pages indexed by offset. The content at offset o is
+// the resident page at o if there is one; otherwise (part 2) the pager's data; otherwise
+// the content of `shadow` at o + shadow_offset; otherwise zeros. Every resident page
+// belongs to exactly one object.
+//
+// Copy-on-write comes in two forms, as in Mach:
+// - Symmetric (temporary objects, vm_object_copy_temporary): both map entries keep the
+//   same object and get `needs_copy`; the first write through either entry puts a fresh
+//   shadow object in front of it (vm_object_shadow), into which pages are copied up. The
+//   shared object is then never written again: nobody maps it writable.
+// - Asymmetric (objects that are shared writable, `use_shared_copy`, and memory objects
+//   with the DELAY strategy: vm_object_copy_delayed): the source S keeps being written by
+//   its users; the copy is a new object C that shadows S at offset 0 (`S.copy == C`).
+//   Before a page of S changes, the fault path pushes the old contents into C. An older
+//   copy object shadows the newer one, so pushes go only to the newest. A copy object
+//   that never received a page is reused by the next copy.
+//
+// Reference counts count map entries, shadow pointers, entries of map copies in flight
+// and short-lived holds; the `copy` pointer is NOT counted (Mach). ref_count == 1 is the
+// exclusive-ownership test used by collapse, coalesce and entry deletion.
+//
+// Collapse (vm_object_collapse) shortens chains: if the parent holds the only reference
+// to its backing object B, B's pages the parent can see and lacks move up and B is
+// freed (collapse); otherwise, if the parent already supplies every page of B it can
+// see, the parent points past B (bypass). Both are switchable (Tunables) and counted.
+//
+// Objects are owned by VmSystem::objects (keyed by a creation-order id, never by
+// pointer); iteration over objects is therefore deterministic.
+//
+// Field key: [c] changed only by the routines in this file; [f] also by the fault path;
+// [m] also by the map code (vm_map.cc); [p] pager fields (part 2).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "vm/machine/machine.h"
+#include "vm/pmap/pmap.h"
+#include "vm/vm_page.h"
+#include "vmfuzz/vocab.h"
+
+namespace vmfuzz::vm {
+
+struct VmObject {
+  uint64_t id = 0;            // stable creation-order id (introspection, determinism)
+  int ref_count = 1;          // [c,m] counted references [invariant ref_counts]
+  uint64_t size = 0;          // [c] bytes; grown by coalesce
+  VmObject* shadow = nullptr; // [c] backing object (counted reference)
+  uint64_t shadow_offset = 0; // [c]
+  VmObject* copy = nullptr;   // [c] newest copy object (NOT counted) [copy_object_shape]
+  bool internal = true;       // created by the kernel (default-pager backed)
+  bool temporary = true;      // contents need not reach a pager except on pageout
+  bool shadowed = false;      // [c] sticky: a shadow (or needs_copy sharer) may exist
+  bool use_shared_copy = false;  // [m] sticky: shared writable; copies are asymmetric
+  bool can_persist = false;      // [p] keep in the cache when unreferenced
+  CopyStrategy copy_strategy = CopyStrategy::Delay;  // [p]
+  bool pager_created = false;      // [p] a pager was ever assigned (sticky)
+  bool pager_initialized = false;  // [p]
+  bool pager_ready = true;         // [p] internal objects are ready at once
+  unsigned paging_in_progress = 0; // [f] faults hold busy pages here: no collapse
+  unsigned absent_count = 0;       // [f,p]
+  bool alive = true;               // [c]
+  PageTree pages;                  // [c,f] resident pages by offset >> 12
+  unsigned resident_page_count = 0;  // [c,f] [invariant resident_counts]
+};
+
+/// Counters, one per mechanism (benchmarks, coverage feedback, tests).
+struct VmCounters {
+  uint64_t faults = 0;             // vm_fault calls
+  uint64_t zero_fills = 0;         // pages zero-filled at the bottom of a chain
+  uint64_t copy_ups = 0;           // pages copied up into the top object on write
+  uint64_t pushes = 0;             // pages pushed into a copy object before a write
+  uint64_t collapses = 0;          // backing objects collapsed into their parent
+  uint64_t bypasses = 0;           // backing objects bypassed
+  uint64_t collapse_pages_moved = 0;
+  uint64_t copy_object_reuses = 0; // copy_delayed reused an unmodified copy object
+  uint64_t copies_delayed = 0;     // new copy objects made by copy_delayed
+  uint64_t copies_symmetric = 0;   // symmetric copies (copy_temporary)
+  uint64_t shadows = 0;            // vm_object_shadow
+  uint64_t coalesces = 0;          // vm_object_coalesce successes (entry extended)
+  uint64_t entry_merges = 0;       // map entries re-merged after protect/inherit
+  uint64_t objects_created = 0;
+  uint64_t objects_terminated = 0;
+  uint64_t pages_grabbed = 0;
+  uint64_t pages_freed = 0;
+  uint64_t overwrite_fast = 0;     // copy_overwrite entries replaced (fast path)
+  uint64_t overwrite_slow_pages = 0;  // pages copied by copy_overwrite's slow path
+};
+
+/// Optimizations that can be switched off; switching never changes what a task observes.
+struct VmTunables {
+  bool collapse_allowed = true;  // vm_object_collapse_allowed
+  bool bypass_allowed = true;    // vm_object_collapse_bypass_allowed
+};
+
+/// The machine-independent VM's global state (Mach keeps these in globals).
+class VmSystem {
+ public:
+  VmSystem(machine::Machine& m, pmap::PmapDomain& d);
+  ~VmSystem();  // frees any object still alive (no pmap work)
+  VmSystem(const VmSystem&) = delete;
+  VmSystem& operator=(const VmSystem&) = delete;
+
+  machine::Machine& machine;
+  pmap::PmapDomain& domain;
+  std::map<uint64_t, VmObject*> objects;  // live objects by id (owning)
+  uint64_t next_object_id = 1;
+  std::vector<VmPage*> page_of_frame;     // frame -> resident page (or nullptr)
+  PageQueue active{VmPage::Queue::Active};
+  PageQueue inactive{VmPage::Queue::Inactive};
+  VmCounters counters;
+  VmTunables tunables;
+};
+
+// --- Pages --------------------------------------------------------------------------------
+
+/// Allocate a page with a fresh frame (contents undefined). Results: nullptr when no frame
+/// is free. The page belongs to no object and no queue.
+VmPage* vm_page_grab(VmSystem& sys);
+/// Free a page: remove every mapping of its frame (all pmaps), take it out of its object
+/// and queue, release the frame. Conditions: page not busy.
+void vm_page_free(VmSystem& sys, VmPage* p);
+/// Insert p into object at offset (page-aligned). Conditions: no page there.
+void vm_page_insert(VmPage* p, VmObject* object, uint64_t offset);
+/// Take p out of its object (stays allocated).
+void vm_page_remove(VmPage* p);
+/// Move p to (object, offset); mappings stay valid when the VA->offset relation holds.
+void vm_page_rename(VmPage* p, VmObject* object, uint64_t offset);
+/// The resident page at (object, offset), or nullptr.
+VmPage* vm_page_lookup(const VmObject* object, uint64_t offset);
+/// First resident page at offset >= `offset`, or nullptr (offset order).
+VmPage* vm_page_next(const VmObject* object, uint64_t offset);
+/// Put p at the tail of the active queue (from wherever it was).
+void vm_page_activate(VmSystem& sys, VmPage* p);
+void vm_page_deactivate(VmSystem& sys, VmPage* p);
+
+// --- Objects --------------------------------------------------------------------------------
+
+/// Purpose:    A new internal, temporary object of `size` bytes, no pages, ref_count 1.
+/// Results:    never fails (objects cost no frames).
+VmObject* vm_object_allocate(VmSystem& sys, uint64_t size);
+
+/// Add one counted reference. Conditions: object alive.
+void vm_object_reference(VmObject* object);
+
+/// Purpose:    Drop one reference; when the last goes, terminate the object and release
+///             its reference on its shadow, repeating down the chain (Mach's loop).
+/// Conditions: entry: object referenced (or null: no-op).
+void vm_object_deallocate(VmSystem& sys, VmObject* object);
+
+/// Purpose:    Destroy an unreferenced object: clear its shadow's copy pointer if it is
+///             that copy, free every page (removing their mappings). The shadow reference
+///             is NOT released (the caller does, as in Mach).
+/// Conditions: ref_count == 0; no copy object (a copy holds a reference).
+void vm_object_terminate(VmSystem& sys, VmObject* object);
+
+/// Purpose:    Make `*object` (its window [*offset, *offset + length)) copy-on-write behind
+///             a new shadow: on return *object is a new object of `length` bytes shadowing
+///             the old one at the old offset, and *offset is 0. The caller's reference moves
+///             to the shadow pointer.
+/// Conditions: *object referenced. Counters: shadows.
+void vm_object_shadow(VmSystem& sys, VmObject** object, uint64_t* offset, uint64_t length);
+
+/// Purpose:    Copy for fork(COPY) and copyin without blocking (Mach's
+///             vm_object_copy_temporary). Null: nothing to do. A temporary object with
+///             use_shared_copy: asymmetric (copy_delayed), *object becomes the copy object,
+///             *src_needs_copy false, *dst_needs_copy true. Other temporary objects:
+///             symmetric, ref_count++, shadowed, both need copy.
+/// Results:    false for permanent objects (the caller copies strategically, part 2).
+/// Counters:   copies_symmetric (and those of copy_delayed).
+bool vm_object_copy_temporary(VmSystem& sys, VmObject** object, bool* src_needs_copy,
+                              bool* dst_needs_copy);
+
+/// Purpose:    Asymmetric copy of src: returns a (referenced) copy object C with
+///             C.shadow == src, C.shadow_offset == 0, src.copy == C. Reuses src's current
+///             copy object if it never received a page; otherwise the old copy object is
+///             made to shadow the new one. Every resident page of src is write-protected in
+///             every pmap.
+/// Conditions: src referenced. Counters: copies_delayed, copy_object_reuses.
+VmObject* vm_object_copy_delayed(VmSystem& sys, VmObject* src);
+
+/// Results of vm_object_collapse (callers behave the same for each).
+enum class CollapseResult : uint8_t { Nothing, Collapsed, Bypassed, Refused };
+
+/// Purpose:    Shorten object's shadow chain, link by link: collapse the backing object B
+///             when object holds its only reference (pages object can see and lacks move
+///             up, the rest are freed, B is destroyed), or bypass B when object already
+///             supplies every page of B it can see. Repeats down the chain.
+/// Conditions: entry: object referenced; exit: every byte seen through object unchanged.
+///             never: allocates a frame.
+/// Results:    what the last step did. Tunables: collapse_allowed, bypass_allowed.
+/// Counters:   collapses, bypasses, collapse_pages_moved.
+CollapseResult vm_object_collapse(VmSystem& sys, VmObject* object);
+
+/// Purpose:    Try to extend prev_object (mapped at prev_offset for prev_size) to also
+///             cover next_size more bytes for a new adjacent allocation (next_object must be
+///             null: a fresh zero range). Stale pages in the new range are removed.
+/// Results:    true when the caller may extend the previous entry.
+bool vm_object_coalesce(VmSystem& sys, VmObject* prev_object, VmObject* next_object,
+                        uint64_t prev_offset, uint64_t next_offset, uint64_t prev_size,
+                        uint64_t next_size);
+
+/// Free every resident page of object in [start, end) (removing their mappings).
+void vm_object_page_remove(VmSystem& sys, VmObject* object, uint64_t start, uint64_t end);
+
+/// Purpose:    Reduce mappings of object's window [offset, offset + size) to prot: in `pmap`
+///             at va (per page or per range, whichever is cheaper), or in every pmap when
+///             pmap is null. With prot NONE the shadow chain is followed too.
+void vm_object_pmap_protect(VmSystem& sys, VmObject* object, uint64_t offset, uint64_t size,
+                            pmap::pmap_t pmap, uint64_t va, vm_prot_t prot);
+
+/// Remove every mapping (all pmaps) of the pages of object and its shadow chain that are
+/// visible in [start, end) (Mach's vm_object_pmap_remove, with the 2025 chain walk).
+void vm_object_pmap_remove(VmSystem& sys, VmObject* object, uint64_t start, uint64_t end);
+
+/// What supplies offset `offset` of `object` without side effects: the resident page and
+/// the depth (0 = object itself) and object where it was found; page null = zero-fill.
+struct ChainLookup {
+  const VmPage* page = nullptr;
+  const VmObject* object = nullptr;  // object holding the page, or the chain's bottom
+  uint64_t offset = 0;               // offset in that object
+  unsigned depth = 0;
+};
+ChainLookup vm_object_chain_lookup(const VmObject* object, uint64_t offset);
+
+}  // namespace vmfuzz::vm
