@@ -1,0 +1,139 @@
+// vm_fault.cc — the fault path, as named steps over one FaultState (see vm_fault.h).
+//
+// Theory of operation: vm_fault_page walks from the top object down the shadow chain.
+// Mach keeps a busy placeholder page in the top object while it walks, and holds
+// paging_in_progress on the objects where it holds busy pages; this VM is single-threaded,
+// so it marks the result page busy and the first object paging for the duration of the
+// step (they are cleared before returning) and asserts nobody else left them set.
+#include "vm/vm_fault.h"
+
+#include <cassert>
+
+#include "vm/vm_map.h"
+
+namespace vmfuzz::vm {
+
+namespace {
+
+/// Step 2: walk the chain. Finds the resident page nearest the top, or zero-fills a new
+/// page in the top object when no object of the chain has one.
+kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
+  VmObject* object = fs.first_object;
+  uint64_t offset = fs.first_offset;
+  for (;;) {
+    if (VmPage* m = vm_page_lookup(object, offset)) {
+      assert(!m->busy && "vm_fault_page: busy page outside a fault");
+      fs.object = object;
+      fs.offset = offset;
+      fs.page = m;
+      return KERN_SUCCESS;
+    }
+    if (object->shadow == nullptr) break;
+    offset += object->shadow_offset;
+    object = object->shadow;
+  }
+  VmPage* m = vm_page_grab(sys);
+  if (m == nullptr) return KERN_RESOURCE_SHORTAGE;
+  sys.domain.pmap_zero_page(m->frame);
+  vm_page_insert(m, fs.first_object, fs.first_offset);
+  sys.domain.pmap_clear_modify(m->frame);
+  fs.object = fs.first_object;
+  fs.offset = fs.first_offset;
+  fs.page = m;
+  ++sys.counters.zero_fills;
+  return KERN_SUCCESS;
+}
+
+/// Step 3: the page came from a lower object. A write copies it up into the top object
+/// (every mapping of the old page goes: other views must now find the new one); a read
+/// maps the lower page read-only.
+kern_return_t fault_copy_up(VmSystem& sys, FaultState& fs) {
+  if (fs.object == fs.first_object) return KERN_SUCCESS;
+  if (!fs.write) {
+    fs.prot &= ~VM_PROT_WRITE;
+    return KERN_SUCCESS;
+  }
+  VmPage* copy_m = vm_page_grab(sys);
+  if (copy_m == nullptr) return KERN_RESOURCE_SHORTAGE;
+  VmPage* old = fs.page;
+  sys.domain.pmap_copy_page(old->frame, copy_m->frame);
+  sys.domain.pmap_page_protect(old->frame, VM_PROT_NONE);
+  vm_page_deactivate(sys, old);
+  vm_page_insert(copy_m, fs.first_object, fs.first_offset);
+  copy_m->dirty = true;
+  fs.object = fs.first_object;
+  fs.offset = fs.first_offset;
+  fs.page = copy_m;
+  ++sys.counters.copy_ups;
+  return KERN_SUCCESS;
+}
+
+/// Step 4: the top object has a copy object. Reads map read-only; a write pushes the
+/// current contents into the copy object first, unless it already has the page.
+kern_return_t fault_push_to_copy(VmSystem& sys, FaultState& fs) {
+  VmObject* copy = fs.first_object->copy;
+  if (copy == nullptr) return KERN_SUCCESS;
+  if (!fs.write) {
+    fs.prot &= ~VM_PROT_WRITE;
+    return KERN_SUCCESS;
+  }
+  assert(copy->shadow == fs.first_object && copy->shadow_offset == 0 &&
+         "vm_fault_page: copy object shape");
+  uint64_t copy_offset = fs.first_offset - copy->shadow_offset;
+  if (copy_offset >= copy->size || vm_page_lookup(copy, copy_offset) != nullptr)
+    return KERN_SUCCESS;
+  VmPage* copy_m = vm_page_grab(sys);
+  if (copy_m == nullptr) return KERN_RESOURCE_SHORTAGE;
+  sys.domain.pmap_copy_page(fs.page->frame, copy_m->frame);
+  // Readers of the copy object may have mapped the original page: they must refault.
+  sys.domain.pmap_page_protect(fs.page->frame, VM_PROT_NONE);
+  vm_page_insert(copy_m, copy, copy_offset);
+  copy_m->dirty = true;
+  vm_page_activate(sys, copy_m);
+  ++sys.counters.pushes;
+  return KERN_SUCCESS;
+}
+
+}  // namespace
+
+kern_return_t vm_fault_page(VmSystem& sys, FaultState& fs) {
+  assert(fs.first_object != nullptr && fs.first_object->alive &&
+         "vm_fault_page: no live first object");
+  ++fs.first_object->paging_in_progress;
+  kern_return_t kr = fault_walk_chain(sys, fs);
+  bool copied_up = false;
+  if (kr == KERN_SUCCESS) {
+    bool lower = fs.object != fs.first_object;
+    kr = fault_copy_up(sys, fs);
+    copied_up = kr == KERN_SUCCESS && lower && fs.write;
+  }
+  if (kr == KERN_SUCCESS) kr = fault_push_to_copy(sys, fs);
+  --fs.first_object->paging_in_progress;
+  // After a copy-up the backing object may have become collapsible.
+  if (copied_up) vm_object_collapse(sys, fs.first_object);
+  return kr;
+}
+
+kern_return_t vm_fault(VmSystem& sys, VmMap& map, uint64_t va, bool write) {
+  ++sys.counters.faults;
+  FaultState fs;
+  fs.va = trunc_page(va);
+  fs.write = write;
+  // Step 1: the entry, its protection and copy-on-write state.
+  kern_return_t kr = vm_map_lookup(sys, map, fs.va, write, &fs.first_object, &fs.first_offset,
+                                   &fs.prot);
+  if (kr != KERN_SUCCESS) return kr;
+  pmap::pmap_t pmap = vm_map_pmap(map);
+  if (pmap == nullptr) return KERN_RESOURCE_SHORTAGE;
+  // Steps 2-4.
+  kr = vm_fault_page(sys, fs);
+  if (kr != KERN_SUCCESS) return kr;
+  // Step 5: enter the translation.
+  assert(fs.page->object == fs.object && "vm_fault: result page left its object");
+  kr = pmap::pmap_enter(pmap, fs.va, fs.page->frame, fs.prot & ~fs.page->page_lock);
+  if (kr != KERN_SUCCESS) return kr;
+  vm_page_activate(sys, fs.page);
+  return KERN_SUCCESS;
+}
+
+}  // namespace vmfuzz::vm
