@@ -1,0 +1,443 @@
+// kernel.cc — the MemorySystem entry points: argument rounding and the exact codes of
+// DESIGN.md §5, then the Mach routines; plus introspection. Theory of operation: kernel.h.
+//
+// Range rules applied here (DESIGN.md §5 and details 1–14):
+// - every range op covers [trunc(addr), round(addr + size)); size 0 succeeds doing nothing;
+// - an end past 2^64 (or exactly 2^64) wraps: KERN_INVALID_ARGUMENT for allocate,
+//   deallocate, protect and inherit; KERN_INVALID_ADDRESS for vm_read/vm_copy/vm_write
+//   (checked in vm_map_copyin and vm_map_copy_overwrite);
+// - deallocate, protect and inherit treat ranges outside user space as holes.
+#include "vm/kernel.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace vmfuzz::vm {
+
+namespace {
+
+/// [trunc(addr), round(addr + size)) for size > 0; false when the end wraps.
+bool page_range(uint64_t addr, uint64_t size, uint64_t* start, uint64_t* end) {
+  uint64_t e = addr + size;
+  if (e < addr || round_page(e) == 0) return false;
+  *start = trunc_page(addr);
+  *end = round_page(e);
+  return true;
+}
+
+/// Clamp a range to user space (ranges outside it are holes for deallocate/protect/inherit).
+void clamp_to_user(uint64_t* start, uint64_t* end) {
+  *start = std::max(*start, kUserMin);
+  *end = std::min(*end, kUserMax);
+}
+
+}  // namespace
+
+Kernel::Kernel(const SystemConfig& config)
+    : config_(config),
+      machine_(config.frames, config.cpus, config.tlb),
+      domain_(machine_),
+      sys_(machine_, domain_),
+      cpu_task_(config.cpus, -1) {
+  machine_.set_fault_handler(this);
+}
+
+Kernel::~Kernel() {
+  for (unsigned c = 0; c < kMaxNames; ++c)
+    if (copies_[c].present) discard(c);
+  for (unsigned t = 0; t < kMaxNames; ++t)
+    if (tasks_[t]) terminate(t);
+  machine_.set_fault_handler(nullptr);
+}
+
+bool Kernel::implements(OpKind kind) const {
+  switch (kind) {
+    case OpKind::Object:
+    case OpKind::Map:
+    case OpKind::ManagerWrite:
+    case OpKind::File:
+    case OpKind::Destroy:
+    case OpKind::Pageout:
+      return false;  // part 2: memory objects, pagers and pageout
+    case OpKind::Task:
+    case OpKind::Allocate:
+    case OpKind::Deallocate:
+    case OpKind::Protect:
+    case OpKind::Inherit:
+    case OpKind::Write:
+    case OpKind::Read:
+    case OpKind::Fork:
+    case OpKind::Terminate:
+    case OpKind::VmCopy:
+    case OpKind::VmRead:
+    case OpKind::VmWrite:
+    case OpKind::Copyout:
+    case OpKind::Discard:
+    case OpKind::Check:
+      return true;
+  }
+  return false;
+}
+
+void Kernel::not_implemented(const char* what) const {
+  std::fprintf(stderr, "ERROR: vmfuzz vm::Kernel::%s: not implemented (implements() is false)\n",
+               what);
+  std::abort();
+}
+
+VmMap& Kernel::task_map_ref(unsigned t) {
+  assert(task_exists(t) && "Kernel: no such task");
+  return *tasks_[t];
+}
+
+pmap::pmap_t Kernel::task_pmap(unsigned t) const {
+  return task_exists(t) ? tasks_[t]->pmap : nullptr;
+}
+
+bool Kernel::switch_to(unsigned t, unsigned cpu) {
+  assert(cpu < machine_.cpu_count() && "Kernel: no such CPU");
+  pmap::pmap_t p = vm_map_pmap(task_map_ref(t));
+  if (p == nullptr) return false;
+  pmap::pmap_activate(p, cpu);
+  cpu_task_[cpu] = int(t);
+  return true;
+}
+
+kern_return_t Kernel::page_fault(unsigned cpu, uint64_t cr2, uint32_t error_code) {
+  int t = cpu < cpu_task_.size() ? cpu_task_[cpu] : -1;
+  if (t < 0 || !task_exists(unsigned(t))) return KERN_INVALID_ADDRESS;
+  return vm_fault(sys_, *tasks_[unsigned(t)], cr2, (error_code & machine::PF_W) != 0);
+}
+
+// --- Tasks and ranges --------------------------------------------------------------------------
+
+void Kernel::task_create(unsigned t) {
+  assert(t < kMaxNames && !tasks_[t] && "task_create: name in use");
+  tasks_[t] = std::make_unique<VmMap>(sys_);
+}
+
+kern_return_t Kernel::allocate(unsigned t, uint64_t* addr, uint64_t size, bool anywhere) {
+  VmMap& map = task_map_ref(t);
+  if (size == 0) {
+    *addr = 0;
+    return KERN_SUCCESS;
+  }
+  if (anywhere) {
+    uint64_t rs = round_page(size);
+    if (rs == 0) return KERN_INVALID_ARGUMENT;
+    uint64_t start = 0;
+    if (!vm_map_find_space(map, rs, &start)) return KERN_NO_SPACE;
+    kern_return_t kr = vm_map_enter(map, start, rs);
+    assert(kr == KERN_SUCCESS && "allocate: found space is not free");
+    *addr = start;
+    return kr;
+  }
+  uint64_t start = 0, end = 0;
+  if (!page_range(*addr, size, &start, &end)) return KERN_INVALID_ARGUMENT;
+  if (start < kUserMin || end > kUserMax) return KERN_INVALID_ADDRESS;
+  kern_return_t kr = vm_map_enter(map, start, end - start);
+  if (kr == KERN_SUCCESS) *addr = start;
+  return kr;
+}
+
+kern_return_t Kernel::deallocate(unsigned t, uint64_t addr, uint64_t size) {
+  VmMap& map = task_map_ref(t);
+  if (size == 0) return KERN_SUCCESS;
+  uint64_t start = 0, end = 0;
+  if (!page_range(addr, size, &start, &end)) return KERN_INVALID_ARGUMENT;
+  clamp_to_user(&start, &end);
+  vm_map_remove(map, start, end);
+  return KERN_SUCCESS;
+}
+
+kern_return_t Kernel::protect(unsigned t, uint64_t addr, uint64_t size, bool set_max,
+                              vm_prot_t prot) {
+  VmMap& map = task_map_ref(t);
+  if (size == 0) return KERN_SUCCESS;
+  uint64_t start = 0, end = 0;
+  if (!page_range(addr, size, &start, &end)) return KERN_INVALID_ARGUMENT;
+  clamp_to_user(&start, &end);
+  return vm_map_protect(map, start, end, prot & VM_PROT_ALL, set_max);
+}
+
+kern_return_t Kernel::inherit(unsigned t, uint64_t addr, uint64_t size, vm_inherit_t inh) {
+  VmMap& map = task_map_ref(t);
+  if (size == 0) return KERN_SUCCESS;
+  uint64_t start = 0, end = 0;
+  if (!page_range(addr, size, &start, &end)) return KERN_INVALID_ARGUMENT;
+  clamp_to_user(&start, &end);
+  vm_map_inherit(map, start, end, inh);
+  return KERN_SUCCESS;
+}
+
+// --- User accesses -----------------------------------------------------------------------------
+
+Access Kernel::write(unsigned t, uint64_t addr, std::span<const uint8_t> data, unsigned cpu) {
+  Access a;
+  if (data.empty()) return a;
+  if (!switch_to(t, cpu)) {
+    a.kr = KERN_RESOURCE_SHORTAGE;
+    a.fault_addr = addr;
+    return a;
+  }
+  machine::AccessResult r = machine_.store(cpu, addr, data);
+  a.kr = r.kr;
+  a.fault_addr = r.kr == KERN_SUCCESS ? 0 : r.fault_addr;
+  a.bytes.assign(data.begin(), data.begin() + std::ptrdiff_t(r.done));
+  return a;
+}
+
+Access Kernel::read(unsigned t, uint64_t addr, uint64_t size, unsigned cpu) {
+  Access a;
+  if (size == 0) return a;
+  if (!switch_to(t, cpu)) {
+    a.kr = KERN_RESOURCE_SHORTAGE;
+    a.fault_addr = addr;
+    return a;
+  }
+  a.bytes.resize(size);
+  machine::AccessResult r = machine_.load(cpu, addr, a.bytes);
+  a.kr = r.kr;
+  a.fault_addr = r.kr == KERN_SUCCESS ? 0 : r.fault_addr;
+  a.bytes.resize(r.done);
+  return a;
+}
+
+// --- Fork and termination ------------------------------------------------------------------------
+
+void Kernel::fork(unsigned parent, unsigned child) {
+  VmMap& p = task_map_ref(parent);
+  task_create(child);
+  vm_map_fork(p, *tasks_[child]);
+}
+
+void Kernel::terminate(unsigned t) {
+  VmMap& map = task_map_ref(t);
+  vm_map_destroy(map);
+  for (int& ct : cpu_task_)
+    if (ct == int(t)) ct = -1;
+  tasks_[t].reset();
+}
+
+// --- Copies --------------------------------------------------------------------------------------
+
+kern_return_t Kernel::vm_copy(unsigned t, uint64_t src, uint64_t size, uint64_t dst) {
+  VmMap& map = task_map_ref(t);
+  VmMapCopy* copy = nullptr;
+  kern_return_t kr = vm_map_copyin(map, src, size, &copy);
+  if (kr != KERN_SUCCESS) return kr;
+  kr = vm_map_copy_overwrite(map, dst, copy);
+  vm_map_copy_discard(sys_, copy);
+  return kr;
+}
+
+kern_return_t Kernel::vm_read(unsigned t, uint64_t addr, uint64_t size, unsigned c) {
+  assert(c < kMaxNames && !copies_[c].present && "vm_read: handle in use");
+  VmMapCopy* copy = nullptr;
+  kern_return_t kr = vm_map_copyin(task_map_ref(t), addr, size, &copy);
+  if (kr != KERN_SUCCESS) return kr;
+  copies_[c].present = true;
+  copies_[c].copy = copy;
+  return KERN_SUCCESS;
+}
+
+kern_return_t Kernel::vm_write(unsigned t, uint64_t addr, unsigned c) {
+  assert(copy_exists(c) && "vm_write: no such handle");
+  VmMapCopy* copy = copies_[c].copy;
+  copies_[c] = Handle{};
+  kern_return_t kr = vm_map_copy_overwrite(task_map_ref(t), addr, copy);
+  vm_map_copy_discard(sys_, copy);
+  return kr;
+}
+
+kern_return_t Kernel::copyout(unsigned t, unsigned c, uint64_t* addr) {
+  assert(copy_exists(c) && "copyout: no such handle");
+  VmMapCopy* copy = copies_[c].copy;
+  copies_[c] = Handle{};
+  return vm_map_copyout(task_map_ref(t), copy, addr);
+}
+
+void Kernel::discard(unsigned c) {
+  assert(copy_exists(c) && "discard: no such handle");
+  vm_map_copy_discard(sys_, copies_[c].copy);
+  copies_[c] = Handle{};
+}
+
+// --- Part 2 (not implemented: implements() is false for these) -----------------------------
+
+void Kernel::object_create(unsigned, uint64_t, CopyStrategy, bool, std::span<const uint8_t>) {
+  not_implemented("object_create");
+}
+kern_return_t Kernel::map(unsigned, uint64_t*, bool, uint64_t, unsigned, uint64_t, bool, vm_prot_t,
+                          vm_prot_t, vm_inherit_t) {
+  not_implemented("map");
+}
+kern_return_t Kernel::manager_write(unsigned, uint64_t, std::span<const uint8_t>) {
+  not_implemented("manager_write");
+}
+Access Kernel::file(unsigned, uint64_t, uint64_t) { not_implemented("file"); }
+kern_return_t Kernel::destroy(unsigned) { not_implemented("destroy"); }
+void Kernel::pageout(uint64_t, bool) { not_implemented("pageout"); }
+PeekStatus Kernel::peek_object_page(unsigned, uint64_t, std::span<uint8_t, kPageSize>) const {
+  not_implemented("peek_object_page");
+}
+void Kernel::object_pages_of_interest(unsigned, std::vector<uint64_t>&) const {
+  not_implemented("object_pages_of_interest");
+}
+
+// --- Views for the oracles -----------------------------------------------------------------------
+
+std::vector<RegionInfo> Kernel::regions(unsigned t) const {
+  std::vector<RegionInfo> out;
+  const VmMap* map = task_map(t);
+  if (map == nullptr) return out;
+  for (const auto& [start, e] : map->entries) {
+    RegionInfo r{e.start, e.end, e.protection, e.max_protection, e.inheritance};
+    if (!out.empty() && out.back().end == r.start && out.back().prot == r.prot &&
+        out.back().max_prot == r.max_prot && out.back().inherit == r.inherit) {
+      out.back().end = r.end;
+    } else {
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+void Kernel::pages_of_interest(unsigned t, std::vector<uint64_t>& out) const {
+  const VmMap* map = task_map(t);
+  if (map == nullptr) return;
+  size_t first = out.size();
+  for (const auto& [start, e] : map->entries) {
+    uint64_t off = e.offset, end = e.offset + (e.end - e.start);
+    for (const VmObject* o = e.object; o != nullptr; o = o->shadow) {
+      for (const VmPage* p = vm_page_next(o, off); p != nullptr && p->offset < end;
+           p = vm_page_next(o, p->offset + kPageSize))
+        out.push_back(e.start + (p->offset - off));
+      off += o->shadow_offset;
+      end += o->shadow_offset;
+    }
+  }
+  std::sort(out.begin() + std::ptrdiff_t(first), out.end());
+  out.erase(std::unique(out.begin() + std::ptrdiff_t(first), out.end()), out.end());
+}
+
+PeekStatus Kernel::peek_page(unsigned t, uint64_t va, std::span<uint8_t, kPageSize> out) const {
+  const VmMap* map = task_map(t);
+  if (map == nullptr) return PeekStatus::Unmapped;
+  const VmMapEntry* e = vm_map_lookup_entry(*map, va);
+  if (e == nullptr) return PeekStatus::Unmapped;
+  std::memset(out.data(), 0, kPageSize);
+  if (e->object == nullptr) return PeekStatus::Mapped;
+  ChainLookup l = vm_object_chain_lookup(e->object, e->offset + (trunc_page(va) - e->start));
+  if (l.page != nullptr) std::memcpy(out.data(), machine_.memory().frame(l.page->frame), kPageSize);
+  return PeekStatus::Mapped;
+}
+
+// --- Introspection ---------------------------------------------------------------------------------
+
+std::vector<unsigned> Kernel::tasks() const {
+  std::vector<unsigned> out;
+  for (unsigned t = 0; t < kMaxNames; ++t)
+    if (tasks_[t]) out.push_back(t);
+  return out;
+}
+
+std::vector<EntryInfo> Kernel::entries(unsigned t) const {
+  std::vector<EntryInfo> out;
+  const VmMap* map = task_map(t);
+  if (map == nullptr) return out;
+  for (const auto& [start, e] : map->entries) {
+    EntryInfo i;
+    i.start = e.start;
+    i.end = e.end;
+    i.prot = e.protection;
+    i.max_prot = e.max_protection;
+    i.inherit = e.inheritance;
+    i.needs_copy = e.needs_copy;
+    i.is_shared = e.is_shared;
+    i.object = e.object != nullptr ? e.object->id : 0;
+    i.offset = e.offset;
+    out.push_back(i);
+  }
+  return out;
+}
+
+static ObjectInfo describe(const VmObject& o) {
+  ObjectInfo i;
+  i.id = o.id;
+  i.ref_count = o.ref_count;
+  i.size = o.size;
+  i.shadow = o.shadow != nullptr ? o.shadow->id : 0;
+  i.shadow_offset = o.shadow_offset;
+  i.copy = o.copy != nullptr ? o.copy->id : 0;
+  i.internal = o.internal;
+  i.temporary = o.temporary;
+  i.shadowed = o.shadowed;
+  i.use_shared_copy = o.use_shared_copy;
+  i.can_persist = o.can_persist;
+  i.pager_created = o.pager_created;
+  i.pager_initialized = o.pager_initialized;
+  i.pager_ready = o.pager_ready;
+  i.copy_strategy = o.copy_strategy;
+  i.paging_in_progress = o.paging_in_progress;
+  i.absent_count = o.absent_count;
+  i.resident_page_count = o.resident_page_count;
+  for (const VmPage* p = vm_page_next(&o, 0); p != nullptr; p = vm_page_next(&o, p->offset + kPageSize)) {
+    PageInfo pi;
+    pi.offset = p->offset;
+    pi.frame = p->frame;
+    pi.busy = p->busy;
+    pi.absent = p->absent;
+    pi.dirty = p->dirty;
+    pi.precious = p->precious;
+    pi.page_lock = p->page_lock;
+    pi.wire_count = p->wire_count;
+    i.pages.push_back(pi);
+  }
+  return i;
+}
+
+std::vector<ObjectInfo> Kernel::objects() const {
+  std::vector<ObjectInfo> out;
+  for (const auto& [id, o] : sys_.objects) {
+    (void)id;
+    out.push_back(describe(*o));
+  }
+  return out;
+}
+
+std::optional<ObjectInfo> Kernel::object_info(uint64_t id) const {
+  auto it = sys_.objects.find(id);
+  if (it == sys_.objects.end()) return std::nullopt;
+  return describe(*it->second);
+}
+
+uint32_t Kernel::frames_owned() const {
+  return machine_.memory().count_of(machine::FrameUse::VmPage);
+}
+
+Provenance Kernel::provenance(unsigned t, uint64_t va) const {
+  Provenance pr;
+  const VmMap* map = task_map(t);
+  if (map == nullptr) return pr;
+  const VmMapEntry* e = vm_map_lookup_entry(*map, va);
+  if (e == nullptr) return pr;
+  pr.needs_copy = e->needs_copy;
+  if (e->object == nullptr) {
+    pr.kind = Provenance::Kind::NoObject;
+    pr.offset = trunc_page(va) - e->start;
+    return pr;
+  }
+  ChainLookup l = vm_object_chain_lookup(e->object, e->offset + (trunc_page(va) - e->start));
+  pr.kind = l.page != nullptr ? Provenance::Kind::Resident : Provenance::Kind::ZeroFill;
+  pr.object = l.object->id;
+  pr.depth = l.depth;
+  pr.offset = l.offset;
+  if (l.page != nullptr) pr.frame = l.page->frame;
+  return pr;
+}
+
+}  // namespace vmfuzz::vm

@@ -1,0 +1,192 @@
+// kernel.h — the system under test: the Mach-style VM (vm_object, vm_fault, vm_map) on
+// the simulated machine, behind the MemorySystem interface of vocab.h.
+//
+// Theory of operation
+// -------------------
+// A Kernel owns one simulated Machine (frames, CPUs, TLBs), the PmapDomain above it, and
+// the machine-independent VM state (VmSystem: objects, page queues, counters, tunables).
+// Tasks t0..t15 are VmMaps (each with a pmap created on first use); copy handles
+// c0..c15 are VmMapCopy objects (Mach's vm_map_copy_t, made by vm_read).
+//
+// Each MemorySystem entry point does its own range rounding and checks and returns
+// exactly the codes of DESIGN.md §5 (details 1–14), then calls the Mach routine:
+//   allocate -> vm_map_enter / vm_map_find_space   deallocate -> vm_map_remove
+//   protect  -> vm_map_protect                     inherit    -> vm_map_inherit
+//   fork     -> vm_map_fork                        terminate  -> vm_map_destroy
+//   vm_read  -> vm_map_copyin                      copyout    -> vm_map_copyout
+//   vm_write -> vm_map_copy_overwrite              vm_copy    -> copyin + overwrite
+//   read/write: pmap_activate(task pmap, cpu), then Machine::load/store; the machine
+//   delivers page faults to this kernel, which calls vm_fault.
+// Kernel copies (vm_read, vm_write's slow path) use frames directly, never the MMU.
+//
+// Introspection (const, side-effect free; for the harness, explanations and the
+// invariant checkers in harness/invariants.h):
+//   tasks(), entries(t)        map entries: range, prot, max, inherit, needs_copy, shared,
+//                              object id (0 = none yet) and offset
+//   objects(), object_info(id) objects by stable creation-order id: ref_count, size,
+//                              shadow / shadow_offset / copy ids, flags, resident pages
+//                              (offset, frame, flags)
+//   frames_owned()             frames held by resident pages
+//   provenance(t, va)          which object at which chain depth supplies the byte at va
+//                              (resident page, or zero-fill), as a fault would find it
+//   counters(), tunables()     per-mechanism counters; switchable optimizations
+//   machine(), domain(), task_pmap(t)   the hardware and pmaps (TLBs via machine().cpu(i))
+//   system(), task_map(t), copy_handle(c)  the raw structures, read-only, for checkers
+// Part 2 (pagers, memory objects, pageout) is not implemented yet: implements() says so
+// for object/map/manager_write/file/destroy/pageout, and calling them aborts.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "vm/machine/machine.h"
+#include "vm/pmap/pmap.h"
+#include "vm/vm_fault.h"
+#include "vm/vm_map.h"
+#include "vm/vm_object.h"
+#include "vmfuzz/vocab.h"
+
+namespace vmfuzz::vm {
+
+/// One map entry, for introspection.
+struct EntryInfo {
+  uint64_t start = 0, end = 0;
+  vm_prot_t prot = 0, max_prot = 0;
+  vm_inherit_t inherit = vm_inherit_t::Copy;
+  bool needs_copy = false, is_shared = false;
+  uint64_t object = 0;  // object id; 0: no object yet (zero memory)
+  uint64_t offset = 0;
+};
+
+/// One resident page, for introspection.
+struct PageInfo {
+  uint64_t offset = 0;
+  machine::pfn_t frame = machine::kNoFrame;
+  bool busy = false, absent = false, dirty = false, precious = false;
+  vm_prot_t page_lock = VM_PROT_NONE;
+  unsigned wire_count = 0;
+};
+
+/// One object, for introspection (ids are creation-order numbers, never pointers).
+struct ObjectInfo {
+  uint64_t id = 0;
+  int ref_count = 0;
+  uint64_t size = 0;
+  uint64_t shadow = 0, shadow_offset = 0, copy = 0;  // ids; 0 = none
+  bool internal = false, temporary = false, shadowed = false, use_shared_copy = false;
+  bool can_persist = false, pager_created = false, pager_initialized = false,
+       pager_ready = false;
+  CopyStrategy copy_strategy = CopyStrategy::Delay;
+  unsigned paging_in_progress = 0, absent_count = 0, resident_page_count = 0;
+  std::vector<PageInfo> pages;  // offset order
+};
+
+/// Where the byte at (task, va) comes from, as a fault would find it (no side effects).
+struct Provenance {
+  enum class Kind : uint8_t {
+    Unmapped,   // no entry covers va
+    NoObject,   // the entry has no object yet: zero memory
+    Resident,   // a resident page of `object`, `depth` links below the entry's object
+    ZeroFill,   // no object of the chain has the page: reads zero (`object` = bottom)
+  };
+  Kind kind = Kind::Unmapped;
+  uint64_t object = 0;      // object id
+  unsigned depth = 0;       // 0 = the entry's own (top) object
+  uint64_t offset = 0;      // offset of the page in `object`
+  machine::pfn_t frame = machine::kNoFrame;  // Resident: the frame
+  bool needs_copy = false;  // the entry sees the chain copy-on-write
+};
+
+class Kernel final : public MemorySystem, private machine::FaultHandler {
+ public:
+  explicit Kernel(const SystemConfig& config);
+  ~Kernel() override;
+  Kernel(const Kernel&) = delete;
+  Kernel& operator=(const Kernel&) = delete;
+
+  /// True for every op this kernel implements fully (part 1: all but the memory-object
+  /// ops and pageout). The harness treats the others as not applicable on both sides.
+  bool implements(OpKind kind) const;
+
+  // --- MemorySystem -------------------------------------------------------------------------
+  void task_create(unsigned t) override;
+  kern_return_t allocate(unsigned t, uint64_t* addr, uint64_t size, bool anywhere) override;
+  kern_return_t deallocate(unsigned t, uint64_t addr, uint64_t size) override;
+  kern_return_t protect(unsigned t, uint64_t addr, uint64_t size, bool set_max,
+                        vm_prot_t prot) override;
+  kern_return_t inherit(unsigned t, uint64_t addr, uint64_t size, vm_inherit_t inh) override;
+  Access write(unsigned t, uint64_t addr, std::span<const uint8_t> data, unsigned cpu) override;
+  Access read(unsigned t, uint64_t addr, uint64_t size, unsigned cpu) override;
+  void fork(unsigned parent, unsigned child) override;
+  void terminate(unsigned t) override;
+  kern_return_t vm_copy(unsigned t, uint64_t src, uint64_t size, uint64_t dst) override;
+  kern_return_t vm_read(unsigned t, uint64_t addr, uint64_t size, unsigned c) override;
+  kern_return_t vm_write(unsigned t, uint64_t addr, unsigned c) override;
+  kern_return_t copyout(unsigned t, unsigned c, uint64_t* addr) override;
+  void discard(unsigned c) override;
+  void object_create(unsigned m, uint64_t size, CopyStrategy strategy, bool persist,
+                     std::span<const uint8_t> init) override;
+  kern_return_t map(unsigned t, uint64_t* addr, bool anywhere, uint64_t size, unsigned m,
+                    uint64_t offset, bool share, vm_prot_t prot, vm_prot_t max_prot,
+                    vm_inherit_t inh) override;
+  kern_return_t manager_write(unsigned m, uint64_t offset, std::span<const uint8_t> data) override;
+  Access file(unsigned m, uint64_t offset, uint64_t size) override;
+  kern_return_t destroy(unsigned m) override;
+  void pageout(uint64_t count, bool all) override;
+
+  std::vector<RegionInfo> regions(unsigned t) const override;
+  void pages_of_interest(unsigned t, std::vector<uint64_t>& out) const override;
+  PeekStatus peek_page(unsigned t, uint64_t va, std::span<uint8_t, kPageSize> out) const override;
+  PeekStatus peek_object_page(unsigned m, uint64_t offset,
+                              std::span<uint8_t, kPageSize> out) const override;
+  void object_pages_of_interest(unsigned m, std::vector<uint64_t>& out) const override;
+
+  // --- Introspection (const, no side effects) -------------------------------------------------
+  const SystemConfig& config() const { return config_; }
+  bool task_exists(unsigned t) const { return t < kMaxNames && tasks_[t] != nullptr; }
+  std::vector<unsigned> tasks() const;
+  bool copy_exists(unsigned c) const { return c < kMaxNames && copies_[c].present; }
+  std::vector<EntryInfo> entries(unsigned t) const;
+  std::vector<ObjectInfo> objects() const;
+  std::optional<ObjectInfo> object_info(uint64_t id) const;
+  uint64_t object_count() const { return sys_.objects.size(); }
+  uint32_t frames_owned() const;
+  Provenance provenance(unsigned t, uint64_t va) const;
+  const VmCounters& counters() const { return sys_.counters; }
+  VmTunables& tunables() { return sys_.tunables; }
+  const machine::Machine& machine() const { return machine_; }
+  const pmap::PmapDomain& domain() const { return domain_; }
+  /// The task's pmap (nullptr before its first access).
+  pmap::pmap_t task_pmap(unsigned t) const;
+  /// Which task's pmap is loaded on cpu (-1: none).
+  int task_on_cpu(unsigned cpu) const { return cpu_task_[cpu]; }
+  const VmSystem& system() const { return sys_; }
+  const VmMap* task_map(unsigned t) const { return task_exists(t) ? tasks_[t].get() : nullptr; }
+  /// The handle's copy (nullptr for an empty handle or a free name).
+  const VmMapCopy* copy_handle(unsigned c) const { return copy_exists(c) ? copies_[c].copy : nullptr; }
+
+ private:
+  kern_return_t page_fault(unsigned cpu, uint64_t cr2, uint32_t error_code) override;
+  VmMap& task_map_ref(unsigned t);
+  /// Load task t's pmap on cpu; false when no frame is free for the pmap.
+  bool switch_to(unsigned t, unsigned cpu);
+  [[noreturn]] void not_implemented(const char* what) const;
+
+  struct Handle {
+    bool present = false;
+    VmMapCopy* copy = nullptr;  // nullptr: empty handle (size 0)
+  };
+
+  SystemConfig config_;
+  machine::Machine machine_;
+  pmap::PmapDomain domain_;
+  VmSystem sys_;
+  std::array<std::unique_ptr<VmMap>, kMaxNames> tasks_;
+  std::array<Handle, kMaxNames> copies_;
+  std::vector<int> cpu_task_;  // task whose pmap is loaded on each CPU, -1 none
+};
+
+}  // namespace vmfuzz::vm
