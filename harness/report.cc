@@ -79,10 +79,16 @@ std::string json_quote(const std::string& s) {
 }
 
 std::string failure_json(const Failure& f) {
-  std::string detail = f.detail;
-  if (!f.diff.empty()) detail += (detail.empty() ? "" : "\n") + f.diff;
-  if (!f.provenance.empty()) detail += (detail.empty() ? "" : "\n") + ("provenance: " + f.provenance);
-  while (!detail.empty() && detail.back() == '\n') detail.pop_back();
+  std::string detail;
+  auto add = [&](std::string part) {
+    while (!part.empty() && part.back() == '\n') part.pop_back();
+    if (part.empty()) return;
+    if (!detail.empty()) detail += '\n';
+    detail += part;
+  };
+  add(f.detail);
+  add(f.diff);
+  if (!f.provenance.empty()) add("provenance: " + f.provenance);
   std::string out = "{\"op_index\": " + std::to_string(f.op_index);
   out += ", \"op\": " + json_quote(f.op);
   out += ", \"oracle\": " + json_quote(f.oracle);

@@ -1,0 +1,219 @@
+// dot.cc — the kernel's explanations and VM-only oracles (theory of operation in dot.h).
+#include "harness/dot.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "harness/text.h"
+#include "reference_model/model.h"
+#include "vm/kernel.h"
+
+namespace vmfuzz::harness {
+
+namespace {
+
+const char* inherit_name(vm_inherit_t i) {
+  switch (i) {
+    case vm_inherit_t::Share: return "share";
+    case vm_inherit_t::Copy: return "copy";
+    case vm_inherit_t::None: return "none";
+  }
+  return "?";
+}
+
+const char* strategy_name(CopyStrategy s) {
+  switch (s) {
+    case CopyStrategy::None: return "none";
+    case CopyStrategy::Call: return "call";
+    case CopyStrategy::Delay: return "delay";
+  }
+  return "?";
+}
+
+std::string object_flags(const vm::ObjectInfo& o) {
+  std::string f;
+  auto add = [&](bool on, const char* name) {
+    if (!on) return;
+    if (!f.empty()) f += ' ';
+    f += name;
+  };
+  add(o.internal, "internal");
+  add(o.temporary, "temporary");
+  add(o.shadowed, "shadowed");
+  add(o.use_shared_copy, "use_shared_copy");
+  add(o.can_persist, "can_persist");
+  add(o.pager_created, "pager_created");
+  add(o.paging_in_progress != 0, "paging");
+  return f;
+}
+
+// The object ids on the chain from `top` down (top first), stopping at a repeat.
+std::vector<uint64_t> chain_of(const std::map<uint64_t, vm::ObjectInfo>& objs, uint64_t top) {
+  std::vector<uint64_t> chain;
+  std::set<uint64_t> seen;
+  for (uint64_t id = top; id != 0 && !seen.count(id);) {
+    seen.insert(id);
+    chain.push_back(id);
+    auto it = objs.find(id);
+    if (it == objs.end()) break;
+    id = it->second.shadow;
+  }
+  return chain;
+}
+
+}  // namespace
+
+std::string describe_provenance(const vm::Kernel& k, unsigned t, uint64_t va) {
+  if (!k.task_exists(t)) return "task t" + std::to_string(t) + " does not exist in the VM";
+  vm::Provenance p = k.provenance(t, va);
+  std::string where = "t" + std::to_string(t) + " " + hex_addr(va) + ": ";
+  switch (p.kind) {
+    case vm::Provenance::Kind::Unmapped:
+      return where + "no entry (unmapped)";
+    case vm::Provenance::Kind::NoObject:
+      return where + "entry has no object yet (zero memory)";
+    case vm::Provenance::Kind::Resident:
+    case vm::Provenance::Kind::ZeroFill: {
+      std::string s = where + "object " + std::to_string(p.object) + " at depth " + std::to_string(p.depth) +
+                      " of the entry's chain, offset " + hex_addr(p.offset) + ", ";
+      if (p.kind == vm::Provenance::Kind::Resident) s += "resident in frame " + std::to_string(p.frame);
+      else s += "not resident anywhere in the chain (zero-fill)";
+      if (p.needs_copy) s += "; entry needs_copy";
+      if (auto o = k.object_info(p.object))
+        s += "; object ref_count " + std::to_string(o->ref_count) + ", " +
+             std::to_string(o->resident_page_count) + " resident";
+      return s;
+    }
+  }
+  return where + "?";
+}
+
+std::string dot_graph(const vm::Kernel& k, const FailureSite& site) {
+  std::map<uint64_t, vm::ObjectInfo> objs;
+  for (auto& o : k.objects()) objs.emplace(o.id, o);
+
+  // The object to highlight, and the chain above it.
+  uint64_t hot = 0;
+  std::set<uint64_t> hot_chain;
+  std::string hot_entry;
+  if (site.kind == FailureSite::Kind::TaskPage && k.task_exists(site.task)) {
+    vm::Provenance p = k.provenance(site.task, site.addr);
+    if (p.kind == vm::Provenance::Kind::Resident || p.kind == vm::Provenance::Kind::ZeroFill) hot = p.object;
+    for (const auto& e : k.entries(site.task)) {
+      if (site.addr >= e.start && site.addr < e.end && e.object) {
+        for (uint64_t id : chain_of(objs, e.object)) {
+          hot_chain.insert(id);
+          if (id == hot) break;
+        }
+        hot_entry = "t" + std::to_string(site.task) + "_" + hex_addr(e.start);
+      }
+    }
+  }
+
+  std::string out = "digraph vm {\n  rankdir=LR;\n  node [fontname=\"monospace\", fontsize=10];\n";
+  out += "  edge [fontname=\"monospace\", fontsize=9];\n";
+  if (site.kind == FailureSite::Kind::TaskPage)
+    out += "  label=\"divergence: t" + std::to_string(site.task) + " " + hex_addr(site.addr) + "\";\n";
+  for (unsigned t : k.tasks()) {
+    out += "  subgraph cluster_t" + std::to_string(t) + " {\n    label=\"t" + std::to_string(t) + "\";\n";
+    for (const auto& e : k.entries(t)) {
+      std::string id = "t" + std::to_string(t) + "_" + hex_addr(e.start);
+      out += "    \"" + id + "\" [shape=box, label=\"" + hex_addr(e.start) + "-" + hex_addr(e.end) + "\\n" +
+             format_prot(e.prot) + "/" + format_prot(e.max_prot) + " " + inherit_name(e.inherit) +
+             (e.needs_copy ? " needs_copy" : "") + (e.is_shared ? " shared" : "") + "\"" +
+             (id == hot_entry ? ", penwidth=3" : "") + "];\n";
+    }
+    out += "  }\n";
+  }
+  for (const auto& [id, o] : objs) {
+    out += "  \"o" + std::to_string(id) + "\" [shape=ellipse, label=\"object " + std::to_string(id) + "\\nref " +
+           std::to_string(o.ref_count) + ", resident " + std::to_string(o.resident_page_count) + ", size " +
+           hex_addr(o.size) + "\\n" + strategy_name(o.copy_strategy) + " " + object_flags(o) + "\"";
+    if (id == hot) out += ", style=filled, fillcolor=\"#ff8080\"";
+    else if (hot_chain.count(id)) out += ", penwidth=3";
+    out += "];\n";
+  }
+  for (unsigned t : k.tasks()) {
+    for (const auto& e : k.entries(t)) {
+      if (!e.object) continue;
+      std::string id = "t" + std::to_string(t) + "_" + hex_addr(e.start);
+      out += "  \"" + id + "\" -> \"o" + std::to_string(e.object) + "\" [label=\"+" + hex_addr(e.offset) + "\"" +
+             (id == hot_entry ? ", penwidth=3" : "") + "];\n";
+    }
+  }
+  for (const auto& [id, o] : objs) {
+    if (o.shadow)
+      out += "  \"o" + std::to_string(id) + "\" -> \"o" + std::to_string(o.shadow) + "\" [label=\"shadow +" +
+             hex_addr(o.shadow_offset) + "\"" + (hot_chain.count(id) && hot_chain.count(o.shadow) ? ", penwidth=3" : "") +
+             "];\n";
+    if (o.copy)
+      out += "  \"o" + std::to_string(id) + "\" -> \"o" + std::to_string(o.copy) +
+             "\" [style=dashed, label=\"copy\"];\n";
+  }
+  out += "}\n";
+  return out;
+}
+
+namespace {
+
+/// The observer of a vm::Kernel (see VmObserver in executor.h).
+class KernelObserver final : public VmObserver {
+ public:
+  explicit KernelObserver(vm::Kernel& k) : k_(k) {}
+
+  bool implements(OpKind kind) const override { return k_.implements(kind); }
+
+  void check_invariants(std::vector<Finding>& out) const override { (void)out; }
+
+  void check_tlb_coherence(std::vector<Finding>& out) const override {
+    std::string detail;
+    if (!k_.machine().tlb_coherent(&detail)) out.push_back({"tlb_coherent", detail});
+  }
+
+  void check_teardown(std::vector<Finding>& out) const override {
+    if (k_.object_count() != 0)
+      out.push_back({"teardown_objects", std::to_string(k_.object_count()) + " objects remain"});
+    if (k_.frames_owned() != 0)
+      out.push_back({"teardown_frames", std::to_string(k_.frames_owned()) + " frames still owned by pages"});
+  }
+
+  std::optional<std::string> fault_loop(const Access& a) const override {
+    // machine.h: an access whose fault the handler "fixed" kMaxRetries times without a
+    // usable translation stops with KERN_FAILURE; nothing else returns that code.
+    if (a.kr != KERN_FAILURE) return std::nullopt;
+    return "the page fault at " + hex_addr(a.fault_addr) + " was reported fixed " +
+           std::to_string(machine::Machine::kMaxRetries) + " times without a usable translation";
+  }
+
+  std::string provenance(unsigned t, uint64_t va) const override { return describe_provenance(k_, t, va); }
+
+  std::string object_provenance(unsigned m, uint64_t offset) const override {
+    (void)m;
+    (void)offset;
+    return {};
+  }
+
+  std::string dot(const FailureSite& site) const override { return dot_graph(k_, site); }
+
+ private:
+  vm::Kernel& k_;
+};
+
+}  // namespace
+
+std::unique_ptr<VmObserver> make_kernel_observer(vm::Kernel& kernel) {
+  return std::make_unique<KernelObserver>(kernel);
+}
+
+Subject make_vm_subject(const SystemConfig& config) {
+  auto kernel = std::make_unique<vm::Kernel>(config);
+  Subject s;
+  s.observer = make_kernel_observer(*kernel);
+  s.system = std::move(kernel);
+  return s;
+}
+
+}  // namespace vmfuzz::harness

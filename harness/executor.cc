@@ -1,0 +1,759 @@
+// executor.cc — the differential executor (theory of operation in executor.h).
+//
+// Layout: running one op on one side (run_on), the per-op oracles (assertions, result
+// comparison, TLB coherence, fault loop), the full check (regions, task pages, object
+// stores, invariants), teardown, and run_program. Every oracle that fires calls fail(),
+// which records the first failure with the context of the op being judged.
+#include "harness/executor.h"
+
+#include <algorithm>
+#include <array>
+#include <cassert>
+#include <cinttypes>
+#include <cstdio>
+
+#include "harness/codec.h"
+#include "harness/text.h"
+#include "reference_model/model.h"
+
+namespace vmfuzz::harness {
+
+namespace {
+
+bool is_void_kind(OpKind k) {
+  switch (k) {
+    case OpKind::Task:
+    case OpKind::Fork:
+    case OpKind::Terminate:
+    case OpKind::Discard:
+    case OpKind::Object:
+    case OpKind::Pageout:
+    case OpKind::Check:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Bytes whose value is undefined on either side: the union of the two unknown masks.
+std::vector<uint8_t> unknown_union(const Access& a, const Access& b, size_t n) {
+  std::vector<uint8_t> u(n, 0);
+  bool any = false;
+  for (size_t i = 0; i < n; i++) {
+    if ((i < a.unknown.size() && a.unknown[i]) || (i < b.unknown.size() && b.unknown[i])) {
+      u[i] = 1;
+      any = true;
+    }
+  }
+  if (!any) u.clear();
+  return u;
+}
+
+// "KERN_SUCCESS", "fault 0x11000 KERN_INVALID_ADDRESS after 12 bytes", "KERN_SUCCESS at 0x10000".
+std::string describe(const OpResult& r) {
+  std::string s;
+  if (r.mmu && r.kr != KERN_SUCCESS) {
+    s = "fault " + hex_addr(r.access.fault_addr) + " " + kern_return_name(r.kr);
+  } else {
+    s = kern_return_name(r.kr);
+  }
+  if (r.is_access) s += " (" + std::to_string(r.access.bytes.size()) + " bytes transferred)";
+  if (r.has_addr && r.kr == KERN_SUCCESS) s += " at " + hex_addr(r.addr);
+  return s;
+}
+
+std::string describe_region(const RegionInfo& r) {
+  const char* inh = r.inherit == vm_inherit_t::Share ? "share" : r.inherit == vm_inherit_t::Copy ? "copy" : "none";
+  return hex_addr(r.start) + "-" + hex_addr(r.end) + " " + format_prot(r.prot) + " max " +
+         format_prot(r.max_prot) + " " + inh;
+}
+
+std::string describe_regions(const std::vector<RegionInfo>& rs) {
+  if (rs.empty()) return "  (none)\n";
+  std::string s;
+  for (const auto& r : rs) s += "  " + describe_region(r) + "\n";
+  return s;
+}
+
+// Printable data for format_result: the canonical DataSpec that reproduces `b` compactly,
+// or nothing when it would be long and irregular.
+std::optional<DataSpec> compact_data(const std::vector<uint8_t>& b) {
+  DataSpec d;
+  if (!b.empty()) {
+    bool same = std::all_of(b.begin(), b.end(), [&](uint8_t x) { return x == b[0]; });
+    if (same && b.size() > 16) {
+      d.form = DataSpec::Form::Fill;
+      d.value = b[0];
+      d.length = b.size();
+      return d;
+    }
+    DataSpec p;
+    p.form = DataSpec::Form::Pat;
+    p.value = b[0];
+    p.length = b.size();
+    if (b.size() > 16 && p.materialize() == b) return p;
+  }
+  if (b.size() <= 256) {
+    d.form = DataSpec::Form::Hex;
+    d.bytes = b;
+    return d;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string format_result(const Op& op, const OpResult& r) {
+  if (is_void_kind(op.kind)) return {};
+  std::string s;
+  if (op.kind == OpKind::Read || op.kind == OpKind::File) {
+    bool has_unknown = std::any_of(r.access.unknown.begin(), r.access.unknown.end(), [](uint8_t u) { return u != 0; });
+    std::string data;
+    if (!r.access.bytes.empty()) {
+      auto spec = has_unknown ? std::nullopt : compact_data(r.access.bytes);
+      if (spec) {
+        data = "== " + format_data(*spec);
+      } else {
+        size_t n = r.access.bytes.size();
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "# %zu bytes%s, first: ", n, has_unknown ? " (some unknown)" : "");
+        data = buf;
+        for (size_t i = 0; i < std::min<size_t>(n, 16); i++) {
+          std::snprintf(buf, sizeof buf, "%02x", r.access.bytes[i]);
+          data += buf;
+        }
+      }
+    }
+    std::string res;
+    if (r.kr != KERN_SUCCESS) {
+      if (op.kind == OpKind::Read) res = "=> fault " + hex_addr(r.access.fault_addr) + " " + kern_return_name(r.kr);
+      else res = "=> " + kern_return_name(r.kr);
+    }
+    // A comment must come last on the line.
+    if (!data.empty() && data[0] == '#') return res.empty() ? data : res + "  " + data;
+    if (data.empty()) return res.empty() ? "=> KERN_SUCCESS" : res;
+    return res.empty() ? data : data + " " + res;
+  }
+  if (op.kind == OpKind::Write) {
+    if (r.kr == KERN_SUCCESS) return "=> KERN_SUCCESS";
+    return "=> fault " + hex_addr(r.access.fault_addr) + " " + kern_return_name(r.kr);
+  }
+  if (r.has_addr && r.kr == KERN_SUCCESS) return "=> " + hex_addr(r.addr);
+  s = "=> " + kern_return_name(r.kr);
+  return s;
+}
+
+Executor::Executor(MemorySystem& vm, MemorySystem& model, const SystemConfig& config, ExecOptions options)
+    : vm_(vm), model_(model), config_(config), options_(options), names_(config) {
+  // t0 exists at the start (DESIGN.md §5); neither side creates it on its own.
+  vm_.task_create(0);
+  model_.task_create(0);
+}
+
+OpResult execute_op(MemorySystem& s, const Op& op, const std::vector<uint8_t>& data) {
+  OpResult r;
+  switch (op.kind) {
+    case OpKind::Task:
+      s.task_create(op.task);
+      break;
+    case OpKind::Allocate: {
+      uint64_t a = op.addr;
+      r.kr = s.allocate(op.task, &a, op.size, op.anywhere);
+      r.has_addr = op.anywhere;
+      r.addr = a;
+      break;
+    }
+    case OpKind::Deallocate:
+      r.kr = s.deallocate(op.task, op.addr, op.size);
+      break;
+    case OpKind::Protect:
+      r.kr = s.protect(op.task, op.addr, op.size, op.set_max, op.prot);
+      break;
+    case OpKind::Inherit:
+      r.kr = s.inherit(op.task, op.addr, op.size, op.inherit);
+      break;
+    case OpKind::Write:
+      r.is_access = r.mmu = true;
+      r.access = s.write(op.task, op.addr, data, op.cpu);
+      r.kr = r.access.kr;
+      break;
+    case OpKind::Read:
+      r.is_access = r.mmu = true;
+      r.access = s.read(op.task, op.addr, op.size, op.cpu);
+      r.kr = r.access.kr;
+      break;
+    case OpKind::Fork:
+      s.fork(op.task, op.task2);
+      break;
+    case OpKind::Terminate:
+      s.terminate(op.task);
+      break;
+    case OpKind::VmCopy:
+      r.kr = s.vm_copy(op.task, op.addr, op.size, op.addr2);
+      break;
+    case OpKind::VmRead:
+      r.kr = s.vm_read(op.task, op.addr, op.size, op.copy);
+      break;
+    case OpKind::VmWrite:
+      r.kr = s.vm_write(op.task, op.addr, op.copy);
+      break;
+    case OpKind::Copyout: {
+      uint64_t a = 0;
+      r.kr = s.copyout(op.task, op.copy, &a);
+      r.has_addr = true;
+      r.addr = a;
+      break;
+    }
+    case OpKind::Discard:
+      s.discard(op.copy);
+      break;
+    case OpKind::Object:
+      s.object_create(op.object, op.size, op.strategy, op.persist, data);
+      break;
+    case OpKind::Map: {
+      uint64_t a = op.addr;
+      r.kr = s.map(op.task, &a, op.anywhere, op.size, op.object, op.offset, op.share, op.prot, op.max_prot,
+                   op.inherit);
+      r.has_addr = op.anywhere;
+      r.addr = a;
+      break;
+    }
+    case OpKind::ManagerWrite:
+      r.kr = s.manager_write(op.object, op.offset, data);
+      break;
+    case OpKind::File:
+      r.is_access = true;
+      r.access = s.file(op.object, op.offset, op.size);
+      r.kr = r.access.kr;
+      break;
+    case OpKind::Destroy:
+      r.kr = s.destroy(op.object);
+      break;
+    case OpKind::Pageout:
+      s.pageout(op.size, op.all);
+      break;
+    case OpKind::Check:
+      break;
+  }
+  return r;
+}
+
+void Executor::set_context(uint64_t index, std::string op_text, std::string kind) {
+  ctx_index_ = index;
+  ctx_line_ = line_;
+  ctx_op_ = std::move(op_text);
+  ctx_kind_ = std::move(kind);
+}
+
+void Executor::fail(std::string oracle, std::string sub, std::string detail, std::string diff, FailureSite site) {
+  if (failure_) return;  // the first oracle that fired is the failure
+  Failure f;
+  f.op_index = ctx_index_;
+  f.line = ctx_line_;
+  f.op = ctx_op_;
+  f.op_kind = ctx_kind_;
+  f.oracle = std::move(oracle);
+  f.sub = std::move(sub);
+  f.detail = std::move(detail);
+  f.diff = std::move(diff);
+  f.site = site;
+  if (observer_) {
+    if (site.kind == FailureSite::Kind::TaskPage) f.provenance = observer_->provenance(site.task, site.addr);
+    if (site.kind == FailureSite::Kind::ObjectPage) f.provenance = observer_->object_provenance(site.object, site.addr);
+  }
+  failure_ = std::move(f);
+}
+
+// ---------------------------------------------------------------------------------------
+// Per-op oracles.
+
+bool Executor::check_assertion(const Op& op, const OpResult& r, const char* side) {
+  const Expect& e = op.expect;
+  std::string want;
+  bool ok = true;
+  switch (e.result) {
+    case Expect::Result::None:
+      // `read ... == DATA` without `=>` asserts that the access completed (§5 detail 9).
+      if (e.has_bytes && r.kr != KERN_SUCCESS) {
+        ok = false;
+        want = "KERN_SUCCESS";
+      }
+      break;
+    case Expect::Result::Code:
+      if (r.kr != e.code) {
+        ok = false;
+        want = kern_return_name(e.code);
+      }
+      break;
+    case Expect::Result::Fault:
+      if (!r.is_access || r.kr != e.code || r.access.fault_addr != e.addr) {
+        ok = false;
+        want = "fault " + hex_addr(e.addr) + " " + kern_return_name(e.code);
+      }
+      break;
+    case Expect::Result::Address:
+      if (r.kr != KERN_SUCCESS || !r.has_addr || r.addr != e.addr) {
+        ok = false;
+        want = "KERN_SUCCESS at " + hex_addr(e.addr);
+      }
+      break;
+  }
+  if (!ok) {
+    fail("assertion", side, std::string("asserted: ") + want + "\n" + side + ": " + describe(r));
+    return false;
+  }
+  if (e.has_bytes && r.is_access) {
+    std::vector<uint8_t> expected = e.bytes.materialize();
+    const Access& a = r.access;
+    // The model's unknown mask rules both sides: an undefined byte asserts nothing.
+    std::vector<uint8_t> unknown = unknown_union(a, model_result_.access, expected.size());
+    if (first_difference(expected, a.bytes, unknown) != SIZE_MAX) {
+      uint64_t base = op.kind == OpKind::File ? op.offset : op.addr;
+      std::string detail = std::string("asserted bytes (") + std::to_string(expected.size()) + ") differ from " +
+                           side + "'s (" + std::to_string(a.bytes.size()) + ")";
+      FailureSite site;
+      size_t i = first_difference(expected, a.bytes, unknown);
+      if (op.kind == OpKind::Read) site = {FailureSite::Kind::TaskPage, op.task, 0, op.addr + i};
+      if (op.kind == OpKind::File) site = {FailureSite::Kind::ObjectPage, 0, op.object, op.offset + i};
+      if (std::string(side) != "vm") site = {};
+      fail("assertion", side, detail, hex_diff(base, expected, a.bytes, unknown, "asserted", side), site);
+      return false;
+    }
+  }
+  return true;
+}
+
+// Undefined contents (§5 detail 13, model decisions D4/D5): an access that reaches a byte
+// the model marks unknown may stop there with KERN_MEMORY_ERROR on the VM; a vm_read or
+// vm_copy whose source touches an unknown page may fail with it.
+bool Executor::memory_error_tolerated(const Op& op) const {
+  const OpResult& v = vm_result_;
+  const OpResult& m = model_result_;
+  if (v.kr != KERN_MEMORY_ERROR || m.kr != KERN_SUCCESS) return false;
+  if (op.kind == OpKind::Read || op.kind == OpKind::Write) {
+    const auto& u = m.access.unknown;
+    if (v.access.fault_addr < op.addr) return false;
+    uint64_t i = v.access.fault_addr - op.addr;
+    return i < u.size() && u[i];
+  }
+  if (op.kind == OpKind::VmRead || op.kind == OpKind::VmCopy) {
+    if (op.size == 0 || op.size > UINT64_MAX - op.addr) return false;
+    uint64_t start = trunc_page(op.addr), end = op.addr + op.size;
+    std::vector<uint64_t> pages;
+    model_.pages_of_interest(op.task, pages);
+    std::array<uint8_t, kPageSize> buf{};
+    for (uint64_t va : pages)
+      if (va >= start && va < end && model_.peek_page(op.task, trunc_page(va), buf) == PeekStatus::Unknown) return true;
+  }
+  return false;
+}
+
+bool Executor::compare_results(const Op& op) {
+  const OpResult& v = vm_result_;
+  const OpResult& m = model_result_;
+  std::string both = "vm:    " + describe(v) + "\nmodel: " + describe(m);
+  if (v.kr != m.kr && memory_error_tolerated(op)) {
+    // Bytes before the VM's fault must still agree (unknown ones skipped).
+    if (op.kind == OpKind::Read) {
+      size_t n = v.access.bytes.size();
+      std::span<const uint8_t> mb(m.access.bytes.data(), std::min(n, m.access.bytes.size()));
+      std::span<const uint8_t> mu(m.access.unknown.data(), std::min(n, m.access.unknown.size()));
+      size_t i = first_difference(mb, v.access.bytes, mu);
+      if (i != SIZE_MAX) {
+        fail("result_mismatch", "bytes", both + "\nfirst differing byte at " + hex_addr(op.addr + i),
+             hex_diff(op.addr, mb, v.access.bytes, mu, "model", "vm"),
+             {FailureSite::Kind::TaskPage, op.task, 0, op.addr + i});
+        return false;
+      }
+    }
+    return true;
+  }
+  if (v.kr != m.kr) {
+    std::string diff;
+    if (op.kind == OpKind::Read || op.kind == OpKind::File) {
+      uint64_t base = op.kind == OpKind::File ? op.offset : op.addr;
+      diff = hex_diff(base, m.access.bytes, v.access.bytes, m.access.unknown, "model", "vm");
+    }
+    fail("result_mismatch", "vm " + kern_return_name(v.kr) + ", model " + kern_return_name(m.kr), both, diff);
+    return false;
+  }
+  if (v.mmu && v.kr != KERN_SUCCESS && v.access.fault_addr != m.access.fault_addr) {
+    fail("result_mismatch", "fault_address", both);
+    return false;
+  }
+  if (v.has_addr && v.kr == KERN_SUCCESS && v.addr != m.addr) {
+    fail("result_mismatch", "address", both);
+    return false;
+  }
+  if (op.kind == OpKind::Read || op.kind == OpKind::File) {
+    const auto& vb = v.access.bytes;
+    const auto& mb = m.access.bytes;
+    std::vector<uint8_t> unknown = m.access.unknown;
+    size_t i = first_difference(mb, vb, unknown);
+    if (i != SIZE_MAX) {
+      uint64_t base = op.kind == OpKind::File ? op.offset : op.addr;
+      FailureSite site;
+      if (op.kind == OpKind::Read) site = {FailureSite::Kind::TaskPage, op.task, 0, op.addr + i};
+      else site = {FailureSite::Kind::ObjectPage, 0, op.object, op.offset + i};
+      fail("result_mismatch", vb.size() != mb.size() ? "length" : "bytes",
+           both + "\nfirst differing byte at " + hex_addr(base + i), hex_diff(base, mb, vb, unknown, "model", "vm"),
+           site);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Executor::run_vm_findings(void (VmObserver::*checker)(std::vector<Finding>&) const) {
+  if (!observer_) return true;
+  std::vector<Finding> found;
+  (observer_->*checker)(found);
+  if (found.empty()) return true;
+  std::string detail;
+  size_t shown = std::min<size_t>(found.size(), 8);
+  for (size_t i = 0; i < shown; i++) detail += found[i].oracle + ": " + found[i].detail + "\n";
+  if (found.size() > shown) detail += "(" + std::to_string(found.size() - shown) + " more violations)\n";
+  fail(found[0].oracle, "", detail);
+  return false;
+}
+
+bool Executor::after_op_oracles() {
+  if (!observer_) return true;
+  if (!run_vm_findings(&VmObserver::check_tlb_coherence)) return false;
+  return true;
+}
+
+bool Executor::fault_loop_oracle(const OpResult& r) {
+  if (!observer_ || !r.mmu) return true;
+  if (auto loop = observer_->fault_loop(r.access)) {
+    fail("fault_loop", "", *loop);
+    return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// The step.
+
+Executor::Step Executor::step(const Op& op) {
+  assert(!failure_ && unusable_.empty() && "Executor::step: called after a failure or unusable input");
+  uint64_t index = next_index_++;
+  set_context(index, print_op(op), op_kind_name(op.kind));
+
+  if (op.kind == OpKind::Check) {
+    ops_run_++;
+    return full_check() ? Step::Ran : Step::Failed;
+  }
+  // 1. Applicability: an op the VM does not implement runs on neither side.
+  if (observer_ && !observer_->implements(op.kind)) {
+    not_applicable_++;
+    return Step::NotApplicable;
+  }
+  // 2. Names, and the rules of §5 details 11 and 12 that depend on the configuration.
+  std::optional<std::string> bad = names_.check(op);
+  if (!bad && (op.kind == OpKind::Read || op.kind == OpKind::Write) && op.cpu >= config_.cpus)
+    bad = "cpu=" + std::to_string(op.cpu) + " but the configuration has " + std::to_string(config_.cpus) + " cpus";
+  if (!bad && op.kind == OpKind::Object &&
+      (op.size > UINT64_MAX - (kPageSize - 1) || op.data.size() > round_page(op.size)))
+    bad = "initial contents longer than the object";
+  if (bad) {
+    if (not_applicable_ > 0) {
+      // The name was to be made by an op that was skipped: this op depends on it.
+      not_applicable_++;
+      return Step::NotApplicable;
+    }
+    unusable_ = *bad;
+    return Step::Unusable;
+  }
+
+  // 3. Run: model, then VM, on the same materialized data.
+  std::vector<uint8_t> data;
+  if (op.kind == OpKind::Write || op.kind == OpKind::Object || op.kind == OpKind::ManagerWrite)
+    data = op.data.materialize();
+  model_result_ = execute_op(model_, op, data);
+  vm_result_ = execute_op(vm_, op, data);
+  ops_run_++;
+
+  // 4-5. The machine's own alarm first, then the assertions on each side, then the sides
+  //      against each other.
+  if (!fault_loop_oracle(vm_result_)) return Step::Failed;
+  if (!check_assertion(op, model_result_, "model")) return Step::Failed;
+  if (!check_assertion(op, vm_result_, "vm")) return Step::Failed;
+  if (!compare_results(op)) return Step::Failed;
+
+  // 6. Names follow the model, except where the VM was allowed to fail a vm_read on
+  //    undefined contents: the model drops its handle so that both sides agree again.
+  if (op.kind == OpKind::VmRead && vm_result_.kr == KERN_MEMORY_ERROR && model_result_.kr == KERN_SUCCESS) {
+    model_.discard(op.copy);
+    model_result_.kr = KERN_MEMORY_ERROR;
+  }
+  names_.apply(op, model_result_.kr);
+  if (op.kind == OpKind::Destroy && model_result_.kr == KERN_SUCCESS) objects_destroyed_ |= 1u << op.object;
+
+  // 7-8. VM oracles after every op; periodic full check.
+  if (!after_op_oracles()) return Step::Failed;
+  if (options_.full_check_every && ops_run_ % options_.full_check_every == 0 && !full_check()) return Step::Failed;
+  return Step::Ran;
+}
+
+// ---------------------------------------------------------------------------------------
+// Full check.
+
+bool Executor::compare_regions(unsigned t) {
+  std::vector<RegionInfo> v = vm_.regions(t);
+  std::vector<RegionInfo> m = model_.regions(t);
+  if (v == m) return true;
+  size_t i = 0;
+  while (i < v.size() && i < m.size() && v[i] == m[i]) i++;
+  std::string sub;
+  if (i == v.size()) sub = "vm lacks a region";
+  else if (i == m.size()) sub = "vm has an extra region";
+  else if (v[i].start != m[i].start || v[i].end != m[i].end) sub = "bounds";
+  else if (v[i].prot != m[i].prot) sub = "prot";
+  else if (v[i].max_prot != m[i].max_prot) sub = "max_prot";
+  else sub = "inherit";
+  std::string detail = "task t" + std::to_string(t) + " regions differ (first at entry " + std::to_string(i) +
+                       ")\nvm:\n" + describe_regions(v) + "model:\n" + describe_regions(m);
+  while (!detail.empty() && detail.back() == '\n') detail.pop_back();
+  fail("region_mismatch", sub, detail);
+  return false;
+}
+
+namespace {
+std::vector<uint64_t> sorted_union(std::vector<uint64_t> a) {
+  for (auto& x : a) x = trunc_page(x);
+  std::ranges::sort(a);
+  a.erase(std::unique(a.begin(), a.end()), a.end());
+  return a;
+}
+
+const char* status_name(PeekStatus s) {
+  switch (s) {
+    case PeekStatus::Unmapped: return "unmapped";
+    case PeekStatus::Mapped: return "mapped";
+    case PeekStatus::Unknown: return "unknown";
+  }
+  return "?";
+}
+}  // namespace
+
+bool Executor::compare_task_pages(unsigned t) {
+  std::vector<uint64_t> pages;
+  vm_.pages_of_interest(t, pages);
+  model_.pages_of_interest(t, pages);
+  pages = sorted_union(std::move(pages));
+  std::array<uint8_t, kPageSize> vb{}, mb{};
+  for (uint64_t va : pages) {
+    PeekStatus ms = model_.peek_page(t, va, mb);
+    if (ms == PeekStatus::Unknown) continue;
+    PeekStatus vs = vm_.peek_page(t, va, vb);
+    std::string where = "task t" + std::to_string(t) + " page " + hex_addr(va);
+    if (vs != ms) {
+      fail("content_mismatch", std::string("vm ") + status_name(vs) + ", model " + status_name(ms),
+           where + ": vm says " + status_name(vs) + ", model says " + status_name(ms), {},
+           {FailureSite::Kind::TaskPage, t, 0, va});
+      return false;
+    }
+    if (ms != PeekStatus::Mapped) continue;
+    size_t i = first_difference(mb, vb, {});
+    if (i != SIZE_MAX) {
+      fail("content_mismatch", "", where + " differs; first differing byte at " + hex_addr(va + i),
+           hex_diff(va, mb, vb, {}, "model", "vm"), {FailureSite::Kind::TaskPage, t, 0, va + i});
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Executor::compare_object(unsigned m) {
+  std::vector<uint64_t> offs;
+  vm_.object_pages_of_interest(m, offs);
+  model_.object_pages_of_interest(m, offs);
+  offs = sorted_union(std::move(offs));
+  std::array<uint8_t, kPageSize> vb{}, mb{};
+  for (uint64_t off : offs) {
+    PeekStatus ms = model_.peek_object_page(m, off, mb);
+    if (ms == PeekStatus::Unknown) continue;
+    PeekStatus vs = vm_.peek_object_page(m, off, vb);
+    std::string where = "memory object m" + std::to_string(m) + " offset " + hex_addr(off);
+    if (vs != ms) {
+      fail("object_store_mismatch", std::string("vm ") + status_name(vs) + ", model " + status_name(ms),
+           where + ": vm says " + status_name(vs) + ", model says " + status_name(ms), {},
+           {FailureSite::Kind::ObjectPage, 0, m, off});
+      return false;
+    }
+    if (ms != PeekStatus::Mapped) continue;
+    size_t i = first_difference(mb, vb, {});
+    if (i != SIZE_MAX) {
+      fail("object_store_mismatch", "", where + " differs; first differing byte at offset " + hex_addr(off + i),
+           hex_diff(off, mb, vb, {}, "model", "vm"), {FailureSite::Kind::ObjectPage, 0, m, off + i});
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Executor::full_check() {
+  if (failure_) return false;
+  for (unsigned t = 0; t < kMaxNames; t++) {
+    if (!names_.task_live(t)) continue;
+    if (!compare_regions(t) || !compare_task_pages(t)) return false;
+  }
+  for (unsigned m = 0; m < kMaxNames; m++) {
+    if (!names_.object_live(m)) continue;
+    if (!compare_object(m)) return false;
+  }
+  return run_vm_findings(&VmObserver::check_invariants);
+}
+
+// ---------------------------------------------------------------------------------------
+// End of program and teardown.
+
+bool Executor::teardown() {
+  set_context(next_index_, "(teardown)", "teardown");
+  auto both = [&](const Op& op) {
+    model_result_ = execute_op(model_, op, {});
+    vm_result_ = execute_op(vm_, op, {});
+    if (vm_result_.kr != model_result_.kr) {
+      fail("teardown", std::string(op_kind_name(op.kind)) + " result",
+           print_op(op) + "\nvm:    " + describe(vm_result_) + "\nmodel: " + describe(model_result_));
+      return false;
+    }
+    names_.apply(op, model_result_.kr);
+    return after_op_oracles();
+  };
+  for (unsigned t = 0; t < kMaxNames; t++) {
+    if (!names_.task_live(t)) continue;
+    Op op;
+    op.kind = OpKind::Terminate;
+    op.task = static_cast<uint8_t>(t);
+    if (!both(op)) return false;
+  }
+  for (unsigned c = 0; c < kMaxNames; c++) {
+    if (!names_.copy_live(c)) continue;
+    Op op;
+    op.kind = OpKind::Discard;
+    op.copy = static_cast<uint8_t>(c);
+    if (!both(op)) return false;
+  }
+  for (unsigned m = 0; m < kMaxNames; m++) {
+    if (!names_.object_live(m) || (objects_destroyed_ & (1u << m))) continue;
+    if (observer_ && !observer_->implements(OpKind::Destroy)) {
+      teardown_skipped_ = true;
+      continue;
+    }
+    Op op;
+    op.kind = OpKind::Destroy;
+    op.object = static_cast<uint8_t>(m);
+    if (!both(op)) return false;
+    objects_destroyed_ |= 1u << m;
+  }
+  if (!observer_ || teardown_skipped_) return true;
+  std::vector<Finding> found;
+  observer_->check_teardown(found);
+  if (found.empty()) return true;
+  std::string detail;
+  for (size_t i = 0; i < found.size() && i < 8; i++) detail += found[i].oracle + ": " + found[i].detail + "\n";
+  if (found.size() > 8) detail += "(" + std::to_string(found.size() - 8) + " more)\n";
+  fail("teardown", found[0].oracle, detail);
+  return false;
+}
+
+bool Executor::finish_check() {
+  if (failure_) return false;
+  set_context(next_index_, "(end of program)", "end");
+  return full_check();
+}
+
+bool Executor::finish_teardown() {
+  if (failure_) return false;
+  return !options_.teardown || teardown();
+}
+
+bool Executor::finish() { return finish_check() && finish_teardown(); }
+
+// ---------------------------------------------------------------------------------------
+
+RunSummary run_program(const vmfuzz::Program& program, const std::string& file, MemorySystem& vm,
+                       MemorySystem& model, VmObserver* observer, ExecOptions options,
+                       const StepListener& listener, std::string* dot_out) {
+  RunSummary sum;
+  Executor ex(vm, model, program.config, options);
+  ex.set_observer(observer);
+  for (size_t i = 0; i < program.ops.size(); i++) {
+    unsigned line = i < program.lines.size() ? program.lines[i] : 0;
+    ex.set_line(line);
+    Executor::Step st = ex.step(program.ops[i]);
+    sum.ops = ex.ops_seen();
+    sum.not_applicable = ex.not_applicable();
+    if (st == Executor::Step::Unusable) {
+      ParseError pe;
+      pe.file = file;
+      pe.line = line;
+      pe.reason = ex.unusable_reason();
+      sum.unusable = true;
+      sum.unusable_reason = pe.what();
+      return sum;
+    }
+    if (listener) listener(i, program.ops[i], st, ex);
+    if (st == Executor::Step::Failed) {
+      sum.failure = ex.failure();
+      if (dot_out && observer) *dot_out = observer->dot(sum.failure->site);
+      return sum;
+    }
+  }
+  ex.set_line(0);
+  // The end-of-program check runs before the picture is taken; teardown after.
+  bool ok = ex.finish_check();
+  if (dot_out && observer) *dot_out = observer->dot(ok ? FailureSite{} : ex.failure()->site);
+  if (ok && !ex.finish_teardown()) ok = false;
+  if (!ok) {
+    sum.failure = ex.failure();
+    return sum;
+  }
+  sum.ok = true;
+  return sum;
+}
+
+Subject make_model_subject(const SystemConfig& config) {
+  Subject s;
+  s.system = std::make_unique<model::Model>(config);
+  return s;
+}
+
+vmfuzz::Program decode_with_model(std::span<const uint8_t> bytes, MemorySystem& scratch_model) {
+  scratch_model.task_create(0);
+  // The decoder follows names with the results of this run on the scratch model.
+  return vmfuzz::decode_program(bytes, [&](const Op& op) {
+    if (op.kind == OpKind::Check) return KERN_SUCCESS;
+    std::vector<uint8_t> data;
+    if (op.kind == OpKind::Write || op.kind == OpKind::Object || op.kind == OpKind::ManagerWrite)
+      data = op.data.materialize();
+    return execute_op(scratch_model, op, data).kr;
+  });
+}
+
+bool validate_names(const vmfuzz::Program& program, MemorySystem& scratch_model, size_t* index,
+                    std::string* reason) {
+  NameState names(program.config);
+  scratch_model.task_create(0);
+  for (size_t i = 0; i < program.ops.size(); i++) {
+    const Op& op = program.ops[i];
+    if (auto bad = names.check(op)) {
+      *index = i;
+      *reason = *bad;
+      return false;
+    }
+    OpResult r;
+    if (op.kind != OpKind::Check) {
+      std::vector<uint8_t> data;
+      if (op.kind == OpKind::Write || op.kind == OpKind::Object || op.kind == OpKind::ManagerWrite)
+        data = op.data.materialize();
+      r = execute_op(scratch_model, op, data);
+    }
+    names.apply(op, r.kr);
+  }
+  return true;
+}
+
+}  // namespace vmfuzz::harness

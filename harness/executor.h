@@ -1,0 +1,251 @@
+// executor.h — the differential executor: one op on both sides, and every oracle.
+//
+// Theory of operation
+// -------------------
+// An `Executor` holds two `MemorySystem`s — the subject ("vm", normally vm::Kernel) and
+// the reference ("model", normally model::Model) — and the `NameState` of the op language.
+// `step(op)` runs one op:
+//
+//   1. applicability: if a `VmObserver` is attached and says the VM does not implement the
+//      op's kind, the op is *not applicable*: skipped on both sides, names unchanged,
+//      counted (never a divergence, never hidden: the replay tool prints the count). An op
+//      whose names fail only because an earlier op was skipped is not applicable too.
+//   2. names: NameState::check(op), plus the cpu and initial-contents rules of §5 detail
+//      11/12; a failure is unusable input (Step::Unusable, reason in unusable_reason()).
+//   3. the op runs on the model, then on the VM.
+//   4. assertions: every `==`/`=>` written on the op is checked against the model, then
+//      against the VM (oracle "assertion", sub = the side that broke it).
+//   5. results: codes, fault address, returned address (allocate/map `any`, copyout),
+//      bytes of read/file except where the model marks them unknown (oracle
+//      "result_mismatch").
+//   6. names are advanced with the MODEL's result (the model is the authority on which
+//      handles exist).
+//   7. VM oracles after every op: TLB coherence and the machine's fault-loop detector.
+//   8. a full check at `check`, and every `full_check_every` ops if non-zero.
+//
+// A full check compares, without side effects (peek_page / peek_object_page): regions(t)
+// of every live task; the union of both sides' pages_of_interest, page by page (pages the
+// model says are Unknown are skipped); the store of every memory object ever created;
+// then check_vm_invariants. `finish()` runs a final full check and teardown.
+//
+// Teardown (a decision, written here and in the project docs): terminate every live task,
+// discard every live handle and destroy every memory object that is not yet destroyed,
+// on both sides, comparing results; then, with a VM, check_teardown (zero frames and zero
+// objects must remain). Objects are destroyed rather than exempted because memory objects
+// persist on purpose (the cache keeps them): only the manager's destroy lets them go, and
+// without it the teardown oracle could not judge any program that maps an object. If the
+// VM does not implement `destroy` and the program created objects, check_teardown is not
+// run (counted in teardown_skipped()).
+//
+// The executor stops at the first failure: after step() returned Failed, only failure()
+// may be used.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "harness/names.h"
+#include "harness/program.h"
+#include "harness/report.h"
+#include "vmfuzz/vocab.h"
+
+namespace vmfuzz::vm {
+class Kernel;
+}
+
+namespace vmfuzz::harness {
+
+/// One named problem found by a VM-side checker (mirrors harness/invariants.h Violation).
+struct Finding {
+  std::string oracle;  // invariant name as the checker names it
+  std::string detail;
+};
+
+/// The VM-only oracles and explanations. Attached when the subject is a VM (see
+/// make_kernel_observer); tests attach fakes to prove that findings become reports.
+class VmObserver {
+ public:
+  virtual ~VmObserver() = default;
+  /// Whether the VM implements ops of this kind yet (false: not applicable).
+  virtual bool implements(OpKind kind) const = 0;
+  /// check_vm_invariants: appended findings are failures (full checks only).
+  virtual void check_invariants(std::vector<Finding>& out) const = 0;
+  /// check_tlb_coherence (after every op).
+  virtual void check_tlb_coherence(std::vector<Finding>& out) const = 0;
+  /// check_teardown (after teardown).
+  virtual void check_teardown(std::vector<Finding>& out) const = 0;
+  /// The machine's fault-loop detector: a description when the VM's result of a user
+  /// access `a` says the machine gave up on a fault the handler claimed to have fixed.
+  virtual std::optional<std::string> fault_loop(const Access& a) const = 0;
+  /// Which object in which chain supplies task t's byte at va (resident, zero-fill, paged
+  /// out...), one line; empty if unknown.
+  virtual std::string provenance(unsigned t, uint64_t va) const = 0;
+  /// The same for memory object m's byte at offset.
+  virtual std::string object_provenance(unsigned m, uint64_t offset) const = 0;
+  /// Graphviz DOT of the VM's object graph, highlighting the object behind `site`.
+  virtual std::string dot(const FailureSite& site) const = 0;
+};
+
+/// A subject to judge: the memory system and, for the VM, its observer.
+struct Subject {
+  std::unique_ptr<MemorySystem> system;
+  std::unique_ptr<VmObserver> observer;  // null for a generic subject
+};
+
+/// Purpose:    A fresh vm::Kernel for `config` with its observer (defined in dot.cc, beside
+///             the rest of the VM introspection). The observer refers to the kernel.
+Subject make_vm_subject(const SystemConfig& config);
+
+/// Purpose:    A fresh reference model as subject (Model vs Model), no observer.
+Subject make_model_subject(const SystemConfig& config);
+
+struct ExecOptions {
+  unsigned full_check_every = 0;  // 0: only at `check` and at the end
+  bool teardown = true;           // finish(): teardown and check_teardown
+};
+
+/// What one side returned for one op.
+struct OpResult {
+  kern_return_t kr = KERN_SUCCESS;  // void ops: KERN_SUCCESS; accesses: access.kr
+  bool has_addr = false;            // allocate/map any, copyout: a returned address
+  uint64_t addr = 0;
+  bool is_access = false;           // read, write, file
+  bool mmu = false;                 // read, write: a failure is a fault at access.fault_addr
+  Access access;
+};
+
+/// The result as trace text, usable as the op's own assertion: "=> KERN_NO_SPACE",
+/// "== hex:0011 => fault 0x11000 KERN_INVALID_ADDRESS", "=> 0x10000", "" for void ops.
+/// Long byte strings are abbreviated as a comment ("# 8192 bytes ...").
+std::string format_result(const Op& op, const OpResult& r);
+
+/// Purpose:    Run one op on one side (no oracles, no name checks).
+/// Conditions: the op's names are usable on that side (NameState::check passed); `data`
+///             is op.data materialized for write, object and manager_write.
+OpResult execute_op(MemorySystem& side, const Op& op, const std::vector<uint8_t>& data);
+
+class Executor {
+ public:
+  enum class Step : uint8_t { Ran, NotApplicable, Failed, Unusable };
+
+  /// Purpose:    Prepare to run ops on `vm` (subject) and `model` (reference).
+  /// Conditions: both are freshly constructed with `config` and hold no task; both
+  ///             outlive the executor. exit: t0 exists on both sides (created here).
+  Executor(MemorySystem& vm, MemorySystem& model, const SystemConfig& config, ExecOptions options = {});
+
+  /// Attach the VM-only oracles (may be null: generic subject, e.g. Model vs Model).
+  void set_observer(VmObserver* observer) { observer_ = observer; }
+  /// Source line of the next op (text traces), copied into failures.
+  void set_line(unsigned line) { line_ = line; }
+
+  /// Purpose:    Run one op on both sides and apply every per-op oracle (see top).
+  /// Conditions: no earlier step failed or was unusable.
+  /// Results:    Ran; NotApplicable (skipped on both sides); Failed (failure() set);
+  ///             Unusable (unusable_reason() set, nothing ran).
+  Step step(const Op& op);
+
+  /// Purpose:    End of program: full check, then (options.teardown) teardown and
+  ///             check_teardown. Results: false when a failure was recorded.
+  bool finish();
+  /// The two halves of finish(): the end-of-program full check, then teardown.
+  bool finish_check();
+  bool finish_teardown();
+
+  /// Purpose:    Full side-effect-free comparison now (as at `check`).
+  /// Results:    false when a failure was recorded.
+  bool full_check();
+
+  const std::optional<Failure>& failure() const { return failure_; }
+  const std::string& unusable_reason() const { return unusable_; }
+  const OpResult& vm_result() const { return vm_result_; }
+  const OpResult& model_result() const { return model_result_; }
+  const NameState& names() const { return names_; }
+  uint64_t ops_run() const { return ops_run_; }              // steps that ran (not skipped)
+  uint64_t ops_seen() const { return next_index_; }          // every step
+  uint64_t not_applicable() const { return not_applicable_; }
+  bool teardown_skipped() const { return teardown_skipped_; }
+
+ private:
+  bool check_assertion(const Op& op, const OpResult& r, const char* side);
+  bool compare_results(const Op& op);
+  bool memory_error_tolerated(const Op& op) const;
+  bool compare_regions(unsigned t);
+  bool compare_task_pages(unsigned t);
+  bool compare_object(unsigned m);
+  bool run_vm_findings(void (VmObserver::*checker)(std::vector<Finding>&) const);
+  bool after_op_oracles();
+  bool fault_loop_oracle(const OpResult& r);
+  bool teardown();
+  void fail(std::string oracle, std::string sub, std::string detail, std::string diff = {},
+            FailureSite site = {});
+  void set_context(uint64_t index, std::string op_text, std::string kind);
+
+  MemorySystem& vm_;
+  MemorySystem& model_;
+  SystemConfig config_;
+  ExecOptions options_;
+  VmObserver* observer_ = nullptr;
+  NameState names_;
+  // Memory objects destroyed (on the model); NameState keeps destroyed names live.
+  uint32_t objects_destroyed_ = 0;
+
+  unsigned line_ = 0;
+  uint64_t next_index_ = 0;
+  uint64_t ops_run_ = 0;
+  uint64_t not_applicable_ = 0;
+  bool teardown_skipped_ = false;
+  OpResult vm_result_, model_result_;
+
+  // Context of the op being judged (copied into a failure).
+  uint64_t ctx_index_ = 0;
+  unsigned ctx_line_ = 0;
+  std::string ctx_op_, ctx_kind_;
+
+  std::optional<Failure> failure_;
+  std::string unusable_;
+};
+
+/// Purpose:    Decode a binary input (codec.h) into a Program. The decoder chooses names
+///             from a NameState, which follows the results of a run of the decoded ops on
+///             `scratch_model` (a fresh reference model holding no task; t0 is created here).
+///             Decoding first and running after gives binary inputs exactly the meaning of
+///             the trace `--to-text` prints, whichever ops the VM implements.
+/// Results:    the program (lines all 0, config from the input).
+vmfuzz::Program decode_with_model(std::span<const uint8_t> bytes, MemorySystem& scratch_model);
+
+/// Purpose:    Find the first op of `program` whose names are unusable (§5 detail 11),
+///             following names with a run on `scratch_model` (fresh, no task).
+/// Results:    true if every op is usable; else false with *index and *reason set.
+bool validate_names(const vmfuzz::Program& program, MemorySystem& scratch_model, size_t* index,
+                    std::string* reason);
+
+/// Callback of run_program: called after each step with the op and its outcome.
+using StepListener = std::function<void(uint64_t index, const Op& op, Executor::Step step,
+                                        const Executor& exec)>;
+
+/// Summary of running a whole program.
+struct RunSummary {
+  bool ok = false;         // no failure, not unusable
+  bool unusable = false;   // unusable input: `unusable` holds "FILE:LINE: reason"
+  std::string unusable_reason;
+  uint64_t ops = 0;        // ops run or skipped (up to and including a failing op)
+  uint64_t not_applicable = 0;
+  std::optional<Failure> failure;
+};
+
+/// Purpose:    Run `program` (every op, then finish()) on the two sides.
+/// Conditions: vm and model fresh for program.config (or the default config);
+///             `file` names the source for unusable-input messages.
+/// Results:    The summary; `listener` (may be empty) sees every step. With an observer
+///             and a non-null `dot_out`: the DOT picture of the VM at the failure, or
+///             before teardown when there is none.
+RunSummary run_program(const vmfuzz::Program& program, const std::string& file, MemorySystem& vm,
+                       MemorySystem& model, VmObserver* observer, ExecOptions options,
+                       const StepListener& listener = {}, std::string* dot_out = nullptr);
+
+}  // namespace vmfuzz::harness

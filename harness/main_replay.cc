@@ -1,0 +1,283 @@
+// main_replay.cc — vmfuzz-replay: run traces and crash inputs on the VM and the model.
+//
+// Theory of operation
+// -------------------
+//   vmfuzz-replay [--json] [--dot FILE] [--quiet] [--full-check-every N] [--model-only] FILE...
+//   vmfuzz-replay --to-text FILE          print the program of a trace or binary input
+//   vmfuzz-replay --encode IN OUT         write the binary encoding of IN (text or binary)
+//
+// Each FILE is a text trace when it looks like one (printable, and its first non-blank line
+// starts with `#`, `config` or an op keyword), else a binary fuzz input (codec.h). A text
+// trace that does not parse, or uses a name that does not exist, is unusable input. A
+// binary input is decoded first (its names follow a run on a scratch model), so that it
+// means exactly the trace --to-text prints.
+//
+// Each program runs through the executor (executor.h) with the VM as subject and the
+// reference model as reference (--model-only: the model on both sides, which checks the
+// trace's own assertions against the model). Output, per file: the readable trace with
+// results (`op  => result`, unless --quiet), then `OK FILE ...` or the failure report and
+// `FAILED FILE`. With --json: one JSON object per file per line and nothing else on
+// stdout: {"file","ok","ops","not_applicable","failure": null | {...}}.
+// --dot FILE: the Graphviz picture of the VM's object graph at the first failure (or at the
+// end of the last file when nothing failed).
+//
+// Exit status: 0 every file ran with no divergence and every assertion held; 1 some did
+// not; 2 unusable input (`FILE:LINE: reason` or `FILE: cannot read` on stderr), which
+// wins over 1. Output is deterministic.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness/codec.h"
+#include "harness/executor.h"
+#include "harness/report.h"
+#include "harness/text.h"
+#include "reference_model/model.h"
+
+namespace {
+
+using vmfuzz::Op;
+using vmfuzz::OpKind;
+using vmfuzz::Program;
+namespace h = vmfuzz::harness;
+
+struct Options {
+  bool json = false;
+  bool quiet = false;
+  bool model_only = false;
+  std::string dot_file;
+  unsigned full_check_every = 0;
+  std::vector<std::string> files;
+};
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: vmfuzz-replay [--json] [--dot FILE] [--quiet] [--full-check-every N] [--model-only] FILE...\n"
+               "       vmfuzz-replay --to-text FILE\n"
+               "       vmfuzz-replay --encode IN OUT\n");
+  return 2;
+}
+
+bool read_file(const std::string& path, std::vector<uint8_t>* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return !in.bad();
+}
+
+// A text trace: only printable ASCII, tabs, CRs and newlines outside quoted strings' \x
+// escapes (which are themselves printable), and a first non-blank line that starts with
+// `#`, `config` or an op keyword.
+bool looks_like_text(const std::vector<uint8_t>& b) {
+  for (uint8_t c : b)
+    if (!(c == '\n' || c == '\t' || c == '\r' || (c >= 0x20 && c < 0x7f))) return false;
+  size_t i = 0;
+  while (i < b.size() && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n')) i++;
+  if (i == b.size()) return true;  // empty or blank: an empty trace
+  if (b[i] == '#') return true;
+  size_t j = i;
+  while (j < b.size() && ((b[j] >= 'a' && b[j] <= 'z') || b[j] == '_')) j++;
+  std::string word(b.begin() + i, b.begin() + j);
+  OpKind k;
+  return word == "config" || vmfuzz::op_kind_from_name(word, &k);
+}
+
+// Load FILE as a Program. Returns 0, or 2 with the message printed.
+int load(const std::string& file, Program* prog, bool* is_text) {
+  std::vector<uint8_t> bytes;
+  if (!read_file(file, &bytes)) {
+    std::fprintf(stderr, "%s: cannot read\n", file.c_str());
+    return 2;
+  }
+  *is_text = looks_like_text(bytes);
+  if (*is_text) {
+    vmfuzz::ParseError err;
+    std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (!vmfuzz::parse_trace(text, file, prog, &err)) {
+      std::fprintf(stderr, "%s\n", err.what().c_str());
+      return 2;
+    }
+    // Names depend on results: follow them with the model alone, so that a trace that
+    // misuses a name is unusable whichever ops the VM implements.
+    vmfuzz::model::Model scratch(prog->config);
+    size_t index = 0;
+    std::string reason;
+    if (!h::validate_names(*prog, scratch, &index, &reason)) {
+      vmfuzz::ParseError pe;
+      pe.file = file;
+      pe.line = index < prog->lines.size() ? prog->lines[index] : 0;
+      pe.reason = reason;
+      std::fprintf(stderr, "%s\n", pe.what().c_str());
+      return 2;
+    }
+    return 0;
+  }
+  vmfuzz::model::Model scratch(vmfuzz::Decoder(bytes).config());
+  *prog = h::decode_with_model(bytes, scratch);
+  prog->source = file;
+  return 0;
+}
+
+int to_text(const std::string& file) {
+  Program p;
+  bool is_text = false;
+  if (int rc = load(file, &p, &is_text)) return rc;
+  std::fputs(vmfuzz::print_program(p).c_str(), stdout);
+  return 0;
+}
+
+int encode(const std::string& in, const std::string& out) {
+  Program p;
+  bool is_text = false;
+  if (int rc = load(in, &p, &is_text)) return rc;
+  std::vector<uint8_t> bytes = vmfuzz::encode_program(p);
+  std::ofstream o(out, std::ios::binary | std::ios::trunc);
+  if (!o) {
+    std::fprintf(stderr, "%s: cannot write\n", out.c_str());
+    return 2;
+  }
+  o.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  if (!o) {
+    std::fprintf(stderr, "%s: cannot write\n", out.c_str());
+    return 2;
+  }
+  return 0;
+}
+
+// The op as a trace line without its assertions, for the listing.
+std::string bare_op(const Op& op) {
+  Op o = op;
+  o.expect = vmfuzz::Expect{};
+  return vmfuzz::print_op(o);
+}
+
+std::string na_note(uint64_t n) {
+  return std::to_string(n) + " ops not applicable (not implemented by the VM)";
+}
+
+// Run one loaded program; returns 0 ok, 1 failure, 2 unusable.
+int replay_one(const std::string& file, const Program& prog, const Options& opt, std::string* dot) {
+  h::Subject subject = opt.model_only ? h::make_model_subject(prog.config) : h::make_vm_subject(prog.config);
+  vmfuzz::model::Model model(prog.config);
+  h::ExecOptions eo;
+  eo.full_check_every = opt.full_check_every;
+  bool listing = !opt.quiet && !opt.json;
+  if (listing) {
+    std::printf("# %s\n", file.c_str());
+    if (prog.has_config) std::printf("%s\n", vmfuzz::format_config(prog.config).c_str());
+  }
+  h::StepListener listener;
+  if (listing) {
+    listener = [&](uint64_t, const Op& op, h::Executor::Step st, const h::Executor& ex) {
+      std::string line = bare_op(op);
+      if (st == h::Executor::Step::NotApplicable) {
+        line += "  # not applicable (not implemented by the VM)";
+      } else {
+        std::string r = h::format_result(op, ex.vm_result());
+        if (!r.empty()) line += "  " + r;
+      }
+      std::printf("%s\n", line.c_str());
+    };
+  }
+  h::RunSummary sum = h::run_program(prog, file, *subject.system, model, subject.observer.get(), eo, listener,
+                                     dot);
+  if (sum.unusable) {
+    std::fprintf(stderr, "%s\n", sum.unusable_reason.c_str());
+    if (opt.json)
+      std::printf("{\"file\": %s, \"ok\": false, \"ops\": %llu, \"not_applicable\": %llu, \"failure\": null, "
+                  "\"error\": %s}\n",
+                  h::json_quote(file).c_str(), static_cast<unsigned long long>(sum.ops),
+                  static_cast<unsigned long long>(sum.not_applicable), h::json_quote(sum.unusable_reason).c_str());
+    return 2;
+  }
+  if (opt.json) {
+    std::printf("{\"file\": %s, \"ok\": %s, \"ops\": %llu, \"not_applicable\": %llu, \"failure\": %s}\n",
+                h::json_quote(file).c_str(), sum.ok ? "true" : "false", static_cast<unsigned long long>(sum.ops),
+                static_cast<unsigned long long>(sum.not_applicable),
+                sum.failure ? h::failure_json(*sum.failure).c_str() : "null");
+    return sum.ok ? 0 : 1;
+  }
+  std::string tail = std::to_string(sum.ops) + " ops";
+  if (sum.not_applicable) tail += ", " + na_note(sum.not_applicable);
+  if (sum.ok) {
+    std::printf("OK %s (%s)\n", file.c_str(), tail.c_str());
+    return 0;
+  }
+  std::fputs(h::format_failure(*sum.failure).c_str(), stdout);
+  std::printf("FAILED %s (%s)\n", file.c_str(), tail.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--to-text") {
+      if (i + 2 != argc) return usage();
+      return to_text(argv[i + 1]);
+    } else if (a == "--encode") {
+      if (i + 3 != argc) return usage();
+      return encode(argv[i + 1], argv[i + 2]);
+    } else if (a == "--json") {
+      opt.json = true;
+    } else if (a == "--quiet") {
+      opt.quiet = true;
+    } else if (a == "--model-only") {
+      opt.model_only = true;
+    } else if (a == "--dot") {
+      if (++i == argc) return usage();
+      opt.dot_file = argv[i];
+    } else if (a == "--full-check-every") {
+      if (++i == argc) return usage();
+      char* end = nullptr;
+      unsigned long n = std::strtoul(argv[i], &end, 10);
+      if (!*argv[i] || *end || n > 1000000) return usage();
+      opt.full_check_every = static_cast<unsigned>(n);
+    } else if (a.size() > 1 && a[0] == '-' && a != "-") {
+      std::fprintf(stderr, "vmfuzz-replay: unknown option %s\n", a.c_str());
+      return usage();
+    } else {
+      opt.files.push_back(a);
+    }
+  }
+  if (opt.files.empty()) return usage();
+
+  int worst = 0;
+  std::string dot;
+  bool dot_taken = false;
+  for (const auto& file : opt.files) {
+    Program prog;
+    bool is_text = false;
+    int rc = load(file, &prog, &is_text);
+    if (rc == 0) {
+      std::string this_dot;
+      rc = replay_one(file, prog, opt, opt.dot_file.empty() ? nullptr : &this_dot);
+      // The first failure's picture wins; else the last file's.
+      if (!dot_taken) dot = this_dot;
+      if (rc == 1) dot_taken = true;
+    }
+    if (rc > worst) worst = rc;
+  }
+  if (!opt.dot_file.empty()) {
+    if (dot.empty()) {
+      std::fprintf(stderr, "vmfuzz-replay: no object graph to draw (--model-only, or no VM)\n");
+    } else {
+      std::ofstream o(opt.dot_file, std::ios::trunc);
+      o << dot;
+      if (!o) {
+        std::fprintf(stderr, "%s: cannot write\n", opt.dot_file.c_str());
+        return 2;
+      }
+    }
+  }
+  std::fflush(stdout);
+  return worst;
+}

@@ -1,0 +1,499 @@
+// executor_test.cc — every oracle of the executor fires on a deliberately broken memory
+// system, and stays silent when the reference model is judged against itself.
+//
+// The broken subject is `Broken`: a reference model behind a wrapper whose knobs each
+// break one observable thing (a read byte, a result code, a returned address, a fault
+// address, a region, a page seen by the side-effect-free peek, an object's store, an
+// unknown byte). VM-only oracles (invariants, TLB coherence, fault loop, teardown,
+// applicability) are driven through a scripted VmObserver. Questions in test names.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "harness/executor.h"
+#include "harness/report.h"
+#include "harness/text.h"
+#include "reference_model/model.h"
+
+namespace vmfuzz::harness {
+namespace {
+
+// A model with knobs that break it in one observable way each.
+class Broken final : public MemorySystem {
+ public:
+  explicit Broken(const SystemConfig& c) : m_(c) {}
+
+  bool flip_read = false;             // flip bit 0 of the first byte every read returns
+  bool wrong_protect_code = false;    // protect returns KERN_FAILURE after succeeding
+  bool wrong_any_addr = false;        // allocate any reports base + 0x1000
+  bool wrong_fault_addr = false;      // faults reported one byte late
+  bool extra_region = false;          // regions(t) reports one more region
+  uint64_t flip_peek_va = 0;          // peek_page flips byte 7 of the page at this va
+  bool peek_unmapped = false;         // peek_page says Unmapped for every page
+  bool flip_object_peek = false;      // peek_object_page flips byte 0
+  bool memory_error_on_unknown = false;  // reads stop with KERN_MEMORY_ERROR at unknown bytes
+  bool memory_error_always = false;      // reads stop with KERN_MEMORY_ERROR at their start
+
+  void task_create(unsigned t) override { m_.task_create(t); }
+  kern_return_t allocate(unsigned t, uint64_t* addr, uint64_t size, bool anywhere) override {
+    kern_return_t kr = m_.allocate(t, addr, size, anywhere);
+    if (wrong_any_addr && anywhere && kr == KERN_SUCCESS) *addr += 0x1000;
+    return kr;
+  }
+  kern_return_t deallocate(unsigned t, uint64_t a, uint64_t s) override { return m_.deallocate(t, a, s); }
+  kern_return_t protect(unsigned t, uint64_t a, uint64_t s, bool mx, vm_prot_t p) override {
+    kern_return_t kr = m_.protect(t, a, s, mx, p);
+    return wrong_protect_code ? KERN_FAILURE : kr;
+  }
+  kern_return_t inherit(unsigned t, uint64_t a, uint64_t s, vm_inherit_t i) override { return m_.inherit(t, a, s, i); }
+  Access write(unsigned t, uint64_t a, std::span<const uint8_t> d, unsigned cpu) override {
+    Access r = m_.write(t, a, d, cpu);
+    if (wrong_fault_addr && r.kr != KERN_SUCCESS) r.fault_addr++;
+    return r;
+  }
+  Access read(unsigned t, uint64_t a, uint64_t s, unsigned cpu) override {
+    Access r = m_.read(t, a, s, cpu);
+    if (flip_read && !r.bytes.empty()) r.bytes[0] ^= 1;
+    if (wrong_fault_addr && r.kr != KERN_SUCCESS) r.fault_addr++;
+    if (memory_error_always && s > 0) {
+      r = Access{};
+      r.kr = KERN_MEMORY_ERROR;
+      r.fault_addr = a;
+    }
+    if (memory_error_on_unknown) {
+      for (size_t i = 0; i < r.unknown.size(); i++) {
+        if (r.unknown[i]) {
+          r.kr = KERN_MEMORY_ERROR;
+          r.fault_addr = a + i;
+          r.bytes.resize(i);
+          r.unknown.clear();
+          break;
+        }
+      }
+    }
+    return r;
+  }
+  void fork(unsigned p, unsigned c) override { m_.fork(p, c); }
+  void terminate(unsigned t) override { m_.terminate(t); }
+  kern_return_t vm_copy(unsigned t, uint64_t s, uint64_t n, uint64_t d) override { return m_.vm_copy(t, s, n, d); }
+  kern_return_t vm_read(unsigned t, uint64_t a, uint64_t s, unsigned c) override { return m_.vm_read(t, a, s, c); }
+  kern_return_t vm_write(unsigned t, uint64_t a, unsigned c) override { return m_.vm_write(t, a, c); }
+  kern_return_t copyout(unsigned t, unsigned c, uint64_t* a) override { return m_.copyout(t, c, a); }
+  void discard(unsigned c) override { m_.discard(c); }
+  void object_create(unsigned o, uint64_t s, CopyStrategy st, bool p, std::span<const uint8_t> i) override {
+    m_.object_create(o, s, st, p, i);
+  }
+  kern_return_t map(unsigned t, uint64_t* a, bool any, uint64_t s, unsigned o, uint64_t off, bool sh, vm_prot_t p,
+                    vm_prot_t mx, vm_inherit_t i) override {
+    return m_.map(t, a, any, s, o, off, sh, p, mx, i);
+  }
+  kern_return_t manager_write(unsigned o, uint64_t off, std::span<const uint8_t> d) override {
+    return m_.manager_write(o, off, d);
+  }
+  Access file(unsigned o, uint64_t off, uint64_t s) override { return m_.file(o, off, s); }
+  kern_return_t destroy(unsigned o) override { return m_.destroy(o); }
+  void pageout(uint64_t n, bool all) override { m_.pageout(n, all); }
+
+  std::vector<RegionInfo> regions(unsigned t) const override {
+    auto r = m_.regions(t);
+    if (extra_region) r.push_back({0x7fff00000000, 0x7fff00001000, VM_PROT_READ, VM_PROT_ALL, vm_inherit_t::Copy});
+    return r;
+  }
+  void pages_of_interest(unsigned t, std::vector<uint64_t>& out) const override {
+    m_.pages_of_interest(t, out);
+    if (flip_peek_va) out.push_back(flip_peek_va);
+  }
+  PeekStatus peek_page(unsigned t, uint64_t va, std::span<uint8_t, kPageSize> out) const override {
+    PeekStatus s = m_.peek_page(t, va, out);
+    if (peek_unmapped) return PeekStatus::Unmapped;
+    if (s == PeekStatus::Mapped && va == flip_peek_va) out[7] ^= 0x80;
+    return s;
+  }
+  PeekStatus peek_object_page(unsigned o, uint64_t off, std::span<uint8_t, kPageSize> out) const override {
+    PeekStatus s = m_.peek_object_page(o, off, out);
+    if (flip_object_peek && s == PeekStatus::Mapped) out[0] ^= 1;
+    return s;
+  }
+  void object_pages_of_interest(unsigned o, std::vector<uint64_t>& out) const override {
+    m_.object_pages_of_interest(o, out);
+  }
+
+ private:
+  model::Model m_;
+};
+
+// A scripted observer: each knob makes one VM-only checker report.
+class ScriptedObserver final : public VmObserver {
+ public:
+  std::vector<OpKind> not_implemented;
+  std::string invariant;      // reported by check_invariants when non-empty
+  std::string tlb;            // reported by check_tlb_coherence when non-empty
+  std::string teardown_left;  // reported by check_teardown when non-empty
+  bool loop = false;  // a protection fault counts as a fault loop
+  int teardown_calls = 0;
+
+  bool implements(OpKind k) const override {
+    for (OpKind n : not_implemented)
+      if (n == k) return false;
+    return true;
+  }
+  void check_invariants(std::vector<Finding>& out) const override {
+    if (!invariant.empty()) out.push_back({invariant, "scripted violation"});
+  }
+  void check_tlb_coherence(std::vector<Finding>& out) const override {
+    if (!tlb.empty()) out.push_back({tlb, "scripted stale entry"});
+  }
+  void check_teardown(std::vector<Finding>& out) const override {
+    const_cast<ScriptedObserver*>(this)->teardown_calls++;
+    if (!teardown_left.empty()) out.push_back({teardown_left, "3 frames left"});
+  }
+  std::optional<std::string> fault_loop(const Access& a) const override {
+    if (!loop || a.kr != KERN_PROTECTION_FAILURE) return std::nullopt;
+    return "fault at " + hex_addr(a.fault_addr) + " retried without a new translation";
+  }
+  std::string provenance(unsigned t, uint64_t va) const override {
+    return "object 7 depth 1 resident (t" + std::to_string(t) + " " + hex_addr(va) + ")";
+  }
+  std::string object_provenance(unsigned m, uint64_t off) const override {
+    return "object of m" + std::to_string(m) + " offset " + hex_addr(off);
+  }
+  std::string dot(const FailureSite&) const override { return "digraph vm {}\n"; }
+};
+
+Program parse(const std::string& text) {
+  Program p;
+  ParseError err;
+  bool ok = parse_trace(text, "test.trace", &p, &err);
+  EXPECT_TRUE(ok) << err.what();
+  return p;
+}
+
+RunSummary run(const std::string& text, Broken& vm, VmObserver* obs = nullptr, ExecOptions o = {}) {
+  Program p = parse(text);
+  model::Model model(p.config);
+  return run_program(p, "test.trace", vm, model, obs, o);
+}
+
+RunSummary run_broken(const std::string& text, void (*knob)(Broken&), VmObserver* obs = nullptr,
+                      ExecOptions o = {}) {
+  Program p = parse(text);
+  Broken vm(p.config);
+  knob(vm);
+  model::Model model(p.config);
+  return run_program(p, "test.trace", vm, model, obs, o);
+}
+
+const char* kBasic =
+    "allocate t0 0x10000 0x3000\n"
+    "write t0 0x10004 \"text\"\n"
+    "fork t0 t1\n"
+    "write t1 0x11000 fill:0x22*0x10\n"
+    "read t0 0x10000 8 == hex:0000000074657874\n"
+    "read t1 0x11000 2 == hex:2222\n"
+    "protect t0 0x12000 0x1000 r--\n"
+    "write t0 0x12000 \"x\" => fault 0x12000 KERN_PROTECTION_FAILURE\n"
+    "allocate t1 any 0x1000 => 0x13000\n"
+    "object m0 0x2000 none persist fill:0x33*0x100\n"
+    "map t0 any 0x2000 m0 0x0 share\n"
+    "write t0 0x13000 \"obj\"\n"
+    "file m0 0x0 4 == hex:6f626a33\n"
+    "check\n";
+
+// --- Silence on a correct subject ---------------------------------------------------------
+
+TEST(Executor, WhatIfTheModelIsJudgedAgainstItselfNoOracleFires) {
+  Program p = parse(kBasic);
+  model::Model a(p.config), b(p.config);
+  RunSummary s = run_program(p, "test.trace", a, b, nullptr, {1, true});
+  ASSERT_TRUE(s.ok) << (s.failure ? format_failure(*s.failure) : s.unusable_reason);
+  EXPECT_EQ(s.ops, p.ops.size());
+  EXPECT_EQ(s.not_applicable, 0u);
+}
+
+TEST(Executor, WhatIfEveryHandWrittenTraceRunsModelAgainstModel) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(VMFUZZ_SOURCE_DIR) / "corpus" / "traces";
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".trace") files.push_back(e.path());
+  std::ranges::sort(files);
+  ASSERT_GE(files.size(), 40u);
+  for (const auto& f : files) {
+    std::ifstream in(f);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    Program p;
+    ParseError err;
+    ASSERT_TRUE(parse_trace(ss.str(), f.string(), &p, &err)) << err.what();
+    model::Model a(p.config), b(p.config);
+    RunSummary s = run_program(p, f.string(), a, b, nullptr, {3, true});
+    EXPECT_TRUE(s.ok) << f << "\n" << (s.failure ? format_failure(*s.failure) : s.unusable_reason);
+  }
+}
+
+// --- Per-op oracles -------------------------------------------------------------------------
+
+TEST(Executor, WhatIfAReadReturnsAWrongByteResultMismatchOrAssertionFires) {
+  // Without an assertion on the read: the sides are compared.
+  RunSummary s = run_broken("allocate t0 0x10000 0x1000\nwrite t0 0x10000 \"ab\"\nread t0 0x10000 2\n",
+                            [](Broken& b) { b.flip_read = true; });
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(s.failure->oracle, "result_mismatch");
+  EXPECT_EQ(s.failure->op_index, 2u);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: result_mismatch in read [bytes]");
+  EXPECT_NE(s.failure->diff.find("-0x000000010000  61 62"), std::string::npos) << s.failure->diff;
+  EXPECT_NE(s.failure->diff.find("+0x000000010000  60 62"), std::string::npos) << s.failure->diff;
+  // With one: the assertion names the side that broke it.
+  s = run_broken("allocate t0 0x10000 0x1000\nwrite t0 0x10000 \"ab\"\nread t0 0x10000 2 == \"ab\"\n",
+                 [](Broken& b) { b.flip_read = true; });
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: assertion in read [vm]");
+}
+
+TEST(Executor, WhatIfTheTraceAssertsSomethingFalseTheModelSideIsNamed) {
+  Broken vm(SystemConfig{});
+  RunSummary s = run("allocate t0 0x10000 0x1000\nprotect t0 0x10000 0x1000 r-- => KERN_NO_SPACE\n", vm);
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: assertion in protect [model]");
+  EXPECT_NE(s.failure->detail.find("asserted: KERN_NO_SPACE"), std::string::npos) << s.failure->detail;
+}
+
+TEST(Executor, WhatIfACodeDiffersResultMismatchNamesBothCodes) {
+  RunSummary s = run_broken("allocate t0 0x10000 0x1000\nprotect t0 0x10000 0x1000 r--\n",
+                            [](Broken& b) { b.wrong_protect_code = true; });
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: result_mismatch in protect [vm KERN_FAILURE, model KERN_SUCCESS]");
+}
+
+TEST(Executor, WhatIfAReturnedAddressDiffers) {
+  RunSummary s = run_broken("allocate t0 any 0x1000\n", [](Broken& b) { b.wrong_any_addr = true; });
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: result_mismatch in allocate [address]");
+  EXPECT_NE(s.failure->detail.find("at 0x11000"), std::string::npos) << s.failure->detail;
+}
+
+TEST(Executor, WhatIfAFaultAddressDiffers) {
+  RunSummary s = run_broken("allocate t0 0x10000 0x1000\nwrite t0 0x10ffe \"abcd\"\n",
+                            [](Broken& b) { b.wrong_fault_addr = true; });
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: result_mismatch in write [fault_address]");
+}
+
+// --- Full-check oracles ----------------------------------------------------------------------
+
+TEST(Executor, WhatIfTheVmReportsAnExtraRegion) {
+  RunSummary s = run_broken("allocate t0 0x10000 0x1000\ncheck\n", [](Broken& b) { b.extra_region = true; });
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(s.failure->oracle, "region_mismatch");
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: region_mismatch in check [vm has an extra region]");
+  EXPECT_NE(s.failure->detail.find("0x7fff00000000-0x7fff00001000 r-- max rwx copy"), std::string::npos)
+      << s.failure->detail;
+}
+
+TEST(Executor, WhatIfAPageHoldsAWrongByteOnlyTheFullCheckSeesIt) {
+  const char* trace = "allocate t0 0x10000 0x2000\nwrite t0 0x11000 \"abcdefgh\"\nread t0 0x11000 1\n";
+  // No check op: the end-of-program check finds it.
+  RunSummary s = run_broken(trace, [](Broken& b) { b.flip_peek_va = 0x11000; });
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(s.failure->oracle, "content_mismatch");
+  EXPECT_EQ(s.failure->op, "(end of program)");
+  EXPECT_EQ(s.failure->op_index, 3u);
+  EXPECT_EQ(s.failure->site.addr, 0x11007u);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: content_mismatch in end");
+  EXPECT_NE(s.failure->diff.find("-0x000000011000  61 62 63 64 65 66 67 68 00"), std::string::npos);
+  EXPECT_NE(s.failure->diff.find("+0x000000011000  61 62 63 64 65 66 67 e8 00"), std::string::npos);
+  // Periodic checks find it at the op where the period ends.
+  s = run_broken(trace, [](Broken& b) { b.flip_peek_va = 0x11000; }, nullptr, {2, true});
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(s.failure->op_index, 1u);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: content_mismatch in write");
+}
+
+TEST(Executor, WhatIfThePeekSaysUnmappedWhereTheModelHasMemory) {
+  RunSummary s = run_broken("allocate t0 0x10000 0x1000\nwrite t0 0x10000 \"a\"\ncheck\n",
+                            [](Broken& b) { b.peek_unmapped = true; });
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: content_mismatch in check [vm unmapped, model mapped]");
+}
+
+TEST(Executor, WhatIfAMemoryObjectStoreDiffers) {
+  RunSummary s = run_broken("object m0 0x1000 none persist hex:01\ncheck\n",
+                            [](Broken& b) { b.flip_object_peek = true; });
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: object_store_mismatch in check");
+  EXPECT_EQ(s.failure->site.kind, FailureSite::Kind::ObjectPage);
+}
+
+TEST(Executor, WhatIfTheVmFailsWithMemoryErrorOnUndefinedBytesThatIsAllowed) {
+  const char* trace =
+      "object m0 0x2000 none persist fill:0x44*0x2000\n"
+      "map t0 0x10000 0x2000 m0 0x0 share\n"
+      "allocate t0 0x12000 0x1000\n"
+      "write t0 0x12000 \"ok\"\n"
+      "destroy m0\n"
+      "read t0 0x10000 4\n"
+      "read t0 0x11ffe 4\n";
+  RunSummary s = run_broken(trace, [](Broken& b) { b.memory_error_on_unknown = true; });
+  EXPECT_TRUE(s.ok) << (s.failure ? format_failure(*s.failure) : "");
+  // ... but not on defined bytes.
+  s = run_broken("allocate t0 0x10000 0x1000\nread t0 0x10000 4\n", [](Broken& b) { b.memory_error_always = true; });
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: result_mismatch in read [vm KERN_MEMORY_ERROR, model KERN_SUCCESS]");
+}
+
+// --- VM-only oracles through the observer ---------------------------------------------------
+
+TEST(Executor, WhatIfAnInvariantBreaksItIsTheOracle) {
+  ScriptedObserver obs;
+  obs.invariant = "page_in_one_object";
+  Broken vm(SystemConfig{});
+  RunSummary s = run("allocate t0 0x10000 0x1000\ncheck\n", vm, &obs);
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(s.failure->oracle, "page_in_one_object");
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: page_in_one_object in check");
+}
+
+TEST(Executor, WhatIfTlbCoherenceBreaksItFiresAfterTheOp) {
+  ScriptedObserver obs;
+  obs.tlb = "tlb_more_permissive";
+  Broken vm(SystemConfig{});
+  RunSummary s = run("allocate t0 0x10000 0x1000\n", vm, &obs);
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(s.failure->op_index, 0u);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: tlb_more_permissive in allocate");
+}
+
+TEST(Executor, WhatIfTheMachineLoopsOnAFault) {
+  ScriptedObserver obs;
+  obs.loop = true;
+  Broken vm(SystemConfig{});
+  RunSummary s = run("allocate t0 0x10000 0x1000\nprotect t0 0x10000 0x1000 r--\nwrite t0 0x10000 \"a\"\n", vm, &obs);
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(s.failure->op_index, 2u);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: fault_loop in write");
+}
+
+TEST(Executor, WhatIfSomethingIsLeftAfterTeardown) {
+  ScriptedObserver obs;
+  obs.teardown_left = "frames_leaked";
+  Broken vm(SystemConfig{});
+  RunSummary s = run("allocate t0 0x10000 0x1000\nvm_read t0 0x10000 0x1000 c0\nobject m1 0x1000 delay nopersist fill:0x01*0x10\n",
+                     vm, &obs);
+  ASSERT_TRUE(s.failure);
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: teardown in teardown [frames_leaked]");
+  EXPECT_EQ(obs.teardown_calls, 1);
+  // Teardown destroyed the object on both sides (tasks and handles are ended too).
+  obs.teardown_left.clear();
+  Broken vm2(SystemConfig{});
+  s = run("allocate t0 0x10000 0x1000\nvm_read t0 0x10000 0x1000 c0\nobject m1 0x1000 delay nopersist fill:0x01*0x10\n", vm2,
+          &obs);
+  EXPECT_TRUE(s.ok);
+  std::array<uint8_t, kPageSize> buf{};
+  EXPECT_EQ(vm2.peek_object_page(1, 0, buf), PeekStatus::Unknown);
+}
+
+TEST(Executor, WhatIfTheVmDoesNotImplementAnOpItIsNotApplicableNotADivergence) {
+  ScriptedObserver obs;
+  obs.not_implemented = {OpKind::Object, OpKind::Map};
+  Broken vm(SystemConfig{});
+  RunSummary s = run(kBasic, vm, &obs);
+  ASSERT_TRUE(s.ok) << (s.failure ? format_failure(*s.failure) : s.unusable_reason);
+  // object and map are skipped; the write into the unmapped window faults on both sides
+  // and fails nothing; file depends on the skipped object, so it is skipped too.
+  EXPECT_EQ(s.not_applicable, 3u);
+}
+
+TEST(Executor, WhatIfANameDoesNotExistTheInputIsUnusable) {
+  Broken vm(SystemConfig{});
+  RunSummary s = run("allocate t0 0x10000 0x1000\nread t2 0x10000 1\n", vm);
+  EXPECT_TRUE(s.unusable);
+  EXPECT_EQ(s.unusable_reason, "test.trace:2: t2: no such task");
+}
+
+// --- Reports ------------------------------------------------------------------------------
+
+TEST(Report, WhatIfTheSameBugHitsDifferentAddressesTheSignatureIsStable) {
+  auto at = [](uint64_t va) {
+    Program p = parse("allocate t0 0x10000 0x8000\nwrite t0 " + hex_addr(va) + " \"zz\"\ncheck\n");
+    Broken vm(p.config);
+    vm.flip_peek_va = trunc_page(va);
+    model::Model model(p.config);
+    return run_program(p, "x", vm, model, nullptr, {});
+  };
+  RunSummary a = at(0x10000), b = at(0x15008);
+  ASSERT_TRUE(a.failure && b.failure);
+  EXPECT_EQ(failure_signature(*a.failure), failure_signature(*b.failure));
+  EXPECT_NE(a.failure->detail, b.failure->detail);
+}
+
+TEST(Report, WhatIfAFailureIsPrintedEveryPartIsThere) {
+  ScriptedObserver obs;
+  Program p = parse("allocate t0 0x10000 0x2000\nwrite t0 0x11000 \"abcdefgh\"\ncheck\n");
+  Broken vm(p.config);
+  vm.flip_peek_va = 0x11000;
+  model::Model model(p.config);
+  RunSummary s = run_program(p, "x", vm, model, &obs, {});
+  ASSERT_TRUE(s.failure);
+  std::string text = format_failure(*s.failure);
+  EXPECT_EQ(text,
+            "vmfuzz: content_mismatch in check\n"
+            "  op 2 (line 3): check\n"
+            "  oracle: content_mismatch\n"
+            "  task t0 page 0x11000 differs; first differing byte at 0x11007\n"
+            "  -0x000000011000  61 62 63 64 65 66 67 68 00 00 00 00 00 00 00 00   (model)\n"
+            "  +0x000000011000  61 62 63 64 65 66 67 e8 00 00 00 00 00 00 00 00   (vm)\n"
+            "  provenance: object 7 depth 1 resident (t0 0x11007)\n");
+  EXPECT_EQ(failure_json(*s.failure),
+            "{\"op_index\": 2, \"op\": \"check\", \"oracle\": \"content_mismatch\", \"detail\": \"task t0 page 0x11000 "
+            "differs; first differing byte at 0x11007\\n-0x000000011000  61 62 63 64 65 66 67 68 00 00 00 00 00 00 "
+            "00 00   (model)\\n+0x000000011000  61 62 63 64 65 66 67 e8 00 00 00 00 00 00 00 00   (vm)\\nprovenance: "
+            "object 7 depth 1 resident (t0 0x11007)\", \"signature\": \"vmfuzz: content_mismatch in check\"}");
+}
+
+TEST(Report, WhatIfBytesAreUnknownOrMissingTheDiffSaysSo) {
+  std::vector<uint8_t> e = {1, 2, 3, 4}, a = {1, 9, 3}, u = {0, 0, 1, 0};
+  EXPECT_EQ(first_difference(e, a, u), 1u);
+  std::string d = hex_diff(0x1000e, e, a, u, "model", "vm");
+  EXPECT_EQ(d,
+            "-0x000000010000                                            01 02   (model)\n"
+            "+0x000000010000                                            01 09   (vm)\n"
+            "-0x000000010010  ?? 04 -- -- -- -- -- -- -- -- -- -- -- -- -- --   (model)\n"
+            "+0x000000010010  ?? -- -- -- -- -- -- -- -- -- -- -- -- -- -- --   (vm)\n");
+  EXPECT_EQ(hex_diff(0, e, e, {}, "a", "b"), "");
+  EXPECT_EQ(first_difference(e, e, {}), SIZE_MAX);
+}
+
+TEST(Report, WhatIfJsonStringsHoldQuotesControlsAndHighBytes) {
+  EXPECT_EQ(json_quote("a\"b\\c\nd\x01\xff"), "\"a\\\"b\\\\c\\nd\\u0001\\u00ff\"");
+}
+
+TEST(Report, WhatIfResultsArePrintedTheyAreTraceText) {
+  Op op;
+  OpResult r;
+  op.kind = OpKind::Read;
+  r.is_access = r.mmu = true;
+  r.access.bytes = {0x61, 0x62};
+  EXPECT_EQ(format_result(op, r), "== hex:6162");
+  r.kr = r.access.kr = KERN_PROTECTION_FAILURE;
+  r.access.fault_addr = 0x11000;
+  EXPECT_EQ(format_result(op, r), "== hex:6162 => fault 0x11000 KERN_PROTECTION_FAILURE");
+  r.access.bytes.assign(0x2000, 0x5a);
+  EXPECT_EQ(format_result(op, r), "== fill:0x5a*0x2000 => fault 0x11000 KERN_PROTECTION_FAILURE");
+  op.kind = OpKind::Copyout;
+  OpResult c;
+  c.has_addr = true;
+  c.addr = 0x20123;
+  EXPECT_EQ(format_result(op, c), "=> 0x20123");
+  c.kr = KERN_NO_SPACE;
+  EXPECT_EQ(format_result(op, c), "=> KERN_NO_SPACE");
+  op.kind = OpKind::Fork;
+  EXPECT_EQ(format_result(op, OpResult{}), "");
+}
+
+}  // namespace
+}  // namespace vmfuzz::harness
