@@ -21,17 +21,18 @@
 //     vm_map_copy_overwrite returns at once for a null copy).
 // D3  Unknown contents are page-granular. A page is unknown when its Memory is a destroyed
 //     object's store (all_unknown: forever, whatever is written later), or when a copy
-//     brought an unknown page into it; a store of a few bytes into an unknown page leaves
-//     it unknown, a whole-page copy (vm_copy, vm_write) replaces it.
+//     brought unknown pages into it (an unknown run); a store of a few bytes into an
+//     unknown page leaves it unknown, a whole-page copy (vm_copy, vm_write) replaces it.
 // D4  Accesses touching unknown pages succeed in the model (the VM may fault with
-//     KERN_MEMORY_ERROR there, detail 13): the Access marks every byte of such a page in
-//     `unknown`, for writes as for reads, telling the harness the outcome is not
+//     KERN_MEMORY_ERROR there, detail 13): the Access marks every byte it moved on such a
+//     page in `unknown`, for writes as for reads, telling the harness the outcome is not
 //     comparable from that byte on. `file` of a destroyed object reads all bytes unknown.
 // D5  vm_read and vm_copy whose source touches any unknown page succeed, and the whole
 //     copy is unknown (so the whole vm_copy destination, or everything later copied out
 //     or vm_written from the handle): the VM may fail part way with KERN_MEMORY_ERROR,
 //     leaving any mix of old and new pages, so nothing in the destination is comparable.
-//     A fork COPY or `map ... copy` of a destroyed store is a wholly unknown snapshot.
+//     fork COPY never fails: its snapshot carries exactly the source's unknown pages (a
+//     copy of a destroyed store's mapping is wholly unknown).
 // D6  `manager_write` and `file` ranges lie inside the object when offset + size <= object
 //     size without overflow; size 0 at any offset up to the object size is success (a
 //     zero-length write changes nothing, a zero-length file returns no bytes). Their
@@ -42,9 +43,13 @@
 //     user space KERN_INVALID_ADDRESS, overlap or no room KERN_NO_SPACE. A `copy` mapping
 //     snapshots exactly the window's pages.
 // D8  An object size whose rounding to pages overflows is taken as 2^64 - 4096 (the
-//     largest page multiple); the harness's decoder never produces one.
+//     largest page multiple), as the binary decoder clamps it.
 // D9  copyout that fails (KERN_NO_SPACE) returns address 0; so does an empty handle.
 // D10 pageout, and the `cpu` of an access, change nothing in the model.
+// D11 pages_of_interest and object_pages_of_interest list the pages holding a non-zero
+//     byte and omit unknown pages: the oracles skip unknown pages anyway (peek says
+//     Unknown), and listing a destroyed 2^46-byte mapping page by page would never end.
+//     A page absent from both sides' lists must read zero or be unknown.
 #include "reference_model/model.h"
 
 #include <algorithm>
@@ -66,58 +71,76 @@ bool page_range(uint64_t addr, uint64_t size, uint64_t* start, uint64_t* end) {
   return true;
 }
 
-const PageRef& unknown_page() {
-  static const PageRef page = [] {
-    auto p = std::make_shared<Page>();
-    p->unknown = true;
-    return PageRef(p);
-  }();
-  return page;
+/// Calls fn(a, b) for each unknown run of mem clipped to [first, end), in order.
+template <class Fn>
+void for_each_unknown_run(const Memory& mem, uint64_t first, uint64_t end, Fn fn) {
+  auto it = mem.unknown_runs.lower_bound(first);
+  if (it != mem.unknown_runs.begin() && std::prev(it)->second > first) --it;
+  for (; it != mem.unknown_runs.end() && it->first < end; ++it)
+    fn(std::max(it->first, first), std::min(it->second, end));
 }
 
-/// Page i of mem: nullptr for a zero page, else the page (possibly unknown).
-PageRef page_at(const Memory& mem, uint64_t i) {
-  if (mem.all_unknown) return unknown_page();
-  auto it = mem.pages.find(i);
-  return it == mem.pages.end() ? nullptr : it->second;
+/// True when any page of [first, end) of mem is unknown.
+bool any_unknown(const Memory& mem, uint64_t first, uint64_t end) {
+  bool found = mem.all_unknown;
+  for_each_unknown_run(mem, first, end, [&](uint64_t, uint64_t) { found = true; });
+  return found;
 }
 
-bool is_unknown(const Memory& mem, uint64_t i) {
-  PageRef p = page_at(mem, i);
-  return p && p->unknown;
+bool is_unknown(const Memory& mem, uint64_t i) { return any_unknown(mem, i, i + 1); }
+
+/// Forgets that pages [first, end) of mem are unknown, keeping the parts of runs outside.
+void clear_unknown(Memory& mem, uint64_t first, uint64_t end) {
+  std::vector<std::pair<uint64_t, uint64_t>> whole;
+  for_each_unknown_run(mem, first, end, [&](uint64_t a, uint64_t) {
+    auto run = std::prev(mem.unknown_runs.upper_bound(a));
+    whole.emplace_back(run->first, run->second);
+  });
+  for (auto [a, b] : whole) {
+    mem.unknown_runs.erase(a);
+    if (a < first) mem.unknown_runs.emplace(a, first);
+    if (b > end) mem.unknown_runs.emplace(end, b);
+  }
 }
 
-/// Copies bytes [off, off+n) of page i to out (zeros for a zero or unknown page).
+/// Copies bytes [off, off+n) of page i to out (zeros for a zero or unknown page: an
+/// unknown page has no entry in `pages` [memory_disjoint]).
 void load(const Memory& mem, uint64_t i, size_t off, size_t n, uint8_t* out) {
-  PageRef p = page_at(mem, i);
-  if (p && !p->unknown)
-    std::memcpy(out, p->bytes.data() + off, n);
+  auto it = mem.pages.find(i);
+  if (it != mem.pages.end())
+    std::memcpy(out, it->second->bytes.data() + off, n);
   else
     std::memset(out, 0, n);
 }
 
-/// Stores data at byte off of page i by replacing the page; an unknown page stays unknown.
+/// Stores data at byte off of page i by replacing the page; an unknown page stays unknown
+/// (D3).
 void store(Memory& mem, uint64_t i, size_t off, std::span<const uint8_t> data) {
   assert(off + data.size() <= kPageSize && "store: data crosses the page");
-  PageRef old = page_at(mem, i);
-  if (old && old->unknown) return;
-  auto fresh = old ? std::make_shared<Page>(*old) : std::make_shared<Page>();
+  if (is_unknown(mem, i)) return;
+  auto it = mem.pages.find(i);
+  auto fresh = it != mem.pages.end() ? std::make_shared<Page>(*it->second) : std::make_shared<Page>();
   std::copy(data.begin(), data.end(), fresh->bytes.begin() + off);
   mem.pages[i] = std::move(fresh);
 }
 
-/// Replaces pages [dfirst, dfirst+count) of dst by pages [sfirst, sfirst+count) of src.
+/// Replaces pages [dfirst, dfirst+count) of dst, unknown ones included, by pages
+/// [sfirst, sfirst+count) of src. A wholly unknown dst stays so.
 void overwrite(Memory& dst, uint64_t dfirst, const Memory& src, uint64_t sfirst, uint64_t count) {
   assert(&dst != &src && "overwrite: one memory on both sides (snapshot first)");
   if (dst.all_unknown) return;
-  dst.pages.erase(dst.pages.lower_bound(dfirst), dst.pages.lower_bound(dfirst + count));
+  const uint64_t dend = dfirst + count, send = sfirst + count;
+  dst.pages.erase(dst.pages.lower_bound(dfirst), dst.pages.lower_bound(dend));
+  clear_unknown(dst, dfirst, dend);
   if (src.all_unknown) {
-    for (uint64_t k = 0; k < count; ++k) dst.pages[dfirst + k] = unknown_page();
+    dst.unknown_runs.emplace(dfirst, dend);
     return;
   }
-  for (auto it = src.pages.lower_bound(sfirst); it != src.pages.end() && it->first < sfirst + count;
-       ++it)
+  for (auto it = src.pages.lower_bound(sfirst); it != src.pages.end() && it->first < send; ++it)
     dst.pages[dfirst + (it->first - sfirst)] = it->second;
+  for_each_unknown_run(src, sfirst, send, [&](uint64_t a, uint64_t b) {
+    dst.unknown_runs.emplace(dfirst + (a - sfirst), dfirst + (b - sfirst));
+  });
 }
 
 /// A new Memory holding pages [first, first+count) of src, renumbered from 0.
@@ -128,17 +151,15 @@ MemoryRef snapshot(const Memory& src, uint64_t first, uint64_t count) {
   return copy;
 }
 
-/// The pages of mem in [first, first+count) that may be non-zero or unknown, as indices.
+/// The pages of mem in [first, first+count) holding a non-zero byte, as indices. Unknown
+/// pages are not listed: the oracles skip them anyway, and a destroyed 2^46-byte mapping
+/// must not cost 2^34 entries (a departure from the letter of pages_of_interest).
 void interesting_pages(const Memory& mem, uint64_t first, uint64_t count,
                        std::vector<uint64_t>& out) {
-  if (mem.all_unknown) {
-    for (uint64_t k = 0; k < count; ++k) out.push_back(first + k);
-    return;
-  }
   for (auto it = mem.pages.lower_bound(first); it != mem.pages.end() && it->first < first + count;
        ++it) {
-    const Page& p = *it->second;
-    if (p.unknown || std::any_of(p.bytes.begin(), p.bytes.end(), [](uint8_t b) { return b; }))
+    const auto& bytes = it->second->bytes;
+    if (std::any_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b != 0; }))
       out.push_back(it->first);
   }
 }
@@ -247,14 +268,13 @@ kern_return_t copyin(const Task& tk, uint64_t addr, uint64_t size, CopyHandle* o
   if (!page_range(addr, size, &start, &end)) return KERN_INVALID_ADDRESS;
   if (kern_return_t kr = check_range(tk, start, end, VM_PROT_READ)) return kr;
   out->page_count = (end - start) / kPageSize;
-  Memory& copy = *out->mem;
   for_each_piece(tk, start, end, [&](const Region& r, uint64_t va, uint64_t stop) {
-    overwrite(copy, (va - start) / kPageSize, *r.mem, r.page_of(va), (stop - va) / kPageSize);
+    out->mem->all_unknown |= any_unknown(*r.mem, r.page_of(va), r.page_of(stop));
   });
-  if (std::any_of(copy.pages.begin(), copy.pages.end(), [](auto& e) { return e.second->unknown; })) {
-    copy.pages.clear();
-    copy.all_unknown = true;
-  }
+  if (out->mem->all_unknown) return KERN_SUCCESS;  // D5
+  for_each_piece(tk, start, end, [&](const Region& r, uint64_t va, uint64_t stop) {
+    overwrite(*out->mem, (va - start) / kPageSize, *r.mem, r.page_of(va), (stop - va) / kPageSize);
+  });
   return KERN_SUCCESS;
 }
 
@@ -574,6 +594,7 @@ kern_return_t Model::destroy(unsigned m) {
   obj.destroyed = true;
   obj.store->all_unknown = true;  // the store and every shared mapping; copies keep theirs
   obj.store->pages.clear();
+  obj.store->unknown_runs.clear();
   return KERN_SUCCESS;
 }
 

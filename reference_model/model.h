@@ -6,12 +6,15 @@
 // written to be obviously right rather than fast. It knows nothing of VM objects, shadow
 // chains, frames, pagers or TLBs. Its whole world is:
 //
-//   Page     4096 bytes, or "unknown" (undefined after a memory object was destroyed).
-//            A Page is immutable once stored; changing a byte stores a new Page. So two
-//            Memories may hold the same Page record and a copy never has to copy bytes.
+//   Page     4096 bytes. A Page is immutable once stored; changing a byte stores a new
+//            Page. So two Memories may hold the same Page record and a copy never has to
+//            copy bytes.
 //   Memory   a sparse array of pages indexed by page number; an absent page reads zero
-//            (laziness: a 4 GiB allocation is an empty map). A Memory with all_unknown
-//            set reads unknown everywhere, forever (a destroyed object's store).
+//            (laziness: a 4 GiB allocation is an empty map). Some pages may be *unknown*
+//            (undefined after a memory object was destroyed, DESIGN.md §5 detail 13):
+//            runs of page numbers, so that a huge unknown range costs one entry; and a
+//            Memory with all_unknown set reads unknown everywhere, forever (a destroyed
+//            object's store).
 //   Region   [start, end) of a task with protection, maximum protection and inheritance,
 //            seeing pages first, first+1, ... of one Memory.
 //
@@ -45,15 +48,17 @@ namespace vmfuzz::model {
 /// One page of contents. Immutable once reachable from a Memory (replace, never modify).
 struct Page {
   std::array<uint8_t, kPageSize> bytes{};
-  bool unknown = false;  // the bytes are undefined (DESIGN.md §5 detail 13); `bytes` unused
 };
 using PageRef = std::shared_ptr<const Page>;
 
 /// A sparse array of pages; absent pages are zero. Held by shared_ptr: every region,
 /// handle or object that shares it sees the same cells.
+/// Invariant [memory_disjoint]: no entry of `pages` lies inside an unknown run, and runs
+/// are disjoint (adjacent runs are allowed); when all_unknown, both maps are empty.
 struct Memory {
-  std::map<uint64_t, PageRef> pages;  // page index -> contents
-  bool all_unknown = false;           // every page reads unknown, writes change nothing
+  std::map<uint64_t, PageRef> pages;          // page index -> contents
+  std::map<uint64_t, uint64_t> unknown_runs;  // first page -> one past the last: unknown
+  bool all_unknown = false;                   // every page unknown, writes change nothing
 };
 using MemoryRef = std::shared_ptr<Memory>;
 
@@ -95,6 +100,13 @@ class Model final : public MemorySystem {
   /// Conditions: the configuration is recorded only; the model has no frames, CPUs or TLBs.
   explicit Model(const SystemConfig& config);
 
+  // --- The ops (vocab.h, DESIGN.md §5) -------------------------------------------------
+  // Conditions: names are valid as vocab.h says (asserted). Every check runs before any
+  //             state changes; a failed op changes nothing, except that vm_write and
+  //             copyout consume their handle whatever the result.
+  // Results:    exactly the codes of §5, with the Decisions of model.cc where §5 is open.
+  //             Accesses, vm_read and vm_copy touching unknown pages succeed; an Access
+  //             marks those bytes in `unknown` (D4), a copy of them is unknown (D5).
   void task_create(unsigned t) override;
   kern_return_t allocate(unsigned t, uint64_t* addr, uint64_t size, bool anywhere) override;
   kern_return_t deallocate(unsigned t, uint64_t addr, uint64_t size) override;
@@ -121,6 +133,9 @@ class Model final : public MemorySystem {
   kern_return_t destroy(unsigned m) override;
   void pageout(uint64_t count, bool all) override;
 
+  // --- Views: no side effects. Regions merge on attributes and adjacency alone (regions
+  // carry no backing identity). The interest lists hold pages with a non-zero byte and
+  // omit unknown pages (D11); peeks report Unknown for them.
   std::vector<RegionInfo> regions(unsigned t) const override;
   void pages_of_interest(unsigned t, std::vector<uint64_t>& out) const override;
   PeekStatus peek_page(unsigned t, uint64_t va, std::span<uint8_t, kPageSize> out) const override;

@@ -694,12 +694,11 @@ TEST_F(ModelTest, DestroyMakesSharedUnknown) {
   ASSERT_EQ(m.copyout(0, 0, &at), KERN_SUCCESS);
   EXPECT_EQ(get(0, at, 4), "kept");
 
-  std::vector<uint64_t> pages;
+  std::vector<uint64_t> pages;  // unknown pages are not listed (nothing compares them)
   m.object_pages_of_interest(0, pages);
-  EXPECT_EQ(pages, (std::vector<uint64_t>{0, P}));
-  pages.clear();
+  EXPECT_TRUE(pages.empty());
   m.pages_of_interest(1, pages);
-  EXPECT_EQ(pages, (std::vector<uint64_t>{0x10000, 0x11000, 0x20000}));
+  EXPECT_EQ(pages, (std::vector<uint64_t>{0x20000}));
 
   EXPECT_EQ(m.manager_write(0, 0, B("x")), KERN_INVALID_ARGUMENT);
   EXPECT_EQ(map(0, 0x40000, P, 0, 0, true), KERN_INVALID_ARGUMENT);
@@ -731,6 +730,63 @@ TEST_F(ModelTest, CopiesOfUnknownAreUnknown) {
   ASSERT_EQ(m.vm_copy(0, 0x11000, P, 0x20000), KERN_SUCCESS);
   EXPECT_EQ(get(0, 0x20000, 4), "mine");
   EXPECT_EQ(peek(0, 0x21000), PeekStatus::Unknown);
+}
+
+// Can part of an unknown range become known again by a whole-page copy, leaving the rest
+// unknown, and do fork and vm_read carry exactly the unknown pages they cover?
+TEST_F(ModelTest, UnknownRunsSplit) {
+  m.object_create(0, 0x3000, CopyStrategy::Delay, true, {});
+  ASSERT_EQ(map(0, 0x10000, 0x3000, 0, 0, true), KERN_SUCCESS);
+  ASSERT_EQ(alloc(0, 0x20000, 0x4000), KERN_SUCCESS);
+  put(0, 0x23000, "keep");
+  ASSERT_EQ(alloc(0, 0x30000, P), KERN_SUCCESS);
+  put(0, 0x30000, "knwn");
+  ASSERT_EQ(m.destroy(0), KERN_SUCCESS);
+  ASSERT_EQ(m.vm_copy(0, 0x10000, 0x3000, 0x20000), KERN_SUCCESS);
+  ASSERT_EQ(m.vm_copy(0, 0x30000, P, 0x21000), KERN_SUCCESS);  // the middle page
+  EXPECT_EQ(peek(0, 0x20000), PeekStatus::Unknown);
+  EXPECT_EQ(get(0, 0x21000, 4), "knwn");
+  EXPECT_EQ(peek(0, 0x22000), PeekStatus::Unknown);
+  EXPECT_EQ(get(0, 0x23000, 4), "keep");
+  put(0, 0x22000, "lost");  // a partial store leaves an unknown page unknown (D3)
+  EXPECT_EQ(peek(0, 0x22000), PeekStatus::Unknown);
+  ASSERT_EQ(m.vm_read(0, 0x21000, P, 0), KERN_SUCCESS);  // only the known page: known
+  uint64_t at = 0;
+  ASSERT_EQ(m.copyout(0, 0, &at), KERN_SUCCESS);
+  EXPECT_EQ(get(0, at, 4), "knwn");
+  ASSERT_EQ(m.deallocate(0, 0x20000, P), KERN_SUCCESS);  // clip: the rest keeps its state
+  m.fork(0, 1);
+  EXPECT_EQ(get(1, 0x21000, 4), "knwn");
+  EXPECT_EQ(peek(1, 0x22000), PeekStatus::Unknown);
+  EXPECT_EQ(get(1, 0x23000, 4), "keep");
+  std::vector<uint64_t> pages;
+  m.pages_of_interest(1, pages);
+  EXPECT_EQ(at, 0x13000u);  // right after the 3-page mapping
+  EXPECT_EQ(pages, (std::vector<uint64_t>{at, 0x21000, 0x23000, 0x30000}));
+}
+
+// Does a huge destroyed mapping cost nothing to read, copy, fork and list?
+TEST_F(ModelTest, HugeUnknownIsFree) {
+  constexpr uint64_t kHuge = uint64_t{1} << 45;  // 2^33 pages
+  m.object_create(0, kHuge, CopyStrategy::Delay, false, B("x"));
+  uint64_t shared = 0, priv = 0;
+  ASSERT_EQ(m.map(0, &shared, true, kHuge, 0, 0, true, VM_PROT_DEFAULT, VM_PROT_ALL,
+                  vm_inherit_t::Copy),
+            KERN_SUCCESS);
+  priv = alloc_any(0, kHuge);
+  ASSERT_EQ(m.destroy(0), KERN_SUCCESS);
+  ASSERT_EQ(m.vm_copy(0, shared, kHuge, priv), KERN_SUCCESS);
+  EXPECT_EQ(peek(0, priv + kHuge - P), PeekStatus::Unknown);
+  ASSERT_EQ(m.vm_read(0, shared, kHuge, 0), KERN_SUCCESS);
+  ASSERT_EQ(m.vm_write(0, priv, 0), KERN_SUCCESS);
+  m.fork(0, 1);
+  std::vector<uint64_t> pages;
+  m.pages_of_interest(1, pages);
+  m.object_pages_of_interest(0, pages);
+  EXPECT_TRUE(pages.empty());
+  Access r = m.read(1, shared + 5 * P - 2, 4, 0);
+  EXPECT_EQ(r.kr, KERN_SUCCESS);
+  EXPECT_EQ(r.unknown, std::vector<uint8_t>(4, 1));
 }
 
 // Do the views report nothing for zero pages and the right bytes for the rest?
