@@ -1,0 +1,363 @@
+// invariants.cc — checkers for the VM invariants named in invariants.h.
+//
+// Theory of operation: the checkers read vm::Kernel's structures through its const
+// introspection (system(), task_map(), copy_handle(), machine()) and walk page tables
+// directly from frame contents with the x86-64 layout of machine.h — so a pmap bug cannot
+// hide itself from the oracle. Nothing is modified.
+#include "harness/invariants.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "vm/kernel.h"
+
+namespace vmfuzz {
+
+namespace {
+
+using machine::pfn_t;
+using vm::Kernel;
+using vm::VmMap;
+using vm::VmMapEntry;
+using vm::VmObject;
+using vm::VmPage;
+
+std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char* f, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, f);
+  std::vsnprintf(buf, sizeof buf, f, ap);
+  va_end(ap);
+  return buf;
+}
+
+void add(std::vector<Violation>& out, const char* inv, std::string detail) {
+  out.push_back(Violation{inv, std::move(detail)});
+}
+
+/// One leaf translation read from the tables.
+struct Leaf {
+  uint64_t va = 0;
+  pfn_t frame = machine::kNoFrame;
+  bool writable = false, user = false, dirty = false;
+};
+
+/// Walk every present path of the tables rooted at cr3; collect leaves and table frames.
+void walk_tables(const machine::PhysicalMemory& mem, uint64_t cr3, std::vector<Leaf>* leaves,
+                 std::vector<pfn_t>* tables) {
+  using namespace machine;
+  uint64_t nframes = mem.frame_count();
+  pfn_t pml4 = pfn_t(cr3 >> 12);
+  if (pml4 >= nframes) return;
+  tables->push_back(pml4);
+  struct Frame {
+    pfn_t table;
+    unsigned level;
+    uint64_t va;
+    bool w, u;
+  };
+  std::vector<Frame> stack{{pml4, 0, 0, true, true}};
+  while (!stack.empty()) {
+    Frame f = stack.back();
+    stack.pop_back();
+    for (unsigned i = kEntriesPerTable; i-- > 0;) {
+      uint64_t e = mem.read_entry(f.table, i);
+      if ((e & PTE_P) == 0) continue;
+      uint64_t va = f.va | (uint64_t(i) << (39 - 9 * f.level));
+      pfn_t next = pfn_t(pte_frame(e));
+      bool w = f.w && (e & PTE_RW) != 0, u = f.u && (e & PTE_US) != 0;
+      if (f.level == 3) {
+        leaves->push_back(Leaf{va, next, w, u, (e & PTE_D) != 0});
+      } else if (next < nframes) {
+        tables->push_back(next);
+        stack.push_back(Frame{next, f.level + 1, va, w, u});
+      }
+    }
+  }
+  std::sort(leaves->begin(), leaves->end(),
+            [](const Leaf& a, const Leaf& b) { return a.va < b.va; });
+}
+
+/// The leaf for va in the tables rooted at cr3, if present (pure read).
+bool lookup_leaf(const machine::PhysicalMemory& mem, uint64_t cr3, uint64_t va, Leaf* out) {
+  using namespace machine;
+  pfn_t table = pfn_t(cr3 >> 12);
+  bool w = true, u = true;
+  for (unsigned level = 0; level < 4; ++level) {
+    if (table >= mem.frame_count()) return false;
+    uint64_t e = mem.read_entry(table, pt_index(va, level));
+    if ((e & PTE_P) == 0) return false;
+    w = w && (e & PTE_RW) != 0;
+    u = u && (e & PTE_US) != 0;
+    if (level == 3) {
+      *out = Leaf{trunc_page(va), pfn_t(pte_frame(e)), w, u, (e & PTE_D) != 0};
+      return true;
+    }
+    table = pfn_t(pte_frame(e));
+  }
+  return false;
+}
+
+/// no_cow_breach and no_stale_mapping for one translation (PTE or TLB entry) of task t.
+void check_mapping(const Kernel& k, unsigned t, const VmMap& map, const Leaf& l, const char* what,
+                   std::vector<Violation>& out) {
+  const vm::VmSystem& sys = k.system();
+  const VmMapEntry* e = vm::vm_map_lookup_entry(map, l.va);
+  if (e == nullptr) {
+    add(out, "no_stale_mapping",
+        fmt("t%u %s va 0x%" PRIx64 " -> frame %u: no map entry", t, what, l.va, l.frame));
+    return;
+  }
+  const VmPage* p = l.frame < sys.page_of_frame.size() ? sys.page_of_frame[l.frame] : nullptr;
+  if (p == nullptr) {
+    add(out, "no_stale_mapping",
+        fmt("t%u %s va 0x%" PRIx64 " -> frame %u: frame is no resident page", t, what, l.va,
+            l.frame));
+    return;
+  }
+  uint64_t off = e->offset + (l.va - e->start);
+  vm::ChainLookup c =
+      e->object != nullptr ? vm::vm_object_chain_lookup(e->object, off) : vm::ChainLookup{};
+  if (c.page != p) {
+    add(out, "no_stale_mapping",
+        fmt("t%u %s va 0x%" PRIx64 " -> frame %u (object %" PRIu64 " offset 0x%" PRIx64
+            "), but the entry's chain resolves to %s",
+            t, what, l.va, l.frame, p->object ? p->object->id : 0, p->offset,
+            c.page ? fmt("frame %u", c.page->frame).c_str() : "no page"));
+  }
+  if ((vm::vm_prot_mmu(e->protection) & VM_PROT_READ) == 0) {
+    add(out, "no_cow_breach",
+        fmt("t%u %s va 0x%" PRIx64 ": mapped but the entry allows no access", t, what, l.va));
+  }
+  if (!l.writable) return;
+  if ((e->protection & VM_PROT_WRITE) == 0) {
+    add(out, "no_cow_breach",
+        fmt("t%u %s va 0x%" PRIx64 ": writable but the entry forbids writing", t, what, l.va));
+    return;
+  }
+  if (e->needs_copy) {
+    add(out, "no_cow_breach",
+        fmt("t%u %s va 0x%" PRIx64 ": writable through a needs_copy entry (object %" PRIu64 ")",
+            t, what, l.va, e->object ? e->object->id : 0));
+    return;
+  }
+  if (p->object != e->object || p->offset != off) {
+    add(out, "no_cow_breach",
+        fmt("t%u %s va 0x%" PRIx64 ": writable mapping of frame %u in object %" PRIu64
+            " (not the entry's top object %" PRIu64 ")",
+            t, what, l.va, l.frame, p->object ? p->object->id : 0,
+            e->object ? e->object->id : 0));
+    return;
+  }
+  const VmObject* copy = e->object->copy;
+  if (copy != nullptr && off < copy->size && vm::vm_page_lookup(copy, off) == nullptr) {
+    add(out, "no_cow_breach",
+        fmt("t%u %s va 0x%" PRIx64 ": writable page of object %" PRIu64
+            " offset 0x%" PRIx64 " not yet pushed to copy object %" PRIu64,
+            t, what, l.va, e->object->id, off, copy->id));
+  }
+}
+
+void check_objects(const Kernel& k, std::vector<Violation>& out) {
+  const vm::VmSystem& sys = k.system();
+  // ref_counts: recount.
+  std::map<const VmObject*, int> refs;
+  for (unsigned t : k.tasks())
+    for (const auto& [s, e] : k.task_map(t)->entries)
+      if (e.object != nullptr) ++refs[e.object];
+  for (unsigned c = 0; c < kMaxNames; ++c)
+    if (const vm::VmMapCopy* copy = k.copy_handle(c))
+      for (const auto& ce : copy->entries)
+        if (ce.object != nullptr) ++refs[ce.object];
+  for (const auto& [id, o] : sys.objects)
+    if (o->shadow != nullptr) ++refs[o->shadow];
+  size_t pages = 0;
+  std::map<pfn_t, const VmPage*> frame_owner;
+  for (const auto& [id, o] : sys.objects) {
+    if (o->id != id || !o->alive)
+      add(out, "ref_counts", fmt("object %" PRIu64 ": registry entry is not a live object", id));
+    auto it = refs.find(o);
+    int expect = it == refs.end() ? 0 : it->second;
+    if (o->ref_count != expect)
+      add(out, "ref_counts",
+          fmt("object %" PRIu64 ": ref_count %d, references found %d", id, o->ref_count, expect));
+    // Objects a reference points at must be registered (alive).
+    if (o->shadow != nullptr && sys.objects.count(o->shadow->id) == 0)
+      add(out, "ref_counts", fmt("object %" PRIu64 ": shadow is not a live object", id));
+    // resident_counts and page_in_one_object.
+    size_t n = 0;
+    for (const VmPage* p = vm::vm_page_next(o, 0); p != nullptr;
+         p = vm::vm_page_next(o, p->offset + kPageSize)) {
+      ++n;
+      if (p->object != o)
+        add(out, "page_in_one_object",
+            fmt("object %" PRIu64 " offset 0x%" PRIx64 ": page names another object", id, p->offset));
+      if (p->busy)
+        add(out, "page_in_one_object",
+            fmt("object %" PRIu64 " offset 0x%" PRIx64 ": page left busy", id, p->offset));
+      auto [fit, inserted] = frame_owner.emplace(p->frame, p);
+      if (!inserted)
+        add(out, "page_in_one_object",
+            fmt("frame %u: held by object %" PRIu64 " offset 0x%" PRIx64 " and object %" PRIu64
+                " offset 0x%" PRIx64,
+                p->frame, fit->second->object ? fit->second->object->id : 0, fit->second->offset,
+                id, p->offset));
+      if (p->frame >= sys.page_of_frame.size() || sys.page_of_frame[p->frame] != p)
+        add(out, "page_in_one_object",
+            fmt("frame %u: frame table does not point at object %" PRIu64 " offset 0x%" PRIx64,
+                p->frame, id, p->offset));
+    }
+    if (n != o->resident_page_count || n != o->pages.size())
+      add(out, "resident_counts",
+          fmt("object %" PRIu64 ": resident_page_count %u, pages in tree %zu (walked %zu)", id,
+              o->resident_page_count, o->pages.size(), n));
+    pages += n;
+    // copy_object_shape.
+    if (const VmObject* c = o->copy) {
+      if (sys.objects.count(c->id) == 0 || sys.objects.at(c->id) != c)
+        add(out, "copy_object_shape", fmt("object %" PRIu64 ": copy object is not alive", id));
+      else if (c->shadow != o || c->shadow_offset != 0)
+        add(out, "copy_object_shape",
+            fmt("object %" PRIu64 ": copy object %" PRIu64 " shadows %" PRIu64
+                " at 0x%" PRIx64 " (must be this object at 0)",
+                id, c->id, c->shadow ? c->shadow->id : 0, c->shadow_offset));
+    }
+    // no_chain_cycles.
+    size_t steps = 0;
+    for (const VmObject* s = o->shadow; s != nullptr; s = s->shadow) {
+      if (++steps > sys.objects.size()) {
+        add(out, "no_chain_cycles", fmt("object %" PRIu64 ": shadow chain does not end", id));
+        break;
+      }
+    }
+  }
+  // Every page in the frame table must be one found in an object.
+  for (pfn_t f = 0; f < sys.page_of_frame.size(); ++f)
+    if (sys.page_of_frame[f] != nullptr && frame_owner.count(f) == 0)
+      add(out, "page_in_one_object", fmt("frame %u: frame table names a page in no live object", f));
+  (void)pages;
+}
+
+void check_frames_and_mappings(const Kernel& k, std::vector<Violation>& out) {
+  const vm::VmSystem& sys = k.system();
+  const machine::PhysicalMemory& mem = k.machine().memory();
+  std::map<pfn_t, unsigned> table_owner;  // table frame -> task
+  for (unsigned t : k.tasks()) {
+    const VmMap* map = k.task_map(t);
+    if (map->pmap == nullptr) continue;
+    std::vector<Leaf> leaves;
+    std::vector<pfn_t> tables;
+    walk_tables(mem, map->pmap->cr3(), &leaves, &tables);
+    for (pfn_t f : tables) {
+      auto [it, inserted] = table_owner.emplace(f, t);
+      if (!inserted)
+        add(out, "frames_accounted",
+            fmt("frame %u: page table of t%u and of t%u", f, it->second, t));
+      if (mem.use_of(f) != machine::FrameUse::PageTable)
+        add(out, "frames_accounted", fmt("frame %u: page table of t%u not marked PageTable", f, t));
+    }
+    for (const Leaf& l : leaves) {
+      if (!l.user)
+        add(out, "no_cow_breach", fmt("t%u pte va 0x%" PRIx64 ": not user-accessible", t, l.va));
+      check_mapping(k, t, *map, l, "pte", out);
+    }
+  }
+  // frames_accounted: every frame free, a reachable table, or owned by one page.
+  uint32_t owned = 0, tables = 0;
+  for (pfn_t f = 0; f < mem.frame_count(); ++f) {
+    machine::FrameUse use = mem.use_of(f);
+    bool page = sys.page_of_frame[f] != nullptr;
+    bool table = table_owner.count(f) != 0;
+    switch (use) {
+      case machine::FrameUse::Free:
+        if (page || table) add(out, "frames_accounted", fmt("frame %u: free but in use", f));
+        break;
+      case machine::FrameUse::PageTable:
+        ++tables;
+        if (!table) add(out, "frames_accounted", fmt("frame %u: page-table frame of no live pmap (lost)", f));
+        if (page) add(out, "frames_accounted", fmt("frame %u: page table and resident page", f));
+        break;
+      case machine::FrameUse::VmPage:
+        ++owned;
+        if (!page) add(out, "frames_accounted", fmt("frame %u: VM frame owned by no page (lost)", f));
+        break;
+    }
+  }
+  if (owned + tables + mem.free_count() != mem.frame_count())
+    add(out, "frames_accounted",
+        fmt("%u owned + %u tables + %u free != %u frames", owned, tables, mem.free_count(),
+            mem.frame_count()));
+}
+
+void check_tlbs(const Kernel& k, bool mapping_checks, std::vector<Violation>& out) {
+  const machine::Machine& m = k.machine();
+  const machine::PhysicalMemory& mem = m.memory();
+  for (unsigned cpu = 0; cpu < m.cpu_count(); ++cpu) {
+    const machine::Cpu& c = m.cpu(cpu);
+    int t = k.task_on_cpu(cpu);
+    const VmMap* map = t >= 0 ? k.task_map(unsigned(t)) : nullptr;
+    if (map != nullptr && (map->pmap == nullptr || map->pmap->cr3() != c.cr3))
+      add(out, "tlb_coherent",
+          fmt("cpu%u: CR3 0x%" PRIx64 " is not the pmap of t%d loaded there", cpu, c.cr3, t));
+    for (const machine::TlbEntry& te : c.tlb.entries()) {
+      uint64_t va = te.vpn << 12;
+      Leaf l;
+      if (!lookup_leaf(mem, c.cr3, va, &l)) {
+        add(out, "tlb_coherent", fmt("cpu%u va 0x%" PRIx64 ": TLB entry (frame %u) without a PTE",
+                                     cpu, va, te.frame));
+        continue;
+      }
+      if (l.frame != te.frame)
+        add(out, "tlb_coherent", fmt("cpu%u va 0x%" PRIx64 ": TLB frame %u, PTE frame %u", cpu, va,
+                                     te.frame, l.frame));
+      if (te.writable && !l.writable)
+        add(out, "tlb_coherent",
+            fmt("cpu%u va 0x%" PRIx64 ": TLB writable, PTE read-only", cpu, va));
+      if (te.user && !l.user)
+        add(out, "tlb_coherent", fmt("cpu%u va 0x%" PRIx64 ": TLB user, PTE supervisor", cpu, va));
+      if (te.dirty && !l.dirty)
+        add(out, "tlb_coherent", fmt("cpu%u va 0x%" PRIx64 ": TLB dirty, PTE clean", cpu, va));
+      if (mapping_checks && map != nullptr) {
+        Leaf tl{va, te.frame, te.writable, te.user, te.dirty};
+        check_mapping(k, unsigned(t), *map, tl, "tlb", out);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void check_vm_invariants(const vm::Kernel& k, std::vector<Violation>& out) {
+  check_objects(k, out);
+  check_frames_and_mappings(k, out);
+  check_tlbs(k, true, out);
+}
+
+void check_tlb_coherence(const vm::Kernel& k, std::vector<Violation>& out) {
+  check_tlbs(k, false, out);
+}
+
+void check_teardown(const vm::Kernel& k, std::vector<Violation>& out) {
+  const machine::PhysicalMemory& mem = k.machine().memory();
+  if (!k.tasks().empty())
+    add(out, "teardown", fmt("%zu task(s) still exist", k.tasks().size()));
+  if (uint32_t n = mem.count_of(machine::FrameUse::VmPage))
+    add(out, "teardown", fmt("%u frame(s) still owned by resident pages", n));
+  if (uint32_t n = mem.count_of(machine::FrameUse::PageTable))
+    add(out, "teardown", fmt("%u page-table frame(s) still in use", n));
+  if (uint64_t n = k.object_count()) {
+    std::string ids;
+    for (const auto& [id, o] : k.system().objects) {
+      (void)o;
+      ids += fmt(" %" PRIu64, id);
+    }
+    add(out, "teardown", fmt("%" PRIu64 " object(s) remain:%s", n, ids.c_str()));
+  }
+}
+
+}  // namespace vmfuzz

@@ -1,0 +1,608 @@
+// vm_test.cc — unit tests of the Mach VM (vm/): each mechanism is checked for what tasks
+// read AND for the shape of the object graph it leaves, then every test tears down
+// (all tasks terminated, all handles dropped) and asserts that the invariants held and
+// zero frames and zero objects remain.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "harness/invariants.h"
+#include "vm/kernel.h"
+
+namespace vmfuzz::vm {
+namespace {
+
+constexpr uint64_t P = kPageSize;
+
+class VmTest : public ::testing::Test {
+ protected:
+  void SetUp() override { make(SystemConfig{}); }
+
+  void make(const SystemConfig& cfg) {
+    k.reset();
+    k = std::make_unique<Kernel>(cfg);
+    k->task_create(0);
+  }
+
+  void TearDown() override {
+    if (!k) return;
+    expect_clean("before teardown");
+    for (unsigned c = 0; c < kMaxNames; ++c)
+      if (k->copy_exists(c)) k->discard(c);
+    for (unsigned t : k->tasks()) k->terminate(t);
+    std::vector<Violation> v;
+    check_vm_invariants(*k, v);
+    check_teardown(*k, v);
+    for (const auto& x : v) ADD_FAILURE() << "teardown: " << x.invariant << ": " << x.detail;
+    EXPECT_EQ(k->frames_owned(), 0u);
+    EXPECT_EQ(k->object_count(), 0u);
+  }
+
+  void expect_clean(const char* when) {
+    std::vector<Violation> v;
+    check_vm_invariants(*k, v);
+    check_tlb_coherence(*k, v);
+    for (const auto& x : v) ADD_FAILURE() << when << ": " << x.invariant << ": " << x.detail;
+  }
+
+  uint64_t alloc(unsigned t, uint64_t addr, uint64_t size) {
+    uint64_t a = addr;
+    EXPECT_EQ(k->allocate(t, &a, size, false), KERN_SUCCESS);
+    return a;
+  }
+  void put(unsigned t, uint64_t addr, const std::string& s, unsigned cpu = 0) {
+    Access a = k->write(t, addr, {reinterpret_cast<const uint8_t*>(s.data()), s.size()}, cpu);
+    EXPECT_EQ(a.kr, KERN_SUCCESS) << "write t" << t << " 0x" << std::hex << addr;
+  }
+  std::string get(unsigned t, uint64_t addr, uint64_t n, unsigned cpu = 0) {
+    Access a = k->read(t, addr, n, cpu);
+    EXPECT_EQ(a.kr, KERN_SUCCESS) << "read t" << t << " 0x" << std::hex << addr;
+    return std::string(a.bytes.begin(), a.bytes.end());
+  }
+  std::string zeros(size_t n) { return std::string(n, '\0'); }
+  const EntryInfo entry_at(unsigned t, uint64_t va) {
+    for (const auto& e : k->entries(t))
+      if (e.start <= va && va < e.end) return e;
+    ADD_FAILURE() << "no entry at 0x" << std::hex << va;
+    return EntryInfo{};
+  }
+  ObjectInfo obj(uint64_t id) {
+    auto o = k->object_info(id);
+    EXPECT_TRUE(o.has_value()) << "object " << id;
+    return o.value_or(ObjectInfo{});
+  }
+  bool has_page(uint64_t id, uint64_t off) {
+    for (const auto& p : obj(id).pages)
+      if (p.offset == off) return true;
+    return false;
+  }
+
+  std::unique_ptr<Kernel> k;
+};
+
+// --- Return codes of §5 ------------------------------------------------------------------
+
+TEST_F(VmTest, AllocateCodesAndZeroMemory) {
+  uint64_t a = 0x10000;
+  EXPECT_EQ(k->allocate(0, &a, 0x1800, false), KERN_SUCCESS);
+  EXPECT_EQ(a, 0x10000u);
+  EXPECT_EQ(get(0, 0x10000, 16), zeros(16));
+  a = 0x11000;  // overlaps the second page
+  EXPECT_EQ(k->allocate(0, &a, 0x1000, false), KERN_NO_SPACE);
+  a = 0x1800;  // [0x1000, 0x3000): below user space
+  EXPECT_EQ(k->allocate(0, &a, 0x1000, false), KERN_INVALID_ADDRESS);
+  a = UINT64_MAX - 0x10;
+  EXPECT_EQ(k->allocate(0, &a, 0x100, false), KERN_INVALID_ARGUMENT);  // wraps
+  a = 0xfffffffffffff000ull;
+  EXPECT_EQ(k->allocate(0, &a, 0x1000, false), KERN_INVALID_ARGUMENT);  // end exactly 2^64
+  a = 0x7ffffffff000ull;
+  EXPECT_EQ(k->allocate(0, &a, 0x1000, false), KERN_INVALID_ADDRESS);
+  a = 123;
+  EXPECT_EQ(k->allocate(0, &a, 0, true), KERN_SUCCESS);
+  EXPECT_EQ(a, 0u);
+  EXPECT_EQ(k->allocate(0, &a, UINT64_MAX - 5, true), KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(k->allocate(0, &a, 0x800000000000ull, true), KERN_NO_SPACE);
+  EXPECT_EQ(k->allocate(0, &a, 0x10, true), KERN_SUCCESS);
+  EXPECT_EQ(a, 0x12000u);  // lowest fit above the first allocation
+  // allocate [0x10000,0x12000) + [0x12000,0x13000): coalesced into one entry.
+  EXPECT_EQ(k->entries(0).size(), 1u);
+}
+
+TEST_F(VmTest, ProtectInheritDeallocateCodes) {
+  alloc(0, 0x10000, 4 * P);
+  EXPECT_EQ(k->protect(0, 0x11000, P, false, VM_PROT_READ), KERN_SUCCESS);
+  EXPECT_EQ(k->regions(0).size(), 3u);
+  Access w = k->write(0, 0x10ffe, {reinterpret_cast<const uint8_t*>("abcd"), 4}, 0);
+  EXPECT_EQ(w.kr, KERN_PROTECTION_FAILURE);
+  EXPECT_EQ(w.fault_addr, 0x11000u);
+  EXPECT_EQ(w.bytes.size(), 2u);
+  EXPECT_EQ(k->protect(0, 0x11000, P, false, VM_PROT_ALL), KERN_SUCCESS);
+  // Lower max on one page, then try to raise current above it: refused, nothing changes.
+  EXPECT_EQ(k->protect(0, 0x12000, P, true, VM_PROT_READ), KERN_SUCCESS);
+  auto before = k->regions(0);
+  EXPECT_EQ(k->protect(0, 0x10000, 4 * P, false, VM_PROT_DEFAULT), KERN_PROTECTION_FAILURE);
+  EXPECT_EQ(k->regions(0), before);
+  EXPECT_EQ(k->protect(0, 0x12000, P, true, VM_PROT_ALL), KERN_PROTECTION_FAILURE);  // raise max
+  EXPECT_EQ(k->protect(0, UINT64_MAX - 5, 0x100, false, 0), KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(k->inherit(0, 0x0, 0x100000, vm_inherit_t::None), KERN_SUCCESS);  // holes ignored
+  EXPECT_EQ(k->deallocate(0, 0x0, 0x20000), KERN_SUCCESS);
+  EXPECT_TRUE(k->regions(0).empty());
+  EXPECT_EQ(k->deallocate(0, UINT64_MAX, 2), KERN_INVALID_ARGUMENT);
+}
+
+TEST_F(VmTest, WriteImpliesReadAndExecuteOnlyIsNotReadable) {
+  alloc(0, 0x10000, 2 * P);
+  EXPECT_EQ(k->protect(0, 0x10000, P, false, VM_PROT_WRITE), KERN_SUCCESS);
+  EXPECT_EQ(get(0, 0x10000, 4), zeros(4));  // read of a write-only page: allowed (x86)
+  put(0, 0x10000, "wo");
+  EXPECT_EQ(get(0, 0x10000, 2), "wo");
+  EXPECT_EQ(k->protect(0, 0x10000, P, false, VM_PROT_EXECUTE), KERN_SUCCESS);
+  Access r = k->read(0, 0x10000, 1, 0);
+  EXPECT_EQ(r.kr, KERN_PROTECTION_FAILURE);
+  // Kernel copies need r: a write-only source is refused.
+  EXPECT_EQ(k->protect(0, 0x10000, P, false, VM_PROT_WRITE), KERN_SUCCESS);
+  EXPECT_EQ(k->vm_read(0, 0x10000, 10, 0), KERN_PROTECTION_FAILURE);
+  EXPECT_FALSE(k->copy_exists(0));
+}
+
+TEST_F(VmTest, VmReadWriteCopyCodes) {
+  alloc(0, 0x10000, 2 * P);
+  alloc(0, 0x20000, 2 * P);
+  put(0, 0x10000, "source");
+  EXPECT_EQ(k->vm_read(0, 0x10000, 3 * P, 0), KERN_INVALID_ADDRESS);  // hole
+  EXPECT_EQ(k->vm_read(0, UINT64_MAX - 2, 5, 0), KERN_INVALID_ADDRESS);  // wraps
+  EXPECT_EQ(k->vm_read(0, 0x10003, 5, 1), KERN_SUCCESS);
+  EXPECT_EQ(k->vm_write(0, 0x20000, 1), KERN_INVALID_ARGUMENT);  // unaligned handle
+  EXPECT_FALSE(k->copy_exists(1));                                // consumed anyway
+  EXPECT_EQ(k->vm_read(0, 0x10000, 0, 2), KERN_SUCCESS);          // empty handle
+  uint64_t a = 77;
+  EXPECT_EQ(k->copyout(0, 2, &a), KERN_SUCCESS);
+  EXPECT_EQ(a, 0u);
+  EXPECT_EQ(k->vm_read(0, 0x10000, P, 3), KERN_SUCCESS);
+  EXPECT_EQ(k->vm_write(0, 0x30000, 3), KERN_INVALID_ADDRESS);
+  EXPECT_EQ(k->vm_read(0, 0x10000, P, 3), KERN_SUCCESS);
+  EXPECT_EQ(k->protect(0, 0x21000, P, false, VM_PROT_READ), KERN_SUCCESS);
+  EXPECT_EQ(k->vm_read(0, 0x10000, 2 * P, 4), KERN_SUCCESS);
+  EXPECT_EQ(k->vm_write(0, 0x20000, 4), KERN_PROTECTION_FAILURE);
+  EXPECT_EQ(get(0, 0x20000, 6), zeros(6));  // checked before anything stored
+  EXPECT_EQ(k->vm_write(0, 0x20000, 3), KERN_SUCCESS);
+  EXPECT_EQ(get(0, 0x20000, 6), "source");
+  // vm_copy: source errors first, then alignment, then the destination.
+  EXPECT_EQ(k->vm_copy(0, 0x40000, P, 0x20001), KERN_INVALID_ADDRESS);
+  EXPECT_EQ(k->vm_copy(0, 0x10000, P, 0x20001), KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(k->vm_copy(0, 0x10000, P, 0x50000), KERN_INVALID_ADDRESS);
+  EXPECT_EQ(k->vm_copy(0, 0x10000, 2 * P, 0x20000), KERN_PROTECTION_FAILURE);
+  EXPECT_EQ(k->vm_copy(0, 0x10000, 0, 0x1234567), KERN_SUCCESS);
+  EXPECT_EQ(k->vm_copy(0, 0x10000, P, 0xfffffffffffff000ull), KERN_INVALID_ADDRESS);
+}
+
+TEST_F(VmTest, CopyoutReturnsOffsetAndDefaultsAndIsASnapshot) {
+  alloc(0, 0x10000, P);
+  EXPECT_EQ(k->protect(0, 0x10000, P, true, VM_PROT_READ), KERN_SUCCESS);
+  EXPECT_EQ(k->vm_read(0, 0x10000, P, 0), KERN_SUCCESS);
+  uint64_t a = 0;
+  EXPECT_EQ(k->copyout(0, 0, &a), KERN_SUCCESS);
+  EXPECT_EQ(a, 0x11000u);
+  auto e = entry_at(0, a);
+  EXPECT_EQ(e.prot, VM_PROT_DEFAULT);
+  EXPECT_EQ(e.max_prot, VM_PROT_ALL);
+  alloc(0, 0x20000, P);
+  put(0, 0x20010, "snap");
+  EXPECT_EQ(k->vm_read(0, 0x20010, 4, 1), KERN_SUCCESS);
+  put(0, 0x20010, "XXXX");  // after the read: the handle keeps "snap"
+  EXPECT_EQ(k->copyout(0, 1, &a), KERN_SUCCESS);
+  EXPECT_EQ(a & 0xfff, 0x10u);
+  EXPECT_EQ(get(0, a, 4), "snap");
+  EXPECT_EQ(get(0, 0x20010, 4), "XXXX");
+}
+
+// --- Symmetric copy-on-write ---------------------------------------------------------------
+
+TEST_F(VmTest, ForkCopySharesOneObjectThenWriteShadows) {
+  alloc(0, 0x10000, 3 * P);
+  put(0, 0x10000, "parent");
+  put(0, 0x11000, "second");
+  uint64_t o = entry_at(0, 0x10000).object;
+  k->fork(0, 1);
+  auto pe = entry_at(0, 0x10000), ce = entry_at(1, 0x10000);
+  EXPECT_TRUE(pe.needs_copy);
+  EXPECT_TRUE(ce.needs_copy);
+  EXPECT_EQ(pe.object, o);
+  EXPECT_EQ(ce.object, o);
+  EXPECT_EQ(obj(o).ref_count, 2);
+  EXPECT_TRUE(obj(o).shadowed);
+  expect_clean("after fork");
+  EXPECT_EQ(get(1, 0x10000, 6), "parent");
+  put(1, 0x10000, "child!");
+  // The first write gave the child its own shadow; the page was copied up into it.
+  auto ce2 = entry_at(1, 0x10000);
+  EXPECT_FALSE(ce2.needs_copy);
+  EXPECT_NE(ce2.object, o);
+  EXPECT_EQ(obj(ce2.object).shadow, o);  // o still supplies page 1: no bypass
+  EXPECT_TRUE(has_page(ce2.object, 0));
+  EXPECT_EQ(obj(ce2.object).pages.size(), 1u);
+  EXPECT_EQ(k->counters().copy_ups, 1u);
+  EXPECT_EQ(get(0, 0x10000, 6), "parent");
+  EXPECT_EQ(get(1, 0x10000, 6), "child!");
+  put(0, 0x11000, "p2");  // the parent gets its own shadow too
+  EXPECT_TRUE(entry_at(0, 0x10000).object != o);
+  EXPECT_EQ(get(1, 0x11000, 6), "second");
+  EXPECT_EQ(get(0, 0x11000, 6), "p2cond");
+  put(1, 0x12000, "z");  // zero-fill in the child's shadow, not in o
+  EXPECT_EQ(get(0, 0x12000, 1), zeros(1));
+  EXPECT_FALSE(has_page(o, 2 * P));
+  expect_clean("after writes");
+}
+
+TEST_F(VmTest, ReadThroughNeedsCopyMapsReadOnly) {
+  alloc(0, 0x10000, P);
+  put(0, 0x10000, "abc");
+  k->fork(0, 1);
+  EXPECT_EQ(get(0, 0x10000, 3), "abc");
+  EXPECT_EQ(get(1, 0x10000, 3), "abc");
+  expect_clean("both read");  // no writable PTE through needs_copy
+  put(0, 0x10000, "xyz", 1);
+  EXPECT_EQ(get(1, 0x10000, 3, 1), "abc");
+  EXPECT_EQ(get(0, 0x10000, 3, 0), "xyz");
+}
+
+// --- Asymmetric copy-on-write (copy objects) ---------------------------------------------
+
+TEST_F(VmTest, CopyDelayedShapeAndPush) {
+  alloc(0, 0x10000, 2 * P);
+  put(0, 0x10000, "orig");
+  EXPECT_EQ(k->inherit(0, 0x10000, 2 * P, vm_inherit_t::Share), KERN_SUCCESS);
+  k->fork(0, 1);  // SHARE: one object S, use_shared_copy
+  uint64_t s = entry_at(0, 0x10000).object;
+  EXPECT_EQ(entry_at(1, 0x10000).object, s);
+  EXPECT_TRUE(entry_at(0, 0x10000).is_shared);
+  EXPECT_TRUE(obj(s).use_shared_copy);
+  put(1, 0x10000, "shar");
+  EXPECT_EQ(get(0, 0x10000, 4), "shar");
+  // A copy of a shared object is asymmetric: vm_read makes a copy object C of S.
+  EXPECT_EQ(k->vm_read(0, 0x10000, 2 * P, 0), KERN_SUCCESS);
+  uint64_t c = obj(s).copy;
+  ASSERT_NE(c, 0u);
+  EXPECT_EQ(obj(c).shadow, s);
+  EXPECT_EQ(obj(c).shadow_offset, 0u);
+  EXPECT_FALSE(entry_at(0, 0x10000).needs_copy);  // the source is not copy-on-write
+  expect_clean("after copy_delayed");
+  uint64_t pushes = k->counters().pushes;
+  put(1, 0x10000, "new!");  // either sharer's write pushes the old page into C first
+  EXPECT_EQ(k->counters().pushes, pushes + 1);
+  EXPECT_TRUE(has_page(c, 0));
+  put(0, 0x10002, "++");    // already pushed: no second push
+  EXPECT_EQ(k->counters().pushes, pushes + 1);
+  put(0, 0x11000, "second");  // zero page of S: pushed as zeros
+  EXPECT_EQ(k->counters().pushes, pushes + 2);
+  uint64_t a = 0;
+  EXPECT_EQ(k->copyout(0, 0, &a), KERN_SUCCESS);
+  EXPECT_EQ(get(0, a, 4), "shar");
+  EXPECT_EQ(get(0, a + P, 6), zeros(6));
+  EXPECT_EQ(get(1, 0x10000, 4), "ne++");
+  expect_clean("after pushes");
+}
+
+TEST_F(VmTest, UnmodifiedCopyObjectIsReusedAndOlderCopyShadowsNewer) {
+  alloc(0, 0x10000, P);
+  put(0, 0x10000, "one");
+  EXPECT_EQ(k->inherit(0, 0x10000, P, vm_inherit_t::Share), KERN_SUCCESS);
+  k->fork(0, 1);
+  uint64_t s = entry_at(0, 0x10000).object;
+  EXPECT_EQ(k->vm_read(0, 0x10000, P, 0), KERN_SUCCESS);
+  uint64_t c1 = obj(s).copy;
+  EXPECT_EQ(k->vm_read(0, 0x10000, P, 1), KERN_SUCCESS);
+  EXPECT_EQ(obj(s).copy, c1);  // reused: S did not change
+  EXPECT_EQ(k->counters().copy_object_reuses, 1u);
+  EXPECT_EQ(obj(c1).ref_count, 2);
+  put(0, 0x10000, "two");  // pushes "one" into c1
+  EXPECT_EQ(k->vm_read(0, 0x10000, P, 2), KERN_SUCCESS);
+  uint64_t c2 = obj(s).copy;
+  EXPECT_NE(c2, c1);
+  EXPECT_EQ(obj(c1).shadow, c2);  // the old copy shadows the new one
+  EXPECT_EQ(obj(c2).shadow, s);
+  put(1, 0x10000, "six");  // pushes "two" into c2 only
+  EXPECT_TRUE(has_page(c2, 0));
+  expect_clean("two copy objects");
+  uint64_t a = 0;
+  for (unsigned h = 0; h < 3; ++h) {
+    EXPECT_EQ(k->copyout(1, h, &a), KERN_SUCCESS);
+    EXPECT_EQ(get(1, a, 3), h < 2 ? "one" : "two");
+  }
+  EXPECT_EQ(get(0, 0x10000, 3), "six");
+}
+
+TEST_F(VmTest, ForkCopyOfSharedRegionUsesCopyObject) {
+  alloc(0, 0x10000, P);
+  put(0, 0x10000, "base");
+  EXPECT_EQ(k->inherit(0, 0x10000, P, vm_inherit_t::Share), KERN_SUCCESS);
+  k->fork(0, 1);
+  EXPECT_EQ(k->inherit(0, 0x10000, P, vm_inherit_t::Copy), KERN_SUCCESS);
+  k->fork(0, 2);
+  uint64_t s = entry_at(0, 0x10000).object;
+  auto e2 = entry_at(2, 0x10000);
+  EXPECT_EQ(e2.object, obj(s).copy);
+  EXPECT_TRUE(e2.needs_copy);
+  put(1, 0x10000, "BASE");
+  EXPECT_EQ(get(2, 0x10000, 4), "base");
+  put(2, 0x10000, "kid2");
+  EXPECT_EQ(get(0, 0x10000, 4), "BASE");
+  EXPECT_EQ(get(2, 0x10000, 4), "kid2");
+}
+
+// --- Collapse and bypass --------------------------------------------------------------------
+
+TEST_F(VmTest, CollapseMovesExactlyThePagesTheParentLacks) {
+  alloc(0, 0x10000, 4 * P);
+  put(0, 0x10000, "A");
+  put(0, 0x11000, "B");
+  put(0, 0x12000, "C");
+  uint64_t o = entry_at(0, 0x10000).object;
+  k->fork(0, 1);
+  put(0, 0x10000, "a");  // parent shadow P over O; O still referenced by the child
+  uint64_t p = entry_at(0, 0x10000).object;
+  EXPECT_EQ(obj(p).shadow, o);
+  EXPECT_EQ(k->counters().collapses, 0u);
+  EXPECT_EQ(k->counters().bypasses, 0u);  // P lacks pages 1 and 2: O still needed
+  k->terminate(1);
+  EXPECT_EQ(obj(o).ref_count, 1);
+  put(0, 0x11000, "b");  // copy-up, then collapse: O's page 2 moves, pages 0 and 1 are freed
+  EXPECT_EQ(k->counters().collapses, 1u);
+  EXPECT_EQ(k->counters().collapse_pages_moved, 1u);
+  EXPECT_FALSE(k->object_info(o).has_value());
+  auto po = obj(p);
+  EXPECT_EQ(po.shadow, 0u);
+  ASSERT_EQ(po.pages.size(), 3u);
+  EXPECT_EQ(po.pages[2].offset, 2 * P);
+  EXPECT_EQ(k->object_count(), 1u);
+  EXPECT_EQ(get(0, 0x10000, 1), "a");
+  EXPECT_EQ(get(0, 0x11000, 1), "b");
+  EXPECT_EQ(get(0, 0x12000, 1), "C");
+  EXPECT_EQ(get(0, 0x13000, 1), zeros(1));
+}
+
+TEST_F(VmTest, BypassOnlyWhenTheBackingObjectSuppliesNothing) {
+  alloc(0, 0x10000, 2 * P);
+  put(0, 0x10000, "X");
+  put(0, 0x11000, "Y");
+  uint64_t o = entry_at(0, 0x10000).object;
+  k->fork(0, 1);
+  put(0, 0x10000, "x");
+  uint64_t p = entry_at(0, 0x10000).object;
+  EXPECT_EQ(k->counters().bypasses, 0u);  // page 1 still comes from O
+  EXPECT_EQ(obj(p).shadow, o);
+  put(0, 0x11000, "y");  // now P has every page of O it can see: bypass
+  EXPECT_EQ(k->counters().bypasses, 1u);
+  EXPECT_EQ(obj(p).shadow, 0u);
+  EXPECT_EQ(obj(o).ref_count, 1);  // only the child now
+  EXPECT_EQ(get(1, 0x10000, 1), "X");
+  EXPECT_EQ(get(1, 0x11000, 1), "Y");
+  EXPECT_EQ(get(0, 0x10000, 1), "x");
+}
+
+TEST_F(VmTest, CollapseSwitchedOffChangesNothingVisible) {
+  auto run = [&](bool collapse, bool bypass) {
+    make(SystemConfig{});
+    k->tunables().collapse_allowed = collapse;
+    k->tunables().bypass_allowed = bypass;
+    alloc(0, 0x10000, 8 * P);
+    uint32_t x = 12345;
+    std::vector<std::string> seen;
+    for (int step = 0; step < 120; ++step) {
+      x = x * 1103515245u + 12345u;
+      unsigned r = (x >> 16) % 10;
+      unsigned t = (x >> 8) % 3;
+      uint64_t va = 0x10000 + ((x >> 4) % 8) * P;
+      if (!k->task_exists(t)) {
+        k->fork(0, t);
+        continue;
+      }
+      if (r < 4) {
+        put(t, va, std::to_string(step));
+      } else if (r < 7) {
+        seen.push_back(get(t, va, 4));
+      } else if (r == 7 && t != 0) {
+        k->terminate(t);
+      } else if (r == 8) {
+        EXPECT_EQ(k->inherit(0, va, P, (x & 1) ? vm_inherit_t::Share : vm_inherit_t::Copy),
+                  KERN_SUCCESS);
+      } else {
+        if (k->vm_copy(t, 0x10000, 2 * P, 0x10000 + 4 * P) != KERN_SUCCESS) seen.push_back("!");
+      }
+    }
+    for (unsigned t : k->tasks())
+      for (uint64_t va = 0x10000; va < 0x18000; va += P) seen.push_back(get(t, va, 8));
+    expect_clean("random run");
+    return seen;
+  };
+  auto on = run(true, true);
+  uint64_t collapses = k->counters().collapses + k->counters().bypasses;
+  auto off = run(false, false);
+  EXPECT_EQ(k->counters().collapses + k->counters().bypasses, 0u);
+  auto no_bypass = run(true, false);
+  EXPECT_EQ(on, off);
+  EXPECT_EQ(on, no_bypass);
+  EXPECT_GT(collapses, 0u);
+}
+
+// --- Map mechanics ---------------------------------------------------------------------------
+
+TEST_F(VmTest, ClippedEntriesMergeAgainAfterProtect) {
+  alloc(0, 0x10000, 4 * P);
+  put(0, 0x10000, "m");
+  EXPECT_EQ(k->protect(0, 0x11000, 2 * P, false, VM_PROT_READ), KERN_SUCCESS);
+  EXPECT_EQ(k->entries(0).size(), 3u);
+  uint64_t o = entry_at(0, 0x10000).object;
+  EXPECT_EQ(obj(o).ref_count, 3);
+  EXPECT_EQ(k->protect(0, 0x11000, 2 * P, false, VM_PROT_DEFAULT), KERN_SUCCESS);
+  EXPECT_EQ(k->entries(0).size(), 1u);
+  EXPECT_EQ(obj(o).ref_count, 1);
+  EXPECT_GE(k->counters().entry_merges, 2u);
+}
+
+TEST_F(VmTest, ReallocatedHoleReadsZero) {
+  alloc(0, 0x10000, 3 * P);
+  put(0, 0x11000, "stale");
+  EXPECT_EQ(k->deallocate(0, 0x11000, P), KERN_SUCCESS);
+  EXPECT_EQ(k->read(0, 0x11000, 1, 0).kr, KERN_INVALID_ADDRESS);
+  alloc(0, 0x11000, P);
+  EXPECT_EQ(get(0, 0x11000, 5), zeros(5));
+}
+
+TEST_F(VmTest, SharedEntryDeallocateLeavesNoStaleMapping) {
+  // fork(SHARE) of a region with read-only pages from a shadow, deallocate, read.
+  alloc(0, 0x10000, P);
+  put(0, 0x10000, "secret");
+  k->fork(0, 1);                               // needs_copy on both
+  EXPECT_EQ(get(0, 0x10000, 6), "secret");     // t0 maps the shadowed page read-only
+  EXPECT_EQ(k->inherit(0, 0x10000, P, vm_inherit_t::Share), KERN_SUCCESS);
+  k->fork(0, 2);                               // SHARE: shadow first (needs_copy)
+  EXPECT_EQ(get(2, 0x10000, 6), "secret");
+  EXPECT_EQ(k->deallocate(0, 0x10000, P), KERN_SUCCESS);
+  Access r = k->read(0, 0x10000, 6, 0);
+  EXPECT_EQ(r.kr, KERN_INVALID_ADDRESS);
+  EXPECT_EQ(r.fault_addr, 0x10000u);
+  expect_clean("after deallocate");
+  EXPECT_EQ(get(2, 0x10000, 6), "secret");
+  k->terminate(2);
+  EXPECT_EQ(get(1, 0x10000, 6), "secret");
+}
+
+TEST_F(VmTest, ForkOfUnreadableEntryTerminatesWithASnapshot) {
+  alloc(0, 0x10000, P);
+  put(0, 0x10000, "hidden");
+  EXPECT_EQ(k->protect(0, 0x10000, P, false, VM_PROT_NONE), KERN_SUCCESS);
+  k->fork(0, 1);
+  ASSERT_TRUE(k->task_exists(1));
+  auto e = entry_at(1, 0x10000);
+  EXPECT_EQ(e.prot, VM_PROT_NONE);
+  EXPECT_EQ(k->protect(0, 0x10000, P, false, VM_PROT_DEFAULT), KERN_SUCCESS);
+  put(0, 0x10000, "change");
+  EXPECT_EQ(k->protect(1, 0x10000, P, false, VM_PROT_READ), KERN_SUCCESS);
+  EXPECT_EQ(get(1, 0x10000, 6), "hidden");
+}
+
+TEST_F(VmTest, VmCopyIsAMemmove) {
+  alloc(0, 0x10000, 4 * P);
+  for (int i = 0; i < 4; ++i) put(0, 0x10000 + i * P, std::string(1, char('0' + i)));
+  EXPECT_EQ(k->vm_copy(0, 0x10000, 3 * P, 0x11000), KERN_SUCCESS);
+  EXPECT_EQ(get(0, 0x10000, 1), "0");
+  EXPECT_EQ(get(0, 0x11000, 1), "0");
+  EXPECT_EQ(get(0, 0x12000, 1), "1");
+  EXPECT_EQ(get(0, 0x13000, 1), "2");
+  expect_clean("after overlapping vm_copy");
+}
+
+TEST_F(VmTest, VmWriteIntoSharedDestinationWritesTheSharedMemory) {
+  alloc(0, 0x10000, 2 * P);
+  alloc(0, 0x20000, P);
+  put(0, 0x20000, "data");
+  EXPECT_EQ(k->inherit(0, 0x10000, 2 * P, vm_inherit_t::Share), KERN_SUCCESS);
+  k->fork(0, 1);
+  EXPECT_EQ(get(1, 0x10000, 4), zeros(4));  // t1 maps the (zero) page
+  EXPECT_EQ(k->vm_read(0, 0x20000, P, 0), KERN_SUCCESS);
+  EXPECT_EQ(k->vm_write(1, 0x11000, 0), KERN_SUCCESS);
+  EXPECT_EQ(k->vm_read(0, 0x20000, P, 1), KERN_SUCCESS);
+  EXPECT_EQ(k->vm_write(1, 0x10000, 1), KERN_SUCCESS);
+  EXPECT_EQ(get(0, 0x10000, 4), "data");
+  EXPECT_EQ(get(1, 0x10000, 4), "data");
+  EXPECT_EQ(get(0, 0x11000, 4), "data");
+  EXPECT_GE(k->counters().overwrite_slow_pages, 2u);
+  auto r = k->regions(1);
+  ASSERT_EQ(r.size(), 2u);  // the shared range, and 0x20000 inherited by copy
+  EXPECT_EQ(r[0].end, 0x12000u);
+  EXPECT_EQ(r[0].inherit, vm_inherit_t::Share);  // the destination keeps its attributes
+}
+
+TEST_F(VmTest, HugeSparseForkAndCopyCostOnlyWhatIsTouched) {
+  const uint64_t huge = uint64_t{4} << 30;  // 4 GiB
+  uint64_t a = 0;
+  EXPECT_EQ(k->allocate(0, &a, huge, true), KERN_SUCCESS);
+  uint64_t b = 0;
+  EXPECT_EQ(k->allocate(0, &b, huge, true), KERN_SUCCESS);
+  put(0, a, "first");
+  put(0, a + huge / 2, "middle");
+  put(0, a + huge - P, "last");
+  uint64_t grabbed = k->counters().pages_grabbed;
+  k->fork(0, 1);
+  EXPECT_EQ(k->vm_copy(0, a, huge, b), KERN_SUCCESS);
+  EXPECT_EQ(k->vm_read(1, a, huge, 0), KERN_SUCCESS);
+  EXPECT_EQ(k->counters().pages_grabbed, grabbed);  // no page was copied
+  EXPECT_EQ(get(0, b + huge / 2, 6), "middle");
+  EXPECT_EQ(get(1, a + huge - P, 4), "last");
+  uint64_t c = 0;
+  EXPECT_EQ(k->copyout(1, 0, &c), KERN_SUCCESS);
+  EXPECT_EQ(get(1, c, 5), "first");
+  std::vector<uint64_t> poi;
+  k->pages_of_interest(0, poi);
+  EXPECT_EQ(poi.size(), 6u);  // three pages in each of two ranges
+}
+
+TEST_F(VmTest, RunningOutOfFramesIsAResourceShortage) {
+  SystemConfig cfg;
+  cfg.frames = 12;
+  make(cfg);
+  alloc(0, 0x10000, 32 * P);
+  kern_return_t last = KERN_SUCCESS;
+  int ok = 0;
+  for (int i = 0; i < 32 && last == KERN_SUCCESS; ++i) {
+    Access w = k->write(0, 0x10000 + i * P, {reinterpret_cast<const uint8_t*>("z"), 1}, 0);
+    last = w.kr;
+    if (w.kr == KERN_SUCCESS) ++ok;
+  }
+  EXPECT_EQ(last, KERN_RESOURCE_SHORTAGE);
+  EXPECT_GT(ok, 0);
+  expect_clean("after shortage");
+  EXPECT_EQ(get(0, 0x10000, 1), "z");
+}
+
+TEST_F(VmTest, TwoCpusSeeOneMemoryAndTlbsStayCoherent) {
+  alloc(0, 0x10000, P);
+  put(0, 0x10000, "cpu0", 0);
+  EXPECT_EQ(get(0, 0x10000, 4, 1), "cpu0");
+  k->fork(0, 1);
+  put(1, 0x10000, "kid!", 1);        // t1 on cpu1; t0's TLB on cpu0 must not keep RW
+  put(0, 0x10000, "par!", 0);
+  EXPECT_EQ(get(1, 0x10000, 4, 1), "kid!");
+  EXPECT_EQ(get(0, 0x10000, 4, 0), "par!");
+  EXPECT_EQ(k->protect(0, 0x10000, P, false, VM_PROT_READ), KERN_SUCCESS);
+  EXPECT_EQ(k->write(0, 0x10000, {reinterpret_cast<const uint8_t*>("x"), 1}, 0).kr,
+            KERN_PROTECTION_FAILURE);
+  expect_clean("two cpus");
+}
+
+TEST_F(VmTest, ProvenanceNamesTheSupplyingObject) {
+  alloc(0, 0x10000, 2 * P);
+  EXPECT_EQ(k->provenance(0, 0x10000).kind, Provenance::Kind::NoObject);
+  put(0, 0x10000, "q");
+  uint64_t o = entry_at(0, 0x10000).object;
+  k->fork(0, 1);
+  put(1, 0x11000, "r");
+  Provenance pr = k->provenance(1, 0x10000);
+  EXPECT_EQ(pr.kind, Provenance::Kind::Resident);
+  EXPECT_EQ(pr.object, o);
+  EXPECT_EQ(pr.depth, 1u);
+  pr = k->provenance(0, 0x11000);
+  EXPECT_EQ(pr.kind, Provenance::Kind::ZeroFill);
+  EXPECT_EQ(k->provenance(0, 0x50000).kind, Provenance::Kind::Unmapped);
+  EXPECT_FALSE(k->implements(OpKind::Pageout));
+  EXPECT_TRUE(k->implements(OpKind::VmCopy));
+}
+
+// The checkers must be able to fail: a corrupted reference count is reported by name.
+TEST_F(VmTest, InvariantCheckerReportsACorruptedRefCount) {
+  alloc(0, 0x10000, P);
+  put(0, 0x10000, "v");
+  VmObject* o = const_cast<VmSystem&>(k->system()).objects.begin()->second;
+  ++o->ref_count;
+  std::vector<Violation> v;
+  check_vm_invariants(*k, v);
+  ASSERT_FALSE(v.empty());
+  EXPECT_EQ(v[0].invariant, "ref_counts");
+  --o->ref_count;
+}
+
+}  // namespace
+}  // namespace vmfuzz::vm
