@@ -14,7 +14,9 @@
 //      11/12; a failure is unusable input (Step::Unusable, reason in unusable_reason()).
 //   3. the op runs on the model, then on the VM.
 //   4. assertions: every `==`/`=>` written on the op is checked against the model, then
-//      against the VM (oracle "assertion", sub = the side that broke it).
+//      against the VM (oracle "assertion", sub = the side that broke it). Assertions
+//      presume that every earlier op ran, so after the first op that was not applicable
+//      they are counted (assertions_skipped) instead of checked.
 //   5. results: codes, fault address, returned address (allocate/map `any`, copyout),
 //      bytes of read/file except where the model marks them unknown (oracle
 //      "result_mismatch").
@@ -168,6 +170,8 @@ class Executor {
   uint64_t ops_run() const { return ops_run_; }              // steps that ran (not skipped)
   uint64_t ops_seen() const { return next_index_; }          // every step
   uint64_t not_applicable() const { return not_applicable_; }
+  /// Assertions not checked because an earlier op was not applicable (they presume it ran).
+  uint64_t assertions_skipped() const { return assertions_skipped_; }
   bool teardown_skipped() const { return teardown_skipped_; }
 
  private:
@@ -198,6 +202,7 @@ class Executor {
   uint64_t next_index_ = 0;
   uint64_t ops_run_ = 0;
   uint64_t not_applicable_ = 0;
+  uint64_t assertions_skipped_ = 0;
   bool teardown_skipped_ = false;
   OpResult vm_result_, model_result_;
 
@@ -235,6 +240,7 @@ struct RunSummary {
   std::string unusable_reason;
   uint64_t ops = 0;        // ops run or skipped (up to and including a failing op)
   uint64_t not_applicable = 0;
+  uint64_t assertions_skipped = 0;  // see Executor::assertions_skipped
   std::optional<Failure> failure;
 };
 

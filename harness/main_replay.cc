@@ -197,14 +197,18 @@ int replay_one(const std::string& file, const Program& prog, const Options& opt,
     return 2;
   }
   if (opt.json) {
-    std::printf("{\"file\": %s, \"ok\": %s, \"ops\": %llu, \"not_applicable\": %llu, \"failure\": %s}\n",
+    std::printf("{\"file\": %s, \"ok\": %s, \"ops\": %llu, \"not_applicable\": %llu, "
+                "\"assertions_skipped\": %llu, \"failure\": %s}\n",
                 h::json_quote(file).c_str(), sum.ok ? "true" : "false", static_cast<unsigned long long>(sum.ops),
                 static_cast<unsigned long long>(sum.not_applicable),
+                static_cast<unsigned long long>(sum.assertions_skipped),
                 sum.failure ? h::failure_json(*sum.failure).c_str() : "null");
     return sum.ok ? 0 : 1;
   }
   std::string tail = std::to_string(sum.ops) + " ops";
   if (sum.not_applicable) tail += ", " + na_note(sum.not_applicable);
+  if (sum.assertions_skipped)
+    tail += ", " + std::to_string(sum.assertions_skipped) + " assertions after them not checked";
   if (sum.ok) {
     std::printf("OK %s (%s)\n", file.c_str(), tail.c_str());
     return 0;
