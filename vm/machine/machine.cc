@@ -149,7 +149,7 @@ AccessResult Machine::store(unsigned c, uint64_t va, std::span<const uint8_t> da
 
 namespace vmfuzz::machine {
 
-bool Machine::tlb_coherent(std::string* detail) const {
+VMFUZZ_NO_COVERAGE bool Machine::tlb_coherent(std::string* detail) const {
   // walk() with set_bits=false never writes memory.
   PhysicalMemory& mem = const_cast<PhysicalMemory&>(mem_);
   for (unsigned c = 0; c < cpus_.size(); c++) {

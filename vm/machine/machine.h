@@ -34,6 +34,14 @@
     if (!(cond)) ::vmfuzz::machine::contract_failure((where), (msg), #cond);         \
   } while (0)
 
+/// On oracle routines (invariant checkers): keep libFuzzer's coverage instrumentation out
+/// of them, so that their table scans neither slow fuzzing down nor count as progress.
+#if defined(__clang__)
+#define VMFUZZ_NO_COVERAGE __attribute__((no_sanitize("coverage")))
+#else
+#define VMFUZZ_NO_COVERAGE
+#endif
+
 namespace vmfuzz::machine {
 
 /// Prints one line `ERROR: vmfuzz contract <where>: <msg> (<cond>)` and aborts.

@@ -16,6 +16,11 @@
 //               is destroyed or replaced. pmap_is_modified = attribute OR the D bit of
 //               every live mapping (likewise referenced/A), as Mach's phys_attribute_test.
 //
+// Range walks (pmap_remove, pmap_protect, destroy, collect) visit present entries only:
+// each page-table frame has a 512-bit presence bitmap in the domain, kept by write_pte
+// (the only writer of entries), so removing a whole address space costs what is mapped,
+// not what the range spans.
+//
 // TLB shootdown. A TLB entry of a pmap can only live on a CPU where the pmap is active:
 // pmap_activate loads CR3 (which flushes), and pmap_deactivate loads kEmptyCr3 (flushes
 // too). So every change that removes or reduces a PTE, or clears its D or A bit, sends
@@ -84,34 +89,66 @@ struct PmapInternals {
     return true;
   }
 
-  // Call fn(table, index, va) for every present leaf in [start, end), skipping absent
-  // subtrees, in address order. fn may clear the leaf but must not free tables.
+  // Write entry i of table t, keeping the table's presence bitmap.
+  static void write_pte(PmapDomain& d, pfn_t t, unsigned i, uint64_t v) {
+    d.machine_->memory().write_entry(t, i, v);
+    uint64_t& word = d.present_[t][i / 64];
+    if (v & PTE_P)
+      word |= 1ull << (i % 64);
+    else
+      word &= ~(1ull << (i % 64));
+  }
+
+  static bool table_empty(const PmapDomain& d, pfn_t t) {
+    for (uint64_t w : d.present_[t])
+      if (w != 0) return false;
+    return true;
+  }
+
+  // Call fn(i) for every present entry i of table t with lo <= i <= hi, in order. fn may
+  // clear entries (the words are read before the calls for their bits).
   template <typename Fn>
-  static void for_each_leaf(Pmap& p, uint64_t start, uint64_t end, Fn fn) {
-    PhysicalMemory& m = mem(p);
-    start = machine::is_canonical(start) && start < kVaLimit ? trunc_page(start) : kVaLimit;
-    end = std::min(end, kVaLimit);
-    uint64_t va = start;
-    while (va < end) {
-      pfn_t t = p.pml4_;
-      bool descended = true;
-      for (unsigned level = 0; level < 3 && descended; level++) {
-        uint64_t e = m.read_entry(t, pt_index(va, level));
-        if (!(e & PTE_P)) {
-          const uint64_t span = level_span(level);
-          va = (va & ~(span - 1)) + span;  // next entry at this level
-          descended = false;
-        } else {
-          t = pfn_t(pte_frame(e));
-        }
-      }
-      if (!descended) continue;
-      const uint64_t pt_end = std::min(end, (va & ~(level_span(2) - 1)) + level_span(2));
-      for (; va < pt_end; va += kPageSize) {
-        unsigned i = pt_index(va, 3);
-        if (m.read_entry(t, i) & PTE_P) fn(t, i, va);
+  static void for_each_present(const PmapDomain& d, pfn_t t, unsigned lo, unsigned hi, Fn&& fn) {
+    for (unsigned w = lo / 64; w <= hi / 64; w++) {
+      uint64_t bits = d.present_[t][w];
+      if (w == lo / 64) bits &= ~0ull << (lo % 64);
+      if (w == hi / 64 && hi % 64 != 63) bits &= (1ull << (hi % 64 + 1)) - 1;
+      while (bits != 0) {
+        fn(w * 64 + unsigned(__builtin_ctzll(bits)));
+        bits &= bits - 1;
       }
     }
+  }
+
+  // Visit the present leaves under table t (level 0..3, covering va from base) that lie
+  // in [start, end); end > base.
+  template <typename Fn>
+  static void visit(Pmap& p, pfn_t t, unsigned level, uint64_t base, uint64_t start, uint64_t end, Fn& fn) {
+    const uint64_t span = level_span(level);
+    const unsigned lo = start > base ? unsigned((start - base) / span) : 0;
+    const unsigned hi = unsigned(std::min<uint64_t>(kEntriesPerTable - 1, (end - 1 - base) / span));
+    PhysicalMemory& m = mem(p);
+    for_each_present(*p.domain_, t, lo, hi, [&](unsigned i) {
+      const uint64_t va = base + i * span;
+      if (level == 3) {
+        fn(t, i, va);
+        return;
+      }
+      const uint64_t child = pte_frame(m.read_entry(t, i));
+      VMFUZZ_MACHINE_ASSERT(child < m.frame_count() && m.use_of(pfn_t(child)) == FrameUse::PageTable,
+                            "pmap visit", "a table entry names a frame that is no page table");
+      visit(p, pfn_t(child), level + 1, va, start, end, fn);
+    });
+  }
+
+  // Call fn(table, index, va) for every present leaf in [start, end), in address order,
+  // visiting present entries only. fn may clear the leaf but must not free tables.
+  template <typename Fn>
+  static void for_each_leaf(Pmap& p, uint64_t start, uint64_t end, Fn fn) {
+    start = machine::is_canonical(start) && start < kVaLimit ? trunc_page(start) : kVaLimit;
+    end = std::min(end, kVaLimit);
+    if (start >= end) return;
+    visit(p, p.pml4_, 0, 0, start, end, fn);
   }
 
   static void shootdown(Pmap& p, uint64_t va) {
@@ -146,7 +183,7 @@ struct PmapInternals {
     pfn_t f = pfn_t(pte_frame(pte));
     fold_attributes(*p.domain_, f, pte);
     pv_remove(*p.domain_, f, &p, va);
-    m.write_entry(table, index, 0);
+    write_pte(*p.domain_, table, index, 0);
     p.resident_--;
     shootdown(p, va);
   }
@@ -163,7 +200,7 @@ struct PmapInternals {
     if (!(prot & VM_PROT_WRITE)) want &= ~PTE_RW;
     if (!(prot & VM_PROT_EXECUTE)) want |= PTE_NX;
     if (want == pte) return;
-    m.write_entry(table, index, want);
+    write_pte(*p.domain_, table, index, want);
     shootdown(p, va);
   }
 
@@ -177,7 +214,7 @@ struct PmapInternals {
       PhysicalMemory& m = mem(*e.pmap);
       uint64_t pte = m.read_entry(t, i);
       if (pte & bit) {
-        m.write_entry(t, i, pte & ~bit);
+        write_pte(d, t, i, pte & ~bit);
         shootdown(*e.pmap, e.va);
       }
     }
@@ -207,26 +244,24 @@ struct PmapInternals {
   // Free every page-table page below the PML4 that maps nothing (all of them when the
   // pmap has no mappings). Returns the number freed.
   static unsigned free_empty_tables(Pmap& p) {
-    PhysicalMemory& m = mem(p);
     unsigned freed = 0;
-    // Returns true if the table at `level` (1..3) is empty after freeing below it.
-    auto prune = [&](auto& self, pfn_t t, unsigned level) -> bool {
-      bool empty = true;
-      for (unsigned i = 0; i < kEntriesPerTable; i++) {
-        uint64_t e = m.read_entry(t, i);
-        if (!(e & PTE_P)) continue;
-        if (level < 3 && self(self, pfn_t(pte_frame(e)), level + 1)) {
-          free_table(p, pfn_t(pte_frame(e)));
-          m.write_entry(t, i, 0);
-          freed++;
-        } else {
-          empty = false;
-        }
-      }
-      return empty;
-    };
-    prune(prune, p.pml4_, 0);
+    prune(p, p.pml4_, 0, &freed);
     return freed;
+  }
+
+  // Free the empty tables below t (level 0..2); true if t is empty afterwards.
+  static bool prune(Pmap& p, pfn_t t, unsigned level, unsigned* freed) {
+    PmapDomain& d = *p.domain_;
+    PhysicalMemory& m = mem(p);
+    for_each_present(d, t, 0, kEntriesPerTable - 1, [&](unsigned i) {
+      const pfn_t child = pfn_t(pte_frame(m.read_entry(t, i)));
+      if (table_empty(d, child) || (level < 2 && prune(p, child, level + 1, freed))) {
+        free_table(p, child);
+        write_pte(d, t, i, 0);
+        (*freed)++;
+      }
+    });
+    return table_empty(d, t);
   }
 };
 
@@ -241,6 +276,7 @@ PmapDomain::PmapDomain(machine::Machine& m)
     : machine_(&m),
       pv_(m.memory().frame_count()),
       attrs_(m.memory().frame_count(), 0),
+      present_(m.memory().frame_count()),
       on_cpu_(m.cpu_count(), nullptr) {
   VMFUZZ_MACHINE_ASSERT(m.cpu_count() <= 64, "PmapDomain", "at most 64 CPUs (active mask)");
 }
@@ -313,7 +349,39 @@ void PmapDomain::pmap_copy_page(pfn_t src, pfn_t dst) {
   std::memcpy(machine_->memory().frame(dst), machine_->memory().frame(src), kPageSize);
 }
 
-bool PmapDomain::pv_consistent(std::string* detail) const {
+namespace {
+struct TableCount {
+  uint32_t tables = 1;  // the root
+  uint64_t leaves = 0;
+};
+
+// Count the tables below t (level 0..3) and the present leaves. Returns nullptr, or why
+// the tables are broken. An oracle: kept out of coverage instrumentation.
+VMFUZZ_NO_COVERAGE const char* count_tables(const PhysicalMemory& m,
+                                            const std::vector<std::array<uint64_t, 8>>& present,
+                                            pfn_t t, unsigned level, TableCount* n) {
+  const uint8_t* base = m.frame(t);
+  for (unsigned i = 0; i < kEntriesPerTable; i++) {
+    uint64_t e;
+    std::memcpy(&e, base + 8 * i, 8);
+    if (bool(e & PTE_P) != bool(present[t][i / 64] & (1ull << (i % 64))))
+      return "a table's presence bitmap differs from its entries";
+    if (!(e & PTE_P)) continue;
+    if (level == 3) {
+      n->leaves++;
+      continue;
+    }
+    const uint64_t f = pte_frame(e);
+    if (f >= m.frame_count() || m.use_of(pfn_t(f)) != FrameUse::PageTable)
+      return "a table entry names a frame that is no page table";
+    n->tables++;
+    if (const char* why = count_tables(m, present, pfn_t(f), level + 1, n)) return why;
+  }
+  return nullptr;
+}
+}  // namespace
+
+VMFUZZ_NO_COVERAGE bool PmapDomain::pv_consistent(std::string* detail) const {
   auto fail = [&](const char* what, uint64_t va, pfn_t f) {
     if (detail != nullptr) {
       char buf[200];
@@ -347,23 +415,13 @@ bool PmapDomain::pv_consistent(std::string* detail) const {
   //    its tables.
   uint64_t pt_total = 0, leaf_total = 0;
   for (const auto& up : pmaps_) {
-    Pmap& p = *up;
-    uint64_t leaves = 0;
-    PmapInternals::for_each_leaf(p, 0, kVaLimit, [&](pfn_t, unsigned, uint64_t) { leaves++; });
-    if (leaves != p.resident_) return fail("resident count differs from the tables", 0, p.pml4_);
-    leaf_total += leaves;
-    uint32_t tables = 1;
-    auto count = [&](auto& self, pfn_t t, unsigned level) -> void {
-      for (unsigned i = 0; i < kEntriesPerTable; i++) {
-        uint64_t e = m.read_entry(t, i);
-        if (!(e & PTE_P)) continue;
-        tables++;
-        if (level < 2) self(self, pfn_t(pte_frame(e)), level + 1);
-      }
-    };
-    count(count, p.pml4_, 0);
-    if (tables != p.pt_frames_) return fail("page-table count differs from the tables", 0, p.pml4_);
-    pt_total += tables;
+    const Pmap& p = *up;
+    TableCount n;
+    if (const char* why = count_tables(m, present_, p.pml4_, 0, &n)) return fail(why, 0, p.pml4_);
+    if (n.leaves != p.resident_) return fail("resident count differs from the tables", 0, p.pml4_);
+    if (n.tables != p.pt_frames_) return fail("page-table count differs from the tables", 0, p.pml4_);
+    leaf_total += n.leaves;
+    pt_total += n.tables;
   }
   if (pv_total != leaf_total) return fail("a present leaf has no pv entry", 0, 0);
   if (pt_total != stats_.pt_frames) return fail("domain page-table count is wrong", 0, 0);
@@ -378,6 +436,7 @@ pmap_t pmap_create(PmapDomain& d) {
   pfn_t f = m.alloc_frame(FrameUse::PageTable);
   if (f == machine::kNoFrame) return nullptr;
   std::memset(m.frame(f), 0, kPageSize);
+  d.present_[f] = {};
   d.pmaps_.push_back(std::unique_ptr<Pmap>(new Pmap(d, f)));
   d.stats_.pt_frames++;
   return d.pmaps_.back().get();
@@ -434,7 +493,8 @@ kern_return_t pmap_enter(pmap_t p, uint64_t va, pfn_t f, vm_prot_t prot) {
       VMFUZZ_MACHINE_ASSERT(nt != machine::kNoFrame, "pmap_enter", "frame vanished after check");
       std::memset(m.frame(nt), 0, kPageSize);
       e = pte_for_frame(nt) | kTableEntry;
-      m.write_entry(t, i, e);
+      d.present_[nt] = {};
+      PmapInternals::write_pte(d, t, i, e);
       p->pt_frames_++;
       d.stats_.pt_frames++;
     }
@@ -449,7 +509,7 @@ kern_return_t pmap_enter(pmap_t p, uint64_t va, pfn_t f, vm_prot_t prot) {
   if (!(prot & VM_PROT_EXECUTE)) pte |= PTE_NX;
   if (!(old & PTE_P)) {
     PmapInternals::pv_add(d, f, p, va);
-    m.write_entry(t, i, pte);
+    PmapInternals::write_pte(d, t, i, pte);
     p->resident_++;
     return KERN_SUCCESS;  // nothing cached: the TLB holds no not-present translations
   }
@@ -462,7 +522,7 @@ kern_return_t pmap_enter(pmap_t p, uint64_t va, pfn_t f, vm_prot_t prot) {
     PmapInternals::pv_add(d, f, p, va);
   }
   if (pte != old) {
-    m.write_entry(t, i, pte);
+    PmapInternals::write_pte(d, t, i, pte);
     PmapInternals::shootdown(*p, va);
   }
   return KERN_SUCCESS;

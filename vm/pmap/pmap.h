@@ -11,6 +11,7 @@
 // which the pmap is active; a CPU switched to a pmap starts coherent (CR3 load).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -115,6 +116,10 @@ class PmapDomain {
   machine::Machine* machine_;
   std::vector<std::vector<PvEntry>> pv_;      // per frame, in order of pmap_enter
   std::vector<uint8_t> attrs_;                // per frame: kAttr* bits
+  // Per page-table frame: bit i set <=> entry i is present. Kept by every write of an
+  // entry in pmap.cc [pv_consistent checks it]; lets range walks visit present entries
+  // only, so removing a sparse range costs what it touches.
+  std::vector<std::array<uint64_t, 8>> present_;
   std::vector<pmap_t> on_cpu_;                // per CPU: the active pmap or nullptr
   std::vector<std::unique_ptr<Pmap>> pmaps_;  // creation order
   bool collect_drops_mappings_ = true;
