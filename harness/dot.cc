@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "harness/invariants.h"
 #include "harness/text.h"
 #include "reference_model/model.h"
 #include "vm/kernel.h"
@@ -166,19 +167,9 @@ class KernelObserver final : public VmObserver {
 
   bool implements(OpKind kind) const override { return k_.implements(kind); }
 
-  void check_invariants(std::vector<Finding>& out) const override { (void)out; }
-
-  void check_tlb_coherence(std::vector<Finding>& out) const override {
-    std::string detail;
-    if (!k_.machine().tlb_coherent(&detail)) out.push_back({"tlb_coherent", detail});
-  }
-
-  void check_teardown(std::vector<Finding>& out) const override {
-    if (k_.object_count() != 0)
-      out.push_back({"teardown_objects", std::to_string(k_.object_count()) + " objects remain"});
-    if (k_.frames_owned() != 0)
-      out.push_back({"teardown_frames", std::to_string(k_.frames_owned()) + " frames still owned by pages"});
-  }
+  void check_invariants(std::vector<Finding>& out) const override { convert(&check_vm_invariants, out); }
+  void check_tlb_coherence(std::vector<Finding>& out) const override { convert(&vmfuzz::check_tlb_coherence, out); }
+  void check_teardown(std::vector<Finding>& out) const override { convert(&vmfuzz::check_teardown, out); }
 
   std::optional<std::string> fault_loop(const Access& a) const override {
     // machine.h: an access whose fault the handler "fixed" kMaxRetries times without a
@@ -199,6 +190,12 @@ class KernelObserver final : public VmObserver {
   std::string dot(const FailureSite& site) const override { return dot_graph(k_, site); }
 
  private:
+  void convert(void (*checker)(const vm::Kernel&, std::vector<Violation>&), std::vector<Finding>& out) const {
+    std::vector<Violation> found;
+    checker(k_, found);
+    for (auto& v : found) out.push_back({std::move(v.invariant), std::move(v.detail)});
+  }
+
   vm::Kernel& k_;
 };
 

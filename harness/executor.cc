@@ -338,12 +338,19 @@ bool Executor::memory_error_tolerated(const Op& op) const {
   }
   if (op.kind == OpKind::VmRead || op.kind == OpKind::VmCopy) {
     if (op.size == 0 || op.size > UINT64_MAX - op.addr) return false;
+    // Interest lists omit unknown pages, so look at the source itself: every page of it up
+    // to a bound, and beyond the bound the first page of each region it covers (a
+    // destroyed object's mapping is unknown throughout).
     uint64_t start = trunc_page(op.addr), end = op.addr + op.size;
-    std::vector<uint64_t> pages;
-    model_.pages_of_interest(op.task, pages);
     std::array<uint8_t, kPageSize> buf{};
-    for (uint64_t va : pages)
-      if (va >= start && va < end && model_.peek_page(op.task, trunc_page(va), buf) == PeekStatus::Unknown) return true;
+    constexpr uint64_t kPageBound = 4096;
+    uint64_t n = 0;
+    for (uint64_t va = start; va < end && n < kPageBound; va += kPageSize, n++)
+      if (model_.peek_page(op.task, va, buf) == PeekStatus::Unknown) return true;
+    for (const RegionInfo& r : model_.regions(op.task)) {
+      if (r.end <= start || r.start >= end) continue;
+      if (model_.peek_page(op.task, std::max(r.start, start), buf) == PeekStatus::Unknown) return true;
+    }
   }
   return false;
 }
@@ -661,7 +668,7 @@ bool Executor::teardown() {
   std::string detail;
   for (size_t i = 0; i < found.size() && i < 8; i++) detail += found[i].oracle + ": " + found[i].detail + "\n";
   if (found.size() > 8) detail += "(" + std::to_string(found.size() - 8) + " more)\n";
-  fail("teardown", found[0].oracle, detail);
+  fail("teardown", found[0].oracle == "teardown" ? "" : found[0].oracle, detail);
   return false;
 }
 
