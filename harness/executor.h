@@ -223,6 +223,14 @@ class Executor {
 /// Results:    the program (lines all 0, config from the input).
 vmfuzz::Program decode_with_model(std::span<const uint8_t> bytes, MemorySystem& scratch_model);
 
+/// Frames a binary (fuzz) input runs with at least: fuzzers hunt divergences of contents,
+/// not frame exhaustion. vm_diff and vmfuzz-replay both fold binary inputs' configuration
+/// with fold_fuzz_config so that a crash replays identically in both.
+inline constexpr unsigned kFuzzMinFrames = 512;
+inline void fold_fuzz_config(SystemConfig& c) {
+  if (c.frames < kFuzzMinFrames) c.frames = kFuzzMinFrames;
+}
+
 /// Purpose:    Find the first op of `program` whose names are unusable (§5 detail 11),
 ///             following names with a run on `scratch_model` (fresh, no task).
 /// Results:    true if every op is usable; else false with *index and *reason set.

@@ -10,7 +10,8 @@
 // starts with `#`, `config` or an op keyword), else a binary fuzz input (codec.h). A text
 // trace that does not parse, or uses a name that does not exist, is unusable input. A
 // binary input is decoded first (its names follow a run on a scratch model), so that it
-// means exactly the trace --to-text prints.
+// means exactly the trace --to-text prints, and its configuration is folded as the
+// vm_diff fuzz target folds it (fold_fuzz_config), so that a crash replays the same.
 //
 // Each program runs through the executor (executor.h) with the VM as subject and the
 // reference model as reference (--model-only: the model on both sides, which checks the
@@ -120,6 +121,7 @@ int load(const std::string& file, Program* prog, bool* is_text) {
   }
   vmfuzz::model::Model scratch(vmfuzz::Decoder(bytes).config());
   *prog = h::decode_with_model(bytes, scratch);
+  h::fold_fuzz_config(prog->config);  // as vm_diff runs it
   prog->source = file;
   return 0;
 }
