@@ -336,7 +336,7 @@ bool Decoder::next(const NameState& names, Op* out) {
   uint8_t k;
   while (byte(&k)) {
     Op op;
-    op.kind = static_cast<OpKind>(k % kOpKindCount);
+    op.kind = static_cast<OpKind>(k % kVersion1OpKinds);
     if (!names_available(op.kind, names)) continue;  // skipped: the next byte is a kind byte
     if (!args(names, &op)) break;                     // ran out of bytes inside the op
     assert(!names.check(op) && "Decoder::next: decoded an op that is not usable input");

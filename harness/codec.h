@@ -36,8 +36,10 @@
 //   byte 3   tlb    = 1 + b % 64                (entries per CPU TLB)
 //   byte 4   cache  = b % 9                     (object cache bound)
 //            A missing config byte leaves SystemConfig{}'s default.
-//   then ops until the input ends: a kind byte K, kind = K % kOpKindCount (the numbers of
-//   ops.def, which never change), then the kind's arguments:
+//   then ops until the input ends: a kind byte K, kind = K % kVersion1OpKinds (21: the
+//   ops.def numbers 0..20, which never change; the modulus is fixed so that adding an op
+//   to ops.def cannot change what an old input means — a new op needs a new version),
+//   then the kind's arguments:
 //     task          NEWTASK                 fork          TASK NEWTASK
 //     allocate      TASK ADDR|ANY SIZE      terminate     TASK
 //     deallocate    TASK ADDR SIZE          vm_copy       TASK ADDR SIZE ADDR
@@ -97,6 +99,9 @@
 namespace vmfuzz {
 
 inline constexpr uint8_t kFormatVersion = 1;
+/// The op kinds format version 1 knows (ops.def numbers 0..20): the kind-byte modulus.
+inline constexpr unsigned kVersion1OpKinds = 21;
+static_assert(kOpKindCount >= kVersion1OpKinds, "codec: an op of format version 1 left ops.def");
 /// Largest materialized DATA and largest read/file size the decoder produces (64 KiB).
 inline constexpr uint64_t kMaxCodecTransfer = 64 * 1024;
 
@@ -158,7 +163,8 @@ Program decode_program(std::span<const uint8_t> bytes, const ResultRule& rule = 
 
 /// Purpose:    The binary form of p: version 1, p.config, then p.ops (assertions dropped).
 /// Conditions: exact inverse of decoding (with the liveness p was valid under) when p is
-///             canonical, its transfers are <= kMaxCodecTransfer and its config is
+///             canonical, its ops are of version 1's kinds, its transfers are
+///             <= kMaxCodecTransfer and its config is
 ///             representable (frames in kFramesTable, cpus 1..4, tlb 1..64, cache 0..8);
 ///             otherwise values are folded to the nearest representable ones.
 std::vector<uint8_t> encode_program(const Program& p);
