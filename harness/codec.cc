@@ -139,58 +139,48 @@ bool Decoder::u64(uint64_t* v, unsigned nbytes) {
 bool Decoder::addr(uint64_t* a, bool* anywhere, bool allow_any) {
   uint8_t m, b;
   if (!byte(&m)) return false;
-  unsigned form = m & 7;
-  if (form == 7 && allow_any) {
+  unsigned form = m & 15;
+  if (form >= 14 && allow_any) {
     *anywhere = true;
     *a = 0;
     return true;
   }
-  switch (form) {
-    case 4:
-      if (!byte(&b)) return false;
-      *a = kFarBases[b & 15] + uint64_t{b} / 16 * kPageSize;
-      return true;
-    case 5:
-      if (!byte(&b)) return false;
-      *a = kEdgeAddrs[b & 15];
-      return true;
-    case 6:
-      return u64(a, 8);
-    default: {  // 0-3, and 7 where ANY is not allowed: the window
-      if (!byte(&b)) return false;
-      uint64_t off = 0;
-      if ((b >> 4) >= 13) {
-        if (!u64(&off, 2)) return false;
-        off &= kPageSize - 1;
-      }
-      *a = kWindowBases[(m >> 3) & 15] + uint64_t{b & 15u} * kPageSize + off;
-      return true;
-    }
+  if (form == 9 || form == 10) {  // far: the other page-table slots at every level
+    if (!byte(&b)) return false;
+    *a = kFarBases[b & 15] + uint64_t{b} / 16 * kPageSize;
+    return true;
   }
+  if (form == 11 || form == 12) {  // edges of user space and of 2^64
+    if (!byte(&b)) return false;
+    *a = kEdgeAddrs[b & 15];
+    return true;
+  }
+  if (form == 13) return u64(a, 8);
+  // 0-8, and 14-15 where ANY is not allowed: the window
+  if (!byte(&b)) return false;
+  uint64_t off = 0;
+  if ((b >> 4) >= 13) {
+    if (!u64(&off, 2)) return false;
+    off &= kPageSize - 1;
+  }
+  *a = kWindowBases[m >> 4] + uint64_t{b & 15u} * kPageSize + off;
+  return true;
 }
 
 bool Decoder::size(uint64_t* s) {
   uint8_t m, b;
   if (!byte(&m)) return false;
-  switch (m & 7) {
-    case 4:
-      if (!byte(&b)) return false;
-      *s = b;
-      return true;
-    case 5:
-      if (!byte(&b)) return false;
-      *s = (uint64_t{b} + 1) * kPageSize;
-      return true;
-    case 6:
-      if (!byte(&b)) return false;
-      *s = kEdgeSizes[b & 15];
-      return true;
-    case 7:
-      return u64(s, 8);
-    default:
-      *s = (1 + ((m >> 3) & 7u)) * kPageSize;
-      return true;
+  unsigned form = m & 15;
+  if (form <= 9) {
+    *s = (1 + ((m >> 4) & 7u)) * kPageSize;
+    return true;
   }
+  if (form == 15) return u64(s, 8);
+  if (!byte(&b)) return false;
+  if (form <= 11) *s = b;
+  else if (form == 12) *s = (uint64_t{b} + 1) * kPageSize;
+  else *s = kEdgeSizes[b & 15];
+  return true;
 }
 
 bool Decoder::offset(uint64_t* o) {
@@ -221,7 +211,7 @@ bool Decoder::data(DataSpec* d) {
   *d = DataSpec{};
   if (!byte(&f)) return false;
   unsigned form = f & 7;
-  if (form <= 4) {
+  if (form <= 5) {
     d->form = form <= 2 ? DataSpec::Form::Fill : DataSpec::Form::Pat;
     if (!byte(&v) || !length(&d->length)) return false;
     d->value = v;
@@ -379,11 +369,11 @@ class Encoder {
   }
 
   void addr(uint64_t a, bool anywhere) {
-    if (anywhere) return byte(7);
+    if (anywhere) return byte(14);
     uint64_t page = trunc_page(a), off = a & (kPageSize - 1);
     for (unsigned i = 0; i < 16; i++) {
       if (page >= kWindowBases[i] && page - kWindowBases[i] < 16 * kPageSize) {
-        byte(i << 3);
+        byte(i << 4);
         unsigned p = static_cast<unsigned>((page - kWindowBases[i]) / kPageSize);
         if (off == 0) return byte(p);
         byte(p | 0xd0);
@@ -393,36 +383,36 @@ class Encoder {
     if (off == 0)
       for (unsigned i = 0; i < 16; i++)
         if (a >= kFarBases[i] && a - kFarBases[i] < 16 * kPageSize) {
-          byte(4);
+          byte(9);
           return byte(i | static_cast<unsigned>((a - kFarBases[i]) / kPageSize) << 4);
         }
     for (unsigned i = 0; i < 16; i++)
       if (a == kEdgeAddrs[i]) {
-        byte(5);
+        byte(11);
         return byte(i);
       }
-    byte(6);
+    byte(13);
     raw(a, 8);
   }
 
   void size(uint64_t s) {
     bool aligned = (s & (kPageSize - 1)) == 0;
     uint64_t pages = s / kPageSize;
-    if (aligned && pages >= 1 && pages <= 8) return byte(static_cast<unsigned>(pages - 1) << 3);
+    if (aligned && pages >= 1 && pages <= 8) return byte(static_cast<unsigned>(pages - 1) << 4);
     if (s <= 255) {
-      byte(4);
+      byte(10);
       return byte(static_cast<unsigned>(s));
     }
     if (aligned && pages >= 1 && pages <= 256) {
-      byte(5);
+      byte(12);
       return byte(static_cast<unsigned>(pages - 1));
     }
     for (unsigned i = 0; i < 16; i++)
       if (s == kEdgeSizes[i]) {
-        byte(6);
+        byte(13);
         return byte(i);
       }
-    byte(7);
+    byte(15);
     raw(s, 8);
   }
 
@@ -451,7 +441,7 @@ class Encoder {
         return length(d.length);
       case DataSpec::Form::Hex:
       case DataSpec::Form::Text: {
-        byte(d.form == DataSpec::Form::Hex ? 5 : 7);
+        byte(d.form == DataSpec::Form::Hex ? 6 : 7);
         uint64_t len = std::min<uint64_t>(d.bytes.size(), kMaxCodecTransfer);
         length(len);
         out.insert(out.end(), d.bytes.begin(), d.bytes.begin() + static_cast<ptrdiff_t>(len));

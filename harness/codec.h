@@ -55,18 +55,20 @@
 //     TASK, COPY, OBJ       1 byte; slot = b & 15, mapped to the next LIVE slot cyclically.
 //     NEWTASK, NEWCOPY, NEWOBJ  1 byte; slot = b & 15, mapped to the next FREE slot.
 //     TASKCPU               1 byte; task slot = b & 15 as TASK; cpu = (b >> 4) % cpus.
-//     ADDR                  mode byte m, by m & 7:
-//                           0-3 (and 7 where ANY is not allowed): window: page byte p;
-//                               addr = kWindowBases[(m >> 3) & 15] + (p & 15) * 4096,
+//     ADDR                  mode byte m, by m & 15:
+//                           0-8 (and 14-15 where ANY is not allowed): window: page
+//                               byte p; addr = kWindowBases[m >> 4] + (p & 15) * 4096,
 //                               plus (u16 & 0xfff) read next when (p >> 4) >= 13.
-//                           4   far: byte f; addr = kFarBases[f & 15] + (f >> 4) * 4096
-//                           5   edge: byte e; addr = kEdgeAddrs[e & 15]
-//                           6   raw: u64
-//                           7   ANY (allocate and map only): anywhere, addr 0
-//     SIZE                  mode byte s, by s & 7:
-//                           0-3 (1 + ((s >> 3) & 7)) pages    4  byte n: n bytes (0..255)
-//                           5   byte n: (n + 1) pages         6  byte e: kEdgeSizes[e & 15]
-//                           7   raw: u64
+//                           9-10  far: byte f; addr = kFarBases[f & 15] + (f >> 4) * 4096
+//                           11-12 edge: byte e; addr = kEdgeAddrs[e & 15]
+//                           13    raw: u64
+//                           14-15 ANY (allocate and map only): anywhere, addr 0
+//     SIZE                  mode byte s, by s & 15:
+//                           0-9   (1 + ((s >> 4) & 7)) pages
+//                           10-11 byte n: n bytes (0..255)
+//                           12    byte n: (n + 1) pages
+//                           13-14 byte e: kEdgeSizes[e & 15]
+//                           15    raw: u64
 //     XFER                  SIZE, then min(size, kMaxCodecTransfer)   (read, file)
 //     object's SIZE         SIZE, then min(size, 2^64 - 4096) (its rounding must not wrap)
 //     OFFSET                byte o: o < 0xe0: (o & 15) pages; 0xe0..0xfe: o - 0xdf bytes
@@ -74,7 +76,7 @@
 //     LEN                   byte l: l < 0xc0: 1 + (l & 63); 0xc0..0xef: (1 + (l - 0xc0) % 16)
 //                           pages; 0xf0..0xff: u24 % (kMaxCodecTransfer + 1)
 //     DATA                  form byte d, by d & 7: 0-2 fill: value byte, LEN;
-//                           3-4 pat: seed byte, LEN; 5-6 hex: LEN, then LEN bytes;
+//                           3-5 pat: seed byte, LEN; 6 hex: LEN, then LEN bytes;
 //                           7 "text": LEN, then LEN bytes. An object's DATA is cut to the
 //                           object's rounded size.
 //     PROTB                 byte: prot = b & 7, max flag = (b >> 3) & 1
