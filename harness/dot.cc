@@ -77,10 +77,12 @@ std::string describe_provenance(const vm::Kernel& k, unsigned t, uint64_t va) {
     case vm::Provenance::Kind::NoObject:
       return where + "entry has no object yet (zero memory)";
     case vm::Provenance::Kind::Resident:
+    case vm::Provenance::Kind::PagedOut:
     case vm::Provenance::Kind::ZeroFill: {
       std::string s = where + "object " + std::to_string(p.object) + " at depth " + std::to_string(p.depth) +
                       " of the entry's chain, offset " + hex_addr(p.offset) + ", ";
       if (p.kind == vm::Provenance::Kind::Resident) s += "resident in frame " + std::to_string(p.frame);
+      else if (p.kind == vm::Provenance::Kind::PagedOut) s += "paged out (held by the object's pager)";
       else s += "not resident anywhere in the chain (zero-fill)";
       if (p.needs_copy) s += "; entry needs_copy";
       if (auto o = k.object_info(p.object))
@@ -102,7 +104,9 @@ std::string dot_graph(const vm::Kernel& k, const FailureSite& site) {
   std::string hot_entry;
   if (site.kind == FailureSite::Kind::TaskPage && k.task_exists(site.task)) {
     vm::Provenance p = k.provenance(site.task, site.addr);
-    if (p.kind == vm::Provenance::Kind::Resident || p.kind == vm::Provenance::Kind::ZeroFill) hot = p.object;
+    if (p.kind == vm::Provenance::Kind::Resident || p.kind == vm::Provenance::Kind::PagedOut ||
+        p.kind == vm::Provenance::Kind::ZeroFill)
+      hot = p.object;
     for (const auto& e : k.entries(site.task)) {
       if (site.addr >= e.start && site.addr < e.end && e.object) {
         for (uint64_t id : chain_of(objs, e.object)) {
