@@ -40,9 +40,11 @@
 //    4 activate p cpu           11 hog n (odd: take up to n/2%64 frames; even: give back)
 //    5 deactivate cpu           12 recreate p (deactivate everywhere, destroy, create)
 //    6 clear_modify f           13 zero_page f        14 copy_page f f
+// VMFUZZ_MMU_TRACE=1 prints each step as it runs (e.g. `VMFUZZ_MMU_TRACE=1 mmu_replay FILE`).
 // n: n%9 == 0 means the whole user space, else n%9 pages from the slot. The page offset
 // is (off_lo | off_hi << 8) % 4096 and the length 1 + len*len/10 (up to 6503 bytes).
 #include <array>
+#include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -90,6 +92,24 @@ std::string fmt(const char* f, unsigned long long a = 0, unsigned long long b = 
   char buf[256];
   std::snprintf(buf, sizeof buf, f, a, b, c, d);
   return buf;
+}
+
+// VMFUZZ_MMU_TRACE=1 in the environment: print every decoded step and its outcome to
+// stderr (for reading a finding; the run is otherwise identical).
+const bool g_trace = std::getenv("VMFUZZ_MMU_TRACE") != nullptr;
+
+__attribute__((format(printf, 1, 2))) void trace(const char* f, ...) {
+  if (!g_trace) return;
+  va_list ap;
+  va_start(ap, f);
+  std::vfprintf(stderr, f, ap);
+  va_end(ap);
+  std::fputc('\n', stderr);
+}
+
+const char* prot_name(vm_prot_t p) {
+  static const char* names[8] = {"---", "r--", "-w-", "rw-", "--x", "r-x", "-wx", "rwx"};
+  return names[p & 7];
 }
 
 // Total decoder: bytes past the end read as 0.
@@ -176,6 +196,8 @@ struct Harness {
     const uint64_t va = kSlots[s];
     const uint32_t free0 = m.memory().free_count();
     kern_return_t kr = pmap::pmap_enter(pmaps[p], va, frames[f], prot);
+    trace("enter p%u 0x%llx f%u %s => %s", p, (unsigned long long)va, f, prot_name(prot),
+          kern_return_name(kr).c_str());
     if (kr == KERN_RESOURCE_SHORTAGE) {
       if (free0 >= 3) fail("shortage", fmt("pmap_enter refused with %llu frames free", free0));
       if (m.memory().free_count() != free0) fail("shortage", "a refused pmap_enter used frames");
@@ -205,6 +227,7 @@ struct Harness {
     if (!pmaps[p]) return;
     uint64_t a, b;
     range(s, n, &a, &b);
+    trace("remove p%u [0x%llx, 0x%llx)", p, (unsigned long long)a, (unsigned long long)b);
     pmap::pmap_remove(pmaps[p], a, b);
     for (auto it = model.map.begin(); it != model.map.end();) {
       uint64_t va = it->first.second << kPageShift;
@@ -219,6 +242,7 @@ struct Harness {
     if (!pmaps[p]) return;
     uint64_t a, b;
     range(s, n, &a, &b);
+    trace("protect p%u [0x%llx, 0x%llx) %s", p, (unsigned long long)a, (unsigned long long)b, prot_name(prot));
     pmap::pmap_protect(pmaps[p], a, b, prot);
     if ((prot & VM_PROT_ALL) == VM_PROT_ALL) return;
     for (auto it = model.map.begin(); it != model.map.end();) {
@@ -229,6 +253,7 @@ struct Harness {
   }
 
   void page_protect(unsigned f, vm_prot_t prot) {
+    trace("page_protect f%u %s", f, prot_name(prot));
     d.pmap_page_protect(frames[f], prot);
     for (auto it = model.map.begin(); it != model.map.end();) {
       auto cur = it++;
@@ -238,11 +263,13 @@ struct Harness {
 
   void activate(unsigned p, unsigned cpu) {
     if (!pmaps[p]) return;
+    trace("activate p%u cpu%u", p, cpu);
     pmap::pmap_activate(pmaps[p], cpu);
     model.active[cpu] = int(p);
   }
 
   void deactivate(unsigned cpu) {
+    trace("deactivate cpu%u", cpu);
     if (pmap_t p = d.active_on(cpu)) pmap::pmap_deactivate(p, cpu);
     model.active[cpu] = -1;
   }
@@ -250,7 +277,8 @@ struct Harness {
   void collect(unsigned p, unsigned mode) {
     if (!pmaps[p]) return;
     d.set_collect_drops_mappings(mode & 1);
-    pmap::pmap_collect(pmaps[p]);
+    unsigned freed = pmap::pmap_collect(pmaps[p]);
+    trace("collect p%u %s => %u tables freed", p, (mode & 1) ? "drop" : "keep", freed);
     if (mode & 1) {
       for (auto it = model.map.begin(); it != model.map.end();) {
         if (it->first.first == p)
@@ -262,6 +290,7 @@ struct Harness {
   }
 
   void hog_step(unsigned n) {
+    trace("hog %s", (n & 1) ? "take" : "give back");
     if (n & 1) {
       for (unsigned i = 0; i < (n / 2) % 64; i++) {
         pfn_t f = m.memory().alloc_frame(FrameUse::VmPage);
@@ -276,6 +305,7 @@ struct Harness {
   }
 
   void recreate(unsigned p) {
+    trace("recreate p%u", p);
     if (pmaps[p]) {
       for (unsigned c = 0; c < kCpus; c++)
         if (model.active[c] == int(p)) deactivate(c);
@@ -326,6 +356,9 @@ struct Harness {
     // The machine.
     handler.expect_write = write;
     machine::AccessResult r = write ? m.store(cpu, va, buf) : m.load(cpu, va, buf);
+    trace("%s cpu%u 0x%llx %u => %s done %llu fault 0x%llx", write ? "store" : "load", cpu,
+          (unsigned long long)va, len, kern_return_name(r.kr).c_str(), (unsigned long long)r.done,
+          (unsigned long long)r.fault_addr);
     const char* what = write ? "store" : "load";
     if (r.fault_loop) fail("access", std::string(what) + fmt(" at 0x%llx looped on faults", r.fault_addr));
     if (r.kr != kr || r.done != done || (kr != KERN_SUCCESS && r.fault_addr != fault_addr))
@@ -371,12 +404,14 @@ struct Harness {
       case kDeactivate: deactivate(in.byte() % kCpus); break;
       case kClearModify: {
         unsigned f = in.byte() % kData;
+        trace("clear_modify f%u", f);
         d.pmap_clear_modify(frames[f]);
         model.modified[f] = false;
         break;
       }
       case kClearReference: {
         unsigned f = in.byte() % kData;
+        trace("clear_reference f%u", f);
         d.pmap_clear_reference(frames[f]);
         model.referenced[f] = false;
         break;
@@ -400,6 +435,7 @@ struct Harness {
       case kRecreate: recreate(in.byte() % kPmaps); break;
       case kZeroPage: {
         unsigned f = in.byte() % kData;
+        trace("zero_page f%u", f);
         d.pmap_zero_page(frames[f]);
         model.contents[f].fill(0);
         break;
@@ -407,6 +443,7 @@ struct Harness {
       case kCopyPage: {
         unsigned a = in.byte() % kData, b = in.byte() % kData;
         if (a == b) break;
+        trace("copy_page f%u f%u", a, b);
         d.pmap_copy_page(frames[a], frames[b]);
         model.contents[b] = model.contents[a];
         break;
@@ -472,6 +509,7 @@ struct Harness {
   }
 
   void teardown() {
+    trace("teardown");
     for (unsigned c = 0; c < kCpus; c++) deactivate(c);
     for (pmap_t& p : pmaps)
       if (p) {
