@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -234,6 +235,36 @@ TEST(Executor, WhatIfEveryHandWrittenTraceRunsModelAgainstModel) {
     RunSummary s = run_program(p, f.string(), a, b, nullptr, {3, true});
     EXPECT_TRUE(s.ok) << f << "\n" << (s.failure ? format_failure(*s.failure) : s.unusable_reason);
   }
+}
+
+TEST(Executor, WhatIfTheCodecChangesAreTheVmDiffSeedsStillTheTraces) {
+  // corpus/vm_diff/NAME.bin is `vmfuzz-replay --encode corpus/traces/NAME.trace`: it must
+  // decode to the trace's ops (assertions dropped). Re-encode the seeds when this fails.
+  namespace fs = std::filesystem;
+  fs::path root = fs::path(VMFUZZ_SOURCE_DIR) / "corpus";
+  unsigned seeds = 0;
+  for (const auto& e : fs::directory_iterator(root / "traces")) {
+    if (e.path().extension() != ".trace") continue;
+    fs::path bin = root / "vm_diff" / (e.path().stem().string() + ".bin");
+    if (!fs::exists(bin)) continue;
+    seeds++;
+    std::ifstream tin(e.path()), bin_in(bin, std::ios::binary);
+    std::stringstream ts;
+    ts << tin.rdbuf();
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(bin_in)), std::istreambuf_iterator<char>());
+    Program trace;
+    ParseError err;
+    ASSERT_TRUE(parse_trace(ts.str(), e.path().string(), &trace, &err)) << err.what();
+    model::Model scratch(trace.config);
+    Program decoded = decode_with_model(bytes, scratch);
+    ASSERT_EQ(decoded.ops.size(), trace.ops.size()) << bin;
+    for (size_t i = 0; i < trace.ops.size(); i++) {
+      Op want = trace.ops[i];
+      want.expect = Expect{};
+      EXPECT_EQ(print_op(decoded.ops[i]), print_op(want)) << bin << " op " << i;
+    }
+  }
+  EXPECT_GE(seeds, 30u);
 }
 
 // --- Per-op oracles -------------------------------------------------------------------------
