@@ -483,6 +483,43 @@ TEST(TextRoundTrip, CanonicalOpDropsWhatTheKindCannotCarry) {
   EXPECT_EQ(canonical_op(op).expect.result, Expect::Result::Address);
 }
 
+// What if a line is damaged anywhere? Mutated canonical lines either parse to something
+// that prints and parses back identically, or fail with one error naming file and line.
+TEST(TextParse, DamagedLinesFailCleanlyOrRoundTrip) {
+  std::mt19937 rng(77);
+  const std::string alphabet = " \t\"\\#=>x0123456789abcdefmtc:*-rw_KERN";
+  size_t parsed = 0, failed = 0;
+  for (int round = 0; round < 20000; round++) {
+    std::string line = kCanonicalLines[rng() % std::size(kCanonicalLines)];
+    int edits = 1 + static_cast<int>(rng() % 3);
+    for (int i = 0; i < edits && !line.empty(); i++) {
+      size_t at = rng() % line.size();
+      switch (rng() % 3) {
+        case 0: line[at] = alphabet[rng() % alphabet.size()]; break;
+        case 1: line.erase(at, 1); break;
+        default: line.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+      }
+    }
+    std::string text = "check\n" + line + "\n";
+    Program p;
+    ParseError e;
+    if (!parse_trace(text, "m.trace", &p, &e)) {
+      failed++;
+      ASSERT_EQ(e.what().rfind("m.trace:2: ", 0), 0u) << line << " -> " << e.what();
+      ASSERT_GT(e.reason.size(), 0u);
+      continue;
+    }
+    parsed++;
+    std::string printed = print_program(p);
+    Program q;
+    ASSERT_TRUE(parse_trace(printed, "m2.trace", &q, &e)) << line << " -> " << printed << e.what();
+    ASSERT_EQ(q.ops, p.ops) << line;
+    for (const Op& op : p.ops) ASSERT_EQ(canonical_op(op), op) << line;
+  }
+  EXPECT_GT(parsed, 1000u);
+  EXPECT_GT(failed, 1000u);
+}
+
 TEST(TextParse, ParseErrorWhatFormat) {
   ParseError e{"dir/x.trace", 12, "unknown op 'q'"};
   EXPECT_EQ(e.what(), "dir/x.trace:12: unknown op 'q'");
