@@ -155,7 +155,8 @@ void check_mapping(const Kernel& k, unsigned t, const VmMap& map, const Leaf& l,
     return;
   }
   const VmObject* copy = e->object->copy;
-  if (copy != nullptr && off < copy->size && vm::vm_page_lookup(copy, off) == nullptr) {
+  if (copy != nullptr && off < copy->size && vm::vm_page_lookup(copy, off) == nullptr &&
+      vm::vm_object_pager_data(copy, off) == nullptr) {
     add(out, "no_cow_breach",
         fmt("t%u %s va 0x%" PRIx64 ": writable page of object %" PRIu64
             " offset 0x%" PRIx64 " not yet pushed to copy object %" PRIu64,

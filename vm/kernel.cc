@@ -43,6 +43,12 @@ Kernel::Kernel(const SystemConfig& config)
       sys_(machine_, domain_),
       cpu_task_(config.cpus, -1) {
   machine_.set_fault_handler(this);
+  sys_.collect_page_tables = [this]() {
+    unsigned freed = 0;
+    for (auto& t : tasks_)
+      if (t && t->pmap != nullptr) freed += pmap::pmap_collect(t->pmap);
+    return freed;
+  };
 }
 
 Kernel::~Kernel() {
@@ -60,8 +66,8 @@ bool Kernel::implements(OpKind kind) const {
     case OpKind::ManagerWrite:
     case OpKind::File:
     case OpKind::Destroy:
+      return false;  // part 2: memory objects
     case OpKind::Pageout:
-      return false;  // part 2: memory objects, pagers and pageout
     case OpKind::Task:
     case OpKind::Allocate:
     case OpKind::Deallocate:
@@ -280,12 +286,22 @@ kern_return_t Kernel::manager_write(unsigned, uint64_t, std::span<const uint8_t>
 }
 Access Kernel::file(unsigned, uint64_t, uint64_t) { not_implemented("file"); }
 kern_return_t Kernel::destroy(unsigned) { not_implemented("destroy"); }
-void Kernel::pageout(uint64_t, bool) { not_implemented("pageout"); }
 PeekStatus Kernel::peek_object_page(unsigned, uint64_t, std::span<uint8_t, kPageSize>) const {
   not_implemented("peek_object_page");
 }
 void Kernel::object_pages_of_interest(unsigned, std::vector<uint64_t>&) const {
   not_implemented("object_pages_of_interest");
+}
+
+// --- Pageout -------------------------------------------------------------------------------
+
+void Kernel::pageout(uint64_t count, bool all) {
+  vm_pageout_scan(sys_, all ? UINT64_MAX : count);
+  if (all) {
+    // Page-table pages too (pmap_collect): mappings dropped here are refaulted.
+    for (auto& t : tasks_)
+      if (t && t->pmap != nullptr) pmap::pmap_collect(t->pmap);
+  }
 }
 
 // --- Views for the oracles -----------------------------------------------------------------------
@@ -310,12 +326,20 @@ void Kernel::pages_of_interest(unsigned t, std::vector<uint64_t>& out) const {
   const VmMap* map = task_map(t);
   if (map == nullptr) return;
   size_t first = out.size();
+  std::vector<uint64_t> pager_offsets;
   for (const auto& [start, e] : map->entries) {
     uint64_t off = e.offset, end = e.offset + (e.end - e.start);
     for (const VmObject* o = e.object; o != nullptr; o = o->shadow) {
       for (const VmPage* p = vm_page_next(o, off); p != nullptr && p->offset < end;
            p = vm_page_next(o, p->offset + kPageSize))
         out.push_back(e.start + (p->offset - off));
+      if (o->pager != nullptr) {
+        // Paged-out pages (pager offsets back to object offsets).
+        size_t from = pager_offsets.size();
+        o->pager->offsets(off + o->paging_offset, end + o->paging_offset, pager_offsets);
+        for (size_t i = from; i < pager_offsets.size(); ++i)
+          out.push_back(e.start + (pager_offsets[i] - o->paging_offset - off));
+      }
       off += o->shadow_offset;
       end += o->shadow_offset;
     }
@@ -333,6 +357,7 @@ PeekStatus Kernel::peek_page(unsigned t, uint64_t va, std::span<uint8_t, kPageSi
   if (e->object == nullptr) return PeekStatus::Mapped;
   ChainLookup l = vm_object_chain_lookup(e->object, e->offset + (trunc_page(va) - e->start));
   if (l.page != nullptr) std::memcpy(out.data(), machine_.memory().frame(l.page->frame), kPageSize);
+  else if (l.data != nullptr) std::memcpy(out.data(), l.data, kPageSize);
   return PeekStatus::Mapped;
 }
 
@@ -432,7 +457,9 @@ Provenance Kernel::provenance(unsigned t, uint64_t va) const {
     return pr;
   }
   ChainLookup l = vm_object_chain_lookup(e->object, e->offset + (trunc_page(va) - e->start));
-  pr.kind = l.page != nullptr ? Provenance::Kind::Resident : Provenance::Kind::ZeroFill;
+  pr.kind = l.page != nullptr   ? Provenance::Kind::Resident
+            : l.data != nullptr ? Provenance::Kind::PagedOut
+                                : Provenance::Kind::ZeroFill;
   pr.object = l.object->id;
   pr.depth = l.depth;
   pr.offset = l.offset;

@@ -32,8 +32,9 @@
 //   counters(), tunables()     per-mechanism counters; switchable optimizations
 //   machine(), domain(), task_pmap(t)   the hardware and pmaps (TLBs via machine().cpu(i))
 //   system(), task_map(t), copy_handle(c)  the raw structures, read-only, for checkers
-// Part 2 (pagers, memory objects, pageout) is not implemented yet: implements() says so
-// for object/map/manager_write/file/destroy/pageout, and calling them aborts.
+// pageout evicts through vm_pageout_scan (internal objects go to the default pager, see
+// vm_pageout.h). Memory objects (part 2b) are not implemented yet: implements() says so
+// for object/map/manager_write/file/destroy, and calling them aborts.
 #pragma once
 
 #include <array>
@@ -47,6 +48,7 @@
 #include "vm/vm_fault.h"
 #include "vm/vm_map.h"
 #include "vm/vm_object.h"
+#include "vm/vm_pageout.h"
 #include "vmfuzz/vocab.h"
 
 namespace vmfuzz::vm {
@@ -90,6 +92,7 @@ struct Provenance {
     Unmapped,   // no entry covers va
     NoObject,   // the entry has no object yet: zero memory
     Resident,   // a resident page of `object`, `depth` links below the entry's object
+    PagedOut,   // the pager of `object` holds the page (not resident)
     ZeroFill,   // no object of the chain has the page: reads zero (`object` = bottom)
   };
   Kind kind = Kind::Unmapped;
@@ -107,8 +110,8 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   Kernel(const Kernel&) = delete;
   Kernel& operator=(const Kernel&) = delete;
 
-  /// True for every op this kernel implements fully (part 1: all but the memory-object
-  /// ops and pageout). The harness treats the others as not applicable on both sides.
+  /// True for every op this kernel implements fully (all but the memory-object ops so
+  /// far). The harness treats the others as not applicable on both sides.
   bool implements(OpKind kind) const;
 
   // --- MemorySystem -------------------------------------------------------------------------

@@ -8,15 +8,18 @@
 #include "vm/vm_fault.h"
 
 #include <cassert>
+#include <cstring>
 
 #include "vm/vm_map.h"
+#include "vm/vm_pageout.h"
 
 namespace vmfuzz::vm {
 
 namespace {
 
-/// Step 2: walk the chain. Finds the resident page nearest the top, or zero-fills a new
-/// page in the top object when no object of the chain has one.
+/// Step 2: walk the chain. Finds the resident page nearest the top, or pages one in from
+/// the pager of the first object that has the data (into that object, as Mach does), or
+/// zero-fills a new page in the top object when no object of the chain has the offset.
 kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
   VmObject* object = fs.first_object;
   uint64_t offset = fs.first_offset;
@@ -28,6 +31,22 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
       fs.page = m;
       return KERN_SUCCESS;
     }
+    if (vm_object_pager_data(object, offset) != nullptr) {
+      VmPage* m = vm_page_grab(sys);
+      if (m == nullptr) return KERN_RESOURCE_SHORTAGE;
+      // Look again: the grab may have evicted pages (never this offset: it is not resident).
+      const uint8_t* data = vm_object_pager_data(object, offset);
+      assert(data != nullptr && "vm_fault_page: pager data vanished");
+      std::memcpy(sys.machine.memory().frame(m->frame), data, kPageSize);
+      vm_page_insert(sys, m, object, offset);
+      sys.domain.pmap_clear_modify(m->frame);
+      m->dirty = false;
+      fs.object = object;
+      fs.offset = offset;
+      fs.page = m;
+      ++sys.counters.pageins;
+      return KERN_SUCCESS;
+    }
     if (object->shadow == nullptr) break;
     offset += object->shadow_offset;
     object = object->shadow;
@@ -35,7 +54,7 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
   VmPage* m = vm_page_grab(sys);
   if (m == nullptr) return KERN_RESOURCE_SHORTAGE;
   sys.domain.pmap_zero_page(m->frame);
-  vm_page_insert(m, fs.first_object, fs.first_offset);
+  vm_page_insert(sys, m, fs.first_object, fs.first_offset);
   sys.domain.pmap_clear_modify(m->frame);
   fs.object = fs.first_object;
   fs.offset = fs.first_offset;
@@ -58,9 +77,11 @@ kern_return_t fault_copy_up(VmSystem& sys, FaultState& fs) {
   VmPage* old = fs.page;
   sys.domain.pmap_copy_page(old->frame, copy_m->frame);
   sys.domain.pmap_page_protect(old->frame, VM_PROT_NONE);
+  old->busy = false;
   vm_page_deactivate(sys, old);
-  vm_page_insert(copy_m, fs.first_object, fs.first_offset);
+  vm_page_insert(sys, copy_m, fs.first_object, fs.first_offset);
   copy_m->dirty = true;
+  copy_m->busy = true;
   fs.object = fs.first_object;
   fs.offset = fs.first_offset;
   fs.page = copy_m;
@@ -80,14 +101,16 @@ kern_return_t fault_push_to_copy(VmSystem& sys, FaultState& fs) {
   assert(copy->shadow == fs.first_object && copy->shadow_offset == 0 &&
          "vm_fault_page: copy object shape");
   uint64_t copy_offset = fs.first_offset - copy->shadow_offset;
-  if (copy_offset >= copy->size || vm_page_lookup(copy, copy_offset) != nullptr)
+  // Nothing to push when the copy object already has the page, resident or paged out.
+  if (copy_offset >= copy->size || vm_page_lookup(copy, copy_offset) != nullptr ||
+      vm_object_pager_data(copy, copy_offset) != nullptr)
     return KERN_SUCCESS;
   VmPage* copy_m = vm_page_grab(sys);
   if (copy_m == nullptr) return KERN_RESOURCE_SHORTAGE;
   sys.domain.pmap_copy_page(fs.page->frame, copy_m->frame);
   // Readers of the copy object may have mapped the original page: they must refault.
   sys.domain.pmap_page_protect(fs.page->frame, VM_PROT_NONE);
-  vm_page_insert(copy_m, copy, copy_offset);
+  vm_page_insert(sys, copy_m, copy, copy_offset);
   copy_m->dirty = true;
   vm_page_activate(sys, copy_m);
   ++sys.counters.pushes;
@@ -103,15 +126,25 @@ kern_return_t vm_fault_page(VmSystem& sys, FaultState& fs) {
   kern_return_t kr = fault_walk_chain(sys, fs);
   bool copied_up = false;
   if (kr == KERN_SUCCESS) {
+    fs.page->busy = true;  // eviction under frame pressure must not take it
     bool lower = fs.object != fs.first_object;
     kr = fault_copy_up(sys, fs);
     copied_up = kr == KERN_SUCCESS && lower && fs.write;
   }
   if (kr == KERN_SUCCESS) kr = fault_push_to_copy(sys, fs);
   --fs.first_object->paging_in_progress;
+  if (kr != KERN_SUCCESS && fs.page != nullptr) {
+    fs.page->busy = false;
+    fs.page = nullptr;
+  }
   // After a copy-up the backing object may have become collapsible.
   if (copied_up) vm_object_collapse(sys, fs.first_object);
   return kr;
+}
+
+void vm_fault_page_done(FaultState& fs) {
+  assert(fs.page != nullptr && fs.page->busy && "vm_fault_page_done: no busy result page");
+  fs.page->busy = false;
 }
 
 kern_return_t vm_fault(VmSystem& sys, VmMap& map, uint64_t va, bool write) {
@@ -128,12 +161,15 @@ kern_return_t vm_fault(VmSystem& sys, VmMap& map, uint64_t va, bool write) {
   // Steps 2-4.
   kr = vm_fault_page(sys, fs);
   if (kr != KERN_SUCCESS) return kr;
-  // Step 5: enter the translation.
+  // Step 5: enter the translation (evicting other pages if a page table needs a frame).
   assert(fs.page->object == fs.object && "vm_fault: result page left its object");
-  kr = pmap::pmap_enter(pmap, fs.va, fs.page->frame, fs.prot & ~fs.page->page_lock);
-  if (kr != KERN_SUCCESS) return kr;
-  vm_page_activate(sys, fs.page);
-  return KERN_SUCCESS;
+  for (;;) {
+    kr = pmap::pmap_enter(pmap, fs.va, fs.page->frame, fs.prot & ~fs.page->page_lock);
+    if (kr != KERN_RESOURCE_SHORTAGE || !vm_page_reclaim(sys)) break;
+  }
+  if (kr == KERN_SUCCESS) vm_page_activate(sys, fs.page);
+  vm_fault_page_done(fs);
+  return kr;
 }
 
 }  // namespace vmfuzz::vm

@@ -6,8 +6,9 @@
 // The fault path reads as an outline of named steps sharing one FaultState:
 //   1. look up the entry (vm_map_lookup: protection check, needs_copy -> shadow on write,
 //      lazy object allocation, write dropped on read faults of needs_copy entries);
-//   2. walk the shadow chain for the page (vm_fault_page): resident page found, or
-//      zero-fill at the bottom (into the top object, as Mach does);
+//   2. walk the shadow chain for the page (vm_fault_page): resident page found, or paged
+//      in from the pager of the first object that has it, or zero-fill at the bottom
+//      (into the top object, as Mach does);
 //   3. on a write to a page found below the top object: copy it up into the top object
 //      (removing every mapping of the old page), then try vm_object_collapse;
 //      on a read of a lower page: map it read-only;
@@ -58,8 +59,12 @@ kern_return_t vm_fault(VmSystem& sys, VmMap& map, uint64_t va, bool write);
 /// Conditions: entry: fs.first_object referenced (not null). exit: fs.page resident in
 ///             fs.object; if fs.write, fs.page is in fs.first_object and its copy object
 ///             (if any) holds the old contents.
-/// Results:    KERN_SUCCESS or KERN_RESOURCE_SHORTAGE.
-/// Counters:   zero_fills, copy_ups, pushes.
+/// Results:    KERN_SUCCESS (fs.page is busy: the caller ends with vm_fault_page_done) or
+///             KERN_RESOURCE_SHORTAGE (nothing busy).
+/// Counters:   zero_fills, copy_ups, pushes, pageins.
 kern_return_t vm_fault_page(VmSystem& sys, FaultState& fs);
+
+/// Release the busy result page of a successful vm_fault_page (Mach's PAGE_WAKEUP_DONE).
+void vm_fault_page_done(FaultState& fs);
 
 }  // namespace vmfuzz::vm

@@ -14,6 +14,7 @@
 #include <iterator>
 
 #include "vm/vm_fault.h"
+#include "vm/vm_pageout.h"
 
 namespace vmfuzz::vm {
 
@@ -22,7 +23,10 @@ VmMap::~VmMap() {
 }
 
 pmap::pmap_t vm_map_pmap(VmMap& map) {
-  if (map.pmap == nullptr) map.pmap = pmap::pmap_create(map.sys.domain);
+  while (map.pmap == nullptr) {
+    map.pmap = pmap::pmap_create(map.sys.domain);
+    if (map.pmap == nullptr && !vm_page_reclaim(map.sys)) break;
+  }
   return map.pmap;
 }
 
@@ -323,12 +327,15 @@ static kern_return_t overwrite_page_slowly(VmMap& map, uint64_t va, const VmObje
     ChainLookup src = vm_object_chain_lookup(src_object, src_offset);
     if (src.page != nullptr)
       std::memcpy(buf.data(), sys.machine.memory().frame(src.page->frame), kPageSize);
+    else if (src.data != nullptr)
+      std::memcpy(buf.data(), src.data, kPageSize);
   }
   kr = vm_fault_page(sys, fs);
   if (kr != KERN_SUCCESS) return kr;
   assert(fs.page->object == fs.first_object && "overwrite_page_slowly: page not in top object");
   std::memcpy(sys.machine.memory().frame(fs.page->frame), buf.data(), kPageSize);
   fs.page->dirty = true;
+  vm_fault_page_done(fs);
   ++sys.counters.overwrite_slow_pages;
   return KERN_SUCCESS;
 }

@@ -12,6 +12,9 @@
 #include "vm/vm_object.h"
 
 #include <cassert>
+#include <cstring>
+
+#include "vm/vm_pageout.h"
 
 namespace vmfuzz::vm {
 
@@ -37,7 +40,11 @@ VmSystem::~VmSystem() {
 
 VmPage* vm_page_grab(VmSystem& sys) {
   machine::pfn_t f = sys.machine.memory().alloc_frame(machine::FrameUse::VmPage);
-  if (f == machine::kNoFrame) return nullptr;
+  while (f == machine::kNoFrame) {
+    // Frame pressure: evict pages nobody is using right now (or page tables), retry.
+    if (!vm_page_reclaim(sys)) return nullptr;
+    f = sys.machine.memory().alloc_frame(machine::FrameUse::VmPage);
+  }
   auto* p = new VmPage;
   p->frame = f;
   sys.page_of_frame[f] = p;
@@ -58,13 +65,18 @@ void vm_page_free(VmSystem& sys, VmPage* p) {
   delete p;
 }
 
-void vm_page_insert(VmPage* p, VmObject* object, uint64_t offset) {
+static void page_enter_object(VmPage* p, VmObject* object, uint64_t offset) {
   assert(p->object == nullptr && "vm_page_insert: page already in an object");
   assert((offset & (kPageSize - 1)) == 0 && "vm_page_insert: unaligned offset");
   object->pages.insert(offset >> kPageShift, p);
   p->object = object;
   p->offset = offset;
   ++object->resident_page_count;
+}
+
+void vm_page_insert(VmSystem& sys, VmPage* p, VmObject* object, uint64_t offset) {
+  page_enter_object(p, object, offset);
+  if (p->queue == VmPage::Queue::None) sys.active.push_back(p);
 }
 
 void vm_page_remove(VmPage* p) {
@@ -79,7 +91,7 @@ void vm_page_remove(VmPage* p) {
 
 void vm_page_rename(VmPage* p, VmObject* object, uint64_t offset) {
   vm_page_remove(p);
-  vm_page_insert(p, object, offset);
+  page_enter_object(p, object, offset);
 }
 
 VmPage* vm_page_lookup(const VmObject* object, uint64_t offset) {
@@ -356,6 +368,37 @@ void vm_object_pmap_remove(VmSystem& sys, VmObject* object, uint64_t start, uint
   }
 }
 
+// --- The default pager -------------------------------------------------------------------
+
+const uint8_t* DefaultPager::data(uint64_t offset) const {
+  auto it = store_.find(offset);
+  return it == store_.end() ? nullptr : it->second.data();
+}
+
+void DefaultPager::data_return(uint64_t offset, const uint8_t* page) {
+  std::memcpy(store_[offset].data(), page, kPageSize);
+}
+
+void DefaultPager::offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& out) const {
+  for (auto it = store_.lower_bound(start); it != store_.end() && it->first < end; ++it)
+    out.push_back(it->first);
+}
+
+const uint8_t* vm_object_pager_data(const VmObject* object, uint64_t offset) {
+  if (object->pager == nullptr) return nullptr;
+  return object->pager->data(offset + object->paging_offset);
+}
+
+void vm_object_pager_create(VmSystem& sys, VmObject* object) {
+  assert(object->internal && object->pager == nullptr &&
+         "vm_object_pager_create: not an internal object without pager");
+  object->owned_pager = std::make_unique<DefaultPager>();
+  object->pager = object->owned_pager.get();
+  object->paging_offset = 0;
+  object->pager_created = object->pager_initialized = object->pager_ready = true;
+  ++sys.counters.pagers_created;
+}
+
 ChainLookup vm_object_chain_lookup(const VmObject* object, uint64_t offset) {
   ChainLookup r;
   unsigned depth = 0;
@@ -365,6 +408,10 @@ ChainLookup vm_object_chain_lookup(const VmObject* object, uint64_t offset) {
     r.depth = depth;
     if (const VmPage* p = vm_page_lookup(o, offset)) {
       r.page = p;
+      return r;
+    }
+    if (const uint8_t* d = vm_object_pager_data(o, offset)) {
+      r.data = d;
       return r;
     }
     offset += o->shadow_offset;

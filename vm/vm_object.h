@@ -38,8 +38,11 @@
 // [m] also by the map code (vm_map.cc); [p] pager fields (part 2).
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "vm/machine/machine.h"
@@ -48,6 +51,38 @@
 #include "vmfuzz/vocab.h"
 
 namespace vmfuzz::vm {
+
+/// A memory manager as the kernel sees it (Mach's memory_object port plus the manager
+/// behind it), reduced to the calls the kernel makes: data_request (data()),
+/// data_return, data_initialize. Offsets are pager offsets (object offset + paging_offset).
+class Pager {
+ public:
+  virtual ~Pager() = default;
+  /// memory_object_data_request: the page's data, or nullptr (data_unavailable).
+  virtual const uint8_t* data(uint64_t offset) const = 0;
+  /// memory_object_data_return: store a (dirty or precious) page.
+  virtual void data_return(uint64_t offset, const uint8_t* page) = 0;
+  /// memory_object_data_initialize: store only if the pager has no data there yet (the
+  /// rule the push into a paged copy object relies on, mach-vm-notes §2.2).
+  void data_initialize(uint64_t offset, const uint8_t* page) {
+    if (data(offset) == nullptr) data_return(offset, page);
+  }
+  /// Offsets the pager holds data for, in order, within [start, end) (oracles).
+  virtual void offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& out) const = 0;
+};
+
+/// The default pager's backing store for one internal object (Hurd mach-defpager's
+/// per-object partition): pages written by pageout, kept after page-in.
+class DefaultPager final : public Pager {
+ public:
+  const uint8_t* data(uint64_t offset) const override;
+  void data_return(uint64_t offset, const uint8_t* page) override;
+  void offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& out) const override;
+  size_t page_count() const { return store_.size(); }
+
+ private:
+  std::map<uint64_t, std::array<uint8_t, kPageSize>> store_;
+};
 
 struct VmObject {
   uint64_t id = 0;            // stable creation-order id (introspection, determinism)
@@ -62,6 +97,9 @@ struct VmObject {
   bool use_shared_copy = false;  // [m] sticky: shared writable; copies are asymmetric
   bool can_persist = false;      // [p] keep in the cache when unreferenced
   CopyStrategy copy_strategy = CopyStrategy::Delay;  // [p]
+  Pager* pager = nullptr;          // [p] the memory manager (null: none yet)
+  std::unique_ptr<Pager> owned_pager;  // [p] internal objects own their default-pager store
+  uint64_t paging_offset = 0;      // [p] added to offsets sent to the pager
   bool pager_created = false;      // [p] a pager was ever assigned (sticky)
   bool pager_initialized = false;  // [p]
   bool pager_ready = true;         // [p] internal objects are ready at once
@@ -93,6 +131,13 @@ struct VmCounters {
   uint64_t pages_freed = 0;
   uint64_t overwrite_fast = 0;     // copy_overwrite entries replaced (fast path)
   uint64_t overwrite_slow_pages = 0;  // pages copied by copy_overwrite's slow path
+  uint64_t pageins = 0;            // pages read back from a pager by a fault
+  uint64_t pageouts_clean = 0;     // pages evicted without writing (the pager has them)
+  uint64_t pageouts_dirty = 0;     // pages written to their pager, then evicted
+  uint64_t pageouts_kept_clean = 0;  // clean pages written anyway: they shadow a chain
+  uint64_t pagers_created = 0;     // vm_object_pager_create
+  uint64_t grab_evictions = 0;     // evictions forced by frame pressure (grab, pmap_enter)
+  uint64_t table_collections = 0;  // pmap_collect rounds forced by frame pressure
 };
 
 /// Optimizations that can be switched off; switching never changes what a task observes.
@@ -118,18 +163,23 @@ class VmSystem {
   PageQueue inactive{VmPage::Queue::Inactive};
   VmCounters counters;
   VmTunables tunables;
+  /// Frees page-table frames of every pmap (pmap_collect in task order; set by the Kernel,
+  /// which owns the maps). Returns the frames freed. Used under frame pressure.
+  std::function<unsigned()> collect_page_tables;
 };
 
 // --- Pages --------------------------------------------------------------------------------
 
-/// Allocate a page with a fresh frame (contents undefined). Results: nullptr when no frame
-/// is free. The page belongs to no object and no queue.
+/// Allocate a page with a fresh frame (contents undefined). Under frame pressure, first
+/// evicts pages (vm_pageout_scan) that are not busy. Results: nullptr when no frame can be
+/// freed. The page belongs to no object and no queue.
 VmPage* vm_page_grab(VmSystem& sys);
 /// Free a page: remove every mapping of its frame (all pmaps), take it out of its object
 /// and queue, release the frame. Conditions: page not busy.
 void vm_page_free(VmSystem& sys, VmPage* p);
-/// Insert p into object at offset (page-aligned). Conditions: no page there.
-void vm_page_insert(VmPage* p, VmObject* object, uint64_t offset);
+/// Insert p into object at offset (page-aligned) and activate it if it is on no queue.
+/// Conditions: no page there.
+void vm_page_insert(VmSystem& sys, VmPage* p, VmObject* object, uint64_t offset);
 /// Take p out of its object (stays allocated).
 void vm_page_remove(VmPage* p);
 /// Move p to (object, offset); mappings stay valid when the VA->offset relation holds.
@@ -221,10 +271,19 @@ void vm_object_pmap_protect(VmSystem& sys, VmObject* object, uint64_t offset, ui
 /// visible in [start, end) (Mach's vm_object_pmap_remove, with the 2025 chain walk).
 void vm_object_pmap_remove(VmSystem& sys, VmObject* object, uint64_t start, uint64_t end);
 
-/// What supplies offset `offset` of `object` without side effects: the resident page and
-/// the depth (0 = object itself) and object where it was found; page null = zero-fill.
+/// The pager's data for (object, offset), or nullptr (no pager, or data_unavailable).
+const uint8_t* vm_object_pager_data(const VmObject* object, uint64_t offset);
+
+/// Give an internal object a default pager (on its first pageout; Mach's
+/// vm_object_pager_create). Counters: pagers_created.
+void vm_object_pager_create(VmSystem& sys, VmObject* object);
+
+/// What supplies offset `offset` of `object` without side effects: the resident page or
+/// the pager's data, the depth (0 = object itself) and object where it was found; page and
+/// data both null = zero-fill.
 struct ChainLookup {
   const VmPage* page = nullptr;
+  const uint8_t* data = nullptr;     // paged out: the pager's copy (page is null)
   const VmObject* object = nullptr;  // object holding the page, or the chain's bottom
   uint64_t offset = 0;               // offset in that object
   unsigned depth = 0;

@@ -540,22 +540,85 @@ TEST_F(VmTest, HugeSparseForkAndCopyCostOnlyWhatIsTouched) {
   EXPECT_EQ(poi.size(), 6u);  // three pages in each of two ranges
 }
 
-TEST_F(VmTest, RunningOutOfFramesIsAResourceShortage) {
+TEST_F(VmTest, FramePressurePagesOutInsteadOfFailing) {
   SystemConfig cfg;
   cfg.frames = 12;
   make(cfg);
   alloc(0, 0x10000, 32 * P);
-  kern_return_t last = KERN_SUCCESS;
-  int ok = 0;
-  for (int i = 0; i < 32 && last == KERN_SUCCESS; ++i) {
-    Access w = k->write(0, 0x10000 + i * P, {reinterpret_cast<const uint8_t*>("z"), 1}, 0);
-    last = w.kr;
-    if (w.kr == KERN_SUCCESS) ++ok;
+  for (int i = 0; i < 32; ++i) put(0, 0x10000 + i * P, "page" + std::to_string(i));
+  k->fork(0, 1);
+  for (int i = 0; i < 32; i += 3) put(1, 0x10000 + i * P, "kid" + std::to_string(i));
+  EXPECT_GT(k->counters().grab_evictions, 0u);
+  EXPECT_GT(k->counters().pageins, 0u);
+  expect_clean("under pressure");
+  for (int i = 0; i < 32; ++i) {
+    std::string want = "page" + std::to_string(i);
+    EXPECT_EQ(get(0, 0x10000 + i * P, want.size()), want);
+    std::string kid = i % 3 == 0 ? "kid" + std::to_string(i) : want;
+    EXPECT_EQ(get(1, 0x10000 + i * P, kid.size()), kid);
   }
-  EXPECT_EQ(last, KERN_RESOURCE_SHORTAGE);
-  EXPECT_GT(ok, 0);
+}
+
+TEST_F(VmTest, NoFrameAtAllIsAResourceShortage) {
+  SystemConfig cfg;
+  cfg.frames = 4;  // the PML4, one page: no room for the three lower tables
+  make(cfg);
+  alloc(0, 0x10000, P);
+  Access w = k->write(0, 0x10000, {reinterpret_cast<const uint8_t*>("z"), 1}, 0);
+  EXPECT_EQ(w.kr, KERN_RESOURCE_SHORTAGE);
+  EXPECT_EQ(w.fault_addr, 0x10000u);
   expect_clean("after shortage");
-  EXPECT_EQ(get(0, 0x10000, 1), "z");
+}
+
+TEST_F(VmTest, PageoutAllIsContentNeutral) {
+  alloc(0, 0x10000, 8 * P);
+  for (int i = 0; i < 8; i += 2) put(0, 0x10000 + i * P, "v" + std::to_string(i));
+  EXPECT_EQ(k->inherit(0, 0x10000, 2 * P, vm_inherit_t::Share), KERN_SUCCESS);
+  k->fork(0, 1);
+  put(1, 0x12000, "c2");
+  EXPECT_EQ(k->vm_read(0, 0x10000, 8 * P, 0), KERN_SUCCESS);
+  put(0, 0x10000, "w0");
+  auto before = [&](unsigned t) {
+    std::vector<std::string> v;
+    for (int i = 0; i < 8; ++i) v.push_back(get(t, 0x10000 + i * P, 4));
+    return v;
+  };
+  auto t0 = before(0), t1 = before(1);
+  k->pageout(0, true);
+  EXPECT_EQ(k->frames_owned(), 0u);
+  EXPECT_GT(k->counters().pagers_created, 0u);
+  expect_clean("after pageout all");
+  Provenance pr = k->provenance(0, 0x12000);
+  EXPECT_EQ(pr.kind, Provenance::Kind::PagedOut);
+  std::vector<uint64_t> poi;
+  k->pages_of_interest(0, poi);
+  EXPECT_FALSE(poi.empty());
+  EXPECT_EQ(before(0), t0);
+  EXPECT_EQ(before(1), t1);
+  uint64_t a = 0;
+  EXPECT_EQ(k->copyout(1, 0, &a), KERN_SUCCESS);
+  EXPECT_EQ(get(1, a, 2), "v0");
+  put(1, 0x10000, "x1");  // a write after page-in pushes the paged-in page correctly
+  EXPECT_EQ(get(0, 0x10000, 2), "x1");
+}
+
+// What if a clean zero-filled page of a copy object is evicted after the original changed?
+// GNU Mach frees it and the copy then shows the original's newer data ("time rewind").
+TEST_F(VmTest, EvictingACleanCopyObjectPageKeepsTheSnapshot) {
+  alloc(0, 0x10000, P);
+  EXPECT_EQ(k->inherit(0, 0x10000, P, vm_inherit_t::Share), KERN_SUCCESS);
+  k->fork(0, 1);  // S shared, no page anywhere; copies of it are copy objects
+  EXPECT_EQ(k->vm_read(0, 0x10000, P, 0), KERN_SUCCESS);
+  uint64_t a = 0;
+  EXPECT_EQ(k->copyout(0, 0, &a), KERN_SUCCESS);
+  uint64_t s_obj = entry_at(0, 0x10000).object, c_obj = obj(s_obj).copy;
+  EXPECT_EQ(get(0, a, 4), zeros(4));  // zero-fills a clean page in the copy object
+  EXPECT_TRUE(has_page(c_obj, 0));
+  put(1, 0x10000, "new!");  // S changes; the copy object has the page: no push
+  k->pageout(0, true);
+  EXPECT_EQ(k->counters().pageouts_kept_clean, 1u);
+  EXPECT_EQ(get(0, a, 4), zeros(4));
+  EXPECT_EQ(get(0, 0x10000, 4), "new!");
 }
 
 TEST_F(VmTest, TwoCpusSeeOneMemoryAndTlbsStayCoherent) {
@@ -587,7 +650,8 @@ TEST_F(VmTest, ProvenanceNamesTheSupplyingObject) {
   pr = k->provenance(0, 0x11000);
   EXPECT_EQ(pr.kind, Provenance::Kind::ZeroFill);
   EXPECT_EQ(k->provenance(0, 0x50000).kind, Provenance::Kind::Unmapped);
-  EXPECT_FALSE(k->implements(OpKind::Pageout));
+  EXPECT_TRUE(k->implements(OpKind::Pageout));
+  EXPECT_FALSE(k->implements(OpKind::Map));
   EXPECT_TRUE(k->implements(OpKind::VmCopy));
 }
 

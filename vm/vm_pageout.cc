@@ -1,0 +1,61 @@
+// vm_pageout.cc — eviction and the default pager's side of pageout. Theory of operation:
+// see vm_pageout.h.
+#include "vm/vm_pageout.h"
+
+#include <cassert>
+#include <vector>
+
+namespace vmfuzz::vm {
+
+void vm_pageout_page(VmSystem& sys, VmPage* p) {
+  assert(!p->busy && p->wire_count == 0 && "vm_pageout_page: busy or wired page");
+  VmObject* object = p->object;
+  assert(object != nullptr && "vm_pageout_page: page in no object");
+  sys.domain.pmap_page_protect(p->frame, VM_PROT_NONE);
+  bool dirty = p->dirty || sys.domain.pmap_is_modified(p->frame);
+  if (!dirty && !p->precious) {
+    if (vm_object_pager_data(object, p->offset) != nullptr ||
+        (object->shadow == nullptr && object->internal)) {
+      ++sys.counters.pageouts_clean;
+      vm_page_free(sys, p);
+      return;
+    }
+    // A clean page above a shadow chain: keep its data (time-rewind fix).
+    ++sys.counters.pageouts_kept_clean;
+  } else {
+    ++sys.counters.pageouts_dirty;
+  }
+  if (object->pager == nullptr) vm_object_pager_create(sys, object);
+  object->pager->data_return(p->offset + object->paging_offset,
+                             sys.machine.memory().frame(p->frame));
+  vm_page_free(sys, p);
+}
+
+uint64_t vm_pageout_scan(VmSystem& sys, uint64_t count) {
+  // Choose first (queue order: inactive, then active), evict after: eviction frees only
+  // the page it is given, so the chosen pointers stay valid.
+  std::vector<VmPage*> chosen;
+  for (PageQueue* q : {&sys.inactive, &sys.active})
+    for (VmPage* p = q->front(); p != nullptr && chosen.size() < count; p = p->q_next)
+      if (!p->busy && p->wire_count == 0) chosen.push_back(p);
+  for (VmPage* p : chosen) vm_pageout_page(sys, p);
+  return chosen.size();
+}
+
+}  // namespace vmfuzz::vm
+
+namespace vmfuzz::vm {
+
+bool vm_page_reclaim(VmSystem& sys) {
+  if (vm_pageout_scan(sys, kGrabEvictBatch) > 0) {
+    ++sys.counters.grab_evictions;
+    return true;
+  }
+  if (sys.collect_page_tables && sys.collect_page_tables() > 0) {
+    ++sys.counters.table_collections;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace vmfuzz::vm
