@@ -1,0 +1,856 @@
+// prop_support.cc — model state, generators, command and system under test of the
+// property suites (theory of operation in prop_support.h).
+//
+// Layout: biases; OpState; the generators (values, then one per op kind, then gen_op);
+// OpCommand; PropSystem and counterexamples; images of task memory; rapidcheck glue.
+#include "props/support/prop_support.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "harness/report.h"
+#include "harness/text.h"
+#include "vm/kernel.h"
+
+namespace rc::detail {
+// rapidcheck's own listener: remembers failures and prints their reproduce strings when
+// the process exits. Defined in librapidcheck (src/detail/Testing.cpp), not declared in
+// the installed headers.
+TestListener& globalTestListener();
+}  // namespace rc::detail
+
+namespace vmfuzz {
+void showValue(const SystemConfig& config, std::ostream& os) { os << format_config(config); }
+}  // namespace vmfuzz
+
+namespace vmfuzz::props {
+
+namespace gen = rc::gen;
+
+// ---------------------------------------------------------------------------------------
+// Biases.
+
+namespace {
+void set_weight(Bias& b, OpKind k, unsigned w) { b.weight[unsigned(k)] = w; }
+}  // namespace
+
+Bias Bias::mixed() {
+  Bias b;
+  set_weight(b, OpKind::Task, 2);
+  set_weight(b, OpKind::Allocate, 12);
+  set_weight(b, OpKind::Deallocate, 3);
+  set_weight(b, OpKind::Protect, 4);
+  set_weight(b, OpKind::Inherit, 4);
+  set_weight(b, OpKind::Write, 16);
+  set_weight(b, OpKind::Read, 10);
+  set_weight(b, OpKind::Fork, 6);
+  set_weight(b, OpKind::Terminate, 3);
+  set_weight(b, OpKind::VmCopy, 5);
+  set_weight(b, OpKind::VmRead, 5);
+  set_weight(b, OpKind::VmWrite, 4);
+  set_weight(b, OpKind::Copyout, 3);
+  set_weight(b, OpKind::Discard, 2);
+  set_weight(b, OpKind::Object, 3);
+  set_weight(b, OpKind::Map, 5);
+  set_weight(b, OpKind::ManagerWrite, 3);
+  set_weight(b, OpKind::File, 3);
+  set_weight(b, OpKind::Destroy, 1);
+  set_weight(b, OpKind::Pageout, 3);
+  set_weight(b, OpKind::Check, 2);
+  return b;
+}
+
+Bias Bias::chains() {
+  Bias b;
+  b.window_pages = 4;
+  set_weight(b, OpKind::Allocate, 3);
+  set_weight(b, OpKind::Write, 20);
+  set_weight(b, OpKind::Read, 4);
+  set_weight(b, OpKind::Fork, 14);
+  set_weight(b, OpKind::Terminate, 9);
+  set_weight(b, OpKind::VmCopy, 2);
+  set_weight(b, OpKind::Deallocate, 1);
+  set_weight(b, OpKind::Inherit, 1);
+  set_weight(b, OpKind::Pageout, 1);
+  set_weight(b, OpKind::Check, 2);
+  return b;
+}
+
+Bias Bias::copies() {
+  Bias b;
+  b.window_pages = 8;
+  set_weight(b, OpKind::Allocate, 6);
+  set_weight(b, OpKind::Write, 12);
+  set_weight(b, OpKind::Read, 6);
+  set_weight(b, OpKind::Fork, 8);
+  set_weight(b, OpKind::Terminate, 2);
+  set_weight(b, OpKind::VmCopy, 10);
+  set_weight(b, OpKind::VmRead, 10);
+  set_weight(b, OpKind::VmWrite, 8);
+  set_weight(b, OpKind::Copyout, 6);
+  set_weight(b, OpKind::Discard, 1);
+  set_weight(b, OpKind::Protect, 2);
+  set_weight(b, OpKind::Map, 3);
+  set_weight(b, OpKind::Object, 2);
+  set_weight(b, OpKind::Check, 2);
+  return b;
+}
+
+Bias Bias::objects() {
+  Bias b;
+  b.window_pages = 16;
+  set_weight(b, OpKind::Allocate, 3);
+  set_weight(b, OpKind::Write, 12);
+  set_weight(b, OpKind::Read, 8);
+  set_weight(b, OpKind::Fork, 4);
+  set_weight(b, OpKind::Terminate, 2);
+  set_weight(b, OpKind::VmRead, 2);
+  set_weight(b, OpKind::Copyout, 2);
+  set_weight(b, OpKind::Object, 6);
+  set_weight(b, OpKind::Map, 12);
+  set_weight(b, OpKind::ManagerWrite, 6);
+  set_weight(b, OpKind::File, 6);
+  set_weight(b, OpKind::Destroy, 2);
+  set_weight(b, OpKind::Pageout, 6);
+  set_weight(b, OpKind::Check, 2);
+  return b;
+}
+
+Bias Bias::setup() {
+  Bias b;
+  b.window_pages = 8;
+  set_weight(b, OpKind::Write, 10);
+  set_weight(b, OpKind::Read, 3);
+  set_weight(b, OpKind::Fork, 4);
+  set_weight(b, OpKind::VmCopy, 3);
+  set_weight(b, OpKind::Task, 1);
+  set_weight(b, OpKind::Pageout, 1);
+  b.forbid_objects = true;
+  return b;
+}
+
+// ---------------------------------------------------------------------------------------
+// OpState.
+
+OpState::OpState(const SystemConfig& cfg, uint32_t implemented_mask, Bias b)
+    : config(cfg), names(cfg), implemented(implemented_mask), bias(std::make_shared<const Bias>(std::move(b))) {}
+
+namespace {
+
+// The executor's rules for whether an op is usable input (executor.cc step 2), and
+// whether the VM implements it.
+std::optional<std::string> executor_problem(const OpState& s, const Op& op) {
+  if (op.kind != OpKind::Check && !s.implements(op.kind)) return std::string("not implemented by the VM");
+  if (auto bad = s.names.check(op)) return bad;
+  if ((op.kind == OpKind::Read || op.kind == OpKind::Write) && op.cpu >= s.config.cpus)
+    return std::string("cpu out of range");
+  if (op.kind == OpKind::Object && (op.size > UINT64_MAX - (kPageSize - 1) || op.data.size() > round_page(op.size)))
+    return std::string("initial contents longer than the object");
+  return std::nullopt;
+}
+
+bool names_task(const Op& op, unsigned t) {
+  switch (op.kind) {
+    case OpKind::Fork:
+      return op.task == t || op.task2 == t;
+    case OpKind::Task:
+    case OpKind::Allocate:
+    case OpKind::Deallocate:
+    case OpKind::Protect:
+    case OpKind::Inherit:
+    case OpKind::Write:
+    case OpKind::Read:
+    case OpKind::Terminate:
+    case OpKind::VmCopy:
+    case OpKind::VmRead:
+    case OpKind::VmWrite:
+    case OpKind::Copyout:
+    case OpKind::Map:
+      return op.task == t;
+    default:
+      return false;
+  }
+}
+
+bool names_copy(const Op& op, unsigned c) {
+  switch (op.kind) {
+    case OpKind::VmRead:
+    case OpKind::VmWrite:
+    case OpKind::Copyout:
+    case OpKind::Discard:
+      return op.copy == c;
+    default:
+      return false;
+  }
+}
+
+bool is_object_op(OpKind k) {
+  return k == OpKind::Object || k == OpKind::Map || k == OpKind::ManagerWrite || k == OpKind::File ||
+         k == OpKind::Destroy;
+}
+
+// The bias's fences: forbidden names, and the one write window of a forbidden task.
+std::optional<std::string> fence_problem(const Bias& b, const Op& op) {
+  if (b.forbid_objects && is_object_op(op.kind)) return std::string("object ops forbidden");
+  for (unsigned t = 0; t < kMaxNames; t++) {
+    if (!(b.forbidden_tasks >> t & 1) || !names_task(op, t)) continue;
+    bool fenced_write = op.kind == OpKind::Write && int(t) == b.fence_task && op.addr >= b.fence_lo &&
+                        op.data.size() <= b.fence_hi - op.addr && op.addr < b.fence_hi;
+    if (!fenced_write) return "t" + std::to_string(t) + " is forbidden";
+  }
+  for (unsigned c = 0; c < kMaxNames; c++)
+    if ((b.forbidden_copies >> c & 1) && names_copy(op, c)) return "c" + std::to_string(c) + " is forbidden";
+  return std::nullopt;
+}
+
+std::vector<uint8_t> op_data(const Op& op) {
+  if (op.kind == OpKind::Write || op.kind == OpKind::Object || op.kind == OpKind::ManagerWrite)
+    return op.data.materialize();
+  return {};
+}
+
+}  // namespace
+
+std::optional<std::string> OpState::unusable(const Op& op) const {
+  if (auto bad = executor_problem(*this, op)) return bad;
+  return fence_problem(*bias, op);
+}
+
+void OpState::apply(const Op& op) {
+  kern_return_t kr = KERN_SUCCESS;
+  if (op.kind == OpKind::VmRead) {
+    // Only the reference model knows whether the handle gets bound: replay on a scratch.
+    harness::Subject scratch = harness::make_model_subject(config);
+    scratch.system->task_create(0);
+    for (const Op& h : history)
+      if (h.kind != OpKind::Check) harness::execute_op(*scratch.system, h, op_data(h));
+    kr = harness::execute_op(*scratch.system, op, {}).kr;
+  }
+  names.apply(op, kr);
+  history.push_back(op);
+}
+
+// ---------------------------------------------------------------------------------------
+// Generators of values.
+
+namespace {
+
+std::vector<uint8_t> slots(uint16_t mask, bool live) {
+  std::vector<uint8_t> out;
+  for (unsigned i = 0; i < kMaxNames; i++)
+    if (bool(mask >> i & 1) == live) out.push_back(uint8_t(i));
+  return out;
+}
+
+std::vector<uint8_t> usable_tasks(const OpState& s) {
+  return slots(s.names.tasks_mask() & uint16_t(~s.bias->forbidden_tasks), true);
+}
+std::vector<uint8_t> free_tasks(const OpState& s) { return slots(s.names.tasks_mask(), false); }
+std::vector<uint8_t> usable_copies(const OpState& s) {
+  return slots(s.names.copies_mask() & uint16_t(~s.bias->forbidden_copies), true);
+}
+std::vector<uint8_t> free_copies(const OpState& s) {
+  return slots(uint16_t(s.names.copies_mask() | s.bias->forbidden_copies), false);
+}
+std::vector<uint8_t> live_objects(const OpState& s) { return slots(s.names.objects_mask(), true); }
+std::vector<uint8_t> free_objects(const OpState& s) { return slots(s.names.objects_mask(), false); }
+
+rc::Gen<uint64_t> values(std::vector<uint64_t> v) { return gen::elementOf(std::move(v)); }
+
+rc::Gen<uint64_t> page_in_window(unsigned pages) {
+  return gen::map(gen::inRange<uint64_t>(0, pages), [](uint64_t p) { return kWindow + p * kPageSize; });
+}
+
+// An address: mostly page-aligned in the window, sometimes unaligned (near a page end:
+// accesses that cross pages), just past the window (holes), at the edges of user space.
+rc::Gen<uint64_t> gen_addr(unsigned pages) {
+  return gen::weightedOneOf<uint64_t>({
+      {70, page_in_window(pages)},
+      {15, gen::apply([](uint64_t base, uint64_t off) { return base + off; }, page_in_window(pages),
+                      gen::weightedOneOf<uint64_t>({{3, values({0xffc, 0xff8, 0xfff, 0x800})},
+                                                    {2, gen::inRange<uint64_t>(1, kPageSize)}}))},
+      {5, gen::map(gen::inRange<uint64_t>(0, 4), [pages](uint64_t p) { return kWindow + (pages + p) * kPageSize; })},
+      {5, values({0, 0x1000, 0xf000, kUserMax - kPageSize, kUserMax, uint64_t{1} << 47,
+                                 0xfffffffffffff000ull, 0xffffffffffffffffull, 0x7fffffffe000ull})},
+      {5, values({0x40000000, 0x100000000ull, 0x7fff00000000ull})},
+  });
+}
+
+rc::Gen<uint64_t> gen_aligned_addr(unsigned pages) {
+  return gen::weightedOneOf<uint64_t>({{90, page_in_window(pages)}, {10, gen_addr(pages)}});
+}
+
+// A range size: mostly 1..4 pages, sometimes bytes, zero, the whole window, or huge.
+rc::Gen<uint64_t> gen_size(unsigned pages) {
+  return gen::weightedOneOf<uint64_t>({
+      {70, gen::map(gen::inRange<uint64_t>(1, 5), [](uint64_t n) { return n * kPageSize; })},
+      {10, gen::inRange<uint64_t>(1, 2 * kPageSize + 1)},
+      {8, gen::just<uint64_t>(0)},
+      {7, gen::map(gen::inRange<uint64_t>(1, pages + 1), [](uint64_t n) { return n * kPageSize; })},
+      {5, values({uint64_t{1} << 40, kUserMax, 0xffffffffffffffffull, 0xfffffffffffff000ull,
+                                 0x7fffffff0000ull})},
+  });
+}
+
+rc::Gen<uint64_t> gen_read_size() {
+  return gen::weightedOneOf<uint64_t>({
+      {60, gen::inRange<uint64_t>(1, 65)},
+      {15, values({kPageSize, kPageSize - 1, kPageSize + 1, 2 * kPageSize})},
+      {5, gen::just<uint64_t>(0)},
+      {20, gen::inRange<uint64_t>(1, 3 * kPageSize + 1)},
+  });
+}
+
+DataSpec fill_spec(uint8_t v, uint64_t len) {
+  DataSpec d;
+  d.form = DataSpec::Form::Fill;
+  d.value = v;
+  d.length = len;
+  return d;
+}
+
+DataSpec pat_spec(uint8_t seed, uint64_t len) {
+  DataSpec d;
+  d.form = DataSpec::Form::Pat;
+  d.value = seed;
+  d.length = len;
+  return d;
+}
+
+DataSpec bytes_spec(DataSpec::Form form, std::vector<uint8_t> b) {
+  DataSpec d;
+  d.form = form;
+  d.bytes = std::move(b);
+  return d;
+}
+
+// Data to store: short fills and hex most often (one or two pages touched), patterns and
+// page-sized fills that cross pages, text with escapes. Never empty. At most max_len.
+rc::Gen<DataSpec> gen_data(uint64_t max_len) {
+  auto len = [max_len](uint64_t lo, uint64_t hi) {
+    hi = std::min(hi, max_len + 1);
+    return gen::inRange<uint64_t>(std::min(lo, hi - 1), hi);
+  };
+  auto byte = gen::arbitrary<uint8_t>();
+  auto small_bytes = [len, byte](uint64_t hi) {
+    return gen::mapcat(len(1, hi), [byte](uint64_t n) { return gen::container<std::vector<uint8_t>>(size_t(n), byte); });
+  };
+  return gen::weightedOneOf<DataSpec>({
+      {40, gen::apply(fill_spec, gen::nonZero<uint8_t>(), len(1, 17))},
+      {20, gen::map(small_bytes(17), [](std::vector<uint8_t> b) { return bytes_spec(DataSpec::Form::Hex, std::move(b)); })},
+      {15, gen::apply(pat_spec, byte, len(1, 6001))},
+      {15, gen::apply(fill_spec, gen::nonZero<uint8_t>(), len(kPageSize - 8, 2 * kPageSize + 1))},
+      {10, gen::map(small_bytes(9), [](std::vector<uint8_t> b) { return bytes_spec(DataSpec::Form::Text, std::move(b)); })},
+  });
+}
+
+rc::Gen<vm_prot_t> gen_prot() { return gen::map(gen::inRange<int>(0, 8), [](int p) { return vm_prot_t(p); }); }
+
+// weightedOneOf over a vector (rapidcheck's takes an initializer list only). Shrinks
+// towards the first choice.
+rc::Gen<Op> weighted(std::vector<std::pair<std::size_t, rc::Gen<Op>>> choices) {
+  std::size_t total = 0;
+  for (const auto& c : choices) total += c.first;
+  return gen::mapcat(gen::inRange<std::size_t>(0, total), [choices](std::size_t x) {
+    for (const auto& c : choices) {
+      if (x < c.first) return c.second;
+      x -= c.first;
+    }
+    return choices.back().second;
+  });
+}
+
+rc::Gen<uint8_t> pick(std::vector<uint8_t> names) { return gen::elementOf(std::move(names)); }
+
+Op make(OpKind k) {
+  Op op;
+  op.kind = k;
+  return op;
+}
+
+// ---------------------------------------------------------------------------------------
+// One generator per op kind. Each returns nullopt when the state has no usable names.
+
+std::optional<rc::Gen<Op>> gen_kind(const OpState& s, OpKind k) {
+  const Bias& b = *s.bias;
+  const unsigned pages = b.window_pages;
+  const auto tasks = usable_tasks(s);
+  const auto copies = usable_copies(s);
+  const bool objects_ok = !b.forbid_objects;
+  const auto objects = objects_ok ? live_objects(s) : std::vector<uint8_t>{};
+  const unsigned cpus = s.config.cpus;
+  auto cpu = gen::map(gen::weightedOneOf<unsigned>({{3, gen::just(0u)}, {1, gen::inRange(0u, cpus)}}),
+                      [](unsigned c) { return uint8_t(c); });
+  switch (k) {
+    case OpKind::Task: {
+      auto fr = free_tasks(s);
+      if (fr.empty()) return std::nullopt;
+      return gen::map(pick(fr), [](uint8_t t) { Op op = make(OpKind::Task); op.task = t; return op; });
+    }
+    case OpKind::Allocate:
+      if (tasks.empty()) return std::nullopt;
+      return gen::apply(
+          [](uint8_t t, bool any, uint64_t a, uint64_t sz) {
+            Op op = make(OpKind::Allocate);
+            op.task = t, op.anywhere = any, op.addr = any ? 0 : a, op.size = sz;
+            return op;
+          },
+          pick(tasks), gen::weightedElement<bool>({{6, false}, {1, true}}), gen_aligned_addr(pages), gen_size(pages));
+    case OpKind::Deallocate:
+    case OpKind::Inherit:
+    case OpKind::Protect:
+      if (tasks.empty()) return std::nullopt;
+      return gen::apply(
+          [k](uint8_t t, uint64_t a, uint64_t sz, bool set_max, vm_prot_t prot, vm_inherit_t inh) {
+            Op op = make(k);
+            op.task = t, op.addr = a, op.size = sz;
+            if (k == OpKind::Protect) op.set_max = set_max, op.prot = prot;
+            if (k == OpKind::Inherit) op.inherit = inh;
+            return op;
+          },
+          pick(tasks), gen_aligned_addr(pages), gen_size(pages), gen::weightedElement<bool>({{4, false}, {1, true}}),
+          gen_prot(),
+          gen::weightedElement<vm_inherit_t>(
+              {{4, vm_inherit_t::Copy}, {4, vm_inherit_t::Share}, {2, vm_inherit_t::None}}));
+    case OpKind::Write: {
+      std::vector<std::pair<std::size_t, rc::Gen<Op>>> choices;
+      if (!tasks.empty())
+        choices.push_back({3, gen::apply(
+                                  [](uint8_t t, uint64_t a, DataSpec d, uint8_t c) {
+                                    Op op = make(OpKind::Write);
+                                    op.task = t, op.addr = a, op.data = std::move(d), op.cpu = c;
+                                    return op;
+                                  },
+                                  pick(tasks), gen_addr(pages), gen_data(2 * kPageSize + 1), cpu)});
+      if (b.fence_task >= 0 && b.fence_hi > b.fence_lo) {
+        const uint8_t ft = uint8_t(b.fence_task);
+        const uint64_t hi = b.fence_hi;
+        choices.push_back({2, gen::apply(
+                                  [ft, hi](uint64_t a, DataSpec d, uint8_t c) {
+                                    Op op = make(OpKind::Write);
+                                    op.task = ft, op.addr = a, op.data = std::move(d), op.cpu = c;
+                                    if (op.data.size() > hi - a) op.data = fill_spec(0x5f, hi - a);
+                                    return op;
+                                  },
+                                  gen::inRange<uint64_t>(b.fence_lo, hi), gen_data(hi - b.fence_lo), cpu)});
+      }
+      if (choices.empty()) return std::nullopt;
+      return weighted(std::move(choices));
+    }
+    case OpKind::Read:
+      if (tasks.empty()) return std::nullopt;
+      return gen::apply(
+          [](uint8_t t, uint64_t a, uint64_t sz, uint8_t c) {
+            Op op = make(OpKind::Read);
+            op.task = t, op.addr = a, op.size = sz, op.cpu = c;
+            return op;
+          },
+          pick(tasks), gen_addr(pages), gen_read_size(), cpu);
+    case OpKind::Fork: {
+      auto fr = free_tasks(s);
+      if (tasks.empty() || fr.empty()) return std::nullopt;
+      return gen::apply(
+          [](uint8_t p, uint8_t c) {
+            Op op = make(OpKind::Fork);
+            op.task = p, op.task2 = c;
+            return op;
+          },
+          pick(tasks), pick(fr));
+    }
+    case OpKind::Terminate:
+      if (tasks.empty()) return std::nullopt;
+      return gen::map(pick(tasks), [](uint8_t t) { Op op = make(OpKind::Terminate); op.task = t; return op; });
+    case OpKind::VmCopy:
+      if (tasks.empty()) return std::nullopt;
+      return gen::apply(
+          [](uint8_t t, uint64_t src, uint64_t sz, uint64_t dst) {
+            Op op = make(OpKind::VmCopy);
+            op.task = t, op.addr = src, op.size = sz, op.addr2 = dst;
+            return op;
+          },
+          pick(tasks), gen_aligned_addr(pages), gen_size(pages), gen_aligned_addr(pages));
+    case OpKind::VmRead: {
+      auto fr = free_copies(s);
+      if (tasks.empty() || fr.empty()) return std::nullopt;
+      return gen::apply(
+          [](uint8_t t, uint64_t a, uint64_t sz, uint8_t c) {
+            Op op = make(OpKind::VmRead);
+            op.task = t, op.addr = a, op.size = sz, op.copy = c;
+            return op;
+          },
+          pick(tasks), gen_aligned_addr(pages), gen_size(pages), pick(fr));
+    }
+    case OpKind::VmWrite:
+      if (tasks.empty() || copies.empty()) return std::nullopt;
+      return gen::apply(
+          [](uint8_t t, uint64_t a, uint8_t c) {
+            Op op = make(OpKind::VmWrite);
+            op.task = t, op.addr = a, op.copy = c;
+            return op;
+          },
+          pick(tasks), gen_aligned_addr(pages), pick(copies));
+    case OpKind::Copyout:
+      if (tasks.empty() || copies.empty()) return std::nullopt;
+      return gen::apply(
+          [](uint8_t t, uint8_t c) {
+            Op op = make(OpKind::Copyout);
+            op.task = t, op.copy = c;
+            return op;
+          },
+          pick(tasks), pick(copies));
+    case OpKind::Discard:
+      if (copies.empty()) return std::nullopt;
+      return gen::map(pick(copies), [](uint8_t c) { Op op = make(OpKind::Discard); op.copy = c; return op; });
+    case OpKind::Object: {
+      auto fr = free_objects(s);
+      if (!objects_ok || fr.empty()) return std::nullopt;
+      auto size = gen::weightedOneOf<uint64_t>(
+          {{9, gen::map(gen::inRange<uint64_t>(1, 9), [](uint64_t n) { return n * kPageSize; })},
+           {1, gen::inRange<uint64_t>(1, 5 * kPageSize)}});
+      return gen::mapcat(size, [fr](uint64_t sz) {
+        return gen::apply(
+            [sz](uint8_t m, CopyStrategy st, bool persist, int form, uint8_t v) {
+              Op op = make(OpKind::Object);
+              op.object = m, op.size = sz, op.strategy = st, op.persist = persist;
+              if (form == 1) op.data = fill_spec(v, round_page(sz));
+              if (form == 2) op.data = pat_spec(v, round_page(sz));
+              if (form == 3) op.data = pat_spec(v, sz / 2 + 1);
+              return op;
+            },
+            pick(fr), gen::element(CopyStrategy::Delay, CopyStrategy::None, CopyStrategy::Call), gen::arbitrary<bool>(),
+            gen::inRange(0, 4), gen::arbitrary<uint8_t>());
+      });
+    }
+    case OpKind::Map:
+      if (tasks.empty() || objects.empty()) return std::nullopt;
+      return gen::apply(
+          [](uint8_t t, bool any, uint64_t a, uint64_t sz, uint8_t m, uint64_t off, bool share, bool opts,
+             vm_prot_t prot, vm_prot_t max, vm_inherit_t inh) {
+            Op op = make(OpKind::Map);
+            op.task = t, op.anywhere = any, op.addr = any ? 0 : a, op.size = sz, op.object = m, op.offset = off;
+            op.share = share;
+            if (opts) op.prot = prot, op.max_prot = max, op.inherit = inh;
+            return op;
+          },
+          pick(tasks), gen::weightedElement<bool>({{2, false}, {1, true}}), gen_aligned_addr(pages),
+          gen::weightedOneOf<uint64_t>(
+              {{9, gen::map(gen::inRange<uint64_t>(1, 5), [](uint64_t n) { return n * kPageSize; })},
+               {1, gen_size(pages)}}),
+          pick(objects),
+          gen::weightedOneOf<uint64_t>(
+              {{9, gen::map(gen::inRange<uint64_t>(0, 4), [](uint64_t n) { return n * kPageSize; })},
+               {1, gen::inRange<uint64_t>(1, 3 * kPageSize)}}),
+          gen::arbitrary<bool>(), gen::weightedElement<bool>({{4, false}, {1, true}}), gen_prot(),
+          gen::weightedOneOf<vm_prot_t>({{3, gen::just(VM_PROT_ALL)}, {1, gen_prot()}}),
+          gen::element(vm_inherit_t::Copy, vm_inherit_t::Share, vm_inherit_t::None));
+    case OpKind::ManagerWrite:
+      if (objects.empty()) return std::nullopt;
+      return gen::apply(
+          [](uint8_t m, uint64_t off, DataSpec d) {
+            Op op = make(OpKind::ManagerWrite);
+            op.object = m, op.offset = off, op.data = std::move(d);
+            return op;
+          },
+          pick(objects), gen::inRange<uint64_t>(0, 8 * kPageSize), gen_data(kPageSize + 16));
+    case OpKind::File:
+      if (objects.empty()) return std::nullopt;
+      return gen::apply(
+          [](uint8_t m, uint64_t off, uint64_t sz) {
+            Op op = make(OpKind::File);
+            op.object = m, op.offset = off, op.size = sz;
+            return op;
+          },
+          pick(objects), gen::inRange<uint64_t>(0, 8 * kPageSize), gen_read_size());
+    case OpKind::Destroy:
+      if (objects.empty()) return std::nullopt;
+      return gen::map(pick(objects), [](uint8_t m) { Op op = make(OpKind::Destroy); op.object = m; return op; });
+    case OpKind::Pageout:
+      return gen::map(gen::weightedOneOf<uint64_t>({{2, gen::inRange<uint64_t>(1, 33)}, {1, gen::just(UINT64_MAX)}}),
+                      [](uint64_t n) {
+                        Op op = make(OpKind::Pageout);
+                        if (n == UINT64_MAX) op.all = true;
+                        else op.size = n;
+                        return op;
+                      });
+    case OpKind::Check:
+      return gen::just(make(OpKind::Check));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+rc::Gen<Op> gen_op(const OpState& s) {
+  std::vector<std::pair<std::size_t, rc::Gen<Op>>> choices;
+  for (unsigned k = 0; k < kOpKindCount; k++) {
+    unsigned w = s.bias->weight[k];
+    if (w == 0) continue;
+    OpKind kind = OpKind(k);
+    if (kind != OpKind::Check && !s.implements(kind)) continue;
+    if (auto g = gen_kind(s, kind)) choices.push_back({w, *g});
+  }
+  if (choices.empty()) choices.push_back({1, gen::just(make(OpKind::Check))});
+  return gen::map(weighted(std::move(choices)), [](Op op) { return canonical_op(op); });
+}
+
+// ---------------------------------------------------------------------------------------
+// The command.
+
+OpCommand::OpCommand(Op op) : op_(canonical_op(op)) {}
+
+void OpCommand::checkPreconditions(const OpState& s) const { RC_PRE(!s.unusable(op_)); }
+
+void OpCommand::apply(OpState& s) const { s.apply(op_); }
+
+void OpCommand::run(const OpState&, PropSystem& sys) const { sys.run(op_); }
+
+void OpCommand::show(std::ostream& os) const { os << print_op(op_); }
+
+rc::Gen<std::shared_ptr<const rc::state::Command<OpState, PropSystem>>> gen_command(const OpState& s) {
+  return gen::map(gen_op(s), [](Op op) {
+    return std::shared_ptr<const rc::state::Command<OpState, PropSystem>>(std::make_shared<const OpCommand>(op));
+  });
+}
+
+std::vector<Op> ops_of(const OpCommands& cmds) {
+  std::vector<Op> ops;
+  for (const auto& c : cmds) {
+    const auto* oc = dynamic_cast<const OpCommand*>(c.get());
+    assert(oc && "ops_of: a command that is not an OpCommand");
+    ops.push_back(oc->op());
+  }
+  return ops;
+}
+
+// ---------------------------------------------------------------------------------------
+// The system under test.
+
+uint32_t vm_implemented_mask(const SystemConfig& config) {
+  harness::Subject s = harness::make_vm_subject(config);
+  uint32_t mask = 0;
+  for (unsigned k = 0; k < kOpKindCount; k++)
+    if (!s.observer || s.observer->implements(OpKind(k))) mask |= 1u << k;
+  return mask;
+}
+
+PropSystem::PropSystem(const SystemConfig& config, std::string property, const Decorator& wrap,
+                       harness::ExecOptions options)
+    : config_(config), property_(std::move(property)) {
+  vm_ = harness::make_vm_subject(config);
+  model_ = harness::make_model_subject(config);
+  vm_side_ = vm_.system.get();
+  if (wrap) {
+    wrapper_ = wrap(*vm_.system);
+    vm_side_ = wrapper_.get();
+  }
+  exec_ = std::make_unique<harness::Executor>(*vm_side_, *model_.system, config, options);
+  exec_->set_observer(vm_.observer.get());
+}
+
+PropSystem::~PropSystem() = default;
+
+vm::Kernel& PropSystem::kernel() {
+  auto* k = dynamic_cast<vm::Kernel*>(vm_.system.get());
+  assert(k && "PropSystem::kernel: the VM subject is not a vm::Kernel");
+  return *k;
+}
+
+uint32_t PropSystem::implemented_mask() const {
+  uint32_t mask = 0;
+  for (unsigned k = 0; k < kOpKindCount; k++)
+    if (!vm_.observer || vm_.observer->implements(OpKind(k))) mask |= 1u << k;
+  return mask;
+}
+
+harness::Executor::Step PropSystem::run(const Op& op) {
+  // The executor follows the model's names, except where the VM was allowed to fail a
+  // vm_read on undefined contents (a destroyed object): then the handle the generator
+  // expected is not bound, and an op using it is skipped here (never unusable input).
+  if (op.kind != OpKind::Check && exec_->names().check(op)) {
+    note("skipped (handle not bound after a tolerated KERN_MEMORY_ERROR): " + print_op(op));
+    return harness::Executor::Step::NotApplicable;
+  }
+  harness::Executor::Step st = exec_->step(op);
+  ops_.push_back(op);
+  results_.push_back(st == harness::Executor::Step::Ran ? harness::format_result(op, exec_->vm_result())
+                                                        : std::string("not applicable"));
+  if (st == harness::Executor::Step::Failed) fail(harness::format_failure(*exec_->failure()));
+  if (st == harness::Executor::Step::Unusable) fail("unusable input (a generator bug): " + exec_->unusable_reason());
+  return st;
+}
+
+void PropSystem::finish() {
+  if (!exec_->finish()) fail(harness::format_failure(*exec_->failure()));
+  if (const char* v = std::getenv("VMFUZZ_PROPS_VERBOSE"); v && *v && *v != '0') {
+    // Every program that passed, with the VM's results as assertions: what the
+    // generators produce, for people tuning them.
+    std::string s = "# --- " + property_ + ": " + std::to_string(ops_.size()) + " ops\n" + format_config(config_) + "\n";
+    for (size_t i = 0; i < ops_.size(); i++) s += print_op(ops_[i]) + "   # " + results_[i] + "\n";
+    std::fputs(s.c_str(), stderr);
+  }
+}
+
+void PropSystem::note(const std::string& text) { notes_.push_back({ops_.size(), text}); }
+
+std::string PropSystem::trace(const std::vector<std::string>& extra) const {
+  std::string path = counterexample_path(property_);
+  std::string s = "# rapidcheck counterexample of property " + property_ + "\n";
+  s += "# replay: ci/vmfuzz replay " + path + "   (or: vmfuzz-replay " + path + ")\n";
+  s += format_config(config_) + "\n";
+  size_t n = 0;
+  for (size_t i = 0; i <= ops_.size(); i++) {
+    for (; n < notes_.size() && notes_[n].first == i; n++) s += "# " + notes_[n].second + "\n";
+    if (i < ops_.size()) s += print_op(ops_[i]) + "\n";
+  }
+  for (const auto& line : extra) s += line + "\n";
+  return s;
+}
+
+void PropSystem::fail(const std::string& what, const std::vector<std::string>& extra) {
+  std::string text = trace(extra);
+  std::string path = write_counterexample(property_, text);
+  std::string msg = what;
+  if (!msg.empty() && msg.back() != '\n') msg += '\n';
+  msg += "counterexample trace written to " + path + ":\n" + text;
+  RC_FAIL(msg);
+  std::abort();  // RC_FAIL throws; never reached
+}
+
+std::string counterexample_path(const std::string& property) {
+  std::string name;
+  for (char c : property) name += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') ? c : '_';
+  const char* dir = std::getenv("VMFUZZ_PROPS_OUT");
+  std::string d = (dir && *dir) ? dir : ".";
+  return d + "/rc-counterexample-" + name + ".trace";
+}
+
+std::string write_counterexample(const std::string& property, const std::string& text) {
+  std::string path = counterexample_path(property);
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << text;
+  if (!f) return path + " (ERROR: could not be written)";
+  return path;
+}
+
+// ---------------------------------------------------------------------------------------
+// Images.
+
+TaskImage task_image(const MemorySystem& side, unsigned t) {
+  TaskImage img;
+  img.regions = side.regions(t);
+  std::vector<uint64_t> pages;
+  side.pages_of_interest(t, pages);
+  for (auto& p : pages) p = trunc_page(p);
+  std::ranges::sort(pages);
+  pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
+  std::array<uint8_t, kPageSize> buf{};
+  for (uint64_t va : pages) {
+    PeekStatus st = side.peek_page(t, va, buf);
+    if (st == PeekStatus::Unknown) img.unknown.push_back(va);
+    if (st != PeekStatus::Mapped) continue;
+    if (std::all_of(buf.begin(), buf.end(), [](uint8_t b) { return b == 0; })) continue;
+    img.pages.push_back({va, std::vector<uint8_t>(buf.begin(), buf.end())});
+  }
+  return img;
+}
+
+std::vector<uint8_t> range_image(const MemorySystem& side, unsigned t, uint64_t lo, uint64_t hi) {
+  std::vector<uint8_t> out;
+  std::array<uint8_t, kPageSize> buf{};
+  for (uint64_t va = trunc_page(lo); va < hi; va += kPageSize) {
+    if (side.peek_page(t, va, buf) != PeekStatus::Mapped) buf.fill(0xee);
+    uint64_t from = std::max(va, lo), to = std::min(va + kPageSize, hi);
+    out.insert(out.end(), buf.begin() + (from - va), buf.begin() + (to - va));
+  }
+  return out;
+}
+
+std::vector<std::pair<uint64_t, std::vector<uint8_t>>> object_image(const MemorySystem& side, unsigned m) {
+  std::vector<uint64_t> offs;
+  side.object_pages_of_interest(m, offs);
+  std::ranges::sort(offs);
+  offs.erase(std::unique(offs.begin(), offs.end()), offs.end());
+  std::vector<std::pair<uint64_t, std::vector<uint8_t>>> out;
+  std::array<uint8_t, kPageSize> buf{};
+  for (uint64_t off : offs) {
+    PeekStatus st = side.peek_object_page(m, trunc_page(off), buf);
+    if (st == PeekStatus::Unknown) out.push_back({off, {}});
+    if (st != PeekStatus::Mapped) continue;
+    if (std::all_of(buf.begin(), buf.end(), [](uint8_t b) { return b == 0; })) continue;
+    out.push_back({off, std::vector<uint8_t>(buf.begin(), buf.end())});
+  }
+  return out;
+}
+
+std::string counters_text(const vm::Kernel& k) {
+  const vm::VmCounters& c = k.counters();
+  char buf[1024];
+  std::snprintf(buf, sizeof buf,
+                "faults=%llu zero_fills=%llu copy_ups=%llu pushes=%llu collapses=%llu bypasses=%llu "
+                "collapse_pages_moved=%llu copy_object_reuses=%llu copies_delayed=%llu copies_symmetric=%llu "
+                "shadows=%llu coalesces=%llu entry_merges=%llu objects_created=%llu objects_terminated=%llu "
+                "pages_grabbed=%llu pages_freed=%llu overwrite_fast=%llu overwrite_slow_pages=%llu",
+                (unsigned long long)c.faults, (unsigned long long)c.zero_fills, (unsigned long long)c.copy_ups,
+                (unsigned long long)c.pushes, (unsigned long long)c.collapses, (unsigned long long)c.bypasses,
+                (unsigned long long)c.collapse_pages_moved, (unsigned long long)c.copy_object_reuses,
+                (unsigned long long)c.copies_delayed, (unsigned long long)c.copies_symmetric,
+                (unsigned long long)c.shadows, (unsigned long long)c.coalesces, (unsigned long long)c.entry_merges,
+                (unsigned long long)c.objects_created, (unsigned long long)c.objects_terminated,
+                (unsigned long long)c.pages_grabbed, (unsigned long long)c.pages_freed,
+                (unsigned long long)c.overwrite_fast, (unsigned long long)c.overwrite_slow_pages);
+  std::string s = buf;
+  const auto& m = k.machine().stats();
+  std::snprintf(buf, sizeof buf, " tlb_hits=%llu tlb_misses=%llu walks=%llu mmu_faults=%llu dirty_rewalks=%llu",
+                (unsigned long long)m.tlb_hits, (unsigned long long)m.tlb_misses, (unsigned long long)m.walks,
+                (unsigned long long)m.faults, (unsigned long long)m.dirty_rewalks);
+  s += buf;
+  const auto& p = k.domain().stats();
+  std::snprintf(buf, sizeof buf, " shootdowns=%llu pt_frames=%llu collects=%llu free_frames=%u",
+                (unsigned long long)p.shootdowns, (unsigned long long)p.pt_frames, (unsigned long long)p.collects,
+                k.machine().memory().free_count());
+  s += buf;
+  return s;
+}
+
+harness::Executor::Step run_fixed(PropSystem& sys, OpState& s, const Op& raw) {
+  Op op = canonical_op(raw);
+  if (auto bad = executor_problem(s, op)) RC_FAIL("fixed step '" + print_op(op) + "' is not usable: " + *bad);
+  harness::Executor::Step st = sys.run(op);
+  s.apply(op);
+  return st;
+}
+
+void run_commands(PropSystem& sys, OpState& s, const OpCommands& cmds) {
+  for (const auto& c : cmds) {
+    c->run(s, sys);
+    c->apply(s);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// rapidcheck glue.
+
+std::string current_property() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  if (!info) return "unnamed";
+  return std::string(info->test_case_name()) + "." + info->name();
+}
+
+rc::detail::TestParams prop_params(int default_max_success) {
+  rc::detail::TestParams p = rc::detail::configuration().testParams;
+  const char* env = std::getenv("RC_PARAMS");
+  if (!env || !std::strstr(env, "max_success")) p.maxSuccess = default_max_success;
+  return p;
+}
+
+rc::detail::TestListener& global_listener() { return rc::detail::globalTestListener(); }
+
+}  // namespace vmfuzz::props
