@@ -512,6 +512,11 @@ struct MemoryFigures {
   uint64_t observable = 0;  // distinct frames that some task's address can read
   unsigned longest_chain = 0;  // objects in the longest shadow chain (1 = no shadow)
   uint64_t objects = 0;
+  // Where the garbage (resident, not observable) sits:
+  uint64_t garbage_collapsible = 0;  // in an object with ref_count 1 whose one reference is
+                                     // the shadow pointer of another object: a collapse of
+                                     // that object would free or move it
+  uint64_t collapsible_objects = 0;  // such objects
 };
 
 /// Count what a workload left behind, through the kernel's introspection only.
@@ -528,8 +533,13 @@ MemoryFigures measure_memory(const vm::Kernel& k) {
     }
   }
   f.observable = seen.size();
+  const std::vector<vm::ObjectInfo> objs = k.objects();
   std::map<uint64_t, uint64_t> shadow_of;
-  for (const vm::ObjectInfo& o : k.objects()) shadow_of[o.id] = o.shadow;
+  std::map<uint64_t, unsigned> shadowed_by;  // object id -> objects whose shadow it is
+  for (const vm::ObjectInfo& o : objs) {
+    shadow_of[o.id] = o.shadow;
+    if (o.shadow != 0) shadowed_by[o.shadow]++;
+  }
   f.objects = shadow_of.size();
   for (const auto& [id, sh] : shadow_of) {
     unsigned len = 1;
@@ -538,6 +548,13 @@ MemoryFigures measure_memory(const vm::Kernel& k) {
       cur = it == shadow_of.end() ? 0 : it->second;
     }
     f.longest_chain = std::max(f.longest_chain, len);
+  }
+  for (const vm::ObjectInfo& o : objs) {
+    auto it = shadowed_by.find(o.id);
+    if (o.ref_count != 1 || it == shadowed_by.end() || it->second != 1) continue;
+    f.collapsible_objects++;
+    for (const vm::PageInfo& pg : o.pages)
+      if (pg.frame != machine::kNoFrame && !seen.count(pg.frame)) f.garbage_collapsible++;
   }
   return f;
 }
@@ -636,6 +653,10 @@ void BM_Garbage(benchmark::State& state) {
   state.counters["longest_chain"] = double(end.longest_chain);
   state.counters["longest_chain_worst"] = double(worst_chain);
   state.counters["objects"] = double(end.objects);
+  const uint64_t garbage = end.resident - end.observable;
+  state.counters["garbage_in_collapsible_pct"] =
+      garbage ? 100.0 * double(end.garbage_collapsible) / double(garbage) : 0;
+  state.counters["collapsible_objects"] = double(end.collapsible_objects);
 }
 BENCHMARK(BM_Garbage)->Name("BM_Garbage/ForkHeavy")->Arg(0)->Iterations(1);
 BENCHMARK(BM_Garbage)->Name("BM_Garbage/CopyHeavy")->Arg(1)->Iterations(1);
