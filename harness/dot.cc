@@ -71,27 +71,22 @@ std::string describe_provenance(const vm::Kernel& k, unsigned t, uint64_t va) {
   if (!k.task_exists(t)) return "task t" + std::to_string(t) + " does not exist in the VM";
   vm::Provenance p = k.provenance(t, va);
   std::string where = "t" + std::to_string(t) + " " + hex_addr(va) + ": ";
-  switch (p.kind) {
-    case vm::Provenance::Kind::Unmapped:
-      return where + "no entry (unmapped)";
-    case vm::Provenance::Kind::NoObject:
-      return where + "entry has no object yet (zero memory)";
-    case vm::Provenance::Kind::Resident:
-    case vm::Provenance::Kind::PagedOut:
-    case vm::Provenance::Kind::ZeroFill: {
-      std::string s = where + "object " + std::to_string(p.object) + " at depth " + std::to_string(p.depth) +
-                      " of the entry's chain, offset " + hex_addr(p.offset) + ", ";
-      if (p.kind == vm::Provenance::Kind::Resident) s += "resident in frame " + std::to_string(p.frame);
-      else if (p.kind == vm::Provenance::Kind::PagedOut) s += "paged out (held by the object's pager)";
-      else s += "not resident anywhere in the chain (zero-fill)";
-      if (p.needs_copy) s += "; entry needs_copy";
-      if (auto o = k.object_info(p.object))
-        s += "; object ref_count " + std::to_string(o->ref_count) + ", " +
-             std::to_string(o->resident_page_count) + " resident";
-      return s;
-    }
-  }
-  return where + "?";
+  // An if-chain, not a switch: the VM may add kinds of provenance, and an explanation
+  // must keep compiling (and say "kind N") when it does.
+  using Kind = vm::Provenance::Kind;
+  if (p.kind == Kind::Unmapped) return where + "no entry (unmapped)";
+  if (p.kind == Kind::NoObject) return where + "entry has no object yet (zero memory)";
+  std::string s = where + "object " + std::to_string(p.object) + " at depth " + std::to_string(p.depth) +
+                  " of the entry's chain, offset " + hex_addr(p.offset) + ", ";
+  if (p.kind == Kind::Resident) s += "resident in frame " + std::to_string(p.frame);
+  else if (p.kind == Kind::PagedOut) s += "paged out (held by the object's pager)";
+  else if (p.kind == Kind::ZeroFill) s += "not resident anywhere in the chain (zero-fill or the pager's data)";
+  else s += "provenance kind " + std::to_string(static_cast<unsigned>(p.kind));
+  if (p.needs_copy) s += "; entry needs_copy";
+  if (auto o = k.object_info(p.object))
+    s += "; object ref_count " + std::to_string(o->ref_count) + ", " + std::to_string(o->resident_page_count) +
+         " resident";
+  return s;
 }
 
 std::string dot_graph(const vm::Kernel& k, const FailureSite& site) {
@@ -104,9 +99,7 @@ std::string dot_graph(const vm::Kernel& k, const FailureSite& site) {
   std::string hot_entry;
   if (site.kind == FailureSite::Kind::TaskPage && k.task_exists(site.task)) {
     vm::Provenance p = k.provenance(site.task, site.addr);
-    if (p.kind == vm::Provenance::Kind::Resident || p.kind == vm::Provenance::Kind::PagedOut ||
-        p.kind == vm::Provenance::Kind::ZeroFill)
-      hot = p.object;
+    if (p.kind != vm::Provenance::Kind::Unmapped && p.kind != vm::Provenance::Kind::NoObject) hot = p.object;
     for (const auto& e : k.entries(site.task)) {
       if (site.addr >= e.start && site.addr < e.end && e.object) {
         for (uint64_t id : chain_of(objs, e.object)) {

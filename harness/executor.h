@@ -226,7 +226,7 @@ vmfuzz::Program decode_with_model(std::span<const uint8_t> bytes, MemorySystem& 
 /// Frames a binary (fuzz) input runs with at least: fuzzers hunt divergences of contents,
 /// not frame exhaustion. vm_diff and vmfuzz-replay both fold binary inputs' configuration
 /// with fold_fuzz_config so that a crash replays identically in both.
-inline constexpr unsigned kFuzzMinFrames = 512;
+inline constexpr unsigned kFuzzMinFrames = 64;
 inline void fold_fuzz_config(SystemConfig& c) {
   if (c.frames < kFuzzMinFrames) c.frames = kFuzzMinFrames;
 }

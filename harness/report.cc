@@ -9,6 +9,7 @@
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 
 namespace vmfuzz::harness {
 
@@ -101,6 +102,11 @@ std::string failure_json(const Failure& f) {
 size_t first_difference(std::span<const uint8_t> expected, std::span<const uint8_t> actual,
                         std::span<const uint8_t> unknown) {
   size_t n = std::min(expected.size(), actual.size());
+  if (unknown.empty()) {
+    // Fast path (every full check compares whole pages): memcmp, then find the byte.
+    if (n == 0 || std::memcmp(expected.data(), actual.data(), n) == 0)
+      return expected.size() != actual.size() ? n : SIZE_MAX;
+  }
   for (size_t i = 0; i < n; i++) {
     if (i < unknown.size() && unknown[i]) continue;
     if (expected[i] != actual[i]) return i;
