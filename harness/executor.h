@@ -223,9 +223,10 @@ class Executor {
 /// Results:    the program (lines all 0, config from the input).
 vmfuzz::Program decode_with_model(std::span<const uint8_t> bytes, MemorySystem& scratch_model);
 
-/// Frames a binary (fuzz) input runs with at least: fuzzers hunt divergences of contents,
-/// not frame exhaustion. vm_diff and vmfuzz-replay both fold binary inputs' configuration
-/// with fold_fuzz_config so that a crash replays identically in both.
+/// Frames a binary (fuzz) input runs with at least. It was 512 while the VM could not page
+/// out (fuzzers hunt divergences of contents, not frame exhaustion); with pageout it is the
+/// codec's smallest table entry, so frame pressure is fuzzed too. vm_diff and vmfuzz-replay
+/// both fold binary inputs' configuration with fold_fuzz_config so a crash replays the same.
 inline constexpr unsigned kFuzzMinFrames = 64;
 inline void fold_fuzz_config(SystemConfig& c) {
   if (c.frames < kFuzzMinFrames) c.frames = kFuzzMinFrames;

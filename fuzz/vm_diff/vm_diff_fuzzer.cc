@@ -5,9 +5,9 @@
 // Any input bytes are a program (harness/codec.h: the decoder is total). The program is
 // decoded first, with names following a run on a scratch model (executor.h:
 // decode_with_model), so that it means exactly what `vmfuzz-replay --to-text` prints for
-// the same file. Its configuration is folded (fold_fuzz_config: at least 512 frames): the
-// fuzzer hunts divergences of contents, not frame exhaustion, and the VM has no pageout
-// yet to survive pressure (lower the fold when it has). vmfuzz-replay folds the same way.
+// the same file. Its configuration is folded (fold_fuzz_config: a floor on frames, now 64,
+// the codec's smallest, since the VM pages out under pressure; it was 512 before pageout).
+// vmfuzz-replay folds binary inputs the same way, so a crash replays identically.
 //
 // The program then runs through the executor with vm::Kernel as subject and
 // model::Model as reference: results compared after every op, assertions (none in binary
