@@ -517,6 +517,10 @@ struct MemoryFigures {
                                      // the shadow pointer of another object: a collapse of
                                      // that object would free or move it
   uint64_t collapsible_objects = 0;  // such objects
+  uint64_t garbage_hidden = 0;       // in an object referenced only by the shadow pointers of
+                                     // other objects, at an offset every one of them already
+                                     // holds (or cannot see): freeable at copy-up time
+  uint64_t tasks = 0, mapped_resident = 0;  // live tasks; (task, page) pairs read from a frame
 };
 
 /// Count what a workload left behind, through the kernel's introspection only.
@@ -528,9 +532,12 @@ MemoryFigures measure_memory(const vm::Kernel& k) {
     for (const vm::EntryInfo& e : k.entries(t)) {
       for (uint64_t va = e.start; va < e.end; va += kPageSize) {
         vm::Provenance p = k.provenance(t, va);
-        if (p.kind == vm::Provenance::Kind::Resident) seen.insert(p.frame);
+        if (p.kind != vm::Provenance::Kind::Resident) continue;
+        seen.insert(p.frame);
+        f.mapped_resident++;
       }
     }
+    f.tasks++;
   }
   f.observable = seen.size();
   const std::vector<vm::ObjectInfo> objs = k.objects();
@@ -549,6 +556,26 @@ MemoryFigures measure_memory(const vm::Kernel& k) {
     }
     f.longest_chain = std::max(f.longest_chain, len);
   }
+  std::map<uint64_t, const vm::ObjectInfo*> by_id;
+  std::map<uint64_t, std::set<uint64_t>> offsets;  // object id -> resident page offsets
+  for (const vm::ObjectInfo& o : objs) {
+    by_id[o.id] = &o;
+    for (const vm::PageInfo& pg : o.pages) offsets[o.id].insert(pg.offset);
+  }
+  for (const vm::ObjectInfo& o : objs) {
+    auto it = shadowed_by.find(o.id);
+    if (it == shadowed_by.end() || o.ref_count != int(it->second)) continue;
+    for (const vm::PageInfo& pg : o.pages) {
+      if (pg.frame == machine::kNoFrame || seen.count(pg.frame)) continue;
+      bool hidden = true;
+      for (const vm::ObjectInfo& s : objs) {
+        if (s.shadow != o.id) continue;
+        const bool visible = pg.offset >= s.shadow_offset && pg.offset - s.shadow_offset < s.size;
+        if (visible && !offsets[s.id].count(pg.offset - s.shadow_offset)) hidden = false;
+      }
+      if (hidden) f.garbage_hidden++;
+    }
+  }
   for (const vm::ObjectInfo& o : objs) {
     auto it = shadowed_by.find(o.id);
     if (o.ref_count != 1 || it == shadowed_by.end() || it->second != 1) continue;
@@ -563,8 +590,8 @@ constexpr uint64_t kWorkPages = 64;
 constexpr unsigned kMaxLiveTasks = 6;
 
 /// Fork-heavy: tasks fork, write some pages, and die, at random; t0 lives throughout.
-void fork_heavy(vm::Kernel& k, SplitMix& rng, unsigned rounds) {
-  std::vector<unsigned> live{0};
+/// `live` lists the live tasks and carries over between calls.
+void fork_heavy(vm::Kernel& k, SplitMix& rng, unsigned rounds, std::vector<unsigned>& live) {
   for (unsigned r = 0; r < rounds; ++r) {
     const uint64_t action = rng.below(10);
     if (action < 3 && live.size() < kMaxLiveTasks) {
@@ -633,11 +660,12 @@ void BM_Garbage(benchmark::State& state) {
     touch_pages(k, 0, kBase, kWorkPages, 1);
     worst_pct = 0;
     worst_chain = 0;
+    std::vector<unsigned> live{0};
     for (unsigned c = 0; c < kCheckpoints; ++c) {
       if (copy)
         copy_heavy(k, rng, kRounds / kCheckpoints);
       else
-        fork_heavy(k, rng, kRounds / kCheckpoints);
+        fork_heavy(k, rng, kRounds / kCheckpoints, live);
       MemoryFigures f = measure_memory(k);
       const double pct = f.resident ? 100.0 * double(f.resident - f.observable) / double(f.resident) : 0;
       worst_pct = std::max(worst_pct, pct);
@@ -657,6 +685,10 @@ void BM_Garbage(benchmark::State& state) {
   state.counters["garbage_in_collapsible_pct"] =
       garbage ? 100.0 * double(end.garbage_collapsible) / double(garbage) : 0;
   state.counters["collapsible_objects"] = double(end.collapsible_objects);
+  state.counters["garbage_hidden_by_shadowers_pct"] =
+      garbage ? 100.0 * double(end.garbage_hidden) / double(garbage) : 0;
+  state.counters["tasks"] = double(end.tasks);
+  state.counters["mapped_resident"] = double(end.mapped_resident);
 }
 BENCHMARK(BM_Garbage)->Name("BM_Garbage/ForkHeavy")->Arg(0)->Iterations(1);
 BENCHMARK(BM_Garbage)->Name("BM_Garbage/CopyHeavy")->Arg(1)->Iterations(1);

@@ -59,6 +59,8 @@ TARGETS = {
     "exec_sanitized_random64_per_s": (">=", 10000.0),
     "garbage_fork_heavy_pct": ("<", 5.0),
     "garbage_copy_heavy_pct": ("<", 5.0),
+    "garbage_fork_heavy_worst_pct": ("<", 5.0),
+    "garbage_copy_heavy_worst_pct": ("<", 5.0),
 }
 
 
@@ -149,7 +151,8 @@ def child_cpu_seconds() -> float:
 def run_fuzzer(fuzzer: Path, args: list, workdir: Path) -> tuple:
     """Run vm_diff_fuzzer; returns (output text, exit code, cpu seconds, wall seconds)."""
     cmd = [str(fuzzer), *args]
-    note("+ " + " ".join(cmd))
+    shown = cmd if len(cmd) <= 12 else cmd[:8] + [f"... ({len(cmd) - 8} more arguments)"]
+    note("+ " + " ".join(shown))
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
     c0, w0 = child_cpu_seconds(), time.monotonic()
@@ -355,6 +358,10 @@ def figures_from(vm: dict, hb: dict, san: dict) -> tuple:
                 f"resident frames no task can observe ({int(b['resident_frames'])} resident, "
                 f"{int(b['observable_versions'])} observable)")
             put(f"garbage_{label}_worst_pct", b["garbage_pct_worst"], "%", "worst of 20 checkpoints")
+            put(f"garbage_{label}_hidden_share_pct", b["garbage_hidden_by_shadowers_pct"], "%",
+                "of that garbage: in objects referenced only by shadows, hidden from every shadower")
+            put(f"garbage_{label}_collapsible_share_pct", b["garbage_in_collapsible_pct"], "%",
+                "of that garbage: in ref_count-1 backing objects a collapse would take")
             put(f"longest_chain_{label}", b["longest_chain"], "objects", "longest shadow chain at the end")
             put(f"longest_chain_{label}_worst", b["longest_chain_worst"], "objects", "worst of 20 checkpoints")
     return fig, rows
