@@ -12,7 +12,9 @@
 //      whose names fail only because an earlier op was skipped is not applicable too.
 //   2. names: NameState::check(op), plus the cpu and initial-contents rules of §5 detail
 //      11/12; a failure is unusable input (Step::Unusable, reason in unusable_reason()).
-//   3. the op runs on the model, then on the VM.
+//   3. the op runs on the model, then on the VM (user accesses: VM first, so that an access
+//      the VM stopped with KERN_MEMORY_ERROR at an unknown byte stops there on the model
+//      too; see run_model_access).
 //   4. assertions: every `==`/`=>` written on the op is checked against the model, then
 //      against the VM (oracle "assertion", sub = the side that broke it). Assertions
 //      presume that every earlier op ran, so after the first op that was not applicable
@@ -178,6 +180,7 @@ class Executor {
   bool check_assertion(const Op& op, const OpResult& r, const char* side);
   bool compare_results(const Op& op);
   bool memory_error_tolerated(const Op& op) const;
+  OpResult run_model_access(const Op& op, const std::vector<uint8_t>& data);
   bool compare_regions(unsigned t);
   bool compare_task_pages(unsigned t);
   bool compare_object(unsigned m);
