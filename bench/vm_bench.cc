@@ -648,7 +648,7 @@ void copy_heavy(vm::Kernel& k, SplitMix& rng, unsigned rounds) {
 void BM_Garbage(benchmark::State& state) {
   const bool copy = state.range(0) != 0;
   constexpr unsigned kRounds = 400, kCheckpoints = 20;
-  MemoryFigures end{};
+  MemoryFigures end{}, worst{};
   double worst_pct = 0;
   unsigned worst_chain = 0;
   for (auto _ : state) {
@@ -668,6 +668,7 @@ void BM_Garbage(benchmark::State& state) {
         fork_heavy(k, rng, kRounds / kCheckpoints, live);
       MemoryFigures f = measure_memory(k);
       const double pct = f.resident ? 100.0 * double(f.resident - f.observable) / double(f.resident) : 0;
+      if (pct >= worst_pct) worst = f;
       worst_pct = std::max(worst_pct, pct);
       worst_chain = std::max(worst_chain, f.longest_chain);
       end = f;
@@ -687,6 +688,11 @@ void BM_Garbage(benchmark::State& state) {
   state.counters["collapsible_objects"] = double(end.collapsible_objects);
   state.counters["garbage_hidden_by_shadowers_pct"] =
       garbage ? 100.0 * double(end.garbage_hidden) / double(garbage) : 0;
+  const uint64_t worst_garbage = worst.resident - worst.observable;
+  state.counters["garbage_in_collapsible_worst_pct"] =
+      worst_garbage ? 100.0 * double(worst.garbage_collapsible) / double(worst_garbage) : 0;
+  state.counters["garbage_hidden_by_shadowers_worst_pct"] =
+      worst_garbage ? 100.0 * double(worst.garbage_hidden) / double(worst_garbage) : 0;
   state.counters["tasks"] = double(end.tasks);
   state.counters["mapped_resident"] = double(end.mapped_resident);
 }

@@ -362,6 +362,10 @@ def figures_from(vm: dict, hb: dict, san: dict) -> tuple:
                 "of that garbage: in objects referenced only by shadows, hidden from every shadower")
             put(f"garbage_{label}_collapsible_share_pct", b["garbage_in_collapsible_pct"], "%",
                 "of that garbage: in ref_count-1 backing objects a collapse would take")
+            put(f"garbage_{label}_worst_collapsible_share_pct", b["garbage_in_collapsible_worst_pct"], "%",
+                "at the worst checkpoint: share of garbage in collapsible ref_count-1 objects")
+            put(f"garbage_{label}_worst_hidden_share_pct", b["garbage_hidden_by_shadowers_worst_pct"], "%",
+                "at the worst checkpoint: share hidden from every shadower")
             put(f"longest_chain_{label}", b["longest_chain"], "objects", "longest shadow chain at the end")
             put(f"longest_chain_{label}_worst", b["longest_chain_worst"], "objects", "worst of 20 checkpoints")
     return fig, rows
