@@ -58,20 +58,20 @@ void state_machine(const Bias& bias, bool pressure, const std::string& property,
   RC_CLASSIFY(c.pushes > 0, "push to copy object");
 }
 
-VMFUZZ_PROP(StateMachine, MixedPrograms, 150, ()) { state_machine(Bias::mixed(), false, current_property()); }
+VMFUZZ_PROP(StateMachine, MixedPrograms, 1000, ()) { state_machine(Bias::mixed(), false, current_property()); }
 
-VMFUZZ_PROP(StateMachine, DeepChains, 150, ()) { state_machine(Bias::chains(), false, current_property()); }
+VMFUZZ_PROP(StateMachine, DeepChains, 1000, ()) { state_machine(Bias::chains(), false, current_property()); }
 
-VMFUZZ_PROP(StateMachine, ManyCopies, 150, ()) { state_machine(Bias::copies(), false, current_property()); }
+VMFUZZ_PROP(StateMachine, ManyCopies, 1000, ()) { state_machine(Bias::copies(), false, current_property()); }
 
-VMFUZZ_PROP(StateMachine, MemoryObjects, 100, ()) {
+VMFUZZ_PROP(StateMachine, MemoryObjects, 1000, ()) {
   uint32_t mask = vm_implemented_mask(SystemConfig{});
   bool objects = (mask >> unsigned(OpKind::Object) & 1) && (mask >> unsigned(OpKind::Map) & 1);
   RC_TAG(objects ? "memory objects implemented" : "memory objects not implemented: object ops not applicable");
   state_machine(Bias::objects(), false, current_property());
 }
 
-VMFUZZ_PROP(StateMachine, MemoryPressure, 100, ()) {
+VMFUZZ_PROP(StateMachine, MemoryPressure, 500, ()) {
   uint32_t mask = vm_implemented_mask(SystemConfig{});
   if (!(mask >> unsigned(OpKind::Pageout) & 1)) {
     // Without pageout a VM out of frames may refuse; small frame counts are not judged.

@@ -42,7 +42,8 @@ void set_weight(Bias& b, OpKind k, unsigned w) { b.weight[unsigned(k)] = w; }
 
 Bias Bias::mixed() {
   Bias b;
-  set_weight(b, OpKind::Task, 2);
+  b.window_pages = 16;
+  set_weight(b, OpKind::Task, 1);
   set_weight(b, OpKind::Allocate, 12);
   set_weight(b, OpKind::Deallocate, 3);
   set_weight(b, OpKind::Protect, 4);
@@ -50,7 +51,7 @@ Bias Bias::mixed() {
   set_weight(b, OpKind::Write, 16);
   set_weight(b, OpKind::Read, 10);
   set_weight(b, OpKind::Fork, 6);
-  set_weight(b, OpKind::Terminate, 3);
+  set_weight(b, OpKind::Terminate, 2);
   set_weight(b, OpKind::VmCopy, 5);
   set_weight(b, OpKind::VmRead, 5);
   set_weight(b, OpKind::VmWrite, 4);
@@ -222,7 +223,54 @@ std::optional<std::string> OpState::unusable(const Op& op) const {
   return fence_problem(*bias, op);
 }
 
+namespace {
+// Bits of the window pages that [addr, addr+size) covers (0 outside the window).
+uint64_t window_bits(uint64_t addr, uint64_t size) {
+  if (size == 0 || addr < kWindow || size > 64 * kPageSize || addr >= kWindow + 64 * kPageSize) return 0;
+  uint64_t first = (addr - kWindow) / kPageSize;
+  uint64_t last = std::min<uint64_t>(64, (addr - kWindow + size + kPageSize - 1) / kPageSize);
+  uint64_t bits = 0;
+  for (uint64_t i = first; i < last; i++) bits |= uint64_t{1} << i;
+  return bits;
+}
+
+// Where `any` would put n pages, guessing from the hint alone.
+uint64_t any_bits(uint64_t hint, uint64_t size) {
+  uint64_t n = (size + kPageSize - 1) / kPageSize;
+  if (n == 0 || n > 64) return 0;
+  for (uint64_t i = 0; i + n <= 64; i++) {
+    uint64_t run = (n == 64 ? ~uint64_t{0} : ((uint64_t{1} << n) - 1)) << i;
+    if ((hint & run) == 0) return run;
+  }
+  return 0;
+}
+
+void update_hint(std::array<uint64_t, kMaxNames>& h, const Op& op) {
+  switch (op.kind) {
+    case OpKind::Allocate:
+    case OpKind::Map: {
+      uint64_t bits = op.anywhere ? any_bits(h[op.task], op.size) : window_bits(trunc_page(op.addr), op.size);
+      if ((h[op.task] & bits) == 0) h[op.task] |= bits;
+      break;
+    }
+    case OpKind::Deallocate:
+      h[op.task] &= ~window_bits(trunc_page(op.addr), op.size);
+      break;
+    case OpKind::Fork:
+      h[op.task2] = h[op.task];
+      break;
+    case OpKind::Terminate:
+    case OpKind::Task:
+      h[op.task] = 0;
+      break;
+    default:
+      break;
+  }
+}
+}  // namespace
+
 void OpState::apply(const Op& op) {
+  update_hint(mapped_hint, op);
   kern_return_t kr = KERN_SUCCESS;
   if (op.kind == OpKind::VmRead) {
     // Only the reference model knows whether the handle gets bound: replay on a scratch.
@@ -284,6 +332,28 @@ rc::Gen<uint64_t> gen_addr(unsigned pages) {
 
 rc::Gen<uint64_t> gen_aligned_addr(unsigned pages) {
   return gen::weightedOneOf<uint64_t>({{90, page_in_window(pages)}, {10, gen_addr(pages)}});
+}
+
+// A page the task probably has mapped (from the hint), or nothing.
+std::optional<rc::Gen<uint64_t>> hinted_page(uint64_t hint) {
+  std::vector<uint64_t> pages;
+  for (unsigned i = 0; i < 64; i++)
+    if (hint >> i & 1) pages.push_back(kWindow + i * kPageSize);
+  if (pages.empty()) return std::nullopt;
+  return gen::elementOf(std::move(pages));
+}
+
+// Addresses for task t: mostly where the hint says memory is (accesses that land),
+// otherwise anywhere gen_addr would go.
+rc::Gen<uint64_t> gen_addr_for(uint64_t hint, unsigned pages, bool aligned) {
+  auto base = aligned ? gen_aligned_addr(pages) : gen_addr(pages);
+  auto hinted = hinted_page(hint);
+  if (!hinted) return base;
+  if (aligned) return gen::weightedOneOf<uint64_t>({{3, *hinted}, {2, base}});
+  auto unaligned = gen::apply([](uint64_t p, uint64_t off) { return p + off; }, *hinted,
+                              gen::weightedOneOf<uint64_t>({{3, values({0xffc, 0xff8, 0xfff, 0x800})},
+                                                            {2, gen::inRange<uint64_t>(1, kPageSize)}}));
+  return gen::weightedOneOf<uint64_t>({{5, *hinted}, {2, unaligned}, {3, base}});
 }
 
 // A range size: mostly 1..4 pages, sometimes bytes, zero, the whole window, or huge.
@@ -385,6 +455,14 @@ std::optional<rc::Gen<Op>> gen_kind(const OpState& s, OpKind k) {
   const bool objects_ok = !b.forbid_objects;
   const auto objects = objects_ok ? live_objects(s) : std::vector<uint8_t>{};
   const unsigned cpus = s.config.cpus;
+  // A usable task and an address for it (the task's mapped-page hint first).
+  const auto hints = s.mapped_hint;
+  auto task_addr = [tasks, hints, pages](bool aligned) {
+    return gen::mapcat(pick(tasks), [hints, pages, aligned](uint8_t t) {
+      return gen::map(gen_addr_for(hints[t], pages, aligned),
+                      [t](uint64_t a) { return std::make_pair(t, a); });
+    });
+  };
   auto cpu = gen::map(gen::weightedOneOf<unsigned>({{3, gen::just(0u)}, {1, gen::inRange(0u, cpus)}}),
                       [](unsigned c) { return uint8_t(c); });
   switch (k) {
@@ -401,20 +479,23 @@ std::optional<rc::Gen<Op>> gen_kind(const OpState& s, OpKind k) {
             op.task = t, op.anywhere = any, op.addr = any ? 0 : a, op.size = sz;
             return op;
           },
-          pick(tasks), gen::weightedElement<bool>({{6, false}, {1, true}}), gen_aligned_addr(pages), gen_size(pages));
+          pick(tasks), gen::weightedElement<bool>({{6, false}, {1, true}}), gen_aligned_addr(pages),
+          gen::weightedOneOf<uint64_t>(
+              {{6, gen_size(pages)},
+               {4, gen::map(gen::inRange<uint64_t>(4, pages + 1), [](uint64_t n) { return n * kPageSize; })}}));
     case OpKind::Deallocate:
     case OpKind::Inherit:
     case OpKind::Protect:
       if (tasks.empty()) return std::nullopt;
       return gen::apply(
-          [k](uint8_t t, uint64_t a, uint64_t sz, bool set_max, vm_prot_t prot, vm_inherit_t inh) {
+          [k](std::pair<uint8_t, uint64_t> ta, uint64_t sz, bool set_max, vm_prot_t prot, vm_inherit_t inh) {
             Op op = make(k);
-            op.task = t, op.addr = a, op.size = sz;
+            op.task = ta.first, op.addr = ta.second, op.size = sz;
             if (k == OpKind::Protect) op.set_max = set_max, op.prot = prot;
             if (k == OpKind::Inherit) op.inherit = inh;
             return op;
           },
-          pick(tasks), gen_aligned_addr(pages), gen_size(pages), gen::weightedElement<bool>({{4, false}, {1, true}}),
+          task_addr(true), gen_size(pages), gen::weightedElement<bool>({{4, false}, {1, true}}),
           gen_prot(),
           gen::weightedElement<vm_inherit_t>(
               {{4, vm_inherit_t::Copy}, {4, vm_inherit_t::Share}, {2, vm_inherit_t::None}}));
@@ -422,12 +503,12 @@ std::optional<rc::Gen<Op>> gen_kind(const OpState& s, OpKind k) {
       std::vector<std::pair<std::size_t, rc::Gen<Op>>> choices;
       if (!tasks.empty())
         choices.push_back({3, gen::apply(
-                                  [](uint8_t t, uint64_t a, DataSpec d, uint8_t c) {
+                                  [](std::pair<uint8_t, uint64_t> ta, DataSpec d, uint8_t c) {
                                     Op op = make(OpKind::Write);
-                                    op.task = t, op.addr = a, op.data = std::move(d), op.cpu = c;
+                                    op.task = ta.first, op.addr = ta.second, op.data = std::move(d), op.cpu = c;
                                     return op;
                                   },
-                                  pick(tasks), gen_addr(pages), gen_data(2 * kPageSize + 1), cpu)});
+                                  task_addr(false), gen_data(2 * kPageSize + 1), cpu)});
       if (b.fence_task >= 0 && b.fence_hi > b.fence_lo) {
         const uint8_t ft = uint8_t(b.fence_task);
         const uint64_t hi = b.fence_hi;
@@ -446,12 +527,12 @@ std::optional<rc::Gen<Op>> gen_kind(const OpState& s, OpKind k) {
     case OpKind::Read:
       if (tasks.empty()) return std::nullopt;
       return gen::apply(
-          [](uint8_t t, uint64_t a, uint64_t sz, uint8_t c) {
+          [](std::pair<uint8_t, uint64_t> ta, uint64_t sz, uint8_t c) {
             Op op = make(OpKind::Read);
-            op.task = t, op.addr = a, op.size = sz, op.cpu = c;
+            op.task = ta.first, op.addr = ta.second, op.size = sz, op.cpu = c;
             return op;
           },
-          pick(tasks), gen_addr(pages), gen_read_size(), cpu);
+          task_addr(false), gen_read_size(), cpu);
     case OpKind::Fork: {
       auto fr = free_tasks(s);
       if (tasks.empty() || fr.empty()) return std::nullopt;
@@ -469,32 +550,32 @@ std::optional<rc::Gen<Op>> gen_kind(const OpState& s, OpKind k) {
     case OpKind::VmCopy:
       if (tasks.empty()) return std::nullopt;
       return gen::apply(
-          [](uint8_t t, uint64_t src, uint64_t sz, uint64_t dst) {
+          [](std::pair<uint8_t, uint64_t> ta, uint64_t sz, uint64_t dst) {
             Op op = make(OpKind::VmCopy);
-            op.task = t, op.addr = src, op.size = sz, op.addr2 = dst;
+            op.task = ta.first, op.addr = ta.second, op.size = sz, op.addr2 = dst;
             return op;
           },
-          pick(tasks), gen_aligned_addr(pages), gen_size(pages), gen_aligned_addr(pages));
+          task_addr(true), gen_size(pages), gen_aligned_addr(pages));
     case OpKind::VmRead: {
       auto fr = free_copies(s);
       if (tasks.empty() || fr.empty()) return std::nullopt;
       return gen::apply(
-          [](uint8_t t, uint64_t a, uint64_t sz, uint8_t c) {
+          [](std::pair<uint8_t, uint64_t> ta, uint64_t sz, uint8_t c) {
             Op op = make(OpKind::VmRead);
-            op.task = t, op.addr = a, op.size = sz, op.copy = c;
+            op.task = ta.first, op.addr = ta.second, op.size = sz, op.copy = c;
             return op;
           },
-          pick(tasks), gen_aligned_addr(pages), gen_size(pages), pick(fr));
+          task_addr(true), gen_size(pages), pick(fr));
     }
     case OpKind::VmWrite:
       if (tasks.empty() || copies.empty()) return std::nullopt;
       return gen::apply(
-          [](uint8_t t, uint64_t a, uint8_t c) {
+          [](std::pair<uint8_t, uint64_t> ta, uint8_t c) {
             Op op = make(OpKind::VmWrite);
-            op.task = t, op.addr = a, op.copy = c;
+            op.task = ta.first, op.addr = ta.second, op.copy = c;
             return op;
           },
-          pick(tasks), gen_aligned_addr(pages), pick(copies));
+          task_addr(true), pick(copies));
     case OpKind::Copyout:
       if (tasks.empty() || copies.empty()) return std::nullopt;
       return gen::apply(
@@ -588,8 +669,13 @@ std::optional<rc::Gen<Op>> gen_kind(const OpState& s, OpKind k) {
 
 rc::Gen<Op> gen_op(const OpState& s) {
   std::vector<std::pair<std::size_t, rc::Gen<Op>>> choices;
+  // Until some usable task probably has memory, most accesses would only fault: allocate.
+  bool mapped = false;
+  for (unsigned t = 0; t < kMaxNames; t++)
+    mapped |= s.names.task_live(t) && !(s.bias->forbidden_tasks >> t & 1) && s.mapped_hint[t] != 0;
   for (unsigned k = 0; k < kOpKindCount; k++) {
     unsigned w = s.bias->weight[k];
+    if (!mapped && OpKind(k) == OpKind::Allocate) w *= 5;
     if (w == 0) continue;
     OpKind kind = OpKind(k);
     if (kind != OpKind::Check && !s.implements(kind)) continue;
@@ -717,6 +803,17 @@ void PropSystem::fail(const std::string& what, const std::vector<std::string>& e
   std::string path = write_counterexample(property_, text);
   std::string msg = what;
   if (!msg.empty() && msg.back() != '\n') msg += '\n';
+  // The trace must mean exactly the ops that ran: parse it back and compare.
+  Program back;
+  ParseError err;
+  if (!parse_trace(text, path, &back, &err)) {
+    msg += "ERROR: the counterexample trace does not parse: " + err.what() + "\n";
+  } else {
+    size_t n = 0;
+    for (const Op& op : back.ops)
+      if (n < ops_.size() && !(op == ops_[n++]))
+        msg += "ERROR: trace line '" + print_op(op) + "' does not mean op " + std::to_string(n - 1) + " exactly\n";
+  }
   msg += "counterexample trace written to " + path + ":\n" + text;
   RC_FAIL(msg);
   std::abort();  // RC_FAIL throws; never reached
@@ -844,10 +941,31 @@ std::string current_property() {
   return std::string(info->test_case_name()) + "." + info->name();
 }
 
-rc::detail::TestParams prop_params(int default_max_success) {
+#if defined(__SANITIZE_ADDRESS__)
+#define VMFUZZ_PROPS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VMFUZZ_PROPS_SANITIZED 1
+#endif
+#endif
+
+rc::detail::TestParams prop_params(int default_max_success, const std::string& id) {
   rc::detail::TestParams p = rc::detail::configuration().testParams;
   const char* env = std::getenv("RC_PARAMS");
-  if (!env || !std::strstr(env, "max_success")) p.maxSuccess = default_max_success;
+  if (!env || !std::strstr(env, "seed")) {
+    // Deterministic by default (DESIGN.md §8): the seed is a hash of the property's id,
+    // so every run of the suite tries the same cases. RC_PARAMS="seed=N" explores others.
+    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+    for (unsigned char c : id) h = (h ^ c) * 0x100000001b3ull;
+    p.seed = h;
+  }
+  if (!env || !std::strstr(env, "max_success")) {
+    p.maxSuccess = default_max_success;
+#ifdef VMFUZZ_PROPS_SANITIZED
+    // ASan/UBSan make a case 10-20 times slower: the default run stays short there.
+    p.maxSuccess = std::max(10, default_max_success / kSanitizedCaseDivisor);
+#endif
+  }
   return p;
 }
 

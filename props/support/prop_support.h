@@ -103,6 +103,10 @@ struct OpState {
   SystemConfig config;
   NameState names;
   std::vector<Op> history;              // every op applied, in order
+  // A hint only (generation reads it, correctness never depends on it): per task, the
+  // window pages (bit i: kWindow + i*4096, i < 64) it probably has mapped, guessed from
+  // allocate/map/deallocate/fork/terminate without knowing their results.
+  std::array<uint64_t, kMaxNames> mapped_hint{};
   uint32_t implemented = 0;             // bit k: the VM implements OpKind k
   std::shared_ptr<const Bias> bias;
 
@@ -232,9 +236,14 @@ void run_commands(PropSystem& sys, OpState& s, const OpCommands& cmds);
 /// "Suite.Name" of the running GoogleTest (the property's name in file names).
 std::string current_property();
 
+/// Under ASan (the fuzz preset), default case counts are divided by this.
+inline constexpr int kSanitizedCaseDivisor = 5;
+
 /// Test parameters of a property: rapidcheck's configuration (RC_PARAMS), with
-/// max_success = default_max_success unless RC_PARAMS sets it.
-rc::detail::TestParams prop_params(int default_max_success);
+/// max_success = default_max_success (divided by kSanitizedCaseDivisor under ASan)
+/// unless RC_PARAMS sets it, and a seed derived from the property's id unless RC_PARAMS
+/// sets one (a default run is deterministic).
+rc::detail::TestParams prop_params(int default_max_success, const std::string& id);
 
 /// The rapidcheck listener that prints reproduce strings at exit (rapidcheck's own).
 rc::detail::TestListener& global_listener();
@@ -247,10 +256,11 @@ void check_gtest(Testable&& testable, int default_max_success) {
   metadata.id = std::string(info->test_case_name()) + "/" + std::string(info->name());
   metadata.description = std::string(info->name());
   const auto result = rc::detail::checkProperty(rc::detail::toProperty(std::forward<Testable>(testable)), metadata,
-                                                prop_params(default_max_success), global_listener(),
+                                                prop_params(default_max_success, metadata.id), global_listener(),
                                                 rc::detail::configuration().reproduce);
   std::ostringstream ss;
   rc::detail::printResultMessage(result, ss);
+  std::cout << metadata.id << ": seed " << prop_params(default_max_success, metadata.id).seed << " (fixed unless RC_PARAMS sets seed=)\n";
   if (result.template is<rc::detail::SuccessResult>()) {
     std::cout << ss.str() << std::endl;
   } else {
