@@ -146,6 +146,13 @@ void check_mapping(const Kernel& k, unsigned t, const VmMap& map, const Leaf& l,
             t, what, l.va, e->object ? e->object->id : 0));
     return;
   }
+  if ((p->page_lock & VM_PROT_WRITE) != 0) {
+    add(out, "no_cow_breach",
+        fmt("t%u %s va 0x%" PRIx64 ": writable mapping of a write-locked page (object %" PRIu64
+            " offset 0x%" PRIx64 ")",
+            t, what, l.va, p->object ? p->object->id : 0, p->offset));
+    return;
+  }
   if (p->object != e->object || p->offset != off) {
     add(out, "no_cow_breach",
         fmt("t%u %s va 0x%" PRIx64 ": writable mapping of frame %u in object %" PRIu64

@@ -21,7 +21,8 @@
 //   no_cow_breach       no PTE or TLB entry grants more than the VM allows: a writable
 //                       mapping must be of the page in the entry's own top object (entry
 //                       not needs_copy) whose copy object, if any, already holds that
-//                       offset (resident or paged out); no mapping where the entry allows no access, no write
+//                       offset (resident or paged out), and which the manager has not
+//                       write-locked (COPY_CALL); no mapping where the entry allows no access, no write
 //                       where the entry forbids writing
 //   no_stale_mapping    every PTE/TLB entry lies in a map entry and maps exactly the page the
 //                       entry's chain resolves at that address (never a frame that left its

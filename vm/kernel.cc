@@ -43,6 +43,7 @@ Kernel::Kernel(const SystemConfig& config)
       sys_(machine_, domain_),
       cpu_task_(config.cpus, -1) {
   machine_.set_fault_handler(this);
+  sys_.cache_bound = config.cache;
   sys_.collect_page_tables = [this]() {
     unsigned freed = 0;
     for (auto& t : tasks_)
@@ -56,7 +57,16 @@ Kernel::~Kernel() {
     if (copies_[c].present) discard(c);
   for (unsigned t = 0; t < kMaxNames; ++t)
     if (tasks_[t]) terminate(t);
+  flush_cache();
   machine_.set_fault_handler(nullptr);
+}
+
+void Kernel::flush_cache() {
+  while (!sys_.cached.empty()) {
+    VmObject* o = sys_.cached.front();
+    sys_.cached.erase(sys_.cached.begin());
+    vm_object_terminate(sys_, o);
+  }
 }
 
 bool Kernel::implements(OpKind kind) const {
@@ -66,7 +76,6 @@ bool Kernel::implements(OpKind kind) const {
     case OpKind::ManagerWrite:
     case OpKind::File:
     case OpKind::Destroy:
-      return false;  // part 2: memory objects
     case OpKind::Pageout:
     case OpKind::Task:
     case OpKind::Allocate:
@@ -86,12 +95,6 @@ bool Kernel::implements(OpKind kind) const {
       return true;
   }
   return false;
-}
-
-void Kernel::not_implemented(const char* what) const {
-  std::fprintf(stderr, "ERROR: vmfuzz vm::Kernel::%s: not implemented (implements() is false)\n",
-               what);
-  std::abort();
 }
 
 VmMap& Kernel::task_map_ref(unsigned t) {
@@ -272,25 +275,145 @@ void Kernel::discard(unsigned c) {
   copies_[c] = Handle{};
 }
 
-// --- Part 2 (not implemented: implements() is false for these) -----------------------------
+// --- Memory objects ------------------------------------------------------------------------------
 
-void Kernel::object_create(unsigned, uint64_t, CopyStrategy, bool, std::span<const uint8_t>) {
-  not_implemented("object_create");
+ManagerPager& Kernel::manager_ref(unsigned m) {
+  assert(m < kMaxNames && mobjs_[m] && "Kernel: no such memory object");
+  return *mobjs_[m];
 }
-kern_return_t Kernel::map(unsigned, uint64_t*, bool, uint64_t, unsigned, uint64_t, bool, vm_prot_t,
-                          vm_prot_t, vm_inherit_t) {
-  not_implemented("map");
+
+void Kernel::object_create(unsigned m, uint64_t size, CopyStrategy strategy, bool persist,
+                           std::span<const uint8_t> init) {
+  assert(m < kMaxNames && (!mobjs_[m] || mobjs_[m]->destroyed) && "object_create: name in use");
+  constexpr uint64_t kLastPage = ~uint64_t{0} & ~(kPageSize - 1);
+  uint64_t rounded = size > kLastPage ? kLastPage : round_page(size);
+  assert(init.size() <= rounded && "object_create: initial contents longer than the object");
+  if (mobjs_[m]) {
+    // A destroyed name reused: its old manager may still back nothing; objects that
+    // pointed at it lost it at destroy (pager_lost), so it can go.
+    assert(mobjs_[m]->kobject == nullptr && mobjs_[m]->pending().empty() &&
+           "object_create: reused manager still in use");
+  }
+  mobjs_[m] = std::make_unique<ManagerPager>(rounded, strategy, persist);
+  // Store only non-zero pages (absent pages read zero).
+  for (uint64_t off = 0; off < init.size(); off += kPageSize) {
+    uint64_t n = std::min<uint64_t>(kPageSize, init.size() - off);
+    if (std::any_of(init.begin() + std::ptrdiff_t(off), init.begin() + std::ptrdiff_t(off + n),
+                    [](uint8_t b) { return b != 0; }))
+      mobjs_[m]->store_write(off, init.data() + off, n);
+  }
 }
-kern_return_t Kernel::manager_write(unsigned, uint64_t, std::span<const uint8_t>) {
-  not_implemented("manager_write");
+
+kern_return_t Kernel::map(unsigned t, uint64_t* addr, bool anywhere, uint64_t size, unsigned m,
+                          uint64_t offset, bool share, vm_prot_t prot, vm_prot_t max_prot,
+                          vm_inherit_t inh) {
+  VmMap& vmap = task_map_ref(t);
+  ManagerPager& mp = manager_ref(m);
+  // The object's own checks (detail 5).
+  if (size == 0 || (offset & (kPageSize - 1)) != 0 || offset > mp.size() ||
+      size > mp.size() - offset || (prot & ~max_prot) != 0 || mp.destroyed)
+    return KERN_INVALID_ARGUMENT;
+  uint64_t length = round_page(size);  // no overflow: size <= object size
+  uint64_t start = 0;
+  if (anywhere) {
+    if (!vm_map_find_space(vmap, length, &start)) return KERN_NO_SPACE;
+  } else {
+    start = trunc_page(*addr);
+    if (length > UINT64_MAX - start || start + length > ~uint64_t{0} - (kPageSize - 1))
+      return KERN_INVALID_ARGUMENT;
+    if (start < kUserMin || start + length > kUserMax) return KERN_INVALID_ADDRESS;
+    if (!vm_map_range_free(vmap, start, start + length)) return KERN_NO_SPACE;
+  }
+  VmObject* object = vm_object_enter(sys_, mp);
+  VmMapEntry e;
+  e.start = start;
+  e.end = start + length;
+  e.protection = prot;
+  e.max_protection = max_prot;
+  e.inheritance = inh;
+  if (share) {
+    e.object = object;
+    e.offset = offset;
+  } else {
+    kern_return_t kr = vm_object_copy_strategically(sys_, object, offset, length, false, &e.object,
+                                                    &e.offset, &e.needs_copy);
+    vm_object_deallocate(sys_, object);  // the copy holds what it needs
+    if (kr != KERN_SUCCESS) return kr;
+  }
+  vm_map_enter_object(vmap, e);
+  *addr = start;
+  return KERN_SUCCESS;
 }
-Access Kernel::file(unsigned, uint64_t, uint64_t) { not_implemented("file"); }
-kern_return_t Kernel::destroy(unsigned) { not_implemented("destroy"); }
-PeekStatus Kernel::peek_object_page(unsigned, uint64_t, std::span<uint8_t, kPageSize>) const {
-  not_implemented("peek_object_page");
+
+kern_return_t Kernel::manager_write(unsigned m, uint64_t offset, std::span<const uint8_t> data) {
+  ManagerPager& mp = manager_ref(m);
+  if (mp.destroyed || mp.strategy() != CopyStrategy::None || offset > mp.size() ||
+      data.size() > mp.size() - offset)
+    return KERN_INVALID_ARGUMENT;
+  if (data.empty()) return KERN_SUCCESS;
+  // The kernel returns dirty pages and drops its cached ones, then the store changes:
+  // shared mappings refault and see the new bytes; copies (COPY_NONE: eager) do not.
+  if (VmObject* o = mp.kobject)
+    memory_object_lock_request(sys_, o, trunc_page(offset), round_page(offset + data.size()),
+                               true, true);
+  mp.store_write(offset, data.data(), data.size());
+  return KERN_SUCCESS;
 }
-void Kernel::object_pages_of_interest(unsigned, std::vector<uint64_t>&) const {
-  not_implemented("object_pages_of_interest");
+
+Access Kernel::file(unsigned m, uint64_t offset, uint64_t size) {
+  ManagerPager& mp = manager_ref(m);
+  Access a;
+  if (offset > mp.size() || size > mp.size() - offset) {
+    a.kr = KERN_INVALID_ARGUMENT;
+    return a;
+  }
+  a.bytes.assign(size, 0);
+  if (mp.destroyed) {
+    a.unknown.assign(size, 1);  // detail 12: the store is gone
+    return a;
+  }
+  if (size == 0) return a;
+  if (VmObject* o = mp.kobject)
+    memory_object_lock_request(sys_, o, trunc_page(offset), round_page(offset + size), true, false);
+  mp.store_read(offset, size, a.bytes.data());
+  return a;
+}
+
+kern_return_t Kernel::destroy(unsigned m) {
+  ManagerPager& mp = manager_ref(m);
+  if (mp.destroyed) return KERN_INVALID_ARGUMENT;
+  memory_object_destroy(sys_, mp);
+  return KERN_SUCCESS;
+}
+
+PeekStatus Kernel::peek_object_page(unsigned m, uint64_t offset,
+                                    std::span<uint8_t, kPageSize> out) const {
+  const ManagerPager* mp = memory_object(m);
+  assert(mp != nullptr && "peek_object_page: no such memory object");
+  if (mp->destroyed) return PeekStatus::Unknown;
+  // What `file` would return: the kernel's resident page (dirty or clean, it is the
+  // newest) or else the store.
+  if (const VmObject* o = mp->kobject) {
+    if (const VmPage* p = vm_page_lookup(o, offset)) {
+      std::memcpy(out.data(), machine_.memory().frame(p->frame), kPageSize);
+      return PeekStatus::Mapped;
+    }
+  }
+  mp->store_read(offset, kPageSize, out.data());
+  return PeekStatus::Mapped;
+}
+
+void Kernel::object_pages_of_interest(unsigned m, std::vector<uint64_t>& out) const {
+  const ManagerPager* mp = memory_object(m);
+  assert(mp != nullptr && "object_pages_of_interest: no such memory object");
+  if (mp->destroyed) return;
+  size_t first = out.size();
+  mp->offsets(0, mp->size(), out);
+  if (const VmObject* o = mp->kobject)
+    for (const VmPage* p = vm_page_next(o, 0); p != nullptr; p = vm_page_next(o, p->offset + kPageSize))
+      out.push_back(p->offset);
+  std::sort(out.begin() + std::ptrdiff_t(first), out.end());
+  out.erase(std::unique(out.begin() + std::ptrdiff_t(first), out.end()), out.end());
 }
 
 // --- Pageout -------------------------------------------------------------------------------
@@ -356,6 +479,7 @@ PeekStatus Kernel::peek_page(unsigned t, uint64_t va, std::span<uint8_t, kPageSi
   std::memset(out.data(), 0, kPageSize);
   if (e->object == nullptr) return PeekStatus::Mapped;
   ChainLookup l = vm_object_chain_lookup(e->object, e->offset + (trunc_page(va) - e->start));
+  if (l.lost) return PeekStatus::Unknown;
   if (l.page != nullptr) std::memcpy(out.data(), machine_.memory().frame(l.page->frame), kPageSize);
   else if (l.data != nullptr) std::memcpy(out.data(), l.data, kPageSize);
   return PeekStatus::Mapped;
@@ -460,6 +584,7 @@ Provenance Kernel::provenance(unsigned t, uint64_t va) const {
   pr.kind = l.page != nullptr   ? Provenance::Kind::Resident
             : l.data != nullptr ? Provenance::Kind::PagedOut
                                 : Provenance::Kind::ZeroFill;
+  pr.lost = l.lost;
   pr.object = l.object->id;
   pr.depth = l.depth;
   pr.offset = l.offset;

@@ -32,9 +32,14 @@
 //   counters(), tunables()     per-mechanism counters; switchable optimizations
 //   machine(), domain(), task_pmap(t)   the hardware and pmaps (TLBs via machine().cpu(i))
 //   system(), task_map(t), copy_handle(c)  the raw structures, read-only, for checkers
-// pageout evicts through vm_pageout_scan (internal objects go to the default pager, see
-// vm_pageout.h). Memory objects (part 2b) are not implemented yet: implements() says so
-// for object/map/manager_write/file/destroy, and calling them aborts.
+//   object   -> a ManagerPager (simulated external manager, memory_object.h)
+//   map      -> vm_object_enter, then share the object or vm_object_copy_strategically
+//   manager_write -> memory_object_lock_request(return, flush), then the store changes
+//   file     -> memory_object_lock_request(return), then the store is read
+//   destroy  -> memory_object_destroy (copies made independent first)
+//   pageout  -> vm_pageout_scan (internal objects go to the default pager, vm_pageout.h)
+// Memory objects m0..m15 are ManagerPagers owned here; their VM objects are found through
+// the manager (vm_object_enter) and may sit in the object cache (bound: config.cache).
 #pragma once
 
 #include <array>
@@ -44,6 +49,7 @@
 #include <vector>
 
 #include "vm/machine/machine.h"
+#include "vm/memory_object.h"
 #include "vm/pmap/pmap.h"
 #include "vm/vm_fault.h"
 #include "vm/vm_map.h"
@@ -93,7 +99,9 @@ struct Provenance {
     NoObject,   // the entry has no object yet: zero memory
     Resident,   // a resident page of `object`, `depth` links below the entry's object
     PagedOut,   // the pager of `object` holds the page (not resident)
-    ZeroFill,   // no object of the chain has the page: reads zero (`object` = bottom)
+    ZeroFill,   // no object of the chain has the page: reads zero (`object` = bottom);
+                // with `lost`: the chain reached `object`, a destroyed memory object, and
+                // the byte is unknown (a fault zero-fills it)
   };
   Kind kind = Kind::Unmapped;
   uint64_t object = 0;      // object id
@@ -101,6 +109,7 @@ struct Provenance {
   uint64_t offset = 0;      // offset of the page in `object`
   machine::pfn_t frame = machine::kNoFrame;  // Resident: the frame
   bool needs_copy = false;  // the entry sees the chain copy-on-write
+  bool lost = false;        // ZeroFill only: see above
 };
 
 class Kernel final : public MemorySystem, private machine::FaultHandler {
@@ -110,8 +119,8 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   Kernel(const Kernel&) = delete;
   Kernel& operator=(const Kernel&) = delete;
 
-  /// True for every op this kernel implements fully (all but the memory-object ops so
-  /// far). The harness treats the others as not applicable on both sides.
+  /// True for every op this kernel implements fully (all of them). The harness treats
+  /// ops for which it is false as not applicable on both sides.
   bool implements(OpKind kind) const;
 
   // --- MemorySystem -------------------------------------------------------------------------
@@ -170,20 +179,26 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   const VmMap* task_map(unsigned t) const { return task_exists(t) ? tasks_[t].get() : nullptr; }
   /// The handle's copy (nullptr for an empty handle or a free name).
   const VmMapCopy* copy_handle(unsigned c) const { return copy_exists(c) ? copies_[c].copy : nullptr; }
+  /// Memory object m's manager (nullptr: no such object).
+  const ManagerPager* memory_object(unsigned m) const { return m < kMaxNames ? mobjs_[m].get() : nullptr; }
+  /// Terminate every cached object (the cache flush of DESIGN.md §6's teardown).
+  void flush_cache();
 
  private:
   kern_return_t page_fault(unsigned cpu, uint64_t cr2, uint32_t error_code) override;
   VmMap& task_map_ref(unsigned t);
   /// Load task t's pmap on cpu; false when no frame is free for the pmap.
   bool switch_to(unsigned t, unsigned cpu);
-  [[noreturn]] void not_implemented(const char* what) const;
 
   struct Handle {
     bool present = false;
     VmMapCopy* copy = nullptr;  // nullptr: empty handle (size 0)
   };
 
+  ManagerPager& manager_ref(unsigned m);
+
   SystemConfig config_;
+  std::array<std::unique_ptr<ManagerPager>, kMaxNames> mobjs_;  // outlive every object
   machine::Machine machine_;
   pmap::PmapDomain domain_;
   VmSystem sys_;

@@ -31,6 +31,9 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
       fs.page = m;
       return KERN_SUCCESS;
     }
+    // A destroyed memory object (pager_lost) has no pager to ask: its contents are
+    // unknown (DESIGN.md §5 detail 13); the walk goes on and zero-fills, so tasks that
+    // still map it keep usable (if meaningless) memory.
     if (vm_object_pager_data(object, offset) != nullptr) {
       VmPage* m = vm_page_grab(sys);
       if (m == nullptr) return KERN_RESOURCE_SHORTAGE;
@@ -41,6 +44,7 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
       vm_page_insert(sys, m, object, offset);
       sys.domain.pmap_clear_modify(m->frame);
       m->dirty = false;
+      m->page_lock = object->pager->lock_value(offset + object->paging_offset);
       fs.object = object;
       fs.offset = offset;
       fs.page = m;
@@ -89,6 +93,22 @@ kern_return_t fault_copy_up(VmSystem& sys, FaultState& fs) {
   return KERN_SUCCESS;
 }
 
+/// Step 3b: a write to a page the manager has write-locked (COPY_CALL): ask the manager
+/// to unlock it, handing it the page's contents to save first (data_unlock).
+void fault_unlock(VmSystem& sys, FaultState& fs) {
+  if (!fs.write || (fs.page->page_lock & VM_PROT_WRITE) == 0) return;
+  assert(fs.object == fs.first_object && "vm_fault_page: unlocking a lower page");
+  VmObject* o = fs.first_object;
+  if (o->pager != nullptr)
+    o->pager->data_unlock(fs.first_offset + o->paging_offset,
+                          sys.machine.memory().frame(fs.page->frame));
+  // Readers of the copies mapped this page through their shadow; the copies now hold the
+  // saved contents, so those mappings must go (as for a push; GNU Mach leaves them).
+  sys.domain.pmap_page_protect(fs.page->frame, VM_PROT_NONE);
+  fs.page->page_lock &= ~VM_PROT_WRITE;
+  ++sys.counters.unlocks;
+}
+
 /// Step 4: the top object has a copy object. Reads map read-only; a write pushes the
 /// current contents into the copy object first, unless it already has the page.
 kern_return_t fault_push_to_copy(VmSystem& sys, FaultState& fs) {
@@ -131,7 +151,10 @@ kern_return_t vm_fault_page(VmSystem& sys, FaultState& fs) {
     kr = fault_copy_up(sys, fs);
     copied_up = kr == KERN_SUCCESS && lower && fs.write;
   }
-  if (kr == KERN_SUCCESS) kr = fault_push_to_copy(sys, fs);
+  if (kr == KERN_SUCCESS) {
+    fault_unlock(sys, fs);
+    kr = fault_push_to_copy(sys, fs);
+  }
   --fs.first_object->paging_in_progress;
   if (kr != KERN_SUCCESS && fs.page != nullptr) {
     fs.page->busy = false;

@@ -11,7 +11,8 @@
 //      (into the top object, as Mach does);
 //   3. on a write to a page found below the top object: copy it up into the top object
 //      (removing every mapping of the old page), then try vm_object_collapse;
-//      on a read of a lower page: map it read-only;
+//      on a read of a lower page: map it read-only; a write to a page the manager has
+//      write-locked (COPY_CALL) first sends data_unlock;
 //   4. if the top object has a copy object: a read maps read-only; a write first pushes
 //      the old contents into the copy object unless it already has that page;
 //   5. pmap_enter with the resulting protection (less page_lock), activate the page.
@@ -60,7 +61,8 @@ kern_return_t vm_fault(VmSystem& sys, VmMap& map, uint64_t va, bool write);
 ///             fs.object; if fs.write, fs.page is in fs.first_object and its copy object
 ///             (if any) holds the old contents.
 /// Results:    KERN_SUCCESS (fs.page is busy: the caller ends with vm_fault_page_done) or
-///             KERN_RESOURCE_SHORTAGE (nothing busy).
+///             KERN_RESOURCE_SHORTAGE (nothing busy). A destroyed memory object in the
+///             chain is passed (its contents are unknown): the walk zero-fills.
 /// Counters:   zero_fills, copy_ups, pushes, pageins.
 kern_return_t vm_fault_page(VmSystem& sys, FaultState& fs);
 

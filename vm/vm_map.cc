@@ -13,6 +13,7 @@
 #include <cstring>
 #include <iterator>
 
+#include "vm/memory_object.h"
 #include "vm/vm_fault.h"
 #include "vm/vm_pageout.h"
 
@@ -146,6 +147,17 @@ kern_return_t vm_map_enter(VmMap& map, uint64_t start, uint64_t size) {
   return KERN_SUCCESS;
 }
 
+bool vm_map_range_free(const VmMap& map, uint64_t start, uint64_t end) {
+  auto next = map.entries.lower_bound(start);
+  if (next != map.entries.end() && next->second.start < end) return false;
+  return next == map.entries.begin() || std::prev(next)->second.end <= start;
+}
+
+void vm_map_enter_object(VmMap& map, const VmMapEntry& entry) {
+  assert(vm_map_range_free(map, entry.start, entry.end) && "vm_map_enter_object: range in use");
+  map.entries.emplace(entry.start, entry);
+}
+
 bool vm_map_find_space(const VmMap& map, uint64_t size, uint64_t* start) {
   uint64_t candidate = kUserMin;
   for (const auto& [s, e] : map.entries) {
@@ -225,16 +237,20 @@ void vm_map_inherit(VmMap& map, uint64_t start, uint64_t end, vm_inherit_t inh) 
 
 // --- Map copies ------------------------------------------------------------------------------
 
-/// Make one copy-on-write reference for copy entry `ce` from map entry `e` (the copy
-/// half shared by copyin and fork's COPY): symmetric sets e.needs_copy and write-protects
-/// e's window; delayed leaves e alone and hands out the copy object.
-static void entry_copy_object(VmMap& map, VmMapEntry& e, VmObject** out, uint64_t* out_offset,
-                              bool* out_needs_copy) {
+/// Make one copy of map entry `e`'s window (the copy half shared by copyin and fork's
+/// COPY): temporary objects by vm_object_copy_temporary — symmetric sets e.needs_copy and
+/// write-protects e's window, delayed leaves e alone and hands out the copy object —
+/// permanent objects by vm_object_copy_strategically (tolerate_errors: unreadable pages of
+/// a destroyed memory object copy as zero, for fork).
+static kern_return_t entry_copy_object(VmMap& map, VmMapEntry& e, bool tolerate_errors,
+                                       VmObject** out, uint64_t* out_offset,
+                                       bool* out_needs_copy) {
   VmObject* obj = e.object;
   bool src_needs_copy = false, dst_needs_copy = false;
-  bool ok = vm_object_copy_temporary(map.sys, &obj, &src_needs_copy, &dst_needs_copy);
-  assert(ok && "entry_copy_object: permanent objects need copy_strategically (part 2)");
-  (void)ok;
+  if (!vm_object_copy_temporary(map.sys, &obj, &src_needs_copy, &dst_needs_copy)) {
+    return vm_object_copy_strategically(map.sys, e.object, e.offset, e.end - e.start,
+                                        tolerate_errors, out, out_offset, out_needs_copy);
+  }
   if (src_needs_copy && !e.needs_copy) {
     pmap::pmap_t p = e.is_shared ? nullptr : map.pmap;
     if (e.is_shared || p != nullptr)
@@ -245,6 +261,7 @@ static void entry_copy_object(VmMap& map, VmMapEntry& e, VmObject** out, uint64_
   *out = obj;
   *out_offset = e.offset;
   *out_needs_copy = dst_needs_copy;
+  return KERN_SUCCESS;
 }
 
 kern_return_t vm_map_copyin(VmMap& map, uint64_t addr, uint64_t len, VmMapCopy** copy) {
@@ -272,7 +289,12 @@ kern_return_t vm_map_copyin(VmMap& map, uint64_t addr, uint64_t len, VmMapCopy**
     ce.protection = ent.protection;
     ce.max_protection = ent.max_protection;
     ce.inheritance = ent.inheritance;
-    entry_copy_object(map, ent, &ce.object, &ce.offset, &ce.needs_copy);
+    kern_return_t kr = entry_copy_object(map, ent, false, &ce.object, &ce.offset, &ce.needs_copy);
+    if (kr != KERN_SUCCESS) {
+      vm_map_copy_discard(map.sys, c);
+      vm_map_simplify_range(map, s, e);
+      return kr;
+    }
     c->entries.push_back(ce);
   }
   vm_map_simplify_range(map, s, e);
@@ -324,11 +346,8 @@ static kern_return_t overwrite_page_slowly(VmMap& map, uint64_t va, const VmObje
   // Read the source before the destination changes (they may be the same memory).
   std::vector<uint8_t> buf(kPageSize, 0);
   if (src_object != nullptr) {
-    ChainLookup src = vm_object_chain_lookup(src_object, src_offset);
-    if (src.page != nullptr)
-      std::memcpy(buf.data(), sys.machine.memory().frame(src.page->frame), kPageSize);
-    else if (src.data != nullptr)
-      std::memcpy(buf.data(), src.data, kPageSize);
+    kr = vm_object_read_page(sys, src_object, src_offset, buf.data());
+    if (kr != KERN_SUCCESS) return kr;
   }
   kr = vm_fault_page(sys, fs);
   if (kr != KERN_SUCCESS) return kr;
@@ -428,7 +447,9 @@ void vm_map_fork(VmMap& parent, VmMap& child) {
         if (e.object == nullptr) {
           c.needs_copy = false;
         } else {
-          entry_copy_object(parent, e, &c.object, &c.offset, &c.needs_copy);
+          kern_return_t kr = entry_copy_object(parent, e, true, &c.object, &c.offset, &c.needs_copy);
+          assert(kr == KERN_SUCCESS && "vm_map_fork: a copy that tolerates errors failed");
+          (void)kr;
         }
         child.entries.emplace(start, c);
         break;

@@ -104,6 +104,13 @@ kern_return_t vm_map_lookup(VmSystem& sys, VmMap& map, uint64_t va, bool write,
 /// Results:    KERN_SUCCESS; KERN_NO_SPACE when anything in the range is mapped.
 kern_return_t vm_map_enter(VmMap& map, uint64_t start, uint64_t size);
 
+/// Is [start, end) free of entries?
+bool vm_map_range_free(const VmMap& map, uint64_t start, uint64_t end);
+
+/// Insert an entry mapping an object (vm_map of a memory object; the entry's object
+/// reference moves into the map). Conditions: the range is free (vm_map_range_free).
+void vm_map_enter_object(VmMap& map, const VmMapEntry& entry);
+
 /// Lowest page-aligned start >= kUserMin where `size` bytes fit below kUserMax.
 /// Results: false when none.
 bool vm_map_find_space(const VmMap& map, uint64_t size, uint64_t* start);
@@ -126,7 +133,8 @@ void vm_map_inherit(VmMap& map, uint64_t start, uint64_t end, vm_inherit_t inh);
 ///             [addr, addr + len) in *copy (nullptr for len 0).
 /// Results:    KERN_SUCCESS; KERN_INVALID_ADDRESS (wrap, or any unmapped page);
 ///             KERN_PROTECTION_FAILURE (a page without read), the first offending page in
-///             address order deciding. Nothing changes on failure.
+///             address order deciding; KERN_MEMORY_ERROR (a COPY_NONE source page of a
+///             destroyed memory object). Nothing a task can see changes on failure.
 kern_return_t vm_map_copyin(VmMap& map, uint64_t addr, uint64_t len, VmMapCopy** copy);
 
 /// Purpose:    Map copy at the lowest free address with rw-/rwx/copy (consumes copy,
@@ -146,7 +154,8 @@ void vm_map_copy_discard(VmSystem& sys, VmMapCopy* copy);
 
 /// Purpose:    Build child's entries from parent's by inheritance (Mach's vm_map_fork):
 ///             NONE skipped, SHARE shares the object (use_shared_copy), COPY copies it
-///             (symmetric or delayed) whatever its protection. Never fails.
+///             (symmetric or delayed; permanent objects by their strategy) whatever its
+///             protection. Never fails (unreadable pages of destroyed objects copy as 0).
 /// Conditions: child is empty.
 void vm_map_fork(VmMap& parent, VmMap& child);
 

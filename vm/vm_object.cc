@@ -131,10 +131,33 @@ void vm_object_reference(VmObject* object) {
   ++object->ref_count;
 }
 
+void vm_object_cache_remove(VmSystem& sys, VmObject* object) {
+  for (auto it = sys.cached.begin(); it != sys.cached.end(); ++it) {
+    if (*it == object) {
+      sys.cached.erase(it);
+      return;
+    }
+  }
+  assert(false && "vm_object_cache_remove: object not cached");
+}
+
 void vm_object_deallocate(VmSystem& sys, VmObject* object) {
   while (object != nullptr) {
     assert(object->ref_count > 0 && "vm_object_deallocate: reference count underflow");
     if (--object->ref_count > 0) return;
+    if (object->can_persist && object->resident_page_count > 0 && !object->pager_lost) {
+      // Keep it for a later vm_object_enter; trim the oldest beyond the bound.
+      assert(object->shadow == nullptr && "vm_object_deallocate: cached object with a shadow");
+      sys.cached.push_back(object);
+      ++sys.counters.cache_enters;
+      while (sys.cached.size() > sys.cache_bound) {
+        VmObject* victim = sys.cached.front();
+        sys.cached.erase(sys.cached.begin());
+        ++sys.counters.cache_trims;
+        vm_object_terminate(sys, victim);
+      }
+      return;
+    }
     VmObject* shadow = object->shadow;
     vm_object_terminate(sys, object);
     object = shadow;  // release the terminated object's shadow reference in turn
@@ -145,9 +168,23 @@ void vm_object_terminate(VmSystem& sys, VmObject* object) {
   assert(object->ref_count == 0 && "vm_object_terminate: object still referenced");
   assert(object->copy == nullptr && "vm_object_terminate: object has a copy object");
   assert(object->paging_in_progress == 0 && "vm_object_terminate: paging in progress");
+#ifndef NDEBUG
+  for (VmObject* c : sys.cached)
+    assert(c != object && "vm_object_terminate: object still in the cache");
+#endif
   object->alive = false;
   if (object->shadow != nullptr && object->shadow->copy == object) object->shadow->copy = nullptr;
-  while (VmPage* p = object->pages.lower_bound(0)) vm_page_free(sys, p);
+  while (VmPage* p = object->pages.lower_bound(0)) {
+    if (!object->temporary && object->pager != nullptr) {
+      // Permanent objects: what was written reaches the manager (data_return).
+      sys.domain.pmap_page_protect(p->frame, VM_PROT_NONE);
+      if (p->dirty || p->precious || sys.domain.pmap_is_modified(p->frame))
+        object->pager->data_return(p->offset + object->paging_offset,
+                                   sys.machine.memory().frame(p->frame));
+    }
+    vm_page_free(sys, p);
+  }
+  if (object->pager != nullptr) object->pager->terminate();
   sys.objects.erase(object->id);
   ++sys.counters.objects_terminated;
   delete object;
@@ -408,6 +445,10 @@ ChainLookup vm_object_chain_lookup(const VmObject* object, uint64_t offset) {
     r.depth = depth;
     if (const VmPage* p = vm_page_lookup(o, offset)) {
       r.page = p;
+      return r;
+    }
+    if (o->pager_lost) {
+      r.lost = true;
       return r;
     }
     if (const uint8_t* d = vm_object_pager_data(o, offset)) {

@@ -69,6 +69,19 @@ class Pager {
   }
   /// Offsets the pager holds data for, in order, within [start, end) (oracles).
   virtual void offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& out) const = 0;
+  /// The lock the manager puts on a page it supplies (data_supply's lock_value).
+  virtual vm_prot_t lock_value(uint64_t offset) const {
+    (void)offset;
+    return VM_PROT_NONE;
+  }
+  /// memory_object_data_unlock for write access; `current` is the page's present contents
+  /// (returned with the request, so the manager can save them first, COPY_CALL).
+  virtual void data_unlock(uint64_t offset, const uint8_t* current) {
+    (void)offset;
+    (void)current;
+  }
+  /// memory_object_terminate: the kernel object using this pager is gone.
+  virtual void terminate() {}
 };
 
 /// The default pager's backing store for one internal object (Hurd mach-defpager's
@@ -106,6 +119,8 @@ struct VmObject {
   unsigned paging_in_progress = 0; // [f] faults hold busy pages here: no collapse
   unsigned absent_count = 0;       // [f,p]
   bool alive = true;               // [c]
+  bool pager_lost = false;         // [p] the manager destroyed the memory object: its
+                                   //     contents are unknown; faults zero-fill
   PageTree pages;                  // [c,f] resident pages by offset >> 12
   unsigned resident_page_count = 0;  // [c,f] [invariant resident_counts]
 };
@@ -138,6 +153,12 @@ struct VmCounters {
   uint64_t pagers_created = 0;     // vm_object_pager_create
   uint64_t grab_evictions = 0;     // evictions forced by frame pressure (grab, pmap_enter)
   uint64_t table_collections = 0;  // pmap_collect rounds forced by frame pressure
+  uint64_t cache_enters = 0;       // objects kept in the cache at their last reference
+  uint64_t cache_hits = 0;         // vm_object_enter found the object (alive or cached)
+  uint64_t cache_trims = 0;        // cached objects terminated to respect the bound
+  uint64_t copies_slowly = 0;      // vm_object_copy_slowly
+  uint64_t copies_call = 0;        // vm_object_copy_call
+  uint64_t unlocks = 0;            // data_unlock requests (write to a write-locked page)
 };
 
 /// Optimizations that can be switched off; switching never changes what a task observes.
@@ -163,6 +184,10 @@ class VmSystem {
   PageQueue inactive{VmPage::Queue::Inactive};
   VmCounters counters;
   VmTunables tunables;
+  /// The object cache: unreferenced persistent objects with resident pages, oldest
+  /// first, at most cache_bound of them (config.cache).
+  std::vector<VmObject*> cached;
+  unsigned cache_bound = 4;
   /// Frees page-table frames of every pmap (pmap_collect in task order; set by the Kernel,
   /// which owns the maps). Returns the frames freed. Used under frame pressure.
   std::function<unsigned()> collect_page_tables;
@@ -201,14 +226,18 @@ VmObject* vm_object_allocate(VmSystem& sys, uint64_t size);
 /// Add one counted reference. Conditions: object alive.
 void vm_object_reference(VmObject* object);
 
-/// Purpose:    Drop one reference; when the last goes, terminate the object and release
-///             its reference on its shadow, repeating down the chain (Mach's loop).
+/// Purpose:    Drop one reference; when the last goes, keep a persistent object with
+///             resident pages in the cache (trimming the cache to its bound), or terminate
+///             the object and release its reference on its shadow, repeating down the
+///             chain (Mach's loop).
 /// Conditions: entry: object referenced (or null: no-op).
 void vm_object_deallocate(VmSystem& sys, VmObject* object);
 
 /// Purpose:    Destroy an unreferenced object: clear its shadow's copy pointer if it is
-///             that copy, free every page (removing their mappings). The shadow reference
-///             is NOT released (the caller does, as in Mach).
+///             that copy, return dirty and precious pages of permanent objects to their
+///             pager (memory_object_data_return), free every page (removing their
+///             mappings), tell the pager (memory_object_terminate), leave the cache. The
+///             shadow reference is NOT released (the caller does, as in Mach).
 /// Conditions: ref_count == 0; no copy object (a copy holds a reference).
 void vm_object_terminate(VmSystem& sys, VmObject* object);
 
@@ -287,7 +316,12 @@ struct ChainLookup {
   const VmObject* object = nullptr;  // object holding the page, or the chain's bottom
   uint64_t offset = 0;               // offset in that object
   unsigned depth = 0;
+  bool lost = false;                 // the chain reached a destroyed memory object
 };
 ChainLookup vm_object_chain_lookup(const VmObject* object, uint64_t offset);
+
+/// Remove an unreferenced object from the cache (vm_object_enter found it again, or it is
+/// being destroyed). Conditions: object is cached.
+void vm_object_cache_remove(VmSystem& sys, VmObject* object);
 
 }  // namespace vmfuzz::vm

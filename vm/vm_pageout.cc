@@ -13,6 +13,12 @@ void vm_pageout_page(VmSystem& sys, VmPage* p) {
   assert(object != nullptr && "vm_pageout_page: page in no object");
   sys.domain.pmap_page_protect(p->frame, VM_PROT_NONE);
   bool dirty = p->dirty || sys.domain.pmap_is_modified(p->frame);
+  if (object->pager_lost) {
+    // Unknown memory of a destroyed memory object: there is nowhere to keep it.
+    ++sys.counters.pageouts_clean;
+    vm_page_free(sys, p);
+    return;
+  }
   if (!dirty && !p->precious) {
     if (vm_object_pager_data(object, p->offset) != nullptr ||
         (object->shadow == nullptr && object->internal)) {

@@ -32,6 +32,11 @@ class VmTest : public ::testing::Test {
     for (unsigned c = 0; c < kMaxNames; ++c)
       if (k->copy_exists(c)) k->discard(c);
     for (unsigned t : k->tasks()) k->terminate(t);
+    for (unsigned m = 0; m < kMaxNames; ++m) {
+      if (k->memory_object(m) && !k->memory_object(m)->destroyed) {
+        EXPECT_EQ(k->destroy(m), KERN_SUCCESS);
+      }
+    }
     std::vector<Violation> v;
     check_vm_invariants(*k, v);
     check_teardown(*k, v);
@@ -650,9 +655,156 @@ TEST_F(VmTest, ProvenanceNamesTheSupplyingObject) {
   pr = k->provenance(0, 0x11000);
   EXPECT_EQ(pr.kind, Provenance::Kind::ZeroFill);
   EXPECT_EQ(k->provenance(0, 0x50000).kind, Provenance::Kind::Unmapped);
-  EXPECT_TRUE(k->implements(OpKind::Pageout));
-  EXPECT_FALSE(k->implements(OpKind::Map));
+  for (unsigned i = 0; i < kOpKindCount; ++i) EXPECT_TRUE(k->implements(OpKind(i)));
   EXPECT_TRUE(k->implements(OpKind::VmCopy));
+}
+
+// --- Memory objects ----------------------------------------------------------------------------
+
+class MemoryObjectTest : public VmTest {
+ protected:
+  void object(unsigned m, uint64_t size, CopyStrategy s, bool persist, const std::string& init) {
+    k->object_create(m, size, s, persist, {reinterpret_cast<const uint8_t*>(init.data()), init.size()});
+  }
+  uint64_t map(unsigned t, uint64_t addr, uint64_t size, unsigned m, uint64_t off, bool share,
+               kern_return_t want = KERN_SUCCESS) {
+    uint64_t a = addr;
+    EXPECT_EQ(k->map(t, &a, addr == 0, size, m, off, share, VM_PROT_DEFAULT, VM_PROT_ALL,
+                     vm_inherit_t::Copy), want);
+    return a;
+  }
+  std::string file(unsigned m, uint64_t off, uint64_t n) {
+    Access a = k->file(m, off, n);
+    EXPECT_EQ(a.kr, KERN_SUCCESS);
+    return std::string(a.bytes.begin(), a.bytes.end());
+  }
+};
+
+TEST_F(MemoryObjectTest, MapCodes) {
+  object(0, 0x3000, CopyStrategy::Delay, false, "abc");
+  map(0, 0x10000, 0, 0, 0, true, KERN_INVALID_ARGUMENT);          // size 0
+  map(0, 0x10000, P, 0, 0x800, true, KERN_INVALID_ARGUMENT);      // unaligned offset
+  map(0, 0x10000, 2 * P, 0, 2 * P, true, KERN_INVALID_ARGUMENT);  // window outside
+  uint64_t a = 0x10000;
+  EXPECT_EQ(k->map(0, &a, false, P, 0, 0, true, VM_PROT_ALL, VM_PROT_READ, vm_inherit_t::Copy),
+            KERN_INVALID_ARGUMENT);  // prot beyond max
+  map(0, 0x1000, P, 0, 0, true, KERN_INVALID_ADDRESS);
+  map(0, 0xfffffffffffff000ull, P, 0, 0, true, KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(map(0, 0x10800, 0x1800, 0, 0, true), 0x10000u);  // truncated, size rounded
+  map(0, 0x11000, P, 0, 0, true, KERN_NO_SPACE);
+  EXPECT_EQ(map(0, 0, P, 0, P, false), 0x12000u);             // any
+  EXPECT_EQ(get(0, 0x10000, 3), "abc");
+  EXPECT_EQ(k->destroy(0), KERN_SUCCESS);
+  EXPECT_EQ(k->destroy(0), KERN_INVALID_ARGUMENT);
+  map(0, 0x20000, P, 0, 0, true, KERN_INVALID_ARGUMENT);
+  Access f = k->file(0, 0, 4);
+  EXPECT_EQ(f.kr, KERN_SUCCESS);
+  EXPECT_EQ(f.unknown, std::vector<uint8_t>(4, 1));
+  EXPECT_EQ(k->provenance(0, 0x10000).lost, true);
+  Access r = k->read(0, 0x10000, 1, 0);  // unknown memory, but usable
+  EXPECT_EQ(r.kr, KERN_SUCCESS);
+}
+
+TEST_F(MemoryObjectTest, SharedMappingsAndTheStoreAreOneMemory) {
+  object(1, 2 * P, CopyStrategy::None, true, "store");
+  map(0, 0x10000, 2 * P, 1, 0, true);
+  k->task_create(2);
+  map(2, 0x40000, P, 1, P, true);
+  put(0, 0x11000, "via t0");
+  EXPECT_EQ(get(2, 0x40000, 6), "via t0");
+  EXPECT_EQ(file(1, P, 6), "via t0");  // file returns dirty pages first
+  EXPECT_EQ(k->manager_write(1, 0x1002, {reinterpret_cast<const uint8_t*>("MW"), 2}), KERN_SUCCESS);
+  EXPECT_EQ(get(0, 0x11000, 6), "viMWt0");
+  EXPECT_EQ(k->manager_write(1, 2 * P - 1, {reinterpret_cast<const uint8_t*>("xx"), 2}),
+            KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(k->file(1, P, P + 1).kr, KERN_INVALID_ARGUMENT);
+}
+
+TEST_F(MemoryObjectTest, EveryStrategyCopiesASnapshot) {
+  const CopyStrategy strategies[] = {CopyStrategy::None, CopyStrategy::Call, CopyStrategy::Delay};
+  for (unsigned m = 0; m < 3; ++m) {
+    object(m, 2 * P, strategies[m], false, "orig");
+    uint64_t base = 0x100000 * (m + 1);
+    map(0, base, 2 * P, m, 0, true);
+    put(0, base + P, "second");
+    uint64_t c = map(0, base + 0x10000, 2 * P, m, 0, false);
+    put(0, base, "ORIG");          // after the copy: the copy keeps "orig"
+    put(0, base + P, "SECOND");
+    EXPECT_EQ(get(0, c, 4), "orig") << "strategy " << m;
+    EXPECT_EQ(get(0, c + P, 6), "second") << "strategy " << m;
+    put(0, c, "mine");             // and writing the copy does not touch the object
+    EXPECT_EQ(get(0, base, 4), "ORIG");
+    EXPECT_EQ(file(m, 0, 4), "ORIG");
+  }
+  EXPECT_EQ(k->counters().copies_slowly, 1u);
+  EXPECT_EQ(k->counters().copies_call, 1u);
+  EXPECT_GE(k->counters().unlocks, 1u);
+  EXPECT_GE(k->counters().copies_delayed, 1u);
+  expect_clean("after copies");
+}
+
+TEST_F(MemoryObjectTest, CopyCallSurvivesPageoutOfLockedPages) {
+  object(0, 4 * P, CopyStrategy::Call, false, "a");
+  map(0, 0x10000, 4 * P, 0, 0, true);
+  put(0, 0x11000, "b");
+  k->pageout(0, true);  // source pages go back to the manager
+  uint64_t c = map(0, 0, 4 * P, 0, 0, false);
+  put(0, 0x10000, "A");  // paged in write-locked: unlock saves "a" for the copy
+  put(0, 0x11000, "B");
+  k->pageout(0, true);
+  EXPECT_EQ(get(0, c, 1), "a");
+  EXPECT_EQ(get(0, c + P, 1), "b");
+  EXPECT_EQ(file(0, 0, 1), "A");
+}
+
+TEST_F(MemoryObjectTest, DestroyMakesCopiesIndependent) {
+  object(0, 2 * P, CopyStrategy::Delay, false, "delay");
+  object(1, 2 * P, CopyStrategy::Call, false, "call");
+  map(0, 0x10000, 2 * P, 0, 0, true);
+  map(0, 0x20000, 2 * P, 1, 0, true);
+  uint64_t c0 = map(0, 0, 2 * P, 0, 0, false);
+  uint64_t c1 = map(0, 0, 2 * P, 1, 0, false);
+  EXPECT_EQ(k->vm_read(0, 0x20000, 2 * P, 0), KERN_SUCCESS);
+  EXPECT_EQ(k->destroy(0), KERN_SUCCESS);
+  EXPECT_EQ(k->destroy(1), KERN_SUCCESS);
+  EXPECT_EQ(get(0, c0, 5), "delay");
+  EXPECT_EQ(get(0, c1, 4), "call");
+  uint64_t a = 0;
+  EXPECT_EQ(k->copyout(0, 0, &a), KERN_SUCCESS);
+  EXPECT_EQ(get(0, a, 4), "call");
+  EXPECT_EQ(k->read(0, 0x10000, 1, 0).kr, KERN_SUCCESS);  // unknown contents
+  expect_clean("after destroy");
+}
+
+TEST_F(MemoryObjectTest, TheCacheKeepsPersistentObjectsUpToItsBound) {
+  SystemConfig cfg;
+  cfg.cache = 1;
+  make(cfg);
+  object(0, P, CopyStrategy::Delay, true, "p0");
+  object(1, P, CopyStrategy::Delay, true, "p1");
+  object(2, P, CopyStrategy::Delay, false, "np");
+  for (unsigned m = 0; m < 3; ++m) {
+    map(0, 0x10000, P, m, 0, true);
+    put(0, 0x10000, "w" + std::to_string(m));
+    EXPECT_EQ(k->deallocate(0, 0x10000, P), KERN_SUCCESS);
+  }
+  // m0 was cached, then trimmed when m1 came in (bound 1); m2 does not persist.
+  EXPECT_EQ(k->system().cached.size(), 1u);
+  EXPECT_EQ(k->counters().cache_trims, 1u);
+  EXPECT_EQ(file(0, 0, 2), "w0");  // termination returned the dirty page
+  map(0, 0x10000, P, 1, 0, true);
+  EXPECT_EQ(k->counters().cache_hits, 1u);
+  EXPECT_EQ(get(0, 0x10000, 2), "w1");
+  EXPECT_EQ(file(2, 0, 2), "w2");
+}
+
+TEST_F(MemoryObjectTest, ForkCopyOfAnUnreadableObjectMappingTerminates) {
+  object(0, P, CopyStrategy::None, false, "perm");
+  map(0, 0x10000, P, 0, 0, true);
+  EXPECT_EQ(k->protect(0, 0x10000, P, false, VM_PROT_NONE), KERN_SUCCESS);
+  k->fork(0, 1);
+  EXPECT_EQ(k->protect(1, 0x10000, P, false, VM_PROT_READ), KERN_SUCCESS);
+  EXPECT_EQ(get(1, 0x10000, 4), "perm");
 }
 
 // The checkers must be able to fail: a corrupted reference count is reported by name.

@@ -1,0 +1,322 @@
+// memory_object.cc — external managers, vm_object_enter, the copy strategies, lock
+// requests and destroy. Theory of operation: see memory_object.h.
+#include "vm/memory_object.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+#include <memory>
+
+#include "vm/vm_pageout.h"
+
+namespace vmfuzz::vm {
+
+namespace {
+
+const std::array<uint8_t, kPageSize> kZeroPage{};
+
+bool page_is_zero(const uint8_t* p) {
+  return std::all_of(p, p + kPageSize, [](uint8_t b) { return b == 0; });
+}
+
+/// Offsets (relative to `offset`) in [offset, offset + size) of object where some object
+/// of its chain holds a resident page or pager data: every other offset reads zero (or
+/// fails, for a destroyed memory object). Sorted, unique.
+std::vector<uint64_t> chain_candidates(const VmObject* object, uint64_t offset, uint64_t size) {
+  std::vector<uint64_t> rel, tmp;
+  uint64_t start = offset, end = offset + size;
+  for (const VmObject* o = object; o != nullptr; o = o->shadow) {
+    for (const VmPage* p = vm_page_next(o, start); p != nullptr && p->offset < end;
+         p = vm_page_next(o, p->offset + kPageSize))
+      rel.push_back(p->offset - start);
+    if (o->pager != nullptr) {
+      tmp.clear();
+      o->pager->offsets(start + o->paging_offset, end + o->paging_offset, tmp);
+      for (uint64_t po : tmp) rel.push_back(po - o->paging_offset - start);
+    }
+    start += o->shadow_offset;
+    end += o->shadow_offset;
+  }
+  std::sort(rel.begin(), rel.end());
+  rel.erase(std::unique(rel.begin(), rel.end()), rel.end());
+  return rel;
+}
+
+}  // namespace
+
+// --- CopyCallPager ----------------------------------------------------------------------------
+
+const uint8_t* CopyCallPager::data(uint64_t offset) const {
+  auto it = saved_.find(offset);
+  return it == saved_.end() ? nullptr : it->second.data();
+}
+
+void CopyCallPager::data_return(uint64_t offset, const uint8_t* page) {
+  std::memcpy(saved_[offset].data(), page, kPageSize);
+}
+
+void CopyCallPager::offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& out) const {
+  for (auto it = saved_.lower_bound(start); it != saved_.end() && it->first < end; ++it)
+    out.push_back(it->first);
+}
+
+void CopyCallPager::terminate() {
+  if (origin_ != nullptr) origin_->forget(this);
+  origin_ = nullptr;
+}
+
+bool CopyCallPager::lacks(uint64_t src_off) const {
+  if (src_off < src_offset_ || src_off - src_offset_ >= size_) return false;
+  return saved_.count(src_off - src_offset_) == 0;
+}
+
+void CopyCallPager::save(uint64_t src_off, const uint8_t* page) {
+  if (lacks(src_off)) data_return(src_off - src_offset_, page);
+}
+
+// --- ManagerPager -----------------------------------------------------------------------------
+
+const uint8_t* ManagerPager::data(uint64_t offset) const {
+  if (destroyed || offset >= size_) return nullptr;
+  auto it = store_.find(offset);
+  return it == store_.end() ? kZeroPage.data() : it->second.data();
+}
+
+void ManagerPager::data_return(uint64_t offset, const uint8_t* page) {
+  if (destroyed || offset >= size_) return;
+  std::memcpy(store_[offset].data(), page, kPageSize);
+}
+
+void ManagerPager::offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& out) const {
+  for (auto it = store_.lower_bound(start); it != store_.end() && it->first < end; ++it)
+    out.push_back(it->first);
+}
+
+vm_prot_t ManagerPager::lock_value(uint64_t offset) const {
+  for (const CopyCallPager* c : pending_)
+    if (c->lacks(offset)) return VM_PROT_WRITE;
+  return VM_PROT_NONE;
+}
+
+void ManagerPager::data_unlock(uint64_t offset, const uint8_t* current) {
+  // COPY_CALL: save the page into every copy that still lacks it, then grant the write.
+  for (CopyCallPager* c : pending_) c->save(offset, current);
+}
+
+void ManagerPager::forget(CopyCallPager* c) {
+  pending_.erase(std::remove(pending_.begin(), pending_.end(), c), pending_.end());
+}
+
+void ManagerPager::store_write(uint64_t offset, const uint8_t* bytes, uint64_t len) {
+  for (uint64_t done = 0; done < len;) {
+    uint64_t at = offset + done;
+    uint64_t n = std::min<uint64_t>(len - done, kPageSize - at % kPageSize);
+    auto [it, fresh] = store_.try_emplace(trunc_page(at));
+    if (fresh) it->second.fill(0);
+    std::memcpy(it->second.data() + at % kPageSize, bytes + done, n);
+    done += n;
+  }
+}
+
+void ManagerPager::store_read(uint64_t offset, uint64_t len, uint8_t* out) const {
+  for (uint64_t done = 0; done < len;) {
+    uint64_t at = offset + done;
+    uint64_t n = std::min<uint64_t>(len - done, kPageSize - at % kPageSize);
+    auto it = store_.find(trunc_page(at));
+    if (it == store_.end())
+      std::memset(out + done, 0, n);
+    else
+      std::memcpy(out + done, it->second.data() + at % kPageSize, n);
+    done += n;
+  }
+}
+
+// --- Kernel side --------------------------------------------------------------------------------
+
+VmObject* vm_object_enter(VmSystem& sys, ManagerPager& pager) {
+  assert(!pager.destroyed && "vm_object_enter: destroyed memory object");
+  if (VmObject* o = pager.kobject) {
+    if (o->ref_count == 0) vm_object_cache_remove(sys, o);
+    ++o->ref_count;
+    ++sys.counters.cache_hits;
+    return o;
+  }
+  VmObject* o = vm_object_allocate(sys, pager.size());
+  o->internal = false;
+  o->temporary = false;
+  o->pager = &pager;
+  o->pager_created = o->pager_initialized = o->pager_ready = true;
+  o->copy_strategy = pager.strategy();
+  o->can_persist = pager.persist();
+  pager.kobject = o;
+  return o;
+}
+
+kern_return_t vm_object_read_page(const VmSystem& sys, const VmObject* object, uint64_t offset,
+                                  uint8_t* out) {
+  ChainLookup l = vm_object_chain_lookup(object, offset);
+  if (l.lost) return KERN_MEMORY_ERROR;  // unknown bytes: callers copy zeros or skip
+  if (l.page != nullptr)
+    std::memcpy(out, sys.machine.memory().frame(l.page->frame), kPageSize);
+  else if (l.data != nullptr)
+    std::memcpy(out, l.data, kPageSize);
+  else
+    std::memset(out, 0, kPageSize);
+  return KERN_SUCCESS;
+}
+
+kern_return_t vm_object_copy_slowly(VmSystem& sys, VmObject* src, uint64_t offset, uint64_t size,
+                                    bool tolerate_errors, VmObject** result) {
+  VmObject* n = vm_object_allocate(sys, size);
+  std::array<uint8_t, kPageSize> buf;
+  for (uint64_t rel : chain_candidates(src, offset, size)) {
+    kern_return_t kr = vm_object_read_page(sys, src, offset + rel, buf.data());
+    if (kr != KERN_SUCCESS) {
+      if (tolerate_errors) continue;
+      vm_object_deallocate(sys, n);
+      return kr;
+    }
+    if (page_is_zero(buf.data())) continue;
+    // The copy's data goes to its default-pager store: no frame is needed now.
+    if (n->pager == nullptr) vm_object_pager_create(sys, n);
+    n->pager->data_return(rel, buf.data());
+  }
+  ++sys.counters.copies_slowly;
+  *result = n;
+  return KERN_SUCCESS;
+}
+
+VmObject* vm_object_copy_call(VmSystem& sys, VmObject* src, uint64_t offset, uint64_t size) {
+  auto* manager = dynamic_cast<ManagerPager*>(src->pager);
+  assert(manager != nullptr && "vm_object_copy_call: source has no external manager");
+  VmObject* n = vm_object_allocate(sys, size);
+  auto pager = std::make_unique<CopyCallPager>(manager, offset, size);
+  manager->add_copy(pager.get());  // memory_object_copy: the manager makes the new object
+  n->internal = false;
+  n->temporary = false;
+  n->copy_strategy = CopyStrategy::Delay;
+  n->pager = pager.get();
+  n->owned_pager = std::move(pager);
+  n->pager_created = n->pager_initialized = n->pager_ready = true;
+  n->shadow = src;
+  vm_object_reference(src);
+  n->shadow_offset = offset;
+  // Write-lock the source's resident pages: their next write asks the manager first.
+  for (VmPage* p = vm_page_next(src, offset); p != nullptr && p->offset < offset + size;
+       p = vm_page_next(src, p->offset + kPageSize)) {
+    p->page_lock |= VM_PROT_WRITE;
+    sys.domain.pmap_page_protect(p->frame, VM_PROT_READ | VM_PROT_EXECUTE);
+  }
+  ++sys.counters.copies_call;
+  return n;
+}
+
+kern_return_t vm_object_copy_strategically(VmSystem& sys, VmObject* src, uint64_t offset,
+                                           uint64_t size, bool tolerate_errors,
+                                           VmObject** result, uint64_t* result_offset,
+                                           bool* needs_copy) {
+  if (src->pager_lost) {
+    // The manager is gone: copy what is still here (unreadable pages fail or read zero).
+    *result_offset = 0;
+    *needs_copy = false;
+    return vm_object_copy_slowly(sys, src, offset, size, tolerate_errors, result);
+  }
+  if (src->temporary) src->copy_strategy = CopyStrategy::Delay;  // as Mach does
+  switch (src->copy_strategy) {
+    case CopyStrategy::None:
+      *result_offset = 0;
+      *needs_copy = false;
+      return vm_object_copy_slowly(sys, src, offset, size, tolerate_errors, result);
+    case CopyStrategy::Call:
+      *result = vm_object_copy_call(sys, src, offset, size);
+      *result_offset = 0;
+      *needs_copy = false;
+      return KERN_SUCCESS;
+    case CopyStrategy::Delay:
+      *result = vm_object_copy_delayed(sys, src);
+      *result_offset = offset;
+      *needs_copy = true;
+      return KERN_SUCCESS;
+  }
+  return KERN_FAILURE;
+}
+
+void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start, uint64_t end,
+                                bool should_return, bool should_flush) {
+  for (VmPage* p = vm_page_next(object, start); p != nullptr && p->offset < end;) {
+    uint64_t next = p->offset + kPageSize;
+    assert(!p->busy && "memory_object_lock_request: busy page");
+    if (should_return && object->pager != nullptr &&
+        (p->dirty || p->precious || sys.domain.pmap_is_modified(p->frame))) {
+      object->pager->data_return(p->offset + object->paging_offset,
+                                 sys.machine.memory().frame(p->frame));
+      p->dirty = false;
+      sys.domain.pmap_clear_modify(p->frame);
+    }
+    if (should_flush) vm_page_free(sys, p);
+    p = vm_page_next(object, next);
+  }
+}
+
+/// destroy, step 1: the newest DELAY copy object receives every page it lacks and stops
+/// shadowing the source (older copies read through it).
+static void detach_delay_copy(VmSystem& sys, VmObject* src, const std::vector<uint64_t>& cands) {
+  VmObject* c = src->copy;
+  if (c == nullptr) return;
+  std::array<uint8_t, kPageSize> buf;
+  for (uint64_t off : cands) {
+    if (off >= c->size || vm_page_lookup(c, off) != nullptr || vm_object_pager_data(c, off))
+      continue;
+    if (vm_object_read_page(sys, src, off, buf.data()) != KERN_SUCCESS) continue;
+    if (c->pager == nullptr) vm_object_pager_create(sys, c);
+    c->pager->data_return(off + c->paging_offset, buf.data());
+  }
+  src->copy = nullptr;
+  c->shadow = nullptr;
+  c->shadow_offset = 0;
+  --src->ref_count;  // the copy's shadow reference (the caller holds another)
+}
+
+/// destroy, step 2: every pending COPY_CALL copy saves what it lacks and stops shadowing.
+static void detach_call_copies(VmSystem& sys, ManagerPager& manager, VmObject* src,
+                               const std::vector<uint64_t>& cands) {
+  std::vector<CopyCallPager*> pending = manager.pending();
+  std::array<uint8_t, kPageSize> buf;
+  for (CopyCallPager* c : pending) {
+    // Find the copy's object: the live object whose pager this is (ids: deterministic).
+    VmObject* n = nullptr;
+    for (auto& [id, o] : sys.objects)
+      if (o->pager == c) n = o;
+    assert(n != nullptr && n->shadow == src && "memory_object_destroy: pending copy object");
+    for (uint64_t off : cands) {
+      if (!c->lacks(off) || vm_page_lookup(n, off - c->src_offset()) != nullptr) continue;
+      if (vm_object_read_page(sys, src, off, buf.data()) == KERN_SUCCESS) c->save(off, buf.data());
+    }
+    n->shadow = nullptr;
+    n->shadow_offset = 0;
+    --src->ref_count;
+    manager.forget(c);
+    c->detach();
+  }
+}
+
+void memory_object_destroy(VmSystem& sys, ManagerPager& manager) {
+  assert(!manager.destroyed && "memory_object_destroy: already destroyed");
+  if (VmObject* s = manager.kobject) {
+    if (s->ref_count == 0) vm_object_cache_remove(sys, s);
+    ++s->ref_count;  // hold it while copies are made independent
+    std::vector<uint64_t> cands = chain_candidates(s, 0, s->size);
+    detach_delay_copy(sys, s, cands);
+    detach_call_copies(sys, manager, s, cands);
+    // The source loses its pager: its pages go, later faults get KERN_MEMORY_ERROR.
+    while (VmPage* p = s->pages.lower_bound(0)) vm_page_free(sys, p);
+    s->pager = nullptr;
+    s->pager_lost = true;
+    manager.kobject = nullptr;
+    vm_object_deallocate(sys, s);
+  }
+  manager.destroyed = true;
+  manager.clear_store();
+}
+
+}  // namespace vmfuzz::vm

@@ -1,0 +1,156 @@
+// memory_object.h — external memory managers and the kernel's side of the memory-object
+// protocol (Mach's vm/memory_object.c and the copy strategies of vm/vm_object.c):
+// vm_object_enter, vm_object_copy_strategically (copy_slowly, copy_call, copy_delayed),
+// lock requests (return / flush), and memory_object_destroy.
+//
+// Theory of operation
+// -------------------
+// A memory object m0..m15 is served by a simulated external manager (ManagerPager) that
+// owns a backing store (sparse pages; absent pages are zero), a copy strategy and the
+// may-cache (persist) attribute. The kernel finds or makes its VM object for the manager
+// with vm_object_enter: an external, permanent object whose pager is the manager; an
+// unreferenced persistent object with resident pages stays in the object cache and is
+// found again there.
+//
+// Data moves as in Mach: a fault that finds no resident page asks the manager
+// (data_request -> data()), pages are returned when evicted or terminated if dirty
+// (data_return), and a lock request can return dirty pages (file) and flush cached ones
+// (manager_write).
+//
+// Copies (vm_object_copy_strategically, for `map ... copy`, fork COPY and copyin of
+// permanent objects):
+// - COPY_NONE: vm_object_copy_slowly — an eager copy into a new internal object. The
+//   data goes straight to the new object's default-pager store (no frame is needed);
+//   only offsets some object of the source chain holds are visited, so a sparse window
+//   costs what it holds.
+// - COPY_CALL: vm_object_copy_call — the manager makes a new memory object (a
+//   CopyCallPager) that shadows the source; the kernel write-locks the source's resident
+//   pages in the window, and the manager supplies the source's other pages write-locked
+//   while any copy lacks them. A write to a locked page sends data_unlock with the page's
+//   contents; the manager saves them into every copy that lacks the page, then unlocks.
+// - COPY_DELAY (and every temporary object): vm_object_copy_delayed.
+//
+// Destroy (DESIGN.md §5 detail 13, a departure): before the store goes, every copy is
+// made independent — the newest DELAY copy object receives every page it lacks and stops
+// shadowing the source; every pending CALL copy saves what it lacks and stops shadowing.
+// Then the source object loses its pager (pager_lost): its resident pages are freed, and
+// later faults zero-fill (the contents are unknown to every observer, §5 detail 13; GNU
+// Mach would return memory errors — the harness tolerates both, and usable memory keeps
+// partial accesses comparable). The object itself lives on while mapped.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "vm/vm_object.h"
+#include "vmfuzz/vocab.h"
+
+namespace vmfuzz::vm {
+
+class ManagerPager;
+
+/// The memory object a COPY_CALL manager makes for one copy: pages saved before the
+/// source changed them (data_unavailable elsewhere: read through the shadow).
+class CopyCallPager final : public Pager {
+ public:
+  CopyCallPager(ManagerPager* origin, uint64_t src_offset, uint64_t size)
+      : origin_(origin), src_offset_(src_offset), size_(size) {}
+  const uint8_t* data(uint64_t offset) const override;
+  void data_return(uint64_t offset, const uint8_t* page) override;
+  void offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& out) const override;
+  void terminate() override;
+  /// Does this copy still need the source's page at source offset `src_off`?
+  bool lacks(uint64_t src_off) const;
+  /// Save the source's page at `src_off` (only if not saved yet).
+  void save(uint64_t src_off, const uint8_t* page);
+  /// The manager was destroyed (the copy was made independent first).
+  void detach() { origin_ = nullptr; }
+  uint64_t src_offset() const { return src_offset_; }
+  uint64_t size() const { return size_; }
+
+ private:
+  ManagerPager* origin_;
+  uint64_t src_offset_, size_;
+  std::map<uint64_t, std::array<uint8_t, kPageSize>> saved_;
+};
+
+/// A simulated external memory manager serving one memory object (correctly: it keeps
+/// what it is given, answers every request, and honours COPY_CALL's unlock protocol).
+class ManagerPager final : public Pager {
+ public:
+  ManagerPager(uint64_t size, CopyStrategy strategy, bool persist)
+      : size_(size), strategy_(strategy), persist_(persist) {}
+  const uint8_t* data(uint64_t offset) const override;
+  void data_return(uint64_t offset, const uint8_t* page) override;
+  void offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& out) const override;
+  vm_prot_t lock_value(uint64_t offset) const override;
+  void data_unlock(uint64_t offset, const uint8_t* current) override;
+  void terminate() override { kobject = nullptr; }
+
+  /// The manager changes its own data (bytes may cross pages).
+  void store_write(uint64_t offset, const uint8_t* bytes, uint64_t len);
+  /// Read the store (bytes may cross pages).
+  void store_read(uint64_t offset, uint64_t len, uint8_t* out) const;
+  /// Register / forget a COPY_CALL copy that still reads through the source.
+  void add_copy(CopyCallPager* c) { pending_.push_back(c); }
+  void forget(CopyCallPager* c);
+  const std::vector<CopyCallPager*>& pending() const { return pending_; }
+  void clear_store() { store_.clear(); }
+
+  uint64_t size() const { return size_; }
+  CopyStrategy strategy() const { return strategy_; }
+  bool persist() const { return persist_; }
+  bool destroyed = false;
+  VmObject* kobject = nullptr;  // the kernel's object for this memory object, if any
+
+ private:
+  uint64_t size_;
+  CopyStrategy strategy_;
+  bool persist_;
+  std::map<uint64_t, std::array<uint8_t, kPageSize>> store_;  // absent pages are zero
+  std::vector<CopyCallPager*> pending_;
+};
+
+/// Purpose:    The kernel object for a memory object (Mach's vm_object_enter): the live or
+///             cached one, else a new external permanent object of the manager's size.
+/// Results:    a referenced object. Counters: cache_hits.
+VmObject* vm_object_enter(VmSystem& sys, ManagerPager& pager);
+
+/// Purpose:    Read one page of object at offset as a fault would see it, without side
+///             effects (resident page, pager data, shadow chain, zeros).
+/// Results:    KERN_SUCCESS, or KERN_MEMORY_ERROR when the chain reaches a destroyed
+///             memory object before finding the data.
+kern_return_t vm_object_read_page(const VmSystem& sys, const VmObject* object, uint64_t offset,
+                                  uint8_t* out);
+
+/// Purpose:    Copy [offset, offset + size) of src by its strategy (Mach's
+///             vm_object_copy_strategically); temporary objects are copied DELAY.
+///             tolerate_errors: unreadable pages copy as zero (fork never fails).
+/// Results:    KERN_SUCCESS with a referenced *result at *result_offset and *needs_copy,
+///             or KERN_MEMORY_ERROR (nothing made).
+kern_return_t vm_object_copy_strategically(VmSystem& sys, VmObject* src, uint64_t offset,
+                                           uint64_t size, bool tolerate_errors,
+                                           VmObject** result, uint64_t* result_offset,
+                                           bool* needs_copy);
+
+/// Purpose:    Eager copy into a new internal object (COPY_NONE). Counters: copies_slowly.
+kern_return_t vm_object_copy_slowly(VmSystem& sys, VmObject* src, uint64_t offset, uint64_t size,
+                                    bool tolerate_errors, VmObject** result);
+
+/// Purpose:    Manager-assisted copy (COPY_CALL): see the theory above.
+///             Counters: copies_call.
+VmObject* vm_object_copy_call(VmSystem& sys, VmObject* src, uint64_t offset, uint64_t size);
+
+/// Purpose:    memory_object_lock_request over [start, end) of object: should_return
+///             returns dirty pages to the pager (they become clean); should_flush frees the
+///             pages (after returning them if dirty).
+void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start, uint64_t end,
+                                bool should_return, bool should_flush);
+
+/// Purpose:    The manager destroys its memory object (see the theory above). Conditions:
+///             not destroyed yet.
+void memory_object_destroy(VmSystem& sys, ManagerPager& pager);
+
+}  // namespace vmfuzz::vm
