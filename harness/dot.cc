@@ -89,6 +89,25 @@ std::string describe_provenance(const vm::Kernel& k, unsigned t, uint64_t va) {
   return s;
 }
 
+std::string describe_object_provenance(const vm::Kernel& k, unsigned m, uint64_t offset) {
+  const vm::ManagerPager* mo = k.memory_object(m);
+  std::string where = "m" + std::to_string(m) + " offset " + hex_addr(offset) + ": ";
+  if (!mo) return where + "no such memory object in the VM";
+  if (mo->destroyed) return where + "destroyed by its manager";
+  if (!mo->kobject) return where + "no kernel object (the manager's store alone holds the byte)";
+  uint64_t id = mo->kobject->id;
+  std::string s = where + "kernel object " + std::to_string(id);
+  if (auto o = k.object_info(id)) {
+    bool resident = false;
+    for (const auto& pg : o->pages) resident |= pg.offset == trunc_page(offset);
+    s += resident ? ", page resident (the store may be stale until it is returned)"
+                  : ", page not resident (the manager's store holds it)";
+    s += "; ref_count " + std::to_string(o->ref_count) + ", " + std::to_string(o->resident_page_count) +
+         " resident, " + strategy_name(o->copy_strategy) + (o->can_persist ? " can_persist" : "");
+  }
+  return s;
+}
+
 std::string dot_graph(const vm::Kernel& k, const FailureSite& site) {
   std::map<uint64_t, vm::ObjectInfo> objs;
   for (auto& o : k.objects()) objs.emplace(o.id, o);
@@ -113,8 +132,14 @@ std::string dot_graph(const vm::Kernel& k, const FailureSite& site) {
 
   std::string out = "digraph vm {\n  rankdir=LR;\n  node [fontname=\"monospace\", fontsize=10];\n";
   out += "  edge [fontname=\"monospace\", fontsize=9];\n";
+  if (site.kind == FailureSite::Kind::ObjectPage) {
+    const vm::ManagerPager* mo = k.memory_object(site.object);
+    if (mo && mo->kobject) hot = mo->kobject->id;
+  }
   if (site.kind == FailureSite::Kind::TaskPage)
     out += "  label=\"divergence: t" + std::to_string(site.task) + " " + hex_addr(site.addr) + "\";\n";
+  if (site.kind == FailureSite::Kind::ObjectPage)
+    out += "  label=\"divergence: m" + std::to_string(site.object) + " offset " + hex_addr(site.addr) + "\";\n";
   for (unsigned t : k.tasks()) {
     out += "  subgraph cluster_t" + std::to_string(t) + " {\n    label=\"t" + std::to_string(t) + "\";\n";
     for (const auto& e : k.entries(t)) {
@@ -141,6 +166,14 @@ std::string dot_graph(const vm::Kernel& k, const FailureSite& site) {
       out += "  \"" + id + "\" -> \"o" + std::to_string(e.object) + "\" [label=\"+" + hex_addr(e.offset) + "\"" +
              (id == hot_entry ? ", penwidth=3" : "") + "];\n";
     }
+  }
+  for (unsigned m = 0; m < kMaxNames; m++) {
+    const vm::ManagerPager* mo = k.memory_object(m);
+    if (!mo) continue;
+    std::string name = "m" + std::to_string(m);
+    out += "  \"" + name + "\" [shape=note, label=\"" + name + " (" + strategy_name(mo->strategy()) +
+           (mo->persist() ? ", persist" : "") + (mo->destroyed ? ", destroyed" : "") + ")\"];\n";
+    if (mo->kobject) out += "  \"" + name + "\" -> \"o" + std::to_string(mo->kobject->id) + "\" [style=dotted];\n";
   }
   for (const auto& [id, o] : objs) {
     if (o.shadow)
@@ -179,9 +212,7 @@ class KernelObserver final : public VmObserver {
   std::string provenance(unsigned t, uint64_t va) const override { return describe_provenance(k_, t, va); }
 
   std::string object_provenance(unsigned m, uint64_t offset) const override {
-    (void)m;
-    (void)offset;
-    return {};
+    return describe_object_provenance(k_, m, offset);
   }
 
   std::string dot(const FailureSite& site) const override { return dot_graph(k_, site); }

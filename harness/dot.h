@@ -11,8 +11,9 @@
 // The DOT graph: one cluster per task holding its map entries (range, prot/max,
 // inheritance, needs_copy, shared), one node per object (id, ref_count, resident count,
 // size, flags, copy strategy), edges entry -> object (label: offset), object -> shadow
-// (solid, label: shadow_offset) and object -> copy (dashed, "copy"). The object that
-// supplied the diverging byte is filled red, with the chain above it drawn bold.
+// (solid, label: shadow_offset) and object -> copy (dashed, "copy"), and one note per
+// memory object (m0..m15) pointing (dotted) at its kernel object. The object that supplied
+// the diverging byte is filled red, with the chain above it drawn bold.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,10 @@ std::string dot_graph(const vm::Kernel& kernel, const FailureSite& site);
 /// Purpose:    One line: which object at which depth of which chain supplies task t's
 ///             byte at va (resident in frame N, zero-fill, no object yet, unmapped).
 std::string describe_provenance(const vm::Kernel& kernel, unsigned t, uint64_t va);
+
+/// Purpose:    One line: which kernel object caches memory object m, whether the page at
+///             offset is resident there or only in the manager's store.
+std::string describe_object_provenance(const vm::Kernel& kernel, unsigned m, uint64_t offset);
 
 /// Purpose:    The VmObserver of a kernel: implements(), check_vm_invariants,
 ///             check_tlb_coherence, check_teardown (harness/invariants.h), the machine's
