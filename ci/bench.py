@@ -108,6 +108,8 @@ def run_benchmark(binary: Path, flt: str | None) -> dict:
         cmd.append(f"--benchmark_filter={flt}")
     note("+ " + " ".join(cmd))
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if flt and "Failed to match any benchmarks" in proc.stderr:
+        return {}  # the filter selects nothing in this program: not an error
     if proc.returncode != 0:
         raise BenchError(f"{binary.name} exited with {proc.returncode}: {proc.stderr.strip()[-400:]}")
     try:
