@@ -16,10 +16,12 @@
 #include <string>
 #include <vector>
 
+#include "harness/dot.h"
 #include "harness/executor.h"
 #include "harness/report.h"
 #include "harness/text.h"
 #include "reference_model/model.h"
+#include "vm/kernel.h"
 
 namespace vmfuzz::harness {
 namespace {
@@ -444,6 +446,53 @@ TEST(Executor, WhatIfANameDoesNotExistTheInputIsUnusable) {
   RunSummary s = run("allocate t0 0x10000 0x1000\nread t2 0x10000 1\n", vm);
   EXPECT_TRUE(s.unusable);
   EXPECT_EQ(s.unusable_reason, "test.trace:2: t2: no such task");
+}
+
+// --- The kernel observer ---------------------------------------------------------------------
+
+TEST(KernelObserver, WhatIfTheVmRunsATraceTheObserverExplainsItsGraph) {
+  Program p = parse(
+      "allocate t0 0x10000 0x2000\nwrite t0 0x10000 \"abc\"\nfork t0 t1\nwrite t1 0x10000 \"xyz\"\n"
+      "object m0 0x1000 delay persist fill:0x01*0x10\nmap t0 0x30000 0x1000 m0 0x0 share\nread t0 0x30000 1\n");
+  Subject vm = make_vm_subject(p.config);
+  ASSERT_TRUE(vm.observer);
+  model::Model model(p.config);
+  Executor ex(*vm.system, model, p.config);
+  ex.set_observer(vm.observer.get());
+  for (const Op& op : p.ops) ASSERT_EQ(ex.step(op), Executor::Step::Ran) << print_op(op);
+  ASSERT_TRUE(ex.finish_check());
+  const auto& k = static_cast<const vm::Kernel&>(*vm.system);
+  // The child's written page: an object of its own at depth 0, resident.
+  std::string prov = vm.observer->provenance(1, 0x10001);
+  EXPECT_NE(prov.find("at depth 0"), std::string::npos) << prov;
+  EXPECT_NE(prov.find("resident in frame"), std::string::npos) << prov;
+  // The parent's unwritten second page: zero-fill or no object yet, never resident.
+  EXPECT_EQ(vm.observer->provenance(0, 0x11000).find("resident in frame"), std::string::npos);
+  EXPECT_NE(vm.observer->object_provenance(0, 0).find("kernel object"), std::string::npos)
+      << vm.observer->object_provenance(0, 0);
+  std::string dot = vm.observer->dot({FailureSite::Kind::TaskPage, 1, 0, 0x10001});
+  EXPECT_EQ(dot.rfind("digraph vm {", 0), 0u);
+  EXPECT_NE(dot.find("subgraph cluster_t1"), std::string::npos);
+  EXPECT_NE(dot.find("fillcolor"), std::string::npos) << dot;
+  EXPECT_NE(dot.find("\"m0\" -> \"o"), std::string::npos) << dot;
+  EXPECT_EQ(dot, dot_graph(k, {FailureSite::Kind::TaskPage, 1, 0, 0x10001}));  // deterministic
+  // Teardown leaves nothing, and the teardown oracle agrees.
+  ASSERT_TRUE(ex.finish_teardown()) << format_failure(*ex.failure());
+  std::vector<Finding> left;
+  vm.observer->check_teardown(left);
+  EXPECT_TRUE(left.empty());
+}
+
+TEST(KernelObserver, WhatIfTheMachineGivesUpOnAFaultItIsAFaultLoop) {
+  Subject vm = make_vm_subject(SystemConfig{});
+  Access a;
+  a.kr = KERN_FAILURE;
+  a.fault_addr = 0x10000;
+  auto loop = vm.observer->fault_loop(a);
+  ASSERT_TRUE(loop);
+  EXPECT_NE(loop->find("0x10000"), std::string::npos);
+  a.kr = KERN_PROTECTION_FAILURE;
+  EXPECT_FALSE(vm.observer->fault_loop(a));
 }
 
 // --- Reports ------------------------------------------------------------------------------
