@@ -726,16 +726,21 @@ uint32_t vm_implemented_mask(const SystemConfig& config) {
 }
 
 PropSystem::PropSystem(const SystemConfig& config, std::string property, const Decorator& wrap,
-                       harness::ExecOptions options)
+                       harness::ExecOptions options, const Decorator& wrap_model)
     : config_(config), property_(std::move(property)) {
   vm_ = harness::make_vm_subject(config);
   model_ = harness::make_model_subject(config);
   vm_side_ = vm_.system.get();
+  model_side_ = model_.system.get();
   if (wrap) {
     wrapper_ = wrap(*vm_.system);
     vm_side_ = wrapper_.get();
   }
-  exec_ = std::make_unique<harness::Executor>(*vm_side_, *model_.system, config, options);
+  if (wrap_model) {
+    model_wrapper_ = wrap_model(*model_.system);
+    model_side_ = model_wrapper_.get();
+  }
+  exec_ = std::make_unique<harness::Executor>(*vm_side_, *model_side_, config, options);
   exec_->set_observer(vm_.observer.get());
 }
 
