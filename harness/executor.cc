@@ -507,7 +507,7 @@ Executor::Step Executor::step(const Op& op) {
     return Step::Unusable;
   }
 
-  // 3. Run: model, then VM, on the same materialized data.
+  // 3. Run on the same materialized data: model then VM; user accesses VM then model.
   std::vector<uint8_t> data;
   if (op.kind == OpKind::Write || op.kind == OpKind::Object || op.kind == OpKind::ManagerWrite)
     data = op.data.materialize();

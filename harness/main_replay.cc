@@ -2,7 +2,8 @@
 //
 // Theory of operation
 // -------------------
-//   vmfuzz-replay [--json] [--dot FILE] [--quiet] [--full-check-every N] [--model-only] FILE...
+//   vmfuzz-replay [--json] [--dot FILE] [--quiet] [--full-check-every N] [--model-only]
+//                 [--no-collapse] [--no-bypass] FILE...
 //   vmfuzz-replay --to-text FILE          print the program of a trace or binary input
 //   vmfuzz-replay --encode IN OUT         write the binary encoding of IN (text or binary)
 //
@@ -19,6 +20,9 @@
 // results (`op  => result`, unless --quiet), then `OK FILE ...` or the failure report and
 // `FAILED FILE`. With --json: one JSON object per file per line and nothing else on
 // stdout: {"file","ok","ops","not_applicable","failure": null | {...}}.
+// --no-collapse / --no-bypass switch the VM's collapse optimizations off (VmTunables):
+// switching an optimization off must never change what a task observes, so a trace that
+// passes with them on passes with them off.
 // --dot FILE: the Graphviz picture of the VM's object graph at the first failure (or at the
 // end of the last file when nothing failed).
 //
@@ -40,6 +44,7 @@
 #include "harness/report.h"
 #include "harness/text.h"
 #include "reference_model/model.h"
+#include "vm/kernel.h"
 
 namespace {
 
@@ -52,6 +57,8 @@ struct Options {
   bool json = false;
   bool quiet = false;
   bool model_only = false;
+  bool no_collapse = false;
+  bool no_bypass = false;
   std::string dot_file;
   unsigned full_check_every = 0;
   std::vector<std::string> files;
@@ -59,7 +66,8 @@ struct Options {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: vmfuzz-replay [--json] [--dot FILE] [--quiet] [--full-check-every N] [--model-only] FILE...\n"
+               "usage: vmfuzz-replay [--json] [--dot FILE] [--quiet] [--full-check-every N] [--model-only]\n"
+               "                     [--no-collapse] [--no-bypass] FILE...\n"
                "       vmfuzz-replay --to-text FILE\n"
                "       vmfuzz-replay --encode IN OUT\n");
   return 2;
@@ -166,6 +174,11 @@ std::string na_note(uint64_t n) {
 // Run one loaded program; returns 0 ok, 1 failure, 2 unusable.
 int replay_one(const std::string& file, const Program& prog, const Options& opt, std::string* dot) {
   h::Subject subject = opt.model_only ? h::make_model_subject(prog.config) : h::make_vm_subject(prog.config);
+  if (!opt.model_only) {
+    auto& tunables = static_cast<vmfuzz::vm::Kernel&>(*subject.system).tunables();
+    if (opt.no_collapse) tunables.collapse_allowed = false;
+    if (opt.no_bypass) tunables.bypass_allowed = false;
+  }
   vmfuzz::model::Model model(prog.config);
   h::ExecOptions eo;
   eo.full_check_every = opt.full_check_every;
@@ -238,6 +251,10 @@ int main(int argc, char** argv) {
       opt.quiet = true;
     } else if (a == "--model-only") {
       opt.model_only = true;
+    } else if (a == "--no-collapse") {
+      opt.no_collapse = true;
+    } else if (a == "--no-bypass") {
+      opt.no_bypass = true;
     } else if (a == "--dot") {
       if (++i == argc) return usage();
       opt.dot_file = argv[i];
