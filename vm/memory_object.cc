@@ -1,6 +1,7 @@
 // memory_object.cc — external managers, vm_object_enter, the copy strategies, lock
 // requests and destroy. Theory of operation: see memory_object.h.
 #include "vm/memory_object.h"
+#include "vm/bugs.h"
 
 #include <algorithm>
 #include <cassert>
@@ -135,7 +136,8 @@ void ManagerPager::store_read(uint64_t offset, uint64_t len, uint8_t* out) const
 
 VmObject* vm_object_enter(VmSystem& sys, ManagerPager& pager) {
   assert(!pager.destroyed && "vm_object_enter: destroyed memory object");
-  if (VmObject* o = pager.kobject) {
+  if (VmObject* o = pager.kobject; o != nullptr &&
+                                   !(o->ref_count == 0 && VMFUZZ_BUG_ON(CachedObjectNotFound))) {
     if (o->ref_count == 0) vm_object_cache_remove(sys, o);
     ++o->ref_count;
     ++sys.counters.cache_hits;
@@ -306,8 +308,10 @@ void memory_object_destroy(VmSystem& sys, ManagerPager& manager) {
     if (s->ref_count == 0) vm_object_cache_remove(sys, s);
     ++s->ref_count;  // hold it while copies are made independent
     std::vector<uint64_t> cands = chain_candidates(s, 0, s->size);
-    detach_delay_copy(sys, s, cands);
-    detach_call_copies(sys, manager, s, cands);
+    if (!VMFUZZ_BUG_ON(DestroyLosesCopies)) {
+      detach_delay_copy(sys, s, cands);
+      detach_call_copies(sys, manager, s, cands);
+    }
     // The source loses its pager: its pages go, later faults get KERN_MEMORY_ERROR.
     while (VmPage* p = s->pages.lower_bound(0)) vm_page_free(sys, p);
     s->pager = nullptr;

@@ -6,6 +6,7 @@
 // so it marks the result page busy and the first object paging for the duration of the
 // step (they are cleared before returning) and asserts nobody else left them set.
 #include "vm/vm_fault.h"
+#include "vm/bugs.h"
 
 #include <cassert>
 #include <cstring>
@@ -57,7 +58,7 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
   }
   VmPage* m = vm_page_grab(sys);
   if (m == nullptr) return KERN_RESOURCE_SHORTAGE;
-  sys.domain.pmap_zero_page(m->frame);
+  if (!VMFUZZ_BUG_ON(ZeroFillNotZeroed)) sys.domain.pmap_zero_page(m->frame);
   vm_page_insert(sys, m, fs.first_object, fs.first_offset);
   sys.domain.pmap_clear_modify(m->frame);
   fs.object = fs.first_object;
@@ -104,7 +105,7 @@ void fault_unlock(VmSystem& sys, FaultState& fs) {
                           sys.machine.memory().frame(fs.page->frame));
   // Readers of the copies mapped this page through their shadow; the copies now hold the
   // saved contents, so those mappings must go (as for a push; GNU Mach leaves them).
-  sys.domain.pmap_page_protect(fs.page->frame, VM_PROT_NONE);
+  if (!VMFUZZ_BUG_ON(UnlockKeepsMappings)) sys.domain.pmap_page_protect(fs.page->frame, VM_PROT_NONE);
   fs.page->page_lock &= ~VM_PROT_WRITE;
   ++sys.counters.unlocks;
 }
@@ -118,6 +119,7 @@ kern_return_t fault_push_to_copy(VmSystem& sys, FaultState& fs) {
     fs.prot &= ~VM_PROT_WRITE;
     return KERN_SUCCESS;
   }
+  if (VMFUZZ_BUG_ON(MissedPush)) return KERN_SUCCESS;
   assert(copy->shadow == fs.first_object && copy->shadow_offset == 0 &&
          "vm_fault_page: copy object shape");
   uint64_t copy_offset = fs.first_offset - copy->shadow_offset;

@@ -8,6 +8,7 @@
 // - vm_map_fork's COPY never fails and never loops (no protection check).
 // - vm_map_protect checks before clipping, so a refused protect changes nothing at all.
 #include "vm/vm_map.h"
+#include "vm/bugs.h"
 
 #include <cassert>
 #include <cstring>
@@ -110,7 +111,7 @@ kern_return_t vm_map_lookup(VmSystem& sys, VmMap& map, uint64_t va, bool write,
     if (write) {
       vm_object_shadow(sys, &e->object, &e->offset, e->end - e->start);
       e->needs_copy = false;
-    } else {
+    } else if (!VMFUZZ_BUG_ON(ReadFaultWritable)) {
       p &= ~VM_PROT_WRITE;
     }
   }
@@ -174,10 +175,18 @@ bool vm_map_find_space(const VmMap& map, uint64_t size, uint64_t* start) {
 static void vm_map_entry_delete(VmMap& map, std::map<uint64_t, VmMapEntry>::iterator it) {
   VmMapEntry& e = it->second;
   VmSystem& sys = map.sys;
-  if (map.pmap != nullptr) pmap::pmap_remove(map.pmap, e.start, e.end);
+  bool stale = e.is_shared && VMFUZZ_BUG_ON(StaleSharedMapping);
+  if (map.pmap != nullptr && !stale) pmap::pmap_remove(map.pmap, e.start, e.end);
   if (VmObject* o = e.object) {
     uint64_t size = e.end - e.start;
-    if (e.is_shared) vm_object_pmap_remove(sys, o, e.offset, e.offset + size);
+    if (stale) {
+      // GNU Mach before 2025: only the top object's pages lose their mappings.
+      for (VmPage* p = vm_page_next(o, e.offset); p != nullptr && p->offset < e.offset + size;
+           p = vm_page_next(o, p->offset + kPageSize))
+        sys.domain.pmap_page_protect(p->frame, VM_PROT_NONE);
+    } else if (e.is_shared) {
+      vm_object_pmap_remove(sys, o, e.offset, e.offset + size);
+    }
     if (!o->pager_created && o->ref_count == 1 && o->paging_in_progress == 0)
       vm_object_page_remove(sys, o, e.offset, e.offset + size);
     vm_object_deallocate(sys, o);
@@ -219,7 +228,7 @@ kern_return_t vm_map_protect(VmMap& map, uint64_t start, uint64_t end, vm_prot_t
     } else {
       e.protection = prot;
     }
-    if ((old & ~e.protection) != 0 && map.pmap != nullptr)
+    if ((old & ~e.protection) != 0 && map.pmap != nullptr && !VMFUZZ_BUG_ON(ProtectNoPmap))
       pmap::pmap_protect(map.pmap, e.start, e.end, vm_prot_mmu(e.protection));
   }
   vm_map_simplify_range(map, start, end);
@@ -253,7 +262,7 @@ static kern_return_t entry_copy_object(VmMap& map, VmMapEntry& e, bool tolerate_
   }
   if (src_needs_copy && !e.needs_copy) {
     pmap::pmap_t p = e.is_shared ? nullptr : map.pmap;
-    if (e.is_shared || p != nullptr)
+    if ((e.is_shared || p != nullptr) && !VMFUZZ_BUG_ON(CowSourceWritable))
       vm_object_pmap_protect(map.sys, e.object, e.offset, e.end - e.start, p, e.start,
                              vm_prot_mmu(e.protection) & ~VM_PROT_WRITE);
     e.needs_copy = true;
@@ -414,6 +423,8 @@ static VmMapEntry fork_share(VmMap& parent, VmMapEntry& e) {
   if (e.object == nullptr) {
     e.object = vm_object_allocate(sys, size);
     e.offset = 0;
+    e.needs_copy = false;
+  } else if (VMFUZZ_BUG_ON(ShareWithoutShadow)) {
     e.needs_copy = false;
   } else if (e.needs_copy || e.object->shadowed ||
              (e.object->temporary && !e.is_shared && e.object->size > size)) {

@@ -10,6 +10,7 @@
 // - Work is proportional to resident pages, never to object sizes: scans use
 //   PageTree::lower_bound over the window of interest.
 #include "vm/vm_object.h"
+#include "vm/bugs.h"
 
 #include <cassert>
 #include <cstring>
@@ -55,7 +56,7 @@ VmPage* vm_page_grab(VmSystem& sys) {
 void vm_page_free(VmSystem& sys, VmPage* p) {
   assert(!p->busy && "vm_page_free: page is busy");
   assert(p->wire_count == 0 && "vm_page_free: page is wired");
-  sys.domain.pmap_page_protect(p->frame, VM_PROT_NONE);
+  if (!VMFUZZ_BUG_ON(FreedWhileMapped)) sys.domain.pmap_page_protect(p->frame, VM_PROT_NONE);
   if (p->object != nullptr) vm_page_remove(p);
   if (p->queue == VmPage::Queue::Active) sys.active.remove(p);
   if (p->queue == VmPage::Queue::Inactive) sys.inactive.remove(p);
@@ -227,7 +228,8 @@ VmObject* vm_object_copy_delayed(VmSystem& sys, VmObject* src) {
   if (old_copy != nullptr) {
     assert(old_copy->shadow == src && old_copy->shadow_offset == 0 &&
            "vm_object_copy_delayed: copy object shape");
-    if (old_copy->resident_page_count == 0 && !old_copy->pager_created) {
+    if ((old_copy->resident_page_count == 0 && !old_copy->pager_created) ||
+        VMFUZZ_BUG_ON(CopyObjectAlwaysReused)) {
       // Unmodified since the last copy: hand out another reference to it.
       ++old_copy->ref_count;
       ++sys.counters.copy_object_reuses;
@@ -268,6 +270,10 @@ static void collapse_backing(VmSystem& sys, VmObject* parent, VmObject* backing)
   for (VmPage* p = vm_page_next(backing, 0); p != nullptr;) {
     uint64_t next = p->offset + kPageSize;
     uint64_t new_off = 0;
+    if (VMFUZZ_BUG_ON(CollapseOverwrites) && backing_offset_visible(parent, p->offset, &new_off)) {
+      VmPage* mine = vm_page_lookup(parent, new_off);
+      if (mine != nullptr && !mine->busy) vm_page_free(sys, mine);
+    }
     if (!backing_offset_visible(parent, p->offset, &new_off) ||
         vm_page_lookup(parent, new_off) != nullptr) {
       vm_page_free(sys, p);
@@ -280,6 +286,7 @@ static void collapse_backing(VmSystem& sys, VmObject* parent, VmObject* backing)
   // The backing object's shadow reference moves to the parent.
   parent->shadow = backing->shadow;
   parent->shadow_offset += backing->shadow_offset;
+  if (VMFUZZ_BUG_ON(ShadowOffsetTwice)) parent->shadow_offset += backing->shadow_offset;
   assert((parent->shadow == nullptr || parent->shadow->copy == nullptr) &&
          "vm_object_collapse: new shadow has a copy object");
   backing->shadow = nullptr;
@@ -291,6 +298,7 @@ static void collapse_backing(VmSystem& sys, VmObject* parent, VmObject* backing)
 
 /// Bypass test: does parent supply every page of backing it can see?
 static bool parent_covers_backing(const VmObject* parent, const VmObject* backing) {
+  if (VMFUZZ_BUG_ON(BypassWhileNeeded)) return true;
   // O(1) refusal when the parent's window covers all of backing and has fewer pages.
   if (parent->shadow_offset == 0 && parent->size >= backing->size &&
       parent->resident_page_count < backing->resident_page_count)
@@ -354,7 +362,7 @@ bool vm_object_coalesce(VmSystem& sys, VmObject* prev_object, VmObject* next_obj
   uint64_t end = start + next_size;
   if (end < start) return false;
   // Pages left over from an earlier partial deallocate must not reappear.
-  vm_object_page_remove(sys, prev_object, start, end);
+  if (!VMFUZZ_BUG_ON(CoalesceKeepsStale)) vm_object_page_remove(sys, prev_object, start, end);
   if (end > prev_object->size) prev_object->size = end;
   ++sys.counters.coalesces;
   return true;

@@ -1,6 +1,7 @@
 // vm_pageout.cc — eviction and the default pager's side of pageout. Theory of operation:
 // see vm_pageout.h.
 #include "vm/vm_pageout.h"
+#include "vm/bugs.h"
 
 #include <cassert>
 #include <vector>
@@ -12,7 +13,7 @@ void vm_pageout_page(VmSystem& sys, VmPage* p) {
   VmObject* object = p->object;
   assert(object != nullptr && "vm_pageout_page: page in no object");
   sys.domain.pmap_page_protect(p->frame, VM_PROT_NONE);
-  bool dirty = p->dirty || sys.domain.pmap_is_modified(p->frame);
+  bool dirty = p->dirty || (!VMFUZZ_BUG_ON(DirtyBitLost) && sys.domain.pmap_is_modified(p->frame));
   if (object->pager_lost) {
     // Unknown memory of a destroyed memory object: there is nowhere to keep it.
     ++sys.counters.pageouts_clean;
@@ -21,7 +22,7 @@ void vm_pageout_page(VmSystem& sys, VmPage* p) {
   }
   if (!dirty && !p->precious) {
     if (vm_object_pager_data(object, p->offset) != nullptr ||
-        (object->shadow == nullptr && object->internal)) {
+        (object->shadow == nullptr && object->internal) || VMFUZZ_BUG_ON(TimeRewind)) {
       ++sys.counters.pageouts_clean;
       vm_page_free(sys, p);
       return;

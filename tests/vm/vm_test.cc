@@ -16,6 +16,13 @@ namespace {
 
 constexpr uint64_t P = kPageSize;
 
+/// "page7" (built with append: g++ 12 -O2 warns falsely on "lit" + std::string).
+std::string tag(const char* prefix, long n) {
+  std::string s(prefix);
+  s += std::to_string(n);
+  return s;
+}
+
 class VmTest : public ::testing::Test {
  protected:
   void SetUp() override { make(SystemConfig{}); }
@@ -550,16 +557,16 @@ TEST_F(VmTest, FramePressurePagesOutInsteadOfFailing) {
   cfg.frames = 12;
   make(cfg);
   alloc(0, 0x10000, 32 * P);
-  for (int i = 0; i < 32; ++i) put(0, 0x10000 + i * P, "page" + std::to_string(i));
+  for (int i = 0; i < 32; ++i) put(0, 0x10000 + i * P, tag("page", i));
   k->fork(0, 1);
-  for (int i = 0; i < 32; i += 3) put(1, 0x10000 + i * P, "kid" + std::to_string(i));
+  for (int i = 0; i < 32; i += 3) put(1, 0x10000 + i * P, tag("kid", i));
   EXPECT_GT(k->counters().grab_evictions, 0u);
   EXPECT_GT(k->counters().pageins, 0u);
   expect_clean("under pressure");
   for (int i = 0; i < 32; ++i) {
-    std::string want = "page" + std::to_string(i);
+    std::string want = tag("page", i);
     EXPECT_EQ(get(0, 0x10000 + i * P, want.size()), want);
-    std::string kid = i % 3 == 0 ? "kid" + std::to_string(i) : want;
+    std::string kid = i % 3 == 0 ? tag("kid", i) : want;
     EXPECT_EQ(get(1, 0x10000 + i * P, kid.size()), kid);
   }
 }
@@ -577,7 +584,7 @@ TEST_F(VmTest, NoFrameAtAllIsAResourceShortage) {
 
 TEST_F(VmTest, PageoutAllIsContentNeutral) {
   alloc(0, 0x10000, 8 * P);
-  for (int i = 0; i < 8; i += 2) put(0, 0x10000 + i * P, "v" + std::to_string(i));
+  for (int i = 0; i < 8; i += 2) put(0, 0x10000 + i * P, tag("v", i));
   EXPECT_EQ(k->inherit(0, 0x10000, 2 * P, vm_inherit_t::Share), KERN_SUCCESS);
   k->fork(0, 1);
   put(1, 0x12000, "c2");
@@ -785,7 +792,7 @@ TEST_F(MemoryObjectTest, TheCacheKeepsPersistentObjectsUpToItsBound) {
   object(2, P, CopyStrategy::Delay, false, "np");
   for (unsigned m = 0; m < 3; ++m) {
     map(0, 0x10000, P, m, 0, true);
-    put(0, 0x10000, "w" + std::to_string(m));
+    put(0, 0x10000, tag("w", m));
     EXPECT_EQ(k->deallocate(0, 0x10000, P), KERN_SUCCESS);
   }
   // m0 was cached, then trimmed when m1 came in (bound 1); m2 does not persist.
