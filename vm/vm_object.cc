@@ -327,7 +327,8 @@ CollapseResult vm_object_collapse(VmSystem& sys, VmObject* object) {
     if (backing->shadow != nullptr && backing->shadow->copy != nullptr)
       return CollapseResult::Refused;
     if (backing->ref_count == 1) {
-      if (backing->pager_created) return CollapseResult::Refused;  // part 2 moves pagers
+      // GNU Mach moves the backing object's pager up; here it stays (mach-departures.md).
+      if (backing->pager_created) return CollapseResult::Refused;
       collapse_backing(sys, object, backing);
       result = CollapseResult::Collapsed;
       continue;

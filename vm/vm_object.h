@@ -6,7 +6,7 @@
 // Theory of operation
 // -------------------
 // An object is a sparse array of pages indexed by offset. The content at offset o is
-// the resident page at o if there is one; otherwise (part 2) the pager's data; otherwise
+// the resident page at o if there is one; otherwise the pager's data; otherwise
 // the content of `shadow` at o + shadow_offset; otherwise zeros. Every resident page
 // belongs to exactly one object.
 //
@@ -31,11 +31,18 @@
 // freed (collapse); otherwise, if the parent already supplies every page of B it can
 // see, the parent points past B (bypass). Both are switchable (Tunables) and counted.
 //
+// Pagers: an internal object gets a default-pager store on its first pageout
+// (vm_object_pager_create); an external object (memory_object.h) is served by its
+// manager from the start. A fault asks an object's pager before looking further down
+// the chain. A persistent (can_persist) object whose last reference goes while it has
+// resident pages waits in the object cache (VmSystem::cached, bounded by config.cache)
+// to be found again by vm_object_enter.
+//
 // Objects are owned by VmSystem::objects (keyed by a creation-order id, never by
 // pointer); iteration over objects is therefore deterministic.
 //
 // Field key: [c] changed only by the routines in this file; [f] also by the fault path;
-// [m] also by the map code (vm_map.cc); [p] pager fields (part 2).
+// [m] also by the map code (vm_map.cc); [p] pager fields (vm_pageout.cc, memory_object.cc).
 #pragma once
 
 #include <array>
@@ -253,7 +260,7 @@ void vm_object_shadow(VmSystem& sys, VmObject** object, uint64_t* offset, uint64
 ///             use_shared_copy: asymmetric (copy_delayed), *object becomes the copy object,
 ///             *src_needs_copy false, *dst_needs_copy true. Other temporary objects:
 ///             symmetric, ref_count++, shadowed, both need copy.
-/// Results:    false for permanent objects (the caller copies strategically, part 2).
+/// Results:    false for permanent objects (the caller uses vm_object_copy_strategically).
 /// Counters:   copies_symmetric (and those of copy_delayed).
 bool vm_object_copy_temporary(VmSystem& sys, VmObject** object, bool* src_needs_copy,
                               bool* dst_needs_copy);

@@ -12,7 +12,7 @@
 // size: a 4 GiB sparse object with three pages costs three steps to scan.
 //
 // Pages also sit on one of two queues (active, inactive), intrusive doubly-linked lists
-// kept in insertion order; the pageout daemon (part 2) scans them. Page grab/free and
+// kept in insertion order; the pageout scan (vm_pageout.cc) takes inactive pages first, then active ones. Page grab/free and
 // insertion into objects live in vm_object.h (they need the VM system's frame
 // allocator and pmap domain).
 //
@@ -39,12 +39,13 @@ struct VmPage {
   machine::pfn_t frame = machine::kNoFrame;  // fixed for the page's life
   // Mach's page state bits.
   bool busy = false;       // [f] in transit (set during a fault; never left set)
-  bool absent = false;     // [f] requested from the pager, not yet supplied (part 2)
+  bool absent = false;     // [f] requested, not yet supplied (managers here answer at once: never set)
   bool dirty = false;      // [o,f] software dirty bit (merged with the pmap modify bit)
-  bool precious = false;   // [o] must be returned to the pager even if clean (part 2)
+  bool precious = false;   // [o] must be returned to the pager even if clean (honoured by pageout
+                           //     and terminate; no manager here supplies precious pages)
   bool fictitious = false; // placeholder without a frame (never used: always false)
-  bool error = false;      // [f] pager reported an error (part 2)
-  vm_prot_t page_lock = VM_PROT_NONE;  // [o] accesses the manager has locked out (part 2)
+  bool error = false;      // [f] pager reported an error (managers here never do: never set)
+  vm_prot_t page_lock = VM_PROT_NONE;  // [o,f] accesses the manager has locked out (COPY_CALL)
   unsigned wire_count = 0;              // [o] wirings (no wiring op exists yet: always 0)
   // Queue membership.
   enum class Queue : uint8_t { None, Active, Inactive };
