@@ -440,7 +440,7 @@ void collapse_preserves_contents() {
 
 TEST(Collapse, ChainsPreserveContents) {
   g_collapse = {};
-  check_gtest(&collapse_preserves_contents, 500);
+  check_gtest(&collapse_preserves_contents, 300);
   // The mechanism must have been exercised: a property about collapse that never saw one
   // would pass vacuously. (A single reproduce run is exempt.)
   if (g_collapse.cases >= 100) {
