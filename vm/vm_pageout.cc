@@ -8,6 +8,15 @@
 
 namespace vmfuzz::vm {
 
+/// A cached (unreferenced) object whose last page was evicted has nothing left to keep:
+/// terminate it (modern GNU Mach's vm_object_collect; cached objects have no shadow).
+static void vm_object_collect_if_empty(VmSystem& sys, VmObject* object) {
+  if (object->ref_count != 0 || object->resident_page_count != 0) return;
+  vm_object_cache_remove(sys, object);
+  assert(object->shadow == nullptr && "vm_object_collect: cached object with a shadow");
+  vm_object_terminate(sys, object);
+}
+
 void vm_pageout_page(VmSystem& sys, VmPage* p) {
   assert(!p->busy && p->wire_count == 0 && "vm_pageout_page: busy or wired page");
   VmObject* object = p->object;
@@ -25,6 +34,7 @@ void vm_pageout_page(VmSystem& sys, VmPage* p) {
         (object->shadow == nullptr && object->internal) || VMFUZZ_BUG_ON(TimeRewind)) {
       ++sys.counters.pageouts_clean;
       vm_page_free(sys, p);
+      vm_object_collect_if_empty(sys, object);
       return;
     }
     // A clean page above a shadow chain: keep its data (time-rewind fix).
@@ -36,6 +46,7 @@ void vm_pageout_page(VmSystem& sys, VmPage* p) {
   object->pager->data_return(p->offset + object->paging_offset,
                              sys.machine.memory().frame(p->frame));
   vm_page_free(sys, p);
+  vm_object_collect_if_empty(sys, object);
 }
 
 uint64_t vm_pageout_scan(VmSystem& sys, uint64_t count) {

@@ -18,6 +18,7 @@
 //     first pageout of an internal object), then freed.
 // Nothing written is ever lost, and what any task reads is unchanged: the next fault
 // finds the data in the pager (vm_fault_page pages it in) before looking further down.
+// A cached object whose last page goes is terminated (vm_object_collect).
 #pragma once
 
 #include <cstdint>

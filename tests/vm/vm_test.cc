@@ -803,6 +803,14 @@ TEST_F(MemoryObjectTest, TheCacheKeepsPersistentObjectsUpToItsBound) {
   EXPECT_EQ(k->counters().cache_hits, 1u);
   EXPECT_EQ(get(0, 0x10000, 2), "w1");
   EXPECT_EQ(file(2, 0, 2), "w2");
+  // Evicting the last page of a cached object collects it; its data is in the store.
+  EXPECT_EQ(k->deallocate(0, 0x10000, P), KERN_SUCCESS);
+  EXPECT_EQ(k->system().cached.size(), 1u);
+  uint64_t objects = k->object_count();
+  k->pageout(0, true);
+  EXPECT_TRUE(k->system().cached.empty());
+  EXPECT_EQ(k->object_count(), objects - 1);
+  EXPECT_EQ(file(1, 0, 2), "w1");
 }
 
 TEST_F(MemoryObjectTest, ForkCopyOfAnUnreadableObjectMappingTerminates) {
