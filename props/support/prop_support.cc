@@ -845,7 +845,7 @@ std::string write_counterexample(const std::string& property, const std::string&
 // ---------------------------------------------------------------------------------------
 // Images.
 
-TaskImage task_image(const MemorySystem& side, unsigned t) {
+TaskImage task_image(const MemorySystem& side, unsigned t, const MemorySystem* model) {
   TaskImage img;
   img.regions = side.regions(t);
   std::vector<uint64_t> pages;
@@ -854,7 +854,9 @@ TaskImage task_image(const MemorySystem& side, unsigned t) {
   std::ranges::sort(pages);
   pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
   std::array<uint8_t, kPageSize> buf{};
+  std::array<uint8_t, kPageSize> mbuf{};
   for (uint64_t va : pages) {
+    if (model && model->peek_page(t, va, mbuf) == PeekStatus::Unknown) continue;
     PeekStatus st = side.peek_page(t, va, buf);
     if (st == PeekStatus::Unknown) img.unknown.push_back(va);
     if (st != PeekStatus::Mapped) continue;
@@ -875,14 +877,17 @@ std::vector<uint8_t> range_image(const MemorySystem& side, unsigned t, uint64_t 
   return out;
 }
 
-std::vector<std::pair<uint64_t, std::vector<uint8_t>>> object_image(const MemorySystem& side, unsigned m) {
+std::vector<std::pair<uint64_t, std::vector<uint8_t>>> object_image(const MemorySystem& side, unsigned m,
+                                                                      const MemorySystem* model) {
   std::vector<uint64_t> offs;
   side.object_pages_of_interest(m, offs);
   std::ranges::sort(offs);
   offs.erase(std::unique(offs.begin(), offs.end()), offs.end());
   std::vector<std::pair<uint64_t, std::vector<uint8_t>>> out;
   std::array<uint8_t, kPageSize> buf{};
+  std::array<uint8_t, kPageSize> mbuf{};
   for (uint64_t off : offs) {
+    if (model && model->peek_object_page(m, trunc_page(off), mbuf) == PeekStatus::Unknown) continue;
     PeekStatus st = side.peek_object_page(m, trunc_page(off), buf);
     if (st == PeekStatus::Unknown) out.push_back({off, {}});
     if (st != PeekStatus::Mapped) continue;

@@ -281,12 +281,17 @@ struct TaskImage {
   std::vector<uint64_t> unknown;                                 // pages marked Unknown
   bool operator==(const TaskImage&) const = default;
 };
-TaskImage task_image(const MemorySystem& side, unsigned t);
+/// With `model` non-null, pages the model marks Unknown (a destroyed object's memory,
+/// DESIGN.md §5 detail 13) are left out: their contents are undefined on the VM, so no
+/// property may compare them.
+TaskImage task_image(const MemorySystem& side, unsigned t, const MemorySystem* model = nullptr);
 /// The bytes of [lo, hi) in task t as one side sees them (peek_page; unmapped and unknown
 /// pages read as 0xee so that they differ from zero memory).
 std::vector<uint8_t> range_image(const MemorySystem& side, unsigned t, uint64_t lo, uint64_t hi);
-/// The store of memory object m (pages with non-zero bytes).
-std::vector<std::pair<uint64_t, std::vector<uint8_t>>> object_image(const MemorySystem& side, unsigned m);
+/// The store of memory object m (pages with non-zero bytes); with `model`, without the
+/// pages the model marks unknown.
+std::vector<std::pair<uint64_t, std::vector<uint8_t>>> object_image(const MemorySystem& side, unsigned m,
+                                                                      const MemorySystem* model = nullptr);
 
 /// The VM's counters as one line "faults=3 zero_fills=1 ..." (for determinism checks).
 std::string counters_text(const vm::Kernel& k);
