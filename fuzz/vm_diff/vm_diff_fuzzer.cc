@@ -15,6 +15,14 @@
 // kFullCheckEvery ops and at the end, then teardown and check_teardown. Ops the VM does
 // not implement yet are not applicable (skipped on both sides).
 //
+// Structure-aware mutation (LLVMFuzzerCustomMutator): three times in four the input is
+// decoded, changed at the op level — an op from a table of copy-on-write building blocks
+// (fork, a write over a page, terminate, vm_copy, inherit share, protect, pageout, memory
+// object maps, ...) inserted with random task, page and byte, an op deleted, duplicated or
+// moved, an op's task renamed — and encoded again; otherwise libFuzzer's byte mutation
+// runs. Names that the change leaves dangling are remapped by the decoder (codec.h), so
+// every mutant is a valid program.
+//
 // On the first failure the target prints, to stderr:
 //     ERROR: vmfuzz divergence: <oracle> in <op kind> [<sub>]
 //     <the report of harness/report.h>
@@ -26,6 +34,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <iterator>
+#include <random>
 #include <span>
 #include <string>
 
@@ -82,7 +93,115 @@ VMFUZZ_ORACLES(VMFUZZ_DEFINE_ORACLE)
   oracle_other();
 }
 
+// --- Op-level mutation ---------------------------------------------------------------------
+
+// Building blocks, as trace lines; T/U are tasks, P/Q page addresses, B a byte.
+constexpr const char* kTemplates[] = {
+    "fork tT tU",
+    "terminate tT",
+    "task tT",
+    "allocate tT P 0x4000",
+    "deallocate tT P 0x1000",
+    "write tT P fill:B*0x1000",
+    "write tT P fill:B*0x10 cpu=1",
+    "read tT P 0x1000",
+    "read tT P 0x10 cpu=1",
+    "protect tT P 0x2000 r--",
+    "protect tT P 0x2000 rw-",
+    "inherit tT P 0x4000 share",
+    "inherit tT P 0x4000 copy",
+    "vm_copy tT P 0x2000 Q",
+    "vm_read tT P 0x2000 c0",
+    "copyout tT c0",
+    "vm_write tT Q c0",
+    "pageout all",
+    "pageout 3",
+    "object m0 0x4000 delay persist fill:B*0x4000",
+    "object m1 0x4000 call nopersist fill:B*0x1000",
+    "object m2 0x4000 none persist fill:B*0x10",
+    "map tT P 0x4000 m0 0x0 share",
+    "map tT P 0x4000 m1 0x0 copy",
+    "map tT P 0x4000 m2 0x0 share",
+    "manager_write m2 0x0 fill:B*0x20",
+    "file m0 0x0 0x20",
+    "destroy m1",
+    "check",
+};
+
+std::string fill_template(std::string t, std::minstd_rand& rng) {
+  auto replace = [&](const char* key, const std::string& value) {
+    for (size_t pos; (pos = t.find(key)) != std::string::npos;) t.replace(pos, std::strlen(key), value);
+  };
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%x", 0x10000u + unsigned(rng() % 8) * 0x1000u);
+  replace(" P ", std::string(" ") + buf + " ");
+  std::snprintf(buf, sizeof buf, "0x%x", 0x10000u + unsigned(rng() % 8) * 0x1000u);
+  replace(" Q", std::string(" ") + buf);
+  std::snprintf(buf, sizeof buf, "0x%02x", unsigned(rng() % 255) + 1);
+  replace("B*", std::string(buf) + "*");
+  replace("tT", "t" + std::to_string(rng() % 4));
+  replace("tU", "t" + std::to_string(1 + rng() % 5));
+  return t;
+}
+
+size_t mutate_ops(uint8_t* data, size_t size, size_t max_size, std::minstd_rand& rng) {
+  Program p;
+  {
+    std::span<const uint8_t> bytes(data, size);
+    model::Model scratch(Decoder(bytes).config());
+    p = harness::decode_with_model(bytes, scratch);
+  }
+  auto pos = [&](size_t n) { return n == 0 ? 0 : size_t(rng() % n); };
+  switch (rng() % 6) {
+    case 0:
+    case 1:
+    case 2: {  // insert a building block
+      Op op;
+      std::string reason;
+      std::string line = fill_template(kTemplates[rng() % std::size(kTemplates)], rng);
+      if (!parse_op_line(line, &op, &reason)) return 0;
+      p.ops.insert(p.ops.begin() + std::ptrdiff_t(pos(p.ops.size() + 1)), op);
+      break;
+    }
+    case 3:  // delete
+      if (p.ops.empty()) return 0;
+      p.ops.erase(p.ops.begin() + std::ptrdiff_t(pos(p.ops.size())));
+      break;
+    case 4: {  // duplicate or move one op
+      if (p.ops.empty()) return 0;
+      size_t from = pos(p.ops.size());
+      Op op = p.ops[from];
+      if (rng() % 2) p.ops.erase(p.ops.begin() + std::ptrdiff_t(from));
+      p.ops.insert(p.ops.begin() + std::ptrdiff_t(pos(p.ops.size() + 1)), op);
+      break;
+    }
+    default: {  // rename one op's task
+      if (p.ops.empty()) return 0;
+      Op& op = p.ops[pos(p.ops.size())];
+      op.task = uint8_t(rng() % 4);
+      break;
+    }
+  }
+  p.lines.assign(p.ops.size(), 0);
+  std::vector<uint8_t> out = encode_program(p);
+  if (out.size() > max_size) return 0;
+  std::copy(out.begin(), out.end(), data);
+  return out.size();
+}
+
 }  // namespace
+
+// libFuzzer's own byte mutation (absent in the plain replay build).
+extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size) __attribute__((weak));
+
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size, unsigned int seed) {
+  std::minstd_rand rng(seed);
+  if (rng() % 4 != 0) {
+    size_t n = mutate_ops(data, size, max_size, rng);
+    if (n != 0) return n;
+  }
+  return LLVMFuzzerMutate ? LLVMFuzzerMutate(data, size, max_size) : size;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> bytes(data, size);
