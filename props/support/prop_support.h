@@ -40,17 +40,27 @@
 // rapidcheck re-runs the minimal case last, so the file ends up holding the shrunk
 // program. Its path and text are part of the failure message.
 //
-// Case counts. VMFUZZ_PROP(Suite, Name, N, (args)) is RC_GTEST_PROP with a per-property
-// default of N successful cases; RC_PARAMS="max_success=..." in the environment wins
-// (ci/vmfuzz test --deep), and RC_PARAMS="reproduce=..." replays a failure.
+// Before the failure is reported, the trace is parsed back and compared with the ops
+// that ran (an op the text form cannot say exactly would make the trace lie).
+//
+// Case counts and seeds. VMFUZZ_PROP(Suite, Name, N, (args)) is RC_GTEST_PROP with a
+// per-property default of N successful cases (N / kSanitizedCaseDivisor under ASan) and a
+// seed derived from the property's name, so a default run is deterministic;
+// RC_PARAMS="max_success=... seed=..." in the environment wins (ci/vmfuzz test --deep),
+// and RC_PARAMS="reproduce=..." replays a failure.
+//
+// Unknown bytes. After a memory object is destroyed, the model marks its shared memory
+// unknown and the VM's bytes there are undefined (DESIGN.md §5 detail 13): every image
+// compared by a property leaves those pages out (task_image's `model` argument).
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <functional>
-#include <iosfwd>
+#include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -65,7 +75,6 @@
 
 namespace vmfuzz::vm {
 class Kernel;
-struct VmCounters;
 }
 
 namespace vmfuzz {
