@@ -270,6 +270,12 @@ void copy_isolation(CopyKind kind, const std::string& property, const Decorator&
     }
   }
 
+  // Read the snapshot through the MMU: its holder's page tables and TLB now map the pages
+  // it shares with the source, so a stale mapping left by the phase below is observable.
+  Op through;
+  through.kind = OpKind::Read, through.task = uint8_t(snap.task), through.addr = snap.lo, through.size = snap.hi - snap.lo;
+  run_fixed(sys, s, through);
+
   // 3. The other side changes (or the snapshot does), under the fence.
   uint16_t live = s.names.tasks_mask();
   uint16_t compare = 0;  // tasks whose whole image must not change (snapshot changes)
@@ -293,6 +299,9 @@ void copy_isolation(CopyKind kind, const std::string& property, const Decorator&
 
   // 4. The claim, on both sides.
   if (others_change) {
+    // Through the MMU first (the executor compares the bytes with the model's) ...
+    run_fixed(sys, s, through);
+    // ... then without side effects, against the bytes taken at copy time.
     std::vector<uint8_t> m = range_image(sys.model(), snap.task, snap.lo, snap.hi);
     std::vector<uint8_t> v = range_image(sys.vm(), snap.task, snap.lo, snap.hi);
     if (m != snap.bytes || v != snap.bytes) {
