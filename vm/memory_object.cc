@@ -172,6 +172,8 @@ kern_return_t vm_object_copy_slowly(VmSystem& sys, VmObject* src, uint64_t offse
   VmObject* n = vm_object_allocate(sys, size);
   std::array<uint8_t, kPageSize> buf;
   for (uint64_t rel : chain_candidates(src, offset, size)) {
+    if (VMFUZZ_BUG_ON(CopySlowlySkipsNonresident) && vm_page_lookup(src, offset + rel) == nullptr)
+      continue;
     kern_return_t kr = vm_object_read_page(sys, src, offset + rel, buf.data());
     if (kr != KERN_SUCCESS) {
       if (tolerate_errors) continue;
@@ -204,7 +206,8 @@ VmObject* vm_object_copy_call(VmSystem& sys, VmObject* src, uint64_t offset, uin
   vm_object_reference(src);
   n->shadow_offset = offset;
   // Write-lock the source's resident pages: their next write asks the manager first.
-  for (VmPage* p = vm_page_next(src, offset); p != nullptr && p->offset < offset + size;
+  for (VmPage* p = vm_page_next(src, offset);
+       p != nullptr && p->offset < offset + size && !VMFUZZ_BUG_ON(CopyCallNotWriteLocked);
        p = vm_page_next(src, p->offset + kPageSize)) {
     p->page_lock |= VM_PROT_WRITE;
     sys.domain.pmap_page_protect(p->frame, VM_PROT_READ | VM_PROT_EXECUTE);

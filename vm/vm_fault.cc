@@ -125,7 +125,7 @@ kern_return_t fault_push_to_copy(VmSystem& sys, FaultState& fs) {
   uint64_t copy_offset = fs.first_offset - copy->shadow_offset;
   // Nothing to push when the copy object already has the page, resident or paged out.
   if (copy_offset >= copy->size || vm_page_lookup(copy, copy_offset) != nullptr ||
-      vm_object_pager_data(copy, copy_offset) != nullptr)
+      (vm_object_pager_data(copy, copy_offset) != nullptr && !VMFUZZ_BUG_ON(PushOverPagedOut)))
     return KERN_SUCCESS;
   VmPage* copy_m = vm_page_grab(sys);
   if (copy_m == nullptr) return KERN_RESOURCE_SHORTAGE;

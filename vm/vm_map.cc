@@ -59,7 +59,7 @@ static void vm_map_clip(VmMap& map, uint64_t addr) {
   if (e == nullptr || e->start == addr) return;
   VmMapEntry second = *e;
   second.start = addr;
-  second.offset = e->offset + (addr - e->start);
+  second.offset = e->offset + (VMFUZZ_BUG_ON(ClipOffsetWrong) ? 0 : addr - e->start);
   e->end = addr;
   vm_object_reference(second.object);
   map.entries.emplace(addr, second);
@@ -455,6 +455,7 @@ void vm_map_fork(VmMap& parent, VmMap& child) {
       case vm_inherit_t::Copy: {
         VmMapEntry c = e;
         c.is_shared = false;
+        if (VMFUZZ_BUG_ON(ForkWrongProtection)) c.protection = c.max_protection;
         if (e.object == nullptr) {
           c.needs_copy = false;
         } else {

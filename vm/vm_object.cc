@@ -237,7 +237,7 @@ VmObject* vm_object_copy_delayed(VmSystem& sys, VmObject* src) {
     }
   }
   VmObject* new_copy = vm_object_allocate(sys, src->size);
-  if (old_copy != nullptr) {
+  if (old_copy != nullptr && !VMFUZZ_BUG_ON(OldCopyNotRepointed)) {
     // The old copy will receive no more pushes: it shadows the new copy instead.
     --src->ref_count;
     assert(src->ref_count > 0 && "vm_object_copy_delayed: source lost its last reference");

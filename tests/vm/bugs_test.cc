@@ -1,4 +1,5 @@
-// bugs_test.cc — does every bug of the catalogue (vm/bugs.def) get caught?
+// bugs_test.cc — does every bug of the catalogue (vm/machine/bugs.def) get caught, and is
+// every one described in docs/bugs.md?
 //
 // A battery of small deterministic scenarios, each one a question a Mach VM must answer
 // right ("what if the parent writes again after a copy?"). Each scenario reports whether
@@ -7,7 +8,10 @@
 // with any one bug on, at least one scenario must see it.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -268,6 +272,90 @@ std::vector<std::pair<const char*, Scenario>> scenarios() {
     p.expect(0, 0x11000, std::string(5, '\0'));
     p.invariants();
   });
+  s.emplace_back("what if the original is written again after its copy's page was paged out?",
+                 [](Probe& p) {
+    p.alloc(0, 0x10000, P);
+    p.put(0, 0x10000, "old");
+    p.expect_code(p.k.inherit(0, 0x10000, P, vm_inherit_t::Share), KERN_SUCCESS, "inherit");
+    p.k.fork(0, 1);
+    p.expect_code(p.k.vm_read(0, 0x10000, P, 0), KERN_SUCCESS, "vm_read");
+    p.put(0, 0x10000, "one");  // pushes "old" into the copy object
+    p.k.pageout(0, true);      // ... which goes to the copy's default pager
+    p.put(0, 0x10000, "two");  // the copy already has the page: no second push
+    uint64_t a = 0;
+    p.expect_code(p.k.copyout(0, 0, &a), KERN_SUCCESS, "copyout");
+    p.expect(0, a, "old");
+    p.invariants();
+  });
+  s.emplace_back("what if a second snapshot is taken after the first received a push?",
+                 [](Probe& p) {
+    p.alloc(0, 0x10000, 2 * P);
+    p.put(0, 0x10000, "A");
+    p.put(0, 0x11000, "B");
+    p.expect_code(p.k.inherit(0, 0x10000, 2 * P, vm_inherit_t::Share), KERN_SUCCESS, "inherit");
+    p.k.fork(0, 1);
+    p.expect_code(p.k.vm_read(0, 0x10000, 2 * P, 0), KERN_SUCCESS, "vm_read");
+    p.put(0, 0x10000, "a");  // the first copy object is modified
+    p.expect_code(p.k.vm_read(0, 0x10000, 2 * P, 1), KERN_SUCCESS, "vm_read");
+    p.put(0, 0x11000, "b");  // pushed into the second copy only; the first sees it below
+    uint64_t a = 0;
+    p.expect_code(p.k.copyout(0, 0, &a), KERN_SUCCESS, "copyout");
+    p.expect(0, a, "A");
+    p.expect(0, a + P, "B");
+    p.invariants();
+  });
+  s.emplace_back("what if a read-only region is inherited by a child that writes?", [](Probe& p) {
+    p.alloc(0, 0x10000, P);
+    p.put(0, 0x10000, "ro");
+    p.expect_code(p.k.protect(0, 0x10000, P, false, VM_PROT_READ), KERN_SUCCESS, "protect");
+    p.k.fork(0, 1);
+    Access w = p.k.write(1, 0x10000, {reinterpret_cast<const uint8_t*>("rw"), 2}, 0);
+    p.expect_code(w.kr, KERN_PROTECTION_FAILURE, "child write to read-only copy");
+    p.expect(1, 0x10000, "ro");
+    p.invariants();
+  });
+  s.emplace_back("what if a COPY_NONE object nobody touched yet is mapped as a copy?", [](Probe& p) {
+    p.k.object_create(0, 2 * P, CopyStrategy::None, false,
+                      {reinterpret_cast<const uint8_t*>("managed"), 7});
+    uint64_t a = 0;
+    p.expect_code(p.k.map(0, &a, true, 2 * P, 0, 0, false, VM_PROT_DEFAULT, VM_PROT_ALL,
+                          vm_inherit_t::Copy), KERN_SUCCESS, "map");
+    p.expect(0, a, "managed");
+    p.invariants();
+  });
+  s.emplace_back("what if a COPY_CALL source page is resident when the copy is made?", [](Probe& p) {
+    p.k.object_create(0, P, CopyStrategy::Call, false, {reinterpret_cast<const uint8_t*>("orig"), 4});
+    uint64_t a = 0x10000;
+    p.expect_code(p.k.map(0, &a, false, P, 0, 0, true, VM_PROT_DEFAULT, VM_PROT_ALL,
+                          vm_inherit_t::Copy), KERN_SUCCESS, "map");
+    p.expect(0, 0x10000, "orig");  // resident and mapped before the copy
+    p.expect_code(p.k.vm_read(0, 0x10000, P, 0), KERN_SUCCESS, "vm_read");
+    p.put(0, 0x10000, "NEW!");
+    uint64_t c = 0;
+    p.expect_code(p.k.copyout(0, 0, &c), KERN_SUCCESS, "copyout");
+    p.expect(0, c, "orig");
+    p.invariants();
+  });
+  s.emplace_back("what if execute is dropped from a copy-on-write page?", [](Probe& p) {
+    p.alloc(0, 0x10000, P);
+    p.put(0, 0x10000, "old");
+    p.expect_code(p.k.protect(0, 0x10000, P, false, VM_PROT_ALL), KERN_SUCCESS, "protect");
+    p.k.fork(0, 1);
+    p.expect(0, 0x10000, "old");
+    p.expect_code(p.k.protect(0, 0x10000, P, false, VM_PROT_DEFAULT), KERN_SUCCESS, "protect");
+    p.put(0, 0x10000, "new");  // must still copy on write
+    p.expect(1, 0x10000, "old");
+    p.invariants();
+  });
+  s.emplace_back("what if a page is read, then written through its TLB entry, then paged out?",
+                 [](Probe& p) {
+    p.alloc(0, 0x10000, P);
+    p.expect(0, 0x10000, std::string(4, '\0'));  // a clean, writable TLB entry
+    p.put(0, 0x10000, "late");
+    p.k.pageout(0, true);
+    p.expect(0, 0x10000, "late");
+    p.invariants();
+  });
   return s;
 }
 
@@ -303,6 +391,46 @@ TEST(BugCatalogue, NamesRoundTrip) {
   Bug b;
   EXPECT_FALSE(bug_from_name("no_such_bug", &b));
 }
+
+/// docs/bugs.md, found from this source file's path (tests/vm/ -> the repository root).
+std::string bugs_doc() {
+  std::filesystem::path doc =
+      std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "docs" / "bugs.md";
+  std::ifstream in(doc);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(BugCatalogue, EveryBugHasAParagraphInDocs) {
+  std::string doc = bugs_doc();
+  ASSERT_FALSE(doc.empty()) << "docs/bugs.md not found next to the tests";
+  size_t last = 0;
+  for (unsigned i = 0; i < kBugCount; ++i) {
+    std::string heading = std::string("\n## `") + bug_name(Bug(i)) + "`\n";
+    size_t at = doc.find(heading);
+    if (at == std::string::npos) {
+      ADD_FAILURE() << bug_name(Bug(i)) << ": no section in docs/bugs.md";
+      continue;
+    }
+    EXPECT_GE(at, last) << bug_name(Bug(i)) << ": docs/bugs.md is not in bugs.def order";
+    last = at;
+    // The paragraph: at least a sentence of text before the next heading.
+    size_t body = at + heading.size();
+    size_t next = doc.find("\n## ", body);
+    std::string para = doc.substr(body, next == std::string::npos ? std::string::npos : next - body);
+    EXPECT_GT(para.size(), 80u) << bug_name(Bug(i)) << ": paragraph in docs/bugs.md too short";
+  }
+  // No section for a bug that is not in the table.
+  for (size_t at = doc.find("\n## `"); at != std::string::npos; at = doc.find("\n## `", at + 1)) {
+    size_t end = doc.find('`', at + 5);
+    Bug b;
+    EXPECT_TRUE(bug_from_name(doc.substr(at + 5, end - at - 5), &b))
+        << "docs/bugs.md names a bug not in bugs.def: " << doc.substr(at + 5, end - at - 5);
+  }
+}
+
+TEST(BugCatalogue, AtLeastTwentyFiveBugs) { EXPECT_GE(kBugCount, 25u); }
 
 class EveryBug : public ::testing::TestWithParam<unsigned> {};
 

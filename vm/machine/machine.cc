@@ -28,6 +28,7 @@
 #include <cstring>
 
 #include "vm/machine/machine.h"
+#include "vm/machine/bugs.h"
 
 namespace vmfuzz::machine {
 
@@ -77,7 +78,7 @@ Machine::Translation Machine::translate(unsigned c, uint64_t va, AccessKind kind
     stats_.tlb_hits++;
     if (!e->user || (write && !e->writable))
       return {false, kNoFrame, PF_P | PF_U | (write ? PF_W : 0u)};
-    if (!write || e->dirty) return {true, e->frame, 0};
+    if (!write || e->dirty || VMFUZZ_BUG_ON(TlbWriteSkipsDirty)) return {true, e->frame, 0};
     stats_.dirty_rewalks++;  // first write through a clean entry: re-walk to set D
   } else {
     stats_.tlb_misses++;

@@ -43,6 +43,7 @@
 //   D/A into the attributes), then free every page-table page but the PML4. With
 //   set_collect_drops_mappings(false), it frees only page-table pages that map nothing.
 #include "vm/pmap/pmap.h"
+#include "vm/machine/bugs.h"
 
 #include <algorithm>
 #include <cstring>
@@ -185,7 +186,7 @@ struct PmapInternals {
     pv_remove(*p.domain_, f, &p, va);
     write_pte(*p.domain_, table, index, 0);
     p.resident_--;
-    shootdown(p, va);
+    if (!VMFUZZ_BUG_ON(NoShootdownAfterRemove)) shootdown(p, va);
   }
 
   // Reduce the present leaf to prot (never raises): no READ removes it.
@@ -198,10 +199,11 @@ struct PmapInternals {
     uint64_t pte = m.read_entry(table, index);
     uint64_t want = pte;
     if (!(prot & VM_PROT_WRITE)) want &= ~PTE_RW;
+    if ((prot & VM_PROT_WRITE) && VMFUZZ_BUG_ON(PmapProtectRaises)) want |= PTE_RW;
     if (!(prot & VM_PROT_EXECUTE)) want |= PTE_NX;
     if (want == pte) return;
     write_pte(*p.domain_, table, index, want);
-    shootdown(p, va);
+    if (!VMFUZZ_BUG_ON(NoShootdownAfterProtect)) shootdown(p, va);
   }
 
   // Clear `bit` (PTE_D or PTE_A) in every mapping of f, shooting down those that had it.
