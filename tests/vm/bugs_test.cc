@@ -383,12 +383,12 @@ TEST(BugCatalogue, NoBugNoDetection) {
 
 TEST(BugCatalogue, NamesRoundTrip) {
   for (unsigned i = 0; i < kBugCount; ++i) {
-    Bug b;
+    Bug b{};
     ASSERT_TRUE(bug_from_name(bug_name(Bug(i)), &b));
     EXPECT_EQ(unsigned(b), i);
     EXPECT_NE(std::string(bug_description(Bug(i))), "");
   }
-  Bug b;
+  Bug b{};
   EXPECT_FALSE(bug_from_name("no_such_bug", &b));
 }
 
@@ -424,7 +424,7 @@ TEST(BugCatalogue, EveryBugHasAParagraphInDocs) {
   // No section for a bug that is not in the table.
   for (size_t at = doc.find("\n## `"); at != std::string::npos; at = doc.find("\n## `", at + 1)) {
     size_t end = doc.find('`', at + 5);
-    Bug b;
+    Bug b{};
     EXPECT_TRUE(bug_from_name(doc.substr(at + 5, end - at - 5), &b))
         << "docs/bugs.md names a bug not in bugs.def: " << doc.substr(at + 5, end - at - 5);
   }

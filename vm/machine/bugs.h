@@ -80,7 +80,7 @@ inline void init_from_env() {
   while (pos <= list.size()) {
     size_t comma = list.find(',', pos);
     if (comma == std::string::npos) comma = list.size();
-    Bug b;
+    Bug b{};
     if (bug_from_name(list.substr(pos, comma - pos), &b)) g_mask |= uint64_t{1} << unsigned(b);
     pos = comma + 1;
   }
