@@ -1,0 +1,443 @@
+"""mutants — the kill matrix of the bug catalogue (`ci/vmfuzz mutants`; standard library only).
+
+Theory of operation
+-------------------
+The bug catalogue (vm/machine/bugs.def, docs/bugs.md) holds realistic VM bugs that every
+test build can switch on at run time with the environment variable VMFUZZ_BUG=name. This
+module runs each engine against each bug, K trials each, and reports per (bug, engine):
+caught or not (in how many trials), the median wall-clock seconds to the first finding
+over the trials that caught it, the op count of the finding's trace after op-level
+minimization, and the finding's signature (DESIGN.md §7, §9).
+
+Engines (each a function returning one Trial):
+  libfuzzer        build/fuzz vm_diff_fuzzer seeded with corpus/vm_diff (new units go to a
+                   temporary work corpus, never to corpus/), -max_total_time=S, -seed=k+1.
+                   Seeds made from traces may catch a bug while the corpus loads: that
+                   counts, and is why the next column exists.
+  libfuzzer_empty  the same from an empty corpus: what the fuzzer finds on its own.
+  rapidcheck       the property binaries build/dev/props/* (SelfTest.* excluded: those
+                   inject their own bugs) at their default case counts; trial 0 with the
+                   suites' own seeds, trial k>0 with RC_PARAMS=seed=k. Caught = a property
+                   fails; the finding is the counterexample trace it writes.
+  afl              afl-fuzz on the AFL++ build of vm_diff_replay (build/afl), seeded from
+                   corpus/vm_diff, stopping at its first crash (AFL_BENCH_UNTIL_CRASH); only
+                   when afl-fuzz is installed.
+
+A finding becomes a text trace (vmfuzz-replay --to-text), which is minimized with the
+driver's op-level delta debugging (`minimize_trace`) against the signature vmfuzz-replay
+reports with the same bug switched on (VMFUZZ_BUG is set in this process's environment
+while minimizing, and every child inherits it). A finding the replay tool does not
+reproduce keeps its unminimized length and the engine's own signature.
+
+Pure parts — catalogue parsing, median, the cell summary, the JSON document, the matrix
+and the report — take plain data and are unit-tested in tests/driver/test_mutants.py.
+Output: the markdown report goes to work/mutants/report.md; stdout gets the matrix, or with
+--json exactly {"mutants": [{"name", "engine", "caught", "seconds", "trace_ops", ...}]}.
+Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENGINES = ("libfuzzer", "libfuzzer_empty", "rapidcheck", "afl")
+ENGINE_TITLES = {
+    "libfuzzer": "libFuzzer (seeds)",
+    "libfuzzer_empty": "libFuzzer (empty corpus)",
+    "rapidcheck": "rapidcheck",
+    "afl": "AFL++",
+}
+BUG_LINE = re.compile(r'^\s*VMFUZZ_BUG\(\s*(\w+)\s*,\s*"([^"]+)"\s*,\s*"((?:[^"\\]|\\.)*)"\s*\)', re.M)
+
+
+# ---------------------------------------------------------------------------------------
+# Pure parts.
+
+
+def parse_catalogue(text: str) -> list[tuple[str, str]]:
+    """(name, description) of every VMFUZZ_BUG line of bugs.def, in table order."""
+    return [(m.group(2), m.group(3)) for m in BUG_LINE.finditer(text)]
+
+
+def median(values: list[float]) -> float | None:
+    """The median of values (mean of the middle two for an even count); None if empty."""
+    xs = sorted(values)
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+@dataclass
+class Trial:
+    caught: bool
+    seconds: float | None = None      # wall clock to the first finding
+    trace: str | None = None          # the finding as a text trace
+    signature: str | None = None      # the engine's own signature, when it gives one
+
+
+@dataclass
+class Cell:
+    """One (bug, engine) entry of the matrix."""
+    name: str
+    engine: str
+    trials: list[Trial] = field(default_factory=list)
+    trace_ops: int | None = None
+    signature: str | None = None
+    minimized: str | None = None
+
+    @property
+    def caught_trials(self) -> int:
+        return sum(1 for t in self.trials if t.caught)
+
+    @property
+    def caught(self) -> bool:
+        return self.caught_trials > 0
+
+    @property
+    def seconds(self) -> float | None:
+        """Median seconds to the first finding over the trials that caught the bug."""
+        m = median([t.seconds for t in self.trials if t.caught and t.seconds is not None])
+        return None if m is None else round(m, 2)
+
+
+def cell_json(cell: Cell) -> dict:
+    """DESIGN.md §7's object for one cell, with extra keys (trials, signature)."""
+    return {
+        "name": cell.name,
+        "engine": cell.engine,
+        "caught": cell.caught,
+        "seconds": cell.seconds,
+        "trace_ops": cell.trace_ops,
+        "trials": len(cell.trials),
+        "trials_caught": cell.caught_trials,
+        "signature": cell.signature,
+    }
+
+
+def to_json(cells: list[Cell]) -> str:
+    """`{"mutants": [...]}` in catalogue order, then engine order."""
+    return json.dumps({"mutants": [cell_json(c) for c in cells]}, indent=1)
+
+
+def format_cell(cell: Cell | None) -> str:
+    if cell is None:
+        return "-"
+    k, n = cell.caught_trials, len(cell.trials)
+    if not cell.caught:
+        return f"no ({k}/{n})"
+    return f"yes {k}/{n}, {cell.seconds:.1f} s"
+
+
+def format_matrix(cells: list[Cell], bugs: list[str], engines: list[str]) -> str:
+    """The kill matrix as a markdown table: one row per bug, one column per engine, then
+    the shortest minimized trace and its signature."""
+    by = {(c.name, c.engine): c for c in cells}
+    head = ["bug"] + [ENGINE_TITLES.get(e, e) for e in engines] + ["min trace ops", "signature"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for bug in bugs:
+        row_cells = [by.get((bug, e)) for e in engines]
+        done = [c for c in row_cells if c is not None and c.trace_ops is not None]
+        best = min(done, key=lambda c: c.trace_ops) if done else None
+        sig = next((c.signature for c in row_cells if c is not None and c.signature), None)
+        ops = str(best.trace_ops) if best else "-"
+        sig_text = (sig or "-").replace("|", "\\|")
+        rows.append("| " + " | ".join([f"`{bug}`"] + [format_cell(c) for c in row_cells] + [ops, sig_text]) + " |")
+    return "\n".join(rows)
+
+
+def engine_summary(cells: list[Cell], engine: str) -> dict:
+    """Totals of one engine: bugs run, caught, caught under 5 s, median of the medians,
+    findings minimized to at most 10 ops."""
+    mine = [c for c in cells if c.engine == engine]
+    caught = [c for c in mine if c.caught]
+    secs = [c.seconds for c in caught if c.seconds is not None]
+    return {
+        "engine": engine,
+        "bugs": len(mine),
+        "caught": len(caught),
+        "under_5s": sum(1 for s in secs if s < 5),
+        "median_seconds": median(secs),
+        "max_seconds": max(secs) if secs else None,
+        "trace_ops_le_10": sum(1 for c in caught if c.trace_ops is not None and c.trace_ops <= 10),
+    }
+
+
+def format_summary(cells: list[Cell], engines: list[str]) -> str:
+    lines = []
+    for e in engines:
+        s = engine_summary(cells, e)
+        if not s["bugs"]:
+            continue
+        med = "-" if s["median_seconds"] is None else f"{s['median_seconds']:.1f} s"
+        worst = "-" if s["max_seconds"] is None else f"{s['max_seconds']:.1f} s"
+        lines.append(f"- {ENGINE_TITLES.get(e, e)}: caught {s['caught']}/{s['bugs']} "
+                     f"({100 * s['caught'] // max(s['bugs'], 1)}%), {s['under_5s']} under 5 s, "
+                     f"median {med}, slowest {worst}; {s['trace_ops_le_10']} minimized to <= 10 ops")
+    missed = sorted({c.name for c in cells} - {c.name for c in cells if c.caught})
+    lines.append(f"- caught by no engine: {', '.join(missed) if missed else 'none'}")
+    return "\n".join(lines)
+
+
+def format_report(cells: list[Cell], bugs: list[str], engines: list[str], settings: str) -> str:
+    """The markdown report: settings, summary, matrix, and each bug's shortest trace."""
+    out = ["# Kill matrix of the bug catalogue", "", f"Run: `{settings}`", "",
+           "Cells: caught in k of n trials, median seconds (wall clock, process start to first "
+           "finding) over the trials that caught it. `min trace ops`: the shortest finding after "
+           "op-level minimization (ci/vmfuzz minimize_trace with the bug on).", "",
+           "## Summary", "", format_summary(cells, engines), "", "## Matrix", "",
+           format_matrix(cells, bugs, engines), "", "## Minimized traces", ""]
+    by_bug: dict[str, list[Cell]] = {}
+    for c in cells:
+        by_bug.setdefault(c.name, []).append(c)
+    for bug in bugs:
+        done = [c for c in by_bug.get(bug, []) if c.minimized]
+        if not done:
+            continue
+        best = min(done, key=lambda c: c.trace_ops if c.trace_ops is not None else 1 << 30)
+        out += [f"### `{bug}` ({ENGINE_TITLES.get(best.engine, best.engine)}, {best.trace_ops} ops)", "",
+                "```", best.minimized.rstrip("\n"), "```", ""]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# Running the engines.
+
+
+def log(msg: str) -> None:
+    print(f"mutants: {msg}", file=sys.stderr, flush=True)
+
+
+def load_driver(root: Path):
+    """ci/vmfuzz as a module (for minimize_trace, replay_signature, build helpers)."""
+    loader = importlib.machinery.SourceFileLoader("vmfuzz_driver_for_mutants", str(root / "ci" / "vmfuzz"))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def bug_env(bug: str, **extra: str) -> dict:
+    env = dict(os.environ)
+    env["VMFUZZ_BUG"] = bug
+    env.update(extra)
+    return env
+
+
+def to_text(replay: Path, finding: Path) -> str | None:
+    proc = subprocess.run([str(replay), "--to-text", str(finding)], capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def run_libfuzzer(ctx, bug: str, seconds: int, trial: int, seeded: bool) -> Trial:
+    with tempfile.TemporaryDirectory(prefix=f"vmfuzz-mutant-{bug}-") as tmp:
+        work = Path(tmp) / "corpus"
+        work.mkdir()
+        cmd = [str(ctx.fuzzer), str(work)]
+        if seeded:
+            cmd.append(str(ctx.root / "corpus" / "vm_diff"))
+        cmd += [f"-max_total_time={seconds}", f"-seed={trial + 1}", f"-artifact_prefix={tmp}/",
+                "-print_final_stats=0"] + ctx.libfuzzer_opts
+        start = time.monotonic()
+        proc = subprocess.run(cmd, cwd=tmp, env=bug_env(bug), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, errors="replace", timeout=seconds + 120)
+        elapsed = time.monotonic() - start
+        artifacts = sorted(p for p in Path(tmp).iterdir() if p.is_file() and p.name.startswith(("crash-", "timeout-", "oom-", "leak-")))
+        if not artifacts:
+            return Trial(False)
+        return Trial(True, elapsed, to_text(ctx.replay, artifacts[0]), ctx.driver.crash_signature(proc.stdout))
+
+
+def run_rapidcheck(ctx, bug: str, trial: int) -> Trial:
+    total = 0.0
+    with tempfile.TemporaryDirectory(prefix=f"vmfuzz-mutant-rc-{bug}-") as tmp:
+        extra = {"VMFUZZ_PROPS_OUT": tmp}
+        if trial > 0:
+            extra["RC_PARAMS"] = f"seed={trial}"
+        for binary in ctx.props:
+            start = time.monotonic()
+            proc = subprocess.run([str(binary), "--gtest_filter=-SelfTest.*", "--gtest_break_on_failure"],
+                                  cwd=tmp, env=bug_env(bug, **extra), stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, errors="replace", timeout=1800)
+            total += time.monotonic() - start
+            if proc.returncode != 0:
+                traces = sorted(Path(tmp).glob("rc-counterexample-*.trace"))
+                text = traces[0].read_text() if traces else None
+                failed = re.findall(r"^\[  FAILED  \] (\S+)", proc.stdout, re.M)
+                sig = ctx.driver.crash_signature(proc.stdout) or (f"property {failed[0]}" if failed else
+                                                                  f"{binary.name}: exit {proc.returncode}")
+                return Trial(True, total, text, sig)
+    return Trial(False)
+
+
+def run_afl(ctx, bug: str, seconds: int, trial: int) -> Trial:
+    seeds = ctx.root / "corpus" / "vm_diff"
+    with tempfile.TemporaryDirectory(prefix=f"vmfuzz-mutant-afl-{bug}-") as tmp:
+        out = Path(tmp) / "out"
+        env = bug_env(bug, AFL_SKIP_CPUFREQ="1", AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES="1", AFL_NO_UI="1",
+                      AFL_BENCH_UNTIL_CRASH="1", AFL_NO_AFFINITY="1", AFL_IGNORE_SEED_PROBLEMS="1")
+        cmd = ["afl-fuzz", "-i", str(seeds), "-o", str(out), "-V", str(seconds), "-s", str(trial + 1),
+               "--", str(ctx.afl_target), "@@"]
+        start = time.monotonic()
+        proc = subprocess.run(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace", timeout=seconds + 120)
+        elapsed = time.monotonic() - start
+        crashes = sorted(p for p in out.glob("*/crashes/id:*") if p.is_file())
+        if crashes:
+            return Trial(True, elapsed, to_text(ctx.replay, crashes[0]), None)
+        if re.search(r"results in a crash|crashing seed", proc.stdout):
+            # A seed crashed during the dry run: the first seed that diverges is the finding.
+            for seed in sorted(seeds.iterdir()):
+                text = to_text(ctx.replay, seed)
+                if text is None:
+                    continue
+                probe = Path(tmp) / "seed.trace"
+                probe.write_text(text)
+                os.environ["VMFUZZ_BUG"] = bug
+                try:
+                    if ctx.driver.replay_signature(probe):
+                        return Trial(True, elapsed, text, None)
+                finally:
+                    del os.environ["VMFUZZ_BUG"]
+            return Trial(True, elapsed, None, "seed crashed in the dry run")
+        return Trial(False)
+
+
+def count_ops(driver, text: str) -> int:
+    """Op lines of a trace (a closing `check` is an op of the language and counts)."""
+    return len(driver.trace_ops(text)[1])
+
+
+def minimize(ctx, bug: str, cell: Cell) -> None:
+    """Minimize the shortest caught trial's trace with the bug on; fill trace_ops/signature."""
+    texts = [t for t in cell.trials if t.caught and t.trace]
+    if not texts:
+        cell.signature = next((t.signature for t in cell.trials if t.caught and t.signature), None)
+        return
+    trial = min(texts, key=lambda t: count_ops(ctx.driver, t.trace))
+    key = (bug, trial.trace)
+    if key in ctx.minimized:
+        cell.minimized, cell.signature = ctx.minimized[key]
+        cell.trace_ops = count_ops(ctx.driver, cell.minimized)
+        return
+    old = os.environ.get("VMFUZZ_BUG")
+    os.environ["VMFUZZ_BUG"] = bug
+    try:
+        with tempfile.TemporaryDirectory(prefix="vmfuzz-mutant-min-") as tmp:
+            probe = Path(tmp) / "finding.trace"
+            probe.write_text(trial.trace)
+            sig = ctx.driver.replay_signature(probe)
+            if sig is None:
+                cell.signature = (trial.signature or "?") + " (not reproduced by vmfuzz-replay)"
+                cell.minimized = trial.trace
+            else:
+                cell.signature = sig
+                cell.minimized = ctx.driver.minimize_trace(trial.trace, sig, log=lambda _m: None)
+    finally:
+        if old is None:
+            del os.environ["VMFUZZ_BUG"]
+        else:
+            os.environ["VMFUZZ_BUG"] = old
+    cell.trace_ops = count_ops(ctx.driver, cell.minimized)
+    ctx.minimized[key] = (cell.minimized, cell.signature)
+
+
+@dataclass
+class Context:
+    root: Path
+    driver: object
+    replay: Path
+    fuzzer: Path | None = None
+    libfuzzer_opts: list[str] = field(default_factory=list)
+    props: list[Path] = field(default_factory=list)
+    afl_target: Path | None = None
+    minimized: dict = field(default_factory=dict)
+
+
+def build_afl(ctx) -> Path:
+    bdir = ctx.root / "build" / "afl"
+    if not (bdir / "CMakeCache.txt").exists():
+        ctx.driver.run(["cmake", "-S", str(ctx.root), "-B", str(bdir), "-G", "Ninja",
+                        "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DCMAKE_CXX_COMPILER=afl-clang-fast++",
+                        "-DVMFUZZ_TESTS=OFF"])
+    ctx.driver.run(["cmake", "--build", str(bdir), "--target", "vm_diff_replay"])
+    return bdir / "fuzz" / "vm_diff" / "vm_diff_replay"
+
+
+def main(root: Path, args) -> int:
+    """Run the selected engines against the selected bugs; print and write the matrix.
+    Returns 0 when every bug was caught by some engine, 1 when one was missed by all, 2 on
+    unusable arguments or a missing tool."""
+    catalogue = [name for name, _ in parse_catalogue((root / "vm" / "machine" / "bugs.def").read_text())]
+    bugs = args.bug or catalogue
+    unknown = [b for b in bugs if b not in catalogue]
+    if unknown:
+        print(f"mutants: unknown bug(s) {', '.join(unknown)}; see vm/machine/bugs.def", file=sys.stderr)
+        return 2
+    have_afl = shutil.which("afl-fuzz") is not None and shutil.which("afl-clang-fast++") is not None
+    if args.engine == "all":
+        engines = ["libfuzzer", "libfuzzer_empty", "rapidcheck"] + (["afl"] if have_afl else [])
+    elif args.engine == "libfuzzer":
+        engines = ["libfuzzer", "libfuzzer_empty"]
+    elif args.engine == "afl" and not have_afl:
+        print("mutants: afl++ is missing; install it with:\n  sudo apt-get install -y afl++", file=sys.stderr)
+        return 2
+    else:
+        engines = [args.engine]
+    driver = load_driver(root)
+    ctx = Context(root=root, driver=driver, replay=driver.replay_binary())
+    if not args.no_build:
+        driver.ensure_built("dev", targets=["vmfuzz-replay"] + (["state_machine", "targeted"] if "rapidcheck" in engines else []))
+        if any(e.startswith("libfuzzer") for e in engines):
+            driver.ensure_built("fuzz", targets=["vm_diff_fuzzer"])
+    if any(e.startswith("libfuzzer") for e in engines):
+        ctx.fuzzer = driver.fuzzer_binary("vm_diff")
+        ctx.libfuzzer_opts = driver.libfuzzer_options("vm_diff")
+    if "rapidcheck" in engines:
+        props_dir = driver.build_dir("dev") / "props"
+        ctx.props = sorted(p for p in props_dir.iterdir()
+                           if p.is_file() and os.access(p, os.X_OK) and p.name != "language")
+    if "afl" in engines:
+        ctx.afl_target = build_afl(ctx) if not args.no_build else root / "build" / "afl" / "fuzz" / "vm_diff" / "vm_diff_replay"
+    cells: list[Cell] = []
+    for bug in bugs:
+        for engine in engines:
+            cell = Cell(bug, engine)
+            for k in range(args.trials):
+                if engine == "libfuzzer":
+                    t = run_libfuzzer(ctx, bug, args.time, k, seeded=True)
+                elif engine == "libfuzzer_empty":
+                    t = run_libfuzzer(ctx, bug, args.time, k, seeded=False)
+                elif engine == "rapidcheck":
+                    t = run_rapidcheck(ctx, bug, k)
+                else:
+                    t = run_afl(ctx, bug, args.time, k)
+                cell.trials.append(t)
+            minimize(ctx, bug, cell)
+            cells.append(cell)
+            log(f"{bug} / {engine}: {format_cell(cell)}; trace {cell.trace_ops} ops; {cell.signature}")
+    settings = (f"ci/vmfuzz mutants --engine {args.engine} --time {args.time} --trials {args.trials}"
+                + (f" --bug {' '.join(args.bug)}" if args.bug else ""))
+    report = format_report(cells, bugs, engines, settings)
+    out = root / "work" / "mutants"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(report)
+    if args.json:
+        print(to_json(cells))
+    else:
+        print(format_summary(cells, engines))
+        print()
+        print(format_matrix(cells, bugs, engines))
+        print(f"\nreport: {out / 'report.md'}")
+    return 0 if all(any(c.caught for c in cells if c.name == b) for b in bugs) else 1
