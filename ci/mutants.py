@@ -430,14 +430,14 @@ def main(root: Path, args) -> int:
     settings = (f"ci/vmfuzz mutants --engine {args.engine} --time {args.time} --trials {args.trials}"
                 + (f" --bug {' '.join(args.bug)}" if args.bug else ""))
     report = format_report(cells, bugs, engines, settings)
-    out = root / "work" / "mutants"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(report)
+    report_path = Path(args.report) if getattr(args, "report", None) else root / "work" / "mutants" / "report.md"
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(report)
     if args.json:
         print(to_json(cells))
     else:
         print(format_summary(cells, engines))
         print()
         print(format_matrix(cells, bugs, engines))
-        print(f"\nreport: {out / 'report.md'}")
+        print(f"\nreport: {report_path}")
     return 0 if all(any(c.caught for c in cells if c.name == b) for b in bugs) else 1
