@@ -71,6 +71,17 @@ VMFUZZ_PROP(StateMachine, MemoryObjects, 1000, ()) {
   state_machine(Bias::objects(), false, current_property());
 }
 
+// Q: do snapshots (copy objects of shared regions) keep their bytes through pushes,
+// pageouts of pushed or zero-filled pages and later writes, with few frames?
+VMFUZZ_PROP(StateMachine, SnapshotsUnderPressure, 500, ()) {
+  uint32_t mask = vm_implemented_mask(SystemConfig{});
+  if (!(mask >> unsigned(OpKind::Pageout) & 1)) {
+    RC_TAG("pageout not implemented: snapshots under pressure not applicable");
+    return;
+  }
+  state_machine(Bias::snapshots(), true, current_property());
+}
+
 VMFUZZ_PROP(StateMachine, MemoryPressure, 500, ()) {
   uint32_t mask = vm_implemented_mask(SystemConfig{});
   if (!(mask >> unsigned(OpKind::Pageout) & 1)) {

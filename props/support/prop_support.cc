@@ -123,6 +123,27 @@ Bias Bias::objects() {
   return b;
 }
 
+// Copy objects under memory pressure: vm_read of a shared region makes a copy object,
+// writes push into it, pageout evicts pushed and zero-filled pages, later writes must not
+// push again or let the snapshot see newer data. The mixed bias rarely builds all of
+// share + fork + vm_read + copyout + write + pageout on one page (found by ci/vmfuzz mutants:
+// time_rewind and push_over_paged_out were missed at default case counts).
+Bias Bias::snapshots() {
+  Bias b;
+  b.window_pages = 6;  // copyouts land just above the regions: inside the window
+  set_weight(b, OpKind::Allocate, 3);
+  set_weight(b, OpKind::Inherit, 6);
+  set_weight(b, OpKind::Fork, 4);
+  set_weight(b, OpKind::Write, 8);   // few writes: snapshots of untouched pages too
+  set_weight(b, OpKind::Read, 10);   // reads fill copy objects with zero pages
+  set_weight(b, OpKind::VmRead, 8);
+  set_weight(b, OpKind::Copyout, 6);
+  set_weight(b, OpKind::Pageout, 8);
+  set_weight(b, OpKind::Check, 1);
+  b.forbid_objects = true;
+  return b;
+}
+
 Bias Bias::setup() {
   Bias b;
   b.window_pages = 8;

@@ -105,6 +105,7 @@ struct Bias {
   static Bias copies();      // vm_read / vm_write / copyout / vm_copy / fork: many copies
   static Bias objects();     // memory objects, mappings, manager writes, pageout
   static Bias setup();       // writes, forks, vm_copy, reads: no op that unmaps or ends
+  static Bias snapshots();   // share, fork, vm_read, write, pageout on 6 pages: copy objects under pressure
 };
 
 /// The rc::state model state (see the top of this file).
