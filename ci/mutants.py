@@ -38,6 +38,7 @@ Progress goes to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.machinery
 import importlib.util
 import json
@@ -353,6 +354,21 @@ def minimize(ctx, bug: str, cell: Cell) -> None:
     ctx.minimized[key] = (cell.minimized, cell.signature)
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send everything written to file descriptor 1 (builds, the driver's messages, child
+    processes) to stderr, so that --json leaves stdout holding the JSON document alone."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 @dataclass
 class Context:
     root: Path
@@ -396,6 +412,26 @@ def main(root: Path, args) -> int:
     else:
         engines = [args.engine]
     driver = load_driver(root)
+    with stdout_to_stderr():
+        cells = run_matrix(root, driver, args, bugs, engines)
+    settings = (f"ci/vmfuzz mutants --engine {args.engine} --time {args.time} --trials {args.trials}"
+                + (f" --bug {' '.join(args.bug)}" if args.bug else ""))
+    report = format_report(cells, bugs, engines, settings)
+    report_path = Path(args.report) if getattr(args, "report", None) else root / "work" / "mutants" / "report.md"
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(report)
+    if args.json:
+        print(to_json(cells))
+    else:
+        print(format_summary(cells, engines))
+        print()
+        print(format_matrix(cells, bugs, engines))
+        print(f"\nreport: {report_path}")
+    return 0 if all(any(c.caught for c in cells if c.name == b) for b in bugs) else 1
+
+
+def run_matrix(root: Path, driver, args, bugs: list[str], engines: list[str]) -> list[Cell]:
+    """Build what the engines need (unless --no-build), then run every trial and minimize."""
     ctx = Context(root=root, driver=driver, replay=driver.replay_binary())
     if not args.no_build:
         driver.ensure_built("dev", targets=["vmfuzz-replay"] + (["state_machine", "targeted"] if "rapidcheck" in engines else []))
@@ -427,17 +463,4 @@ def main(root: Path, args) -> int:
             minimize(ctx, bug, cell)
             cells.append(cell)
             log(f"{bug} / {engine}: {format_cell(cell)}; trace {cell.trace_ops} ops; {cell.signature}")
-    settings = (f"ci/vmfuzz mutants --engine {args.engine} --time {args.time} --trials {args.trials}"
-                + (f" --bug {' '.join(args.bug)}" if args.bug else ""))
-    report = format_report(cells, bugs, engines, settings)
-    report_path = Path(args.report) if getattr(args, "report", None) else root / "work" / "mutants" / "report.md"
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(report)
-    if args.json:
-        print(to_json(cells))
-    else:
-        print(format_summary(cells, engines))
-        print()
-        print(format_matrix(cells, bugs, engines))
-        print(f"\nreport: {report_path}")
-    return 0 if all(any(c.caught for c in cells if c.name == b) for b in bugs) else 1
+    return cells
