@@ -20,8 +20,9 @@ Engines (each a function returning one Trial):
                    suites' own seeds, trial k>0 with RC_PARAMS=seed=k. Caught = a property
                    fails; the finding is the counterexample trace it writes.
   afl              afl-fuzz on the AFL++ build of vm_diff_replay (build/afl), seeded from
-                   corpus/vm_diff, stopping at its first crash (AFL_BENCH_UNTIL_CRASH); only
-                   when afl-fuzz is installed.
+                   corpus/vm_diff, stopping at its first crash: a seed that crashes in the
+                   dry run (a finding at load time, which AFL itself would skip) or the first
+                   crash it saves (AFL_BENCH_UNTIL_CRASH); only when afl-fuzz is installed.
 
 A finding becomes a text trace (vmfuzz-replay --to-text), which is minimized with the
 driver's op-level delta debugging (`minimize_trace`) against the signature vmfuzz-replay
@@ -282,36 +283,50 @@ def run_rapidcheck(ctx, bug: str, trial: int) -> Trial:
     return Trial(False)
 
 
+SEED_CRASH = re.compile(r"Test case '([^']*)' results in a crash")
+
+
 def run_afl(ctx, bug: str, seconds: int, trial: int) -> Trial:
+    """afl-fuzz from corpus/vm_diff until its first crash. A seed that crashes in AFL's dry
+    run is a finding at load time (AFL would skip it and fuzz on): the run stops there and
+    that seed is the finding. Otherwise AFL_BENCH_UNTIL_CRASH ends the run at the first
+    crash it saves, or -V ends it."""
     seeds = ctx.root / "corpus" / "vm_diff"
     with tempfile.TemporaryDirectory(prefix=f"vmfuzz-mutant-afl-{bug}-") as tmp:
         out = Path(tmp) / "out"
         env = bug_env(bug, AFL_SKIP_CPUFREQ="1", AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES="1", AFL_NO_UI="1",
-                      AFL_BENCH_UNTIL_CRASH="1", AFL_NO_AFFINITY="1", AFL_IGNORE_SEED_PROBLEMS="1")
+                      AFL_BENCH_UNTIL_CRASH="1", AFL_NO_AFFINITY="1")
         cmd = ["afl-fuzz", "-i", str(seeds), "-o", str(out), "-V", str(seconds), "-s", str(trial + 1),
                "--", str(ctx.afl_target), "@@"]
         start = time.monotonic()
-        proc = subprocess.run(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, errors="replace", timeout=seconds + 120)
-        elapsed = time.monotonic() - start
+        seed_hit = None
+        with subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace") as proc:
+            try:
+                for line in proc.stdout:
+                    m = SEED_CRASH.search(line)
+                    if m:
+                        seed_hit = m.group(1)
+                        break
+                    if time.monotonic() - start > seconds + 120:
+                        break
+            finally:
+                elapsed = time.monotonic() - start
+                if proc.poll() is None:
+                    proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if seed_hit is not None:
+            orig = re.search(r"orig:(.*)$", seed_hit)
+            seed = seeds / orig.group(1) if orig else None
+            text = to_text(ctx.replay, seed) if seed is not None and seed.is_file() else None
+            return Trial(True, elapsed, text, "seed crashed in the dry run")
         crashes = sorted(p for p in out.glob("*/crashes/id:*") if p.is_file())
         if crashes:
             return Trial(True, elapsed, to_text(ctx.replay, crashes[0]), None)
-        if re.search(r"results in a crash|crashing seed", proc.stdout):
-            # A seed crashed during the dry run: the first seed that diverges is the finding.
-            for seed in sorted(seeds.iterdir()):
-                text = to_text(ctx.replay, seed)
-                if text is None:
-                    continue
-                probe = Path(tmp) / "seed.trace"
-                probe.write_text(text)
-                os.environ["VMFUZZ_BUG"] = bug
-                try:
-                    if ctx.driver.replay_signature(probe):
-                        return Trial(True, elapsed, text, None)
-                finally:
-                    del os.environ["VMFUZZ_BUG"]
-            return Trial(True, elapsed, None, "seed crashed in the dry run")
         return Trial(False)
 
 
