@@ -118,3 +118,27 @@ class MinimizeHelpersTest(unittest.TestCase):
             q = vmfuzz.unused_path(p)
             self.assertNotEqual(p, q)
             self.assertFalse(q.exists())
+
+
+class StampTest(unittest.TestCase):
+    def test_stamp_round_trip_and_mismatch_warnings(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            crash = Path(tmp) / "crash-1"
+            crash.write_bytes(bytes([vmfuzz.FORMAT_VERSION, 0, 1, 2]))
+            with mock.patch.object(vmfuzz, "git_commit", return_value="abc"), \
+                 mock.patch.dict(vmfuzz.os.environ, {"VMFUZZ_BUG": "missed_push"}):
+                st = vmfuzz.stamp(crash, "vm_diff", "fuzz", "libfuzzer")
+                self.assertEqual(vmfuzz.stamp_warnings(crash), [])
+            self.assertTrue(st.name.endswith(".stamp.json"))
+            with mock.patch.object(vmfuzz, "git_commit", return_value="def"), \
+                 mock.patch.dict(vmfuzz.os.environ, {"VMFUZZ_BUG": ""}):
+                warnings = vmfuzz.stamp_warnings(crash)
+            self.assertEqual(len(warnings), 2)
+            self.assertIn("found at commit abc", warnings[0])
+            self.assertIn("VMFUZZ_BUG=missed_push", warnings[1])
+
+    def test_wrong_format_byte_is_reported(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            crash = Path(tmp) / "crash-2"
+            crash.write_bytes(bytes([7, 1, 2]))
+            self.assertIn("format version byte 7", vmfuzz.stamp_warnings(crash)[0])
