@@ -23,6 +23,10 @@
 // runs. Names that the change leaves dangling are remapped by the decoder (codec.h), so
 // every mutant is a valid program.
 //
+// VM-state feedback (vm_state_feedback.h): after every op that ran, the kernel's shape
+// (chain depths, copy objects, sharers, pagers, entry shapes, mechanism counters) bumps
+// libFuzzer extra counters, so reaching a new VM state counts as new coverage.
+//
 // On the first failure the target prints, to stderr:
 //     ERROR: vmfuzz divergence: <oracle> in <op kind> [<sub>]
 //     <the report of harness/report.h>
@@ -44,7 +48,9 @@
 #include "harness/executor.h"
 #include "harness/report.h"
 #include "harness/text.h"
+#include "fuzz/vm_diff/vm_state_feedback.h"
 #include "reference_model/model.h"
+#include "vm/kernel.h"
 
 namespace {
 
@@ -216,7 +222,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   model::Model model(prog.config);
   harness::ExecOptions options;
   options.full_check_every = kFullCheckEvery;
-  harness::RunSummary sum = harness::run_program(prog, "<input>", *vm.system, model, vm.observer.get(), options);
+  // VM-state feedback (vm_state_feedback.h): the shapes reached after every op that ran.
+  // VMFUZZ_NO_STATE_FEEDBACK=1 switches it off (to measure what it adds).
+  static const bool feedback_on = std::getenv("VMFUZZ_NO_STATE_FEEDBACK") == nullptr;
+  const vm::Kernel* kernel = feedback_on ? dynamic_cast<const vm::Kernel*>(vm.system.get()) : nullptr;
+  harness::StepListener feedback = [kernel](uint64_t, const Op&, harness::Executor::Step step,
+                                            const harness::Executor&) {
+    if (kernel && step == harness::Executor::Step::Ran) fuzz::record_vm_state(*kernel);
+  };
+  harness::RunSummary sum =
+      harness::run_program(prog, "<input>", *vm.system, model, vm.observer.get(), options, feedback);
   if (sum.unusable) {
     // The decoder only makes usable programs: this is a harness bug.
     std::fprintf(stderr, "ERROR: vmfuzz divergence: unusable decoded input: %s\n", sum.unusable_reason.c_str());

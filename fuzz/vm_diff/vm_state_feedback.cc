@@ -1,0 +1,101 @@
+// vm_state_feedback.cc — see vm_state_feedback.h for the theory.
+#include "fuzz/vm_diff/vm_state_feedback.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <map>
+#include <type_traits>
+
+#include "vm/kernel.h"
+
+namespace vmfuzz::fuzz {
+
+namespace {
+
+// The table libFuzzer scans (clang and GCC both honour the section attribute; `used`
+// keeps an otherwise unread array alive).
+__attribute__((section("__libfuzzer_extra_counters"), used)) uint8_t g_counters[kVmStateCounters];
+
+// Feature kinds: the high bits of a feature id. Numbers only ever get added.
+enum Feature : uint32_t {
+  kChainDepth = 1,        // value: depth of an object's shadow chain (capped)
+  kCopyObject = 2,        // value: depth of an object that has a copy object
+  kSharers = 3,           // value: ref_count bucket x internal
+  kResident = 4,          // value: log2 bucket of resident pages
+  kPager = 5,             // value: pager_created x internal x can_persist x cached
+  kStrategy = 6,          // value: copy strategy x use_shared_copy x shadowed
+  kEntryShape = 7,        // value: needs_copy x is_shared x chain depth of its object
+  kCounter = 8,           // value: counter index x log2 bucket of its count
+  kTasks = 9,             // value: live tasks with entries
+  kObjects = 10,          // value: log2 bucket of the number of objects
+};
+
+unsigned log2_bucket(uint64_t n) { return n == 0 ? 0 : unsigned(std::bit_width(n)); }
+
+void bump(uint32_t kind, uint32_t value) {
+  uint32_t h = (kind << 20) ^ value;
+  h ^= h >> 16;
+  h *= 0x7feb352dU;
+  h ^= h >> 15;
+  h *= 0x846ca68bU;
+  h ^= h >> 16;
+  uint8_t& c = g_counters[h % kVmStateCounters];
+  if (c != 255) c++;
+}
+
+}  // namespace
+
+void record_vm_state(const vm::Kernel& kernel) {
+  const std::vector<vm::ObjectInfo> objects = kernel.objects();
+  // Chain depth of every object: follow shadow ids (a map keyed by id: deterministic).
+  std::map<uint64_t, const vm::ObjectInfo*> by_id;
+  for (const auto& o : objects) by_id[o.id] = &o;
+  std::map<uint64_t, unsigned> depth;
+  auto depth_of = [&](uint64_t id) {
+    unsigned d = 0;
+    for (uint64_t cur = id; cur != 0 && d < 16; d++) {
+      auto it = by_id.find(cur);
+      if (it == by_id.end()) break;
+      cur = it->second->shadow;
+    }
+    return d;
+  };
+  for (const auto& o : objects) {
+    unsigned d = depth_of(o.id);
+    depth[o.id] = d;
+    bump(kChainDepth, std::min(d, 8u));
+    if (o.copy != 0) bump(kCopyObject, std::min(d, 8u));
+    bump(kSharers, std::min<unsigned>(unsigned(std::max(o.ref_count, 0)), 5u) * 2 + o.internal);
+    bump(kResident, log2_bucket(o.resident_page_count));
+    bump(kPager, (o.pager_created ? 8u : 0u) | (o.internal ? 4u : 0u) | (o.can_persist ? 2u : 0u) |
+                     (o.ref_count == 0 ? 1u : 0u));
+    bump(kStrategy, unsigned(o.copy_strategy) * 4 + (o.use_shared_copy ? 2u : 0u) + (o.shadowed ? 1u : 0u));
+  }
+  bump(kObjects, log2_bucket(objects.size()));
+  unsigned tasks = 0;
+  for (unsigned t : kernel.tasks()) {
+    std::vector<vm::EntryInfo> entries = kernel.entries(t);
+    if (entries.empty()) continue;
+    tasks++;
+    for (const auto& e : entries) {
+      unsigned d = e.object == 0 ? 0 : std::min(depth[e.object], 8u);
+      bump(kEntryShape, d * 4 + (e.needs_copy ? 2u : 0u) + (e.is_shared ? 1u : 0u));
+    }
+  }
+  bump(kTasks, tasks);
+  // Every mechanism counter, bucketed. VmCounters is a plain struct of uint64_t counters.
+  const vm::VmCounters& counters = kernel.counters();
+  static_assert(std::is_trivially_copyable_v<vm::VmCounters> && sizeof(vm::VmCounters) % sizeof(uint64_t) == 0,
+                "VmCounters must stay a plain struct of uint64_t counters");
+  uint64_t values[sizeof(vm::VmCounters) / sizeof(uint64_t)];
+  std::memcpy(values, &counters, sizeof values);
+  for (uint32_t i = 0; i < std::size(values); i++)
+    if (values[i] != 0) bump(kCounter, i * 64 + log2_bucket(values[i]));
+}
+
+size_t vm_state_features_seen() {
+  return size_t(std::count_if(std::begin(g_counters), std::end(g_counters), [](uint8_t c) { return c != 0; }));
+}
+
+}  // namespace vmfuzz::fuzz
