@@ -10,6 +10,7 @@
 #include "vm/vm_map.h"
 #include "vm/bugs.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 #include <iterator>
@@ -368,6 +369,74 @@ static kern_return_t overwrite_page_slowly(VmMap& map, uint64_t va, const VmObje
   return KERN_SUCCESS;
 }
 
+/// Append to `out` the offsets, relative to `offset`, in [offset, offset + size) where some
+/// object of `object`'s chain holds a resident page or pager data (unsorted; duplicates).
+/// Every other offset reads zero through the chain. Results: false when the chain holds an
+/// object whose reads are not plain data (a destroyed memory object, or an external
+/// manager that may lock pages or expect their return): the caller must then visit every
+/// page. A null object is an empty chain.
+static bool chain_touched_pages(const VmObject* object, uint64_t offset, uint64_t size,
+                                std::vector<uint64_t>& out) {
+  std::vector<uint64_t> tmp;
+  uint64_t start = offset, end = offset + size;
+  for (const VmObject* o = object; o != nullptr; o = o->shadow) {
+    if (o->pager_lost || !o->internal) return false;
+    for (const VmPage* p = vm_page_next(o, start); p != nullptr && p->offset < end;
+         p = vm_page_next(o, p->offset + kPageSize))
+      out.push_back(p->offset - start);
+    if (o->pager != nullptr) {
+      tmp.clear();
+      o->pager->offsets(start + o->paging_offset, end + o->paging_offset, tmp);
+      for (uint64_t po : tmp) out.push_back(po - o->paging_offset - start);
+    }
+    start += o->shadow_offset;
+    end += o->shadow_offset;
+  }
+  return true;
+}
+
+/// True when offset reads zero through object's chain because no object of the chain has
+/// the page (resident or with its pager); a resident page of zeros does not count.
+static bool chain_page_absent(const VmObject* object, uint64_t offset) {
+  if (object == nullptr) return true;
+  ChainLookup l = vm_object_chain_lookup(object, offset);
+  return l.page == nullptr && l.data == nullptr && !l.lost;
+}
+
+/// Slow path of copy_overwrite for one destination entry piece [de.start, de.end), source
+/// (src_object, src_offset). Work is proportional to what is touched (DESIGN.md §3): only
+/// offsets where the source chain or the destination chain holds a page (resident or
+/// paged out) are visited, in offset order. A page absent from both chains reads zero on
+/// both sides and needs nothing; a visited page gets the source's bytes, zeros included
+/// (the destination may hold data there). Pages outside the union read zero in the
+/// source (a copy: a snapshot that the writes below cannot change) and in the destination
+/// (only visited pages are written), so skipping them changes nothing a task can observe.
+/// Chains with external or destroyed memory objects fall back to visiting every page.
+static kern_return_t overwrite_entry_slowly(VmMap& map, const VmMapEntry& de,
+                                            const VmObject* src_object, uint64_t src_offset) {
+  const uint64_t size = de.end - de.start;
+  std::vector<uint64_t> rel;
+  bool sparse = chain_touched_pages(src_object, src_offset, size, rel) &&
+                chain_touched_pages(de.object, de.offset, size, rel);
+  if (!sparse) {
+    rel.clear();
+    for (uint64_t r = 0; r < size; r += kPageSize) rel.push_back(r);
+  }
+  std::sort(rel.begin(), rel.end());
+  rel.erase(std::unique(rel.begin(), rel.end()), rel.end());
+  for (uint64_t r : rel) {
+    assert(r < size && (r & (kPageSize - 1)) == 0 && "overwrite_entry_slowly: bad offset");
+    // Decided now, through the entry as it is now (a write fault may have put a shadow in
+    // front of its object), not when `rel` was built.
+    if (sparse && chain_page_absent(src_object, src_offset + r) &&
+        chain_page_absent(de.object, de.offset + r))
+      continue;
+    kern_return_t kr = overwrite_page_slowly(map, de.start + r, src_object, src_offset + r);
+    if (kr != KERN_SUCCESS) return kr;
+  }
+  return KERN_SUCCESS;
+}
+
 kern_return_t vm_map_copy_overwrite(VmMap& map, uint64_t dst, const VmMapCopy* copy) {
   if (copy == nullptr) return KERN_SUCCESS;
   const uint64_t mask = kPageSize - 1;
@@ -403,10 +472,8 @@ kern_return_t vm_map_copy_overwrite(VmMap& map, uint64_t dst, const VmMapCopy* c
         ++map.sys.counters.overwrite_fast;
         continue;
       }
-      for (uint64_t va = de.start; va < de.end; va += kPageSize) {
-        kern_return_t kr = overwrite_page_slowly(map, va, ce.object, src_off + (va - de.start));
-        if (kr != KERN_SUCCESS) return kr;
-      }
+      kern_return_t kr = overwrite_entry_slowly(map, de, ce.object, src_off);
+      if (kr != KERN_SUCCESS) return kr;
     }
   }
   vm_map_simplify_range(map, dst, end);

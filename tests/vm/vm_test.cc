@@ -552,6 +552,38 @@ TEST_F(VmTest, HugeSparseForkAndCopyCostOnlyWhatIsTouched) {
   EXPECT_EQ(poi.size(), 6u);  // three pages in each of two ranges
 }
 
+TEST_F(VmTest, VmCopyIntoHugeSharedDestinationVisitsOnlyTouchedPages) {
+  // vm_map_copy_overwrite's slow path (a shared destination) visits only the pages some
+  // object of the source or destination chain holds, resident or paged out.
+  const uint64_t half = uint64_t{2} << 30;  // 2 GiB source, 2 GiB destination
+  const uint64_t src = 0x100000000, dst = src + half;
+  alloc(0, src, 2 * half);
+  EXPECT_EQ(k->inherit(0, src, 2 * half, vm_inherit_t::Share), KERN_SUCCESS);
+  k->fork(0, 5);
+  put(0, src + P, "src1");       // copied over a destination page that holds data
+  put(0, dst + P, "dst1");
+  put(5, dst + 5 * P, "dst5");   // zero in the source: zero-filled in the destination
+  put(0, dst - P, "last");       // paged out below: found through the default pager
+  k->pageout(0, true);
+  put(0, src + 2 * P, "src2");   // copied over a destination page that is absent
+  uint64_t slow = k->counters().overwrite_slow_pages;
+  uint64_t grabbed = k->counters().pages_grabbed;
+  EXPECT_EQ(k->vm_copy(0, src, half, dst), KERN_SUCCESS);
+  EXPECT_EQ(k->counters().overwrite_slow_pages - slow, 4u);  // P, 2P, 5P, half - P
+  EXPECT_LT(k->counters().pages_grabbed - grabbed, 16u);
+  for (unsigned t : {0u, 5u}) {
+    EXPECT_EQ(get(t, dst + P, 4), "src1");
+    EXPECT_EQ(get(t, dst + 2 * P, 4), "src2");
+    EXPECT_EQ(get(t, dst + 5 * P, 4), zeros(4));
+    EXPECT_EQ(get(t, dst + half - P, 4), "last");
+    EXPECT_EQ(get(t, dst + half / 2, 4), zeros(4));  // untouched
+    EXPECT_EQ(get(t, src + P, 4), "src1");           // the source is unchanged
+    EXPECT_EQ(get(t, src + 5 * P, 4), zeros(4));
+  }
+  EXPECT_LT(k->frames_owned(), 64u);
+  expect_clean("after vm_copy into a huge shared destination");
+}
+
 TEST_F(VmTest, FramePressurePagesOutInsteadOfFailing) {
   SystemConfig cfg;
   cfg.frames = 12;
