@@ -232,6 +232,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
   harness::RunSummary sum =
       harness::run_program(prog, "<input>", *vm.system, model, vm.observer.get(), options, feedback);
+  // For the driver's progress line: the number of VM-state counters set, when it grew
+  // (checked every 256 inputs to keep the cost off the hot path).
+  static uint64_t runs = 0;
+  static size_t reported = 0;
+  if (kernel && ++runs % 256 == 0) {
+    size_t seen = fuzz::vm_state_features_seen();
+    if (seen != reported) {
+      reported = seen;
+      std::fprintf(stderr, "VMSTATE: %zu features\n", seen);
+    }
+  }
   if (sum.unusable) {
     // The decoder only makes usable programs: this is a harness bug.
     std::fprintf(stderr, "ERROR: vmfuzz divergence: unusable decoded input: %s\n", sum.unusable_reason.c_str());

@@ -33,7 +33,8 @@ inline constexpr size_t kVmStateCounters = 4096;
 /// Conditions: no side effect on the kernel (const introspection only).
 void record_vm_state(const vm::Kernel& kernel);
 
-/// Number of distinct counters set so far in this process (for progress and tests).
+/// Number of distinct counters ever set in this process (libFuzzer clears the table before
+/// each input; this count is cumulative), for the driver's progress line.
 size_t vm_state_features_seen();
 
 }  // namespace vmfuzz::fuzz
