@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/splitmix.h"
 #include "harness/codec.h"
 #include "harness/executor.h"
 #include "reference_model/model.h"
@@ -55,16 +56,7 @@ constexpr size_t kRandomOps = 64;
 
 using Bytes = std::vector<uint8_t>;
 
-/// Deterministic generator (splitmix64).
-struct SplitMix {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-};
+using vmfuzz::bench::SplitMix;
 
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "harness_bench: %s\n", what.c_str());

@@ -52,6 +52,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/splitmix.h"
 #include "reference_model/model.h"
 #include "vm/kernel.h"
 #include "vm/machine/machine.h"
@@ -101,17 +102,7 @@ struct Spans {
   }
 };
 
-/// Deterministic generator (splitmix64) for the workloads.
-struct SplitMix {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  uint64_t below(uint64_t n) { return next() % n; }
-};
+using vmfuzz::bench::SplitMix;
 
 /// A machine configuration with room for `pages` data pages and their page tables.
 SystemConfig config_for(uint64_t pages) {
