@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -158,8 +159,15 @@ class PhysicalMemory {
   void write_entry(pfn_t table, unsigned index, uint64_t value);
 
  private:
+  /// Fill frames [junk_upto_, f] with kJunkByte the first time anything touches them.
+  void junk_fill_upto(pfn_t f) const;
+
   uint32_t nframes_;
-  std::vector<uint8_t> bytes_;   // nframes_ * 4096
+  // nframes_ * 4096, allocated uninitialized: frames below junk_upto_ have been filled
+  // with kJunkByte (or written since); the rest are filled on first touch, so a large
+  // machine costs nothing for frames it never uses.
+  std::unique_ptr<uint8_t[]> bytes_;
+  mutable uint32_t junk_upto_ = 0;
   std::vector<FrameUse> use_;    // per frame
   std::vector<pfn_t> free_;      // LIFO stack of free frames; back() is handed out next
   uint32_t counts_[3] = {0, 0, 0};  // frames per FrameUse
