@@ -18,18 +18,13 @@
 #include "harness/invariants.h"
 #include "vm/bugs.h"
 #include "vm/kernel.h"
+#include "tests/vm/vm_test_support.h"
 
 namespace vmfuzz::vm {
 namespace {
 
-constexpr uint64_t P = kPageSize;
-
-/// "page7" (built with append: g++ 12 -O2 warns falsely on "lit" + std::string).
-std::string tag(const char* prefix, long n) {
-  std::string s(prefix);
-  s += std::to_string(n);
-  return s;
-}
+using test::P;
+using test::tag;
 
 /// One run of one scenario: a kernel and a record of what went wrong.
 class Probe {
