@@ -18,6 +18,7 @@
 
 #include "harness/dot.h"
 #include "harness/executor.h"
+#include "harness/forwarding_system.h"
 #include "harness/report.h"
 #include "harness/text.h"
 #include "reference_model/model.h"
@@ -26,10 +27,17 @@
 namespace vmfuzz::harness {
 namespace {
 
-// A model with knobs that break it in one observable way each.
-class Broken final : public MemorySystem {
+// Owns the model Broken forwards to (constructed before the ForwardingSystem base).
+struct OwnedModel {
+  explicit OwnedModel(const SystemConfig& c) : m_(c) {}
+  model::Model m_;
+};
+
+// A model with knobs that break it in one observable way each; every other entry point
+// is forwarded unchanged by ForwardingSystem.
+class Broken final : private OwnedModel, public ForwardingSystem {
  public:
-  explicit Broken(const SystemConfig& c) : m_(c) {}
+  explicit Broken(const SystemConfig& c) : OwnedModel(c), ForwardingSystem(m_) {}
 
   bool flip_read = false;             // flip bit 0 of the first byte every read returns
   bool wrong_protect_code = false;    // protect returns KERN_FAILURE after succeeding
@@ -42,18 +50,15 @@ class Broken final : public MemorySystem {
   bool memory_error_on_unknown = false;  // reads stop with KERN_MEMORY_ERROR at unknown bytes
   bool memory_error_always = false;      // reads stop with KERN_MEMORY_ERROR at their start
 
-  void task_create(unsigned t) override { m_.task_create(t); }
   kern_return_t allocate(unsigned t, uint64_t* addr, uint64_t size, bool anywhere) override {
     kern_return_t kr = m_.allocate(t, addr, size, anywhere);
     if (wrong_any_addr && anywhere && kr == KERN_SUCCESS) *addr += 0x1000;
     return kr;
   }
-  kern_return_t deallocate(unsigned t, uint64_t a, uint64_t s) override { return m_.deallocate(t, a, s); }
   kern_return_t protect(unsigned t, uint64_t a, uint64_t s, bool mx, vm_prot_t p) override {
     kern_return_t kr = m_.protect(t, a, s, mx, p);
     return wrong_protect_code ? KERN_FAILURE : kr;
   }
-  kern_return_t inherit(unsigned t, uint64_t a, uint64_t s, vm_inherit_t i) override { return m_.inherit(t, a, s, i); }
   Access write(unsigned t, uint64_t a, std::span<const uint8_t> d, unsigned cpu) override {
     Access r = m_.write(t, a, d, cpu);
     if (wrong_fault_addr && r.kr != KERN_SUCCESS) r.fault_addr++;
@@ -81,26 +86,6 @@ class Broken final : public MemorySystem {
     }
     return r;
   }
-  void fork(unsigned p, unsigned c) override { m_.fork(p, c); }
-  void terminate(unsigned t) override { m_.terminate(t); }
-  kern_return_t vm_copy(unsigned t, uint64_t s, uint64_t n, uint64_t d) override { return m_.vm_copy(t, s, n, d); }
-  kern_return_t vm_read(unsigned t, uint64_t a, uint64_t s, unsigned c) override { return m_.vm_read(t, a, s, c); }
-  kern_return_t vm_write(unsigned t, uint64_t a, unsigned c) override { return m_.vm_write(t, a, c); }
-  kern_return_t copyout(unsigned t, unsigned c, uint64_t* a) override { return m_.copyout(t, c, a); }
-  void discard(unsigned c) override { m_.discard(c); }
-  void object_create(unsigned o, uint64_t s, CopyStrategy st, bool p, std::span<const uint8_t> i) override {
-    m_.object_create(o, s, st, p, i);
-  }
-  kern_return_t map(unsigned t, uint64_t* a, bool any, uint64_t s, unsigned o, uint64_t off, bool sh, vm_prot_t p,
-                    vm_prot_t mx, vm_inherit_t i) override {
-    return m_.map(t, a, any, s, o, off, sh, p, mx, i);
-  }
-  kern_return_t manager_write(unsigned o, uint64_t off, std::span<const uint8_t> d) override {
-    return m_.manager_write(o, off, d);
-  }
-  Access file(unsigned o, uint64_t off, uint64_t s) override { return m_.file(o, off, s); }
-  kern_return_t destroy(unsigned o) override { return m_.destroy(o); }
-  void pageout(uint64_t n, bool all) override { m_.pageout(n, all); }
 
   std::vector<RegionInfo> regions(unsigned t) const override {
     auto r = m_.regions(t);
@@ -122,12 +107,7 @@ class Broken final : public MemorySystem {
     if (flip_object_peek && s == PeekStatus::Mapped) out[0] ^= 1;
     return s;
   }
-  void object_pages_of_interest(unsigned o, std::vector<uint64_t>& out) const override {
-    m_.object_pages_of_interest(o, out);
-  }
 
- private:
-  model::Model m_;
 };
 
 // A scripted observer: each knob makes one VM-only checker report.
