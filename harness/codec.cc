@@ -86,6 +86,7 @@ bool names_available(OpKind kind, const NameState& n) {
     case OpKind::ManagerWrite:
     case OpKind::File:
     case OpKind::Destroy: return obj;
+    case OpKind::Device: return free_obj;
     case OpKind::Pageout:
     case OpKind::Check: return true;
   }
@@ -318,6 +319,14 @@ bool Decoder::args(const NameState& names, Op* op) {
       return true;
     case OpKind::Check:
       return true;
+    case OpKind::Device:  // format 2
+      if (!fresh(objects, &op->object) || !size(&op->size) || !byte(&b)) return false;
+      if (op->size > kMaxDeviceSize) op->size %= kMaxDeviceSize + 1;
+      if (b & 1) {
+        if (!data(&op->data)) return false;
+        truncate_data(&op->data, round_page(op->size));
+      }
+      return true;
   }
   return false;
 }
@@ -326,7 +335,7 @@ bool Decoder::next(const NameState& names, Op* out) {
   uint8_t k;
   while (byte(&k)) {
     Op op;
-    op.kind = static_cast<OpKind>(k % kVersion1OpKinds);
+    op.kind = static_cast<OpKind>(k % (version_ == 2 ? kVersion2OpKinds : kVersion1OpKinds));
     if (!names_available(op.kind, names)) continue;  // skipped: the next byte is a kind byte
     if (!args(names, &op)) break;                     // ran out of bytes inside the op
     assert(!names.check(op) && "Decoder::next: decoded an op that is not usable input");
@@ -521,6 +530,12 @@ void Encoder::op(const Op& o) {
       return raw(o.size, 8);
     case OpKind::Check:
       return;
+    case OpKind::Device: {
+      bool has_data = !(o.data == DataSpec{});
+      byte(o.object), size(o.size), byte(has_data ? 1u : 0u);
+      if (has_data) data(o.data);
+      return;
+    }
   }
 }
 
@@ -540,8 +555,13 @@ void encode_config(const SystemConfig& cfg, Encoder* e) {
 }  // namespace
 
 std::vector<uint8_t> encode_program(const Program& p) {
+  // The lowest version that can say the program: inputs without format 2's ops keep the
+  // bytes format 1 gave them (kind bytes below 21 mean the same in both).
+  bool v2 = std::any_of(p.ops.begin(), p.ops.end(), [](const Op& op) {
+    return static_cast<unsigned>(op.kind) >= kVersion1OpKinds;
+  });
   Encoder e;
-  e.byte(kFormatVersion);
+  e.byte(v2 ? 2 : 1);
   encode_config(p.config, &e);
   for (const Op& op : p.ops) e.op(op);
   return std::move(e.out);

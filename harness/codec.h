@@ -27,10 +27,17 @@
 // the decoder would fold them. Every value has an exact escape (raw 8-byte form), so any
 // address, size and offset round-trips.
 //
-// FORMAT, VERSION 1 (stable: never change the meaning of a byte string; add a version)
+// FORMATS 1 AND 2 (stable: never change the meaning of a byte string; add a version)
 // --------------------------------------------------------------------------------------
-//   byte 0   version. Only 1 exists; any other value decodes as version 1 (totality) and
-//            is reported by Decoder::version().
+//   byte 0   version. 2: format 2. Any other value (1, and every value but 2: totality)
+//            decodes as format 1; Decoder::version() reports the byte.
+//   Format 2 is format 1 plus the ops appended to ops.def after it (`device`): its kind
+//   byte is taken modulo kVersion2OpKinds (22) instead of 21; everything else is the same,
+//   so a kind byte below 21 means the same op in both. The encoder writes the lowest
+//   version that can say the program: programs without `device` keep their format-1
+//   bytes. The one meaning that changed: a format-1 input whose first byte happened to be
+//   2 is now read as format 2 (no checked-in input started with 2; for any other such
+//   file, rewriting that byte to 1 restores its format-1 meaning exactly).
 //   byte 1   frames = kFramesTable[b % 16]      (64..4096, biased small: memory pressure)
 //   byte 2   cpus   = 1 + b % 4
 //   byte 3   tlb    = 1 + b % 64                (entries per CPU TLB)
@@ -51,6 +58,7 @@
 //     map           TASK ADDR|ANY SIZE OBJ OFFSET MAPF [MAPO]   (MAPO when MAPF bit 1 set)
 //     manager_write OBJ OFFSET DATA         file          OBJ OFFSET XFER
 //     destroy       OBJ                     pageout       PAGEOUT        check   (none)
+//     device        NEWOBJ SIZE DEVF [DATA]  (format 2; DATA present when DEVF bit 0 is set)
 //   Argument encodings (u16/u24/u64: little-endian):
 //     TASK, COPY, OBJ       1 byte; slot = b & 15, mapped to the next LIVE slot cyclically.
 //     NEWTASK, NEWCOPY, NEWOBJ  1 byte; slot = b & 15, mapped to the next FREE slot.
@@ -81,6 +89,9 @@
 //                           object's rounded size.
 //     PROTB                 byte: prot = b & 7, max flag = (b >> 3) & 1
 //     INHB                  byte: inheritance = b % 3 (share, copy, none)
+//     device's SIZE         SIZE, then size % (kMaxDeviceSize + 1) when above kMaxDeviceSize;
+//                           its DATA is cut to the device's rounded size
+//     DEVF                  byte: has DATA = b & 1
 //     OBJF                  byte: strategy = (b & 3) % 3 (none, call, delay),
 //                           persist = (b >> 2) & 1, has DATA = (b >> 3) & 1
 //     MAPF                  byte: share = b & 1, has MAPO = (b >> 1) & 1
@@ -100,10 +111,15 @@
 
 namespace vmfuzz {
 
-inline constexpr uint8_t kFormatVersion = 1;
+/// The newest format this build reads and writes.
+inline constexpr uint8_t kFormatVersion = 2;
 /// The op kinds format version 1 knows (ops.def numbers 0..20): the kind-byte modulus.
 inline constexpr unsigned kVersion1OpKinds = 21;
-static_assert(kOpKindCount >= kVersion1OpKinds, "codec: an op of format version 1 left ops.def");
+/// The op kinds format version 2 knows (ops.def numbers 0..21, adding `device`).
+inline constexpr unsigned kVersion2OpKinds = 22;
+static_assert(kOpKindCount >= kVersion2OpKinds, "codec: an op of format version 2 left ops.def");
+static_assert(kOpKindCount == kVersion2OpKinds,
+              "codec: a new op in ops.def needs a new format version (see FORMATS above)");
 /// Largest materialized DATA and largest read/file size the decoder produces (64 KiB).
 inline constexpr uint64_t kMaxCodecTransfer = 64 * 1024;
 
@@ -121,8 +137,8 @@ class Decoder {
 
   /// The machine configuration the input asks for.
   const SystemConfig& config() const { return config_; }
-  /// The input's version byte (kFormatVersion for an empty input). Any value decodes as
-  /// version 1.
+  /// The input's version byte (1 for an empty input). 2 decodes as format 2, any other
+  /// value as format 1.
   uint8_t version() const { return version_; }
   /// Bytes consumed so far.
   size_t offset() const { return pos_; }
@@ -151,7 +167,7 @@ class Decoder {
   std::span<const uint8_t> in_;
   size_t pos_ = 0;
   bool ended_ = false;
-  uint8_t version_ = kFormatVersion;
+  uint8_t version_ = 1;
   SystemConfig config_;
 };
 
@@ -163,9 +179,10 @@ using ResultRule = std::function<kern_return_t(const Op&)>;
 /// Results:    Program with has_config = true, the decoded config, ops, lines all 0.
 Program decode_program(std::span<const uint8_t> bytes, const ResultRule& rule = {});
 
-/// Purpose:    The binary form of p: version 1, p.config, then p.ops (assertions dropped).
+/// Purpose:    The binary form of p: version byte (1, or 2 when p has a format-2 op),
+///             p.config, then p.ops (assertions dropped).
 /// Conditions: exact inverse of decoding (with the liveness p was valid under) when p is
-///             canonical, its ops are of version 1's kinds, its transfers are
+///             canonical, its transfers are
 ///             <= kMaxCodecTransfer and its config is
 ///             representable (frames in kFramesTable, cpus 1..4, tlb 1..64, cache 0..8);
 ///             otherwise values are folded to the nearest representable ones.

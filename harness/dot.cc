@@ -78,7 +78,10 @@ std::string describe_provenance(const vm::Kernel& k, unsigned t, uint64_t va) {
   if (p.kind == Kind::NoObject) return where + "entry has no object yet (zero memory)";
   std::string s = where + "object " + std::to_string(p.object) + " at depth " + std::to_string(p.depth) +
                   " of the entry's chain, offset " + hex_addr(p.offset) + ", ";
-  if (p.kind == Kind::Resident) s += "resident in frame " + std::to_string(p.frame);
+  if (p.kind == Kind::Resident) {
+    s += "resident in frame " + std::to_string(p.frame);
+    if (p.frame >= k.machine().memory().device_base()) s += " (device memory)";
+  }
   else if (p.kind == Kind::PagedOut) s += "paged out (held by the object's pager)";
   else if (p.kind == Kind::ZeroFill) s += "not resident anywhere in the chain (zero-fill or the pager's data)";
   else s += "provenance kind " + std::to_string(static_cast<unsigned>(p.kind));
@@ -98,10 +101,15 @@ std::string describe_object_provenance(const vm::Kernel& k, unsigned m, uint64_t
   uint64_t id = mo->kobject->id;
   std::string s = where + "kernel object " + std::to_string(id);
   if (auto o = k.object_info(id)) {
-    bool resident = false;
-    for (const auto& pg : o->pages) resident |= pg.offset == trunc_page(offset);
-    s += resident ? ", page resident (the store may be stale until it is returned)"
-                  : ", page not resident (the manager's store holds it)";
+    bool resident = false, device = false;
+    for (const auto& pg : o->pages)
+      if (pg.offset == trunc_page(offset)) resident = true, device = pg.device;
+    if (mo->is_device())
+      s += device ? ", device page mapped (vm_object_page_map): the device memory is the store"
+                  : ", device page not mapped in the object (a fault maps it)";
+    else
+      s += resident ? ", page resident (the store may be stale until it is returned)"
+                    : ", page not resident (the manager's store holds it)";
     s += "; ref_count " + std::to_string(o->ref_count) + ", " + std::to_string(o->resident_page_count) +
          " resident, " + strategy_name(o->copy_strategy) + (o->can_persist ? " can_persist" : "");
   }

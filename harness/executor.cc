@@ -27,6 +27,7 @@ bool is_void_kind(OpKind k) {
     case OpKind::Terminate:
     case OpKind::Discard:
     case OpKind::Object:
+    case OpKind::Device:
     case OpKind::Pageout:
     case OpKind::Check:
       return true;
@@ -209,6 +210,9 @@ OpResult execute_op(MemorySystem& s, const Op& op, const std::vector<uint8_t>& d
       break;
     case OpKind::Object:
       s.object_create(op.object, op.size, op.strategy, op.persist, data);
+      break;
+    case OpKind::Device:
+      s.device_create(op.object, op.size, data);
       break;
     case OpKind::Map: {
       uint64_t a = op.addr;
@@ -509,7 +513,7 @@ Executor::Step Executor::step(const Op& op) {
 
   // 3. Run on the same materialized data: model then VM; user accesses VM then model.
   std::vector<uint8_t> data;
-  if (op.kind == OpKind::Write || op.kind == OpKind::Object || op.kind == OpKind::ManagerWrite)
+  if (op_has_data(op.kind))
     data = op.data.materialize();
   if (op.kind == OpKind::Read || op.kind == OpKind::Write) {
     vm_result_ = execute_op(vm_, op, data);
@@ -780,7 +784,7 @@ vmfuzz::Program decode_with_model(std::span<const uint8_t> bytes, MemorySystem& 
   return vmfuzz::decode_program(bytes, [&](const Op& op) {
     if (op.kind == OpKind::Check) return KERN_SUCCESS;
     std::vector<uint8_t> data;
-    if (op.kind == OpKind::Write || op.kind == OpKind::Object || op.kind == OpKind::ManagerWrite)
+    if (op_has_data(op.kind))
       data = op.data.materialize();
     return execute_op(scratch_model, op, data).kr;
   });
@@ -800,7 +804,7 @@ bool validate_names(const vmfuzz::Program& program, MemorySystem& scratch_model,
     OpResult r;
     if (op.kind != OpKind::Check) {
       std::vector<uint8_t> data;
-      if (op.kind == OpKind::Write || op.kind == OpKind::Object || op.kind == OpKind::ManagerWrite)
+      if (op_has_data(op.kind))
         data = op.data.materialize();
       r = execute_op(scratch_model, op, data);
     }

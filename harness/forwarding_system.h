@@ -39,6 +39,7 @@ class ForwardingSystem : public MemorySystem {
   void object_create(unsigned m, uint64_t s, CopyStrategy st, bool p, std::span<const uint8_t> i) override {
     in_.object_create(m, s, st, p, i);
   }
+  void device_create(unsigned m, uint64_t s, std::span<const uint8_t> i) override { in_.device_create(m, s, i); }
   kern_return_t map(unsigned t, uint64_t* a, bool any, uint64_t s, unsigned m, uint64_t o, bool sh, vm_prot_t p,
                     vm_prot_t mp, vm_inherit_t i) override {
     return in_.map(t, a, any, s, m, o, sh, p, mp, i);

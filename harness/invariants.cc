@@ -215,6 +215,20 @@ void check_objects(const Kernel& k, std::vector<Violation>& out) {
                 " offset 0x%" PRIx64,
                 p->frame, fit->second->object ? fit->second->object->id : 0, fit->second->offset,
                 id, p->offset));
+      // device_pages: an object served by a device pager holds only private pages, each
+      // on the device frame for its offset; private pages live nowhere else.
+      machine::pfn_t dev = o->pager != nullptr ? o->pager->device_frame(p->offset + o->paging_offset)
+                                               : machine::kNoFrame;
+      if (dev != machine::kNoFrame && (!p->private_page || p->frame != dev))
+        add(out, "device_pages",
+            fmt("object %" PRIu64 " offset 0x%" PRIx64 ": frame %u is not the device's frame %u "
+                "(or not a private page)", id, p->offset, p->frame, dev));
+      if (dev == machine::kNoFrame && p->private_page)
+        add(out, "device_pages",
+            fmt("object %" PRIu64 " offset 0x%" PRIx64 ": private page outside a device's object", id, p->offset));
+      if (p->private_page && (p->wire_count == 0 || p->queue != VmPage::Queue::None))
+        add(out, "device_pages",
+            fmt("object %" PRIu64 " offset 0x%" PRIx64 ": device page unwired or on a paging queue", id, p->offset));
       if (p->frame >= sys.page_of_frame.size() || sys.page_of_frame[p->frame] != p)
         add(out, "page_in_one_object",
             fmt("frame %u: frame table does not point at object %" PRIu64 " offset 0x%" PRIx64,
@@ -276,7 +290,7 @@ void check_frames_and_mappings(const Kernel& k, std::vector<Violation>& out) {
     }
   }
   // frames_accounted: every frame free, a reachable table, or owned by one page.
-  uint32_t owned = 0, tables = 0;
+  uint32_t owned = 0, tables = 0, device = 0;
   for (pfn_t f = 0; f < mem.frame_count(); ++f) {
     machine::FrameUse use = mem.use_of(f);
     bool page = sys.page_of_frame[f] != nullptr;
@@ -293,13 +307,21 @@ void check_frames_and_mappings(const Kernel& k, std::vector<Violation>& out) {
       case machine::FrameUse::VmPage:
         ++owned;
         if (!page) add(out, "frames_accounted", fmt("frame %u: VM frame owned by no page (lost)", f));
+        else if (sys.page_of_frame[f]->private_page)
+          add(out, "frames_accounted", fmt("frame %u: RAM frame held by a private (device) page", f));
+        break;
+      case machine::FrameUse::Device:
+        ++device;
+        if (table) add(out, "frames_accounted", fmt("frame %u: device frame used as a page table", f));
+        if (page && !sys.page_of_frame[f]->private_page)
+          add(out, "frames_accounted", fmt("frame %u: device frame held by an ordinary page", f));
         break;
     }
   }
-  if (owned + tables + mem.free_count() != mem.frame_count())
+  if (owned + tables + device + mem.free_count() != mem.frame_count())
     add(out, "frames_accounted",
-        fmt("%u owned + %u tables + %u free != %u frames", owned, tables, mem.free_count(),
-            mem.frame_count()));
+        fmt("%u owned + %u tables + %u device + %u free != %u frames", owned, tables, device,
+            mem.free_count(), mem.frame_count()));
 }
 
 void check_tlbs(const Kernel& k, bool mapping_checks, std::vector<Violation>& out) {

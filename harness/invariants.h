@@ -13,9 +13,12 @@
 //   resident_counts     resident_page_count equals the pages in the object's tree
 //   page_in_one_object  each page is in exactly one object, at its own offset, and no two
 //                       pages share a frame; the frame->page table agrees
-//   frames_accounted    every frame is free, a page-table frame reachable from exactly one
-//                       live pmap, or owned by exactly one resident page: none lost, none
-//                       twice
+//   frames_accounted    every RAM frame is free, a page-table frame reachable from exactly
+//                       one live pmap, or owned by exactly one ordinary resident page: none
+//                       lost, none twice; device frames are held only by private pages
+//   device_pages        an object served by a device pager holds only private, wired,
+//                       unqueued pages on the device's frame for their offset (the frames
+//                       of vm_object_page_map); no private page anywhere else
 //   copy_object_shape   obj.copy = C implies C alive, C.shadow == obj, C.shadow_offset == 0
 //   no_chain_cycles     shadow chains end
 //   no_cow_breach       no PTE or TLB entry grants more than the VM allows: a writable

@@ -77,6 +77,17 @@ std::optional<std::string> NameState::check(const Op& op) const {
                std::to_string(rounded) + " bytes)";
       return std::nullopt;
     }
+    case OpKind::Device: {
+      std::string m = "m" + std::to_string(op.object);
+      if (object_live(op.object)) return m + ": memory object already exists";
+      if (op.size > kMaxDeviceSize)
+        return m + ": device of " + std::to_string(op.size) + " bytes (at most " +
+               std::to_string(kMaxDeviceSize) + ")";
+      if (op.data.size() > round_page(op.size))
+        return m + ": initial contents (" + std::to_string(op.data.size()) +
+               " bytes) longer than the device (" + std::to_string(round_page(op.size)) + " bytes)";
+      return std::nullopt;
+    }
     case OpKind::Map:
       if ((r = need_task(*this, op.task))) return r;
       return need_object(*this, op.object);
@@ -113,6 +124,7 @@ void NameState::apply(const Op& op, kern_return_t result) {
       copies_ &= static_cast<uint16_t>(~bit(op.copy));
       break;
     case OpKind::Object:
+    case OpKind::Device:
       objects_ |= bit(op.object);
       break;
     default:

@@ -484,6 +484,11 @@ bool LineParser::op(Op* out) {
       if (!at_end() && (peek().quoted || (peek().text != "==" && peek().text != "=>")))
         if (!data("initial contents", &op.data)) return false;
       break;
+    case OpKind::Device:
+      if (!name('m', "memory object", &op.object) || !number("size", &op.size)) return false;
+      if (!at_end() && (peek().quoted || (peek().text != "==" && peek().text != "=>")))
+        if (!data("initial contents", &op.data)) return false;
+      break;
     case OpKind::Map:
       if (!name('t', "task", &op.task) || !address_or_any(&op.addr, &op.anywhere) ||
           !number("size", &op.size) || !name('m', "memory object", &op.object) ||
@@ -736,6 +741,9 @@ Op canonical_op(const Op& op) {
       c.object = op.object, c.size = op.size, c.strategy = op.strategy, c.persist = op.persist,
       c.data = op.data;
       break;
+    case OpKind::Device:
+      c.object = op.object, c.size = op.size, c.data = op.data;
+      break;
     case OpKind::Map:
       c.task = op.task, c.anywhere = op.anywhere, c.addr = op.anywhere ? 0 : op.addr,
       c.size = op.size, c.object = op.object, c.offset = op.offset, c.share = op.share,
@@ -831,6 +839,10 @@ std::string print_op(const Op& op) {
     case OpKind::Object:
       arg(mname(op.object)), arg(hex(op.size)), arg(strategy_name(op.strategy)),
           arg(op.persist ? "persist" : "nopersist");
+      if (!(op.data == DataSpec{})) arg(format_data(op.data));
+      break;
+    case OpKind::Device:
+      arg(mname(op.object)), arg(hex(op.size));
       if (!(op.data == DataSpec{})) arg(format_data(op.data));
       break;
     case OpKind::Map:

@@ -50,6 +50,10 @@
 //     byte and omit unknown pages: the oracles skip unknown pages anyway (peek says
 //     Unknown), and listing a destroyed 2^46-byte mapping page by page would never end.
 //     A page absent from both sides' lists must read zero or be unknown.
+// D12 A `device` is, to an observer, a memory object with copy strategy none that is not
+//     persistent: its store is the device memory, shared mappings are that memory,
+//     copies are snapshots, `manager_write` is the device changing its memory. How the
+//     VM gets there (private pages on device frames) is not the model's business.
 #include "reference_model/model.h"
 
 #include <algorithm>
@@ -524,6 +528,11 @@ void Model::object_create(unsigned m, uint64_t size, CopyStrategy strategy, bool
   for (size_t off = 0; off < init.size(); off += kPageSize)
     store(*obj.store, off / kPageSize, 0, init.subspan(off, std::min<size_t>(kPageSize, init.size() - off)));
   objects_[m] = std::move(obj);
+}
+
+void Model::device_create(unsigned m, uint64_t size, std::span<const uint8_t> init) {
+  assert(round_page(size) <= kMaxDeviceSize && "device_create: device too large");
+  object_create(m, size, CopyStrategy::None, false, init);  // D12
 }
 
 kern_return_t Model::map(unsigned t, uint64_t* addr, bool anywhere, uint64_t size, unsigned m,

@@ -125,6 +125,7 @@ class Model final : public MemorySystem {
 
   void object_create(unsigned m, uint64_t size, CopyStrategy strategy, bool persist,
                      std::span<const uint8_t> init) override;
+  void device_create(unsigned m, uint64_t size, std::span<const uint8_t> init) override;
   kern_return_t map(unsigned t, uint64_t* addr, bool anywhere, uint64_t size, unsigned m,
                     uint64_t offset, bool share, vm_prot_t prot, vm_prot_t max_prot,
                     vm_inherit_t inh) override;

@@ -34,11 +34,14 @@ void clamp_to_user(uint64_t* start, uint64_t* end) {
   *end = std::min(*end, kUserMax);
 }
 
+/// Device frames above RAM: one slot of kMaxDeviceSize per memory-object name.
+constexpr uint32_t kDeviceFrames = uint32_t(kMaxNames * (kMaxDeviceSize / kPageSize));
+
 }  // namespace
 
 Kernel::Kernel(const SystemConfig& config)
     : config_(config),
-      machine_(config.frames, config.cpus, config.tlb),
+      machine_(config.frames, config.cpus, config.tlb, kDeviceFrames),
       domain_(machine_),
       sys_(machine_, domain_),
       cpu_task_(config.cpus, -1) {
@@ -72,6 +75,7 @@ void Kernel::flush_cache() {
 bool Kernel::implements(OpKind kind) const {
   switch (kind) {
     case OpKind::Object:
+    case OpKind::Device:
     case OpKind::Map:
     case OpKind::ManagerWrite:
     case OpKind::File:
@@ -304,6 +308,22 @@ void Kernel::object_create(unsigned m, uint64_t size, CopyStrategy strategy, boo
   }
 }
 
+void Kernel::device_create(unsigned m, uint64_t size, std::span<const uint8_t> init) {
+  assert(m < kMaxNames && (!mobjs_[m] || mobjs_[m]->destroyed) && "device_create: name in use");
+  uint64_t rounded = round_page(size);
+  assert(rounded <= kMaxDeviceSize && init.size() <= rounded && "device_create: bad size");
+  if (mobjs_[m])
+    assert(mobjs_[m]->kobject == nullptr && mobjs_[m]->pending().empty() &&
+           "device_create: reused manager still in use");
+  // Each name has its own slot of device frames (the device's "physical address").
+  machine::PhysicalMemory& mem = machine_.memory();
+  machine::pfn_t base = mem.device_base() + machine::pfn_t(m * (kMaxDeviceSize / kPageSize));
+  mobjs_[m] = std::make_unique<ManagerPager>(rounded, mem, base);
+  for (uint64_t off = 0; off < rounded; off += kPageSize)
+    std::memset(mem.frame(base + machine::pfn_t(off / kPageSize)), 0, kPageSize);
+  if (!init.empty()) mobjs_[m]->store_write(0, init.data(), init.size());
+}
+
 kern_return_t Kernel::map(unsigned t, uint64_t* addr, bool anywhere, uint64_t size, unsigned m,
                           uint64_t offset, bool share, vm_prot_t prot, vm_prot_t max_prot,
                           vm_inherit_t inh) {
@@ -351,6 +371,12 @@ kern_return_t Kernel::manager_write(unsigned m, uint64_t offset, std::span<const
       data.size() > mp.size() - offset)
     return KERN_INVALID_ARGUMENT;
   if (data.empty()) return KERN_SUCCESS;
+  if (mp.is_device()) {
+    // The device changes its own memory, without asking the kernel: shared mappings map
+    // that memory (private pages), so they see the new bytes at once.
+    mp.store_write(offset, data.data(), data.size());
+    return KERN_SUCCESS;
+  }
   // The kernel returns dirty pages and drops its cached ones, then the store changes:
   // shared mappings refault and see the new bytes; copies (COPY_NONE: eager) do not.
   if (VmObject* o = mp.kobject)
@@ -373,7 +399,8 @@ Access Kernel::file(unsigned m, uint64_t offset, uint64_t size) {
     return a;
   }
   if (size == 0) return a;
-  if (VmObject* o = mp.kobject)
+  // A device's memory already holds every store through its mappings: read it as it is.
+  if (VmObject* o = mp.kobject; o != nullptr && !mp.is_device())
     memory_object_lock_request(sys_, o, trunc_page(offset), round_page(offset + size), true, false);
   mp.store_read(offset, size, a.bytes.data());
   return a;
@@ -544,6 +571,7 @@ static ObjectInfo describe(const VmObject& o) {
     pi.precious = p->precious;
     pi.page_lock = p->page_lock;
     pi.wire_count = p->wire_count;
+    pi.device = p->private_page;
     i.pages.push_back(pi);
   }
   return i;

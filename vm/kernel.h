@@ -33,6 +33,8 @@
 //   machine(), domain(), task_pmap(t)   the hardware and pmaps (TLBs via machine().cpu(i))
 //   system(), task_map(t), copy_handle(c)  the raw structures, read-only, for checkers
 //   object   -> a ManagerPager (simulated external manager, memory_object.h)
+//   device   -> a device's ManagerPager over its slot of device frames; faults map the
+//               device memory with vm_object_page_map
 //   map      -> vm_object_enter, then share the object or vm_object_copy_strategically
 //   manager_write -> memory_object_lock_request(return, flush), then the store changes
 //   file     -> memory_object_lock_request(return), then the store is read
@@ -76,6 +78,7 @@ struct PageInfo {
   bool busy = false, absent = false, dirty = false, precious = false;
   vm_prot_t page_lock = VM_PROT_NONE;
   unsigned wire_count = 0;
+  bool device = false;  // a private page of vm_object_page_map (its frame is device memory)
 };
 
 /// One object, for introspection (ids are creation-order numbers, never pointers).
@@ -141,6 +144,7 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   void discard(unsigned c) override;
   void object_create(unsigned m, uint64_t size, CopyStrategy strategy, bool persist,
                      std::span<const uint8_t> init) override;
+  void device_create(unsigned m, uint64_t size, std::span<const uint8_t> init) override;
   kern_return_t map(unsigned t, uint64_t* addr, bool anywhere, uint64_t size, unsigned m,
                     uint64_t offset, bool share, vm_prot_t prot, vm_prot_t max_prot,
                     vm_inherit_t inh) override;

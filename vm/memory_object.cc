@@ -79,18 +79,35 @@ void CopyCallPager::save(uint64_t src_off, const uint8_t* page) {
 
 const uint8_t* ManagerPager::data(uint64_t offset) const {
   if (destroyed || offset >= size_) return nullptr;
+  if (device_mem_ != nullptr) return device_mem_->frame(device_frame(offset));
   auto it = store_.find(offset);
   return it == store_.end() ? kZeroPage.data() : it->second.data();
 }
 
 void ManagerPager::data_return(uint64_t offset, const uint8_t* page) {
   if (destroyed || offset >= size_) return;
+  if (device_mem_ != nullptr) {
+    // Device memory is where a mapped device page's data already lives.
+    uint8_t* frame = device_mem_->frame(device_frame(offset));
+    if (frame != page) std::memcpy(frame, page, kPageSize);
+    return;
+  }
   std::memcpy(store_[offset].data(), page, kPageSize);
 }
 
 void ManagerPager::offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& out) const {
+  if (device_mem_ != nullptr) {
+    // Every page of a device is memory (at most kMaxDeviceSize / 4096 of them).
+    for (uint64_t off = round_page(start); off < end && off < size_; off += kPageSize) out.push_back(off);
+    return;
+  }
   for (auto it = store_.lower_bound(start); it != store_.end() && it->first < end; ++it)
     out.push_back(it->first);
+}
+
+machine::pfn_t ManagerPager::device_frame(uint64_t offset) const {
+  if (device_mem_ == nullptr || destroyed || offset >= size_) return machine::kNoFrame;
+  return device_base_ + machine::pfn_t(offset >> kPageShift);
 }
 
 vm_prot_t ManagerPager::lock_value(uint64_t offset) const {
@@ -112,9 +129,15 @@ void ManagerPager::store_write(uint64_t offset, const uint8_t* bytes, uint64_t l
   for (uint64_t done = 0; done < len;) {
     uint64_t at = offset + done;
     uint64_t n = std::min<uint64_t>(len - done, kPageSize - at % kPageSize);
-    auto [it, fresh] = store_.try_emplace(trunc_page(at));
-    if (fresh) it->second.fill(0);
-    std::memcpy(it->second.data() + at % kPageSize, bytes + done, n);
+    uint8_t* page;
+    if (device_mem_ != nullptr) {
+      page = device_mem_->frame(device_frame(trunc_page(at)));
+    } else {
+      auto [it, fresh] = store_.try_emplace(trunc_page(at));
+      if (fresh) it->second.fill(0);
+      page = it->second.data();
+    }
+    std::memcpy(page + at % kPageSize, bytes + done, n);
     done += n;
   }
 }
@@ -123,13 +146,25 @@ void ManagerPager::store_read(uint64_t offset, uint64_t len, uint8_t* out) const
   for (uint64_t done = 0; done < len;) {
     uint64_t at = offset + done;
     uint64_t n = std::min<uint64_t>(len - done, kPageSize - at % kPageSize);
-    auto it = store_.find(trunc_page(at));
-    if (it == store_.end())
+    const uint8_t* page = nullptr;
+    if (device_mem_ != nullptr) {
+      page = device_mem_->frame(device_frame(trunc_page(at)));
+    } else if (auto it = store_.find(trunc_page(at)); it != store_.end()) {
+      page = it->second.data();
+    }
+    if (page == nullptr)
       std::memset(out + done, 0, n);
     else
-      std::memcpy(out + done, it->second.data() + at % kPageSize, n);
+      std::memcpy(out + done, page + at % kPageSize, n);
     done += n;
   }
+}
+
+void ManagerPager::clear_store() {
+  store_.clear();
+  if (device_mem_ != nullptr)  // the device's memory is reset with it
+    for (uint64_t off = 0; off < size_; off += kPageSize)
+      std::memset(device_mem_->frame(device_base_ + machine::pfn_t(off >> kPageShift)), 0, kPageSize);
 }
 
 // --- Kernel side --------------------------------------------------------------------------------
@@ -251,6 +286,11 @@ void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start,
   for (VmPage* p = vm_page_next(object, start); p != nullptr && p->offset < end;) {
     uint64_t next = p->offset + kPageSize;
     assert(!p->busy && "memory_object_lock_request: busy page");
+    if (p->private_page) {
+      // A device page is the device's memory itself: nothing to return, nothing to drop.
+      p = vm_page_next(object, next);
+      continue;
+    }
     if (should_return && object->pager != nullptr &&
         (p->dirty || p->precious || sys.domain.pmap_is_modified(p->frame))) {
       object->pager->data_return(p->offset + object->paging_offset,

@@ -6,8 +6,9 @@
 // Theory of operation
 // -------------------
 // A memory object m0..m15 is served by a simulated external manager (ManagerPager) that
-// owns a backing store (sparse pages; absent pages are zero), a copy strategy and the
-// may-cache (persist) attribute. The kernel finds or makes its VM object for the manager
+// owns a backing store (sparse pages; absent pages are zero; for a device, the device's
+// memory: see Device memory below), a copy strategy and the may-cache (persist)
+// attribute. The kernel finds or makes its VM object for the manager
 // with vm_object_enter: an external, permanent object whose pager is the manager; an
 // unreferenced persistent object with resident pages stays in the object cache and is
 // found again there.
@@ -37,6 +38,16 @@
 // later faults zero-fill (the contents are unknown to every observer, §5 detail 13; GNU
 // Mach would return memory errors — the harness tolerates both, and usable memory keeps
 // partial accesses comparable). The object itself lives on while mapped.
+//
+// Device memory (Mach's vm_object_page_map, the device pager of GNU Mach's dev_pager.c):
+// a device's ManagerPager owns a run of device frames above RAM. Its object is permanent,
+// COPY_NONE and never cached. A fault that reaches it finds no data to copy: the pager
+// answers by vm_object_page_map, which enters private, wired pages whose frames ARE the
+// device memory, so stores through a shared mapping reach the device directly. Private
+// pages are on no paging queue (pageout never evicts them), lock requests skip them
+// (there is nothing to return or drop), and freeing one — termination, destroy — drops
+// the page structure, never the frame. Copies are eager (copy_slowly reads the device
+// memory), so every copy stays a snapshot while the device changes.
 #pragma once
 
 #include <array>
@@ -82,12 +93,20 @@ class ManagerPager final : public Pager {
  public:
   ManagerPager(uint64_t size, CopyStrategy strategy, bool persist)
       : size_(size), strategy_(strategy), persist_(persist) {}
+  /// A device's pager (GNU Mach's device_pager): its store is the device memory
+  /// [device_base, device_base + size / 4096) of `mem`, COPY_NONE, not cached. A fault
+  /// is answered with vm_object_page_map (private pages on the device frames), never by
+  /// copying data.
+  ManagerPager(uint64_t size, machine::PhysicalMemory& mem, machine::pfn_t device_base)
+      : size_(size), strategy_(CopyStrategy::None), persist_(false), device_mem_(&mem),
+        device_base_(device_base) {}
   const uint8_t* data(uint64_t offset) const override;
   void data_return(uint64_t offset, const uint8_t* page) override;
   void offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& out) const override;
   vm_prot_t lock_value(uint64_t offset) const override;
   void data_unlock(uint64_t offset, const uint8_t* current) override;
   void terminate() override { kobject = nullptr; }
+  machine::pfn_t device_frame(uint64_t offset) const override;
 
   /// The manager changes its own data (bytes may cross pages).
   void store_write(uint64_t offset, const uint8_t* bytes, uint64_t len);
@@ -97,7 +116,9 @@ class ManagerPager final : public Pager {
   void add_copy(CopyCallPager* c) { pending_.push_back(c); }
   void forget(CopyCallPager* c);
   const std::vector<CopyCallPager*>& pending() const { return pending_; }
-  void clear_store() { store_.clear(); }
+  /// Forget the store (destroy); a device's memory is zeroed.
+  void clear_store();
+  bool is_device() const { return device_mem_ != nullptr; }
 
   uint64_t size() const { return size_; }
   CopyStrategy strategy() const { return strategy_; }
@@ -111,6 +132,8 @@ class ManagerPager final : public Pager {
   bool persist_;
   std::map<uint64_t, std::array<uint8_t, kPageSize>> store_;  // absent pages are zero
   std::vector<CopyCallPager*> pending_;
+  machine::PhysicalMemory* device_mem_ = nullptr;  // a device pager's memory, else null
+  machine::pfn_t device_base_ = machine::kNoFrame;
 };
 
 /// Purpose:    The kernel object for a memory object (Mach's vm_object_enter): the live or

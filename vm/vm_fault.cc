@@ -32,6 +32,17 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
       fs.page = m;
       return KERN_SUCCESS;
     }
+    // A device pager answers by mapping its memory into the object (vm_object_page_map,
+    // as GNU Mach's device_pager_data_request does): the page is found on the next turn.
+    if (object->pager != nullptr) {
+      Pager* pager = object->pager;
+      uint64_t poff = object->paging_offset;
+      if (pager->device_frame(offset + poff) != machine::kNoFrame && !VMFUZZ_BUG_ON(DevicePageCopied)) {
+        vm_object_page_map(sys, object, offset, kPageSize,
+                           [pager, poff](uint64_t off) { return pager->device_frame(off + poff); });
+        continue;
+      }
+    }
     // A destroyed memory object (pager_lost) has no pager to ask: its contents are
     // unknown (DESIGN.md §5 detail 13); the walk goes on and zero-fills, so tasks that
     // still map it keep usable (if meaningless) memory.

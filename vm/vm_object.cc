@@ -55,14 +55,20 @@ VmPage* vm_page_grab(VmSystem& sys) {
 
 void vm_page_free(VmSystem& sys, VmPage* p) {
   assert(!p->busy && "vm_page_free: page is busy");
-  assert(p->wire_count == 0 && "vm_page_free: page is wired");
+  assert((p->wire_count == 0 || p->private_page) && "vm_page_free: page is wired");
   if (!VMFUZZ_BUG_ON(FreedWhileMapped)) sys.domain.pmap_page_protect(p->frame, VM_PROT_NONE);
   if (p->object != nullptr) vm_page_remove(p);
   if (p->queue == VmPage::Queue::Active) sys.active.remove(p);
   if (p->queue == VmPage::Queue::Inactive) sys.inactive.remove(p);
   sys.page_of_frame[p->frame] = nullptr;
-  sys.machine.memory().free_frame(p->frame);
-  ++sys.counters.pages_freed;
+  if (p->private_page) {
+    // Device memory is not ours to free (Mach: a private page's frame never reaches the
+    // free list); only the page structure goes.
+    ++sys.counters.device_pages_released;
+  } else {
+    sys.machine.memory().free_frame(p->frame);
+    ++sys.counters.pages_freed;
+  }
   delete p;
 }
 
@@ -77,7 +83,7 @@ static void page_enter_object(VmPage* p, VmObject* object, uint64_t offset) {
 
 void vm_page_insert(VmSystem& sys, VmPage* p, VmObject* object, uint64_t offset) {
   page_enter_object(p, object, offset);
-  if (p->queue == VmPage::Queue::None) sys.active.push_back(p);
+  if (p->queue == VmPage::Queue::None && p->wire_count == 0) sys.active.push_back(p);
 }
 
 void vm_page_remove(VmPage* p) {
@@ -104,12 +110,14 @@ VmPage* vm_page_next(const VmObject* object, uint64_t offset) {
 }
 
 void vm_page_activate(VmSystem& sys, VmPage* p) {
+  if (p->wire_count != 0) return;  // wired pages stay off the paging queues (as Mach)
   if (p->queue == VmPage::Queue::Active) sys.active.remove(p);
   if (p->queue == VmPage::Queue::Inactive) sys.inactive.remove(p);
   sys.active.push_back(p);
 }
 
 void vm_page_deactivate(VmSystem& sys, VmPage* p) {
+  if (p->wire_count != 0) return;
   if (p->queue == VmPage::Queue::Active) sys.active.remove(p);
   if (p->queue == VmPage::Queue::Inactive) sys.inactive.remove(p);
   sys.inactive.push_back(p);
@@ -176,7 +184,7 @@ void vm_object_terminate(VmSystem& sys, VmObject* object) {
   object->alive = false;
   if (object->shadow != nullptr && object->shadow->copy == object) object->shadow->copy = nullptr;
   while (VmPage* p = object->pages.lower_bound(0)) {
-    if (!object->temporary && object->pager != nullptr) {
+    if (!object->temporary && object->pager != nullptr && !p->private_page) {
       // Permanent objects: what was written reaches the manager (data_return).
       sys.domain.pmap_page_protect(p->frame, VM_PROT_NONE);
       if (p->dirty || p->precious || sys.domain.pmap_is_modified(p->frame))
@@ -411,6 +419,28 @@ void vm_object_pmap_remove(VmSystem& sys, VmObject* object, uint64_t start, uint
       sys.domain.pmap_page_protect(p->frame, VM_PROT_NONE);
     start += o->shadow_offset;
     end += o->shadow_offset;
+  }
+}
+
+// --- Device memory ---------------------------------------------------------------------
+
+void vm_object_page_map(VmSystem& sys, VmObject* object, uint64_t offset, uint64_t size,
+                        const std::function<machine::pfn_t(uint64_t)>& map_fn) {
+  assert((offset & (kPageSize - 1)) == 0 && (size & (kPageSize - 1)) == 0 &&
+         "vm_object_page_map: unaligned window");
+  for (uint64_t off = offset; off - offset < size; off += kPageSize) {
+    machine::pfn_t f = map_fn(off);
+    assert(f < sys.page_of_frame.size() &&
+           sys.machine.memory().use_of(f) == machine::FrameUse::Device &&
+           "vm_object_page_map: map_fn named no device frame");
+    if (VmPage* old = vm_page_lookup(object, off)) vm_page_free(sys, old);
+    auto* m = new VmPage;
+    m->frame = f;
+    m->private_page = true;
+    m->wire_count = 1;  // never paged out
+    sys.page_of_frame[f] = m;
+    vm_page_insert(sys, m, object, off);
+    ++sys.counters.device_pages_mapped;
   }
 }
 

@@ -89,6 +89,12 @@ class Pager {
   }
   /// memory_object_terminate: the kernel object using this pager is gone.
   virtual void terminate() {}
+  /// A device pager's map function (the map_fn of vm_object_page_map): the device frame
+  /// holding `offset`, or kNoFrame for pagers that supply data by copy (all others).
+  virtual machine::pfn_t device_frame(uint64_t offset) const {
+    (void)offset;
+    return machine::kNoFrame;
+  }
 };
 
 /// The default pager's backing store for one internal object (Hurd mach-defpager's
@@ -166,6 +172,8 @@ struct VmCounters {
   uint64_t copies_slowly = 0;      // vm_object_copy_slowly
   uint64_t copies_call = 0;        // vm_object_copy_call
   uint64_t unlocks = 0;            // data_unlock requests (write to a write-locked page)
+  uint64_t device_pages_mapped = 0;    // private pages made by vm_object_page_map
+  uint64_t device_pages_released = 0;  // private pages dropped (their frames stay the device's)
 };
 
 /// Optimizations that can be switched off; switching never changes what a task observes.
@@ -207,7 +215,8 @@ class VmSystem {
 /// freed. The page belongs to no object and no queue.
 VmPage* vm_page_grab(VmSystem& sys);
 /// Free a page: remove every mapping of its frame (all pmaps), take it out of its object
-/// and queue, release the frame. Conditions: page not busy.
+/// and queue, release the frame (a private device page releases only its structure: the
+/// frame stays the device's). Conditions: page not busy; wired only if private.
 void vm_page_free(VmSystem& sys, VmPage* p);
 /// Insert p into object at offset (page-aligned) and activate it if it is on no queue.
 /// Conditions: no page there.
@@ -306,6 +315,16 @@ void vm_object_pmap_protect(VmSystem& sys, VmObject* object, uint64_t offset, ui
 /// Remove every mapping (all pmaps) of the pages of object and its shadow chain that are
 /// visible in [start, end) (Mach's vm_object_pmap_remove, with the 2025 chain walk).
 void vm_object_pmap_remove(VmSystem& sys, VmObject* object, uint64_t start, uint64_t end);
+
+/// Purpose:    Mach's vm_object_page_map: make the pages of [offset, offset + size) of
+///             object private, wired pages whose frames are the device frames
+///             map_fn(offset) names (device memory of a device pager). A page already
+///             there is freed first. The pages are on no paging queue: pageout never
+///             takes them, and freeing them never releases their frames.
+/// Conditions: offset and size page-aligned; map_fn names a device frame for each page.
+/// Counters:   device_pages_mapped.
+void vm_object_page_map(VmSystem& sys, VmObject* object, uint64_t offset, uint64_t size,
+                        const std::function<machine::pfn_t(uint64_t)>& map_fn);
 
 /// The pager's data for (object, offset), or nullptr (no pager, or data_unavailable).
 const uint8_t* vm_object_pager_data(const VmObject* object, uint64_t offset);

@@ -44,9 +44,12 @@ struct VmPage {
   bool precious = false;   // [o] must be returned to the pager even if clean (honoured by pageout
                            //     and terminate; no manager here supplies precious pages)
   bool fictitious = false; // placeholder without a frame (never used: always false)
+  bool private_page = false; // Mach's `private`: a device page of vm_object_page_map; its
+                             // frame is device memory, never returned to the allocator
   bool error = false;      // [f] pager reported an error (managers here never do: never set)
   vm_prot_t page_lock = VM_PROT_NONE;  // [o,f] accesses the manager has locked out (COPY_CALL)
-  unsigned wire_count = 0;              // [o] wirings (no wiring op exists yet: always 0)
+  unsigned wire_count = 0;              // [o] wirings: 1 for private (device) pages, else 0
+                                        //     (no wiring op exists); wired pages are on no queue
   // Queue membership.
   enum class Queue : uint8_t { None, Active, Inactive };
   Queue queue = Queue::None;  // [q]

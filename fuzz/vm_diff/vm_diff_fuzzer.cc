@@ -131,6 +131,11 @@ constexpr const char* kTemplates[] = {
     "manager_write m2 0x0 fill:B*0x20",
     "file m0 0x0 0x20",
     "destroy m1",
+    "device m3 0x4000 fill:B*0x2000",
+    "map tT P 0x4000 m3 0x0 share",
+    "map tT P 0x2000 m3 0x1000 copy",
+    "manager_write m3 0x1000 fill:B*0x10",
+    "file m3 0x1000 0x10",
     "check",
 };
 

@@ -62,6 +62,7 @@ Bias Bias::mixed() {
   set_weight(b, OpKind::ManagerWrite, 3);
   set_weight(b, OpKind::File, 3);
   set_weight(b, OpKind::Destroy, 1);
+  set_weight(b, OpKind::Device, 2);
   set_weight(b, OpKind::Pageout, 3);
   set_weight(b, OpKind::Check, 2);
   return b;
@@ -118,6 +119,7 @@ Bias Bias::objects() {
   set_weight(b, OpKind::ManagerWrite, 6);
   set_weight(b, OpKind::File, 6);
   set_weight(b, OpKind::Destroy, 2);
+  set_weight(b, OpKind::Device, 4);
   set_weight(b, OpKind::Pageout, 6);
   set_weight(b, OpKind::Check, 2);
   return b;
@@ -214,7 +216,7 @@ bool names_copy(const Op& op, unsigned c) {
 
 bool is_object_op(OpKind k) {
   return k == OpKind::Object || k == OpKind::Map || k == OpKind::ManagerWrite || k == OpKind::File ||
-         k == OpKind::Destroy;
+         k == OpKind::Destroy || k == OpKind::Device;
 }
 
 // The bias's fences: forbidden names, and the one write window of a forbidden task.
@@ -232,7 +234,7 @@ std::optional<std::string> fence_problem(const Bias& b, const Op& op) {
 }
 
 std::vector<uint8_t> op_data(const Op& op) {
-  if (op.kind == OpKind::Write || op.kind == OpKind::Object || op.kind == OpKind::ManagerWrite)
+  if (op_has_data(op.kind))
     return op.data.materialize();
   return {};
 }
@@ -627,6 +629,24 @@ std::optional<rc::Gen<Op>> gen_kind(const OpState& s, OpKind k) {
             },
             pick(fr), gen::element(CopyStrategy::Delay, CopyStrategy::None, CopyStrategy::Call), gen::arbitrary<bool>(),
             gen::inRange(0, 4), gen::arbitrary<uint8_t>());
+      });
+    }
+    case OpKind::Device: {
+      auto fr = free_objects(s);
+      if (!objects_ok || fr.empty()) return std::nullopt;
+      auto size = gen::weightedOneOf<uint64_t>(
+          {{9, gen::map(gen::inRange<uint64_t>(1, 9), [](uint64_t n) { return n * kPageSize; })},
+           {1, gen::inRange<uint64_t>(1, kMaxDeviceSize + 1)}});
+      return gen::mapcat(size, [fr](uint64_t sz) {
+        return gen::apply(
+            [sz](uint8_t m, int form, uint8_t v) {
+              Op op = make(OpKind::Device);
+              op.object = m, op.size = sz;
+              if (form == 1) op.data = fill_spec(v, round_page(sz));
+              if (form == 2) op.data = pat_spec(v, sz / 2 + 1);
+              return op;
+            },
+            pick(fr), gen::inRange(0, 3), gen::arbitrary<uint8_t>());
       });
     }
     case OpKind::Map:

@@ -142,3 +142,20 @@ class StampTest(unittest.TestCase):
             crash = Path(tmp) / "crash-2"
             crash.write_bytes(bytes([7, 1, 2]))
             self.assertIn("format version byte 7", vmfuzz.stamp_warnings(crash)[0])
+            crash.write_bytes(bytes([2, 1, 2]))  # format 2: known
+            self.assertEqual(vmfuzz.stamp_warnings(crash), [])
+
+    def test_format1_file_starting_with_2_is_reported(self):
+        import json
+        with tempfile.TemporaryDirectory() as tmp:
+            crash = Path(tmp) / "crash-3"
+            crash.write_bytes(bytes([2, 0, 0]))
+            stamp = {"file": crash.name, "format_version": 1, "commit": "abc", "bugs": ""}
+            crash.with_name(crash.name + ".stamp.json").write_text(json.dumps(stamp))
+            with mock.patch.object(vmfuzz, "git_commit", return_value="abc"):
+                warnings = vmfuzz.stamp_warnings(crash)
+            self.assertEqual(len(warnings), 1)
+            self.assertIn("now means format 2", warnings[0])
+            crash.write_bytes(bytes([1, 0, 0]))  # the fix the warning suggests
+            with mock.patch.object(vmfuzz, "git_commit", return_value="abc"):
+                self.assertEqual(vmfuzz.stamp_warnings(crash), [])

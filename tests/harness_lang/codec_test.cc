@@ -87,7 +87,7 @@ TEST(Codec, RandomBytesAlwaysDecodeToValidProgramsThatRoundTrip) {
     EXPECT_EQ(encode_program(r), again);
   }
   for (unsigned n : per_kind) kinds_seen += n > 0;
-  EXPECT_EQ(kinds_seen, kVersion1OpKinds) << "every op kind is reachable from random bytes";
+  EXPECT_EQ(kinds_seen, kOpKindCount) << "every op kind (format 2's too) is reachable from random bytes";
   EXPECT_GT(total_ops, 3000u * 5);
 }
 
@@ -194,7 +194,7 @@ TEST(CodecGolden, Version1MeaningIsStable) {
   EXPECT_EQ(d2.version(), 0x7f);
   EXPECT_EQ(decode_text(g2), "config frames=64\n");
   EXPECT_EQ(decode_text({}), "config\n");
-  EXPECT_EQ(Decoder({}).version(), kFormatVersion);
+  EXPECT_EQ(Decoder({}).version(), 1);  // an empty input is format 1
 
   const std::vector<uint8_t> g3 = {
       0x01, 0x04, 0x03, 0x3f, 0x08,      // frames=1024 cpus=4 tlb=64 cache=8
@@ -221,6 +221,36 @@ TEST(CodecGolden, Version1MeaningIsStable) {
   // A literal running past the end of the input ends the program before the op.
   const std::vector<uint8_t> g4 = {0x01, 0x00, 0x01, 0x0f, 0x04, 0x05, 0x00, 0x00, 0x00, 0x06, 0x09, 1, 2, 3};
   EXPECT_EQ(decode_text(g4), "config frames=256\n");
+}
+
+TEST(CodecGolden, Version2AddsDeviceAndKeepsEverythingElse) {
+  // The same ops after a version byte 1 and 2: kind bytes below 21 mean the same op;
+  // 21 and 43 are `task` in format 1 (21 % 21, 43 % 21 = 1: allocate) and `device` in 2.
+  const std::vector<uint8_t> body = {
+      0x15, 0x03, 0x12, 0x01, 0x00, 0x41, 0x02,  // v1: 21 % 21 = task t3, then other ops
+  };
+  std::vector<uint8_t> v2 = {0x02, 0x00, 0x01, 0x0f, 0x04};
+  v2.insert(v2.end(), {0x15, 0x03, 0x12, 0x01, 0x00, 0x41, 0xc1});  // device m3 2 pages fill
+  v2.insert(v2.end(), {0x2b, 0x00, 0x0a, 0xff, 0x00});              // 43 % 22: device m0 0xff
+  v2.insert(v2.end(), {0x2b, 0x00, 0x0f, 0, 0, 0x20, 0, 0, 0, 0, 0, 0x00});  // 2 MiB folded
+  v2.insert(v2.end(), {0x0f, 0x00, 0x00, 0x00, 0x10, 0x03, 0x00, 0x01});  // map t0 ... m3 share
+  EXPECT_EQ(decode_text(v2),
+            "config frames=256\n"
+            "device m3 0x2000 fill:0x41*0x2000\n"
+            "device m0 0xff\n"
+            "device m1 0xffe1\n"  // 0x200000 % (kMaxDeviceSize + 1)
+            "map t0 0x10000 0x2000 m3 0x0 share\n");
+  std::vector<uint8_t> v1 = {0x01, 0x00, 0x01, 0x0f, 0x04};
+  v1.insert(v1.end(), body.begin(), body.end());
+  EXPECT_EQ(decode_text(v1).substr(0, 26), "config frames=256\ntask t3\n");
+  // Encoding: format 1 unless the program has a device; both round-trip.
+  Program p = decode_program(v2);
+  std::vector<uint8_t> again = encode_program(p);
+  EXPECT_EQ(again[0], 2);
+  EXPECT_EQ(decode_program(again).ops, p.ops);
+  p.ops.erase(p.ops.begin(), p.ops.begin() + 3);
+  p.ops[0].object = 3;
+  EXPECT_EQ(encode_program(p)[0], 1);
 }
 
 TEST(Codec, ObjectContentsAreCutToTheObject) {

@@ -88,6 +88,18 @@ TEST(NameState, ObjectContentsMustFitTheRoundedObject) {
   EXPECT_FALSE(check(n, "object m0 0xfffffffffffff000 delay persist"));
 }
 
+TEST(NameState, DevicesAreMemoryObjectsOfAtMost64KiB) {
+  NameState n{SystemConfig{}};
+  EXPECT_FALSE(check(n, "device m2 0x10000 fill:0x1*0x10000"));
+  EXPECT_EQ(*check(n, "device m2 0x10001"), "m2: device of 65537 bytes (at most 65536)");
+  EXPECT_FALSE(check(n, "device m2 0x1 fill:0x1*0x1000"));  // rounded to one page
+  EXPECT_EQ(*check(n, "device m2 0x0 hex:00"), "m2: initial contents (1 bytes) longer than the device (0 bytes)");
+  n.apply(op_of("device m2 0x3000"), KERN_SUCCESS);
+  EXPECT_FALSE(check(n, "map t0 any 0x1000 m2 0x2000 share"));
+  EXPECT_EQ(*check(n, "object m2 0x1000 none persist"), "m2: memory object already exists");
+  EXPECT_EQ(*check(n, "device m2 0x1000"), "m2: memory object already exists");
+}
+
 TEST(NameState, CpuBeyondTheConfiguredCpusIsUnusable) {
   SystemConfig cfg;
   cfg.cpus = 2;

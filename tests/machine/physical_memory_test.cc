@@ -64,6 +64,27 @@ TEST(PhysicalMemoryDeath, FreeingTwiceIsAContractFailure) {
   EXPECT_DEATH(m.free_frame(f), "frame freed twice");
 }
 
+TEST(PhysicalMemory, DeviceFramesSitAboveRamAndAreNeverAllocated) {
+  PhysicalMemory m(3, 2);
+  EXPECT_EQ(m.ram_frame_count(), 3u);
+  EXPECT_EQ(m.frame_count(), 5u);
+  EXPECT_EQ(m.device_base(), 3u);
+  EXPECT_EQ(m.use_of(3), FrameUse::Device);
+  EXPECT_EQ(m.count_of(FrameUse::Device), 2u);
+  EXPECT_EQ(m.frame(4)[kPageSize - 1], 0) << "device memory reads zero until written";
+  m.frame(3)[0] = 0x77;
+  EXPECT_EQ(m.frame(2)[0], PhysicalMemory::kJunkByte) << "RAM is junk, whatever the device did";
+  EXPECT_EQ(m.frame(3)[0], 0x77);
+  for (int i = 0; i < 3; i++) EXPECT_LT(m.alloc_frame(FrameUse::VmPage), 3u);
+  EXPECT_EQ(m.alloc_frame(FrameUse::VmPage), kNoFrame);
+  EXPECT_EQ(m.free_count(), 0u);
+}
+
+TEST(PhysicalMemoryDeath, FreeingADeviceFrameIsAContractFailure) {
+  PhysicalMemory m(1, 1);
+  EXPECT_DEATH(m.free_frame(1), "device frame");
+}
+
 TEST(PhysicalMemory, EntriesAreLittleEndianWords) {
   PhysicalMemory m(1);
   m.write_entry(0, 3, 0x0102030405060708ull);

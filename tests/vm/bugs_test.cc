@@ -351,6 +351,20 @@ std::vector<std::pair<const char*, Scenario>> scenarios() {
     p.expect(0, 0x10000, "late");
     p.invariants();
   });
+  s.emplace_back("what if a device is written through a shared mapping, then changes itself?", [](Probe& p) {
+    p.k.device_create(0, 2 * P, {reinterpret_cast<const uint8_t*>("rom"), 3});
+    uint64_t a = 0x10000;
+    p.expect_code(p.k.map(0, &a, false, 2 * P, 0, 0, true, VM_PROT_DEFAULT, VM_PROT_ALL,
+                          vm_inherit_t::Copy), KERN_SUCCESS, "map");
+    p.expect(0, 0x10000, "rom");
+    p.put(0, 0x11000, "cpu");
+    Access f = p.k.file(0, P, 3);
+    if (std::string(f.bytes.begin(), f.bytes.end()) != "cpu") p.seen.push_back("device missed a store");
+    p.expect_code(p.k.manager_write(0, 0, {reinterpret_cast<const uint8_t*>("dev"), 3}), KERN_SUCCESS,
+                  "manager_write");
+    p.expect(0, 0x10000, "dev");
+    p.invariants();
+  });
   return s;
 }
 

@@ -849,6 +849,64 @@ TEST_F(MemoryObjectTest, ForkCopyOfAnUnreadableObjectMappingTerminates) {
   EXPECT_EQ(get(1, 0x10000, 4), "perm");
 }
 
+// --- Device memory (vm_object_page_map) ------------------------------------------------------
+
+TEST_F(MemoryObjectTest, DeviceMemoryIsMappedNeverCopiedNorEvicted) {
+  SystemConfig cfg;
+  cfg.frames = 32;  // memory pressure: pageout must never take a device page
+  make(cfg);
+  const uint8_t init[] = {'r', 'o', 'm'};
+  k->device_create(3, 0x1800, init);  // rounded to 2 pages
+  EXPECT_EQ(k->memory_object(3)->size(), 2 * P);
+  map(0, 0x40000, 2 * P, 3, 0, true);
+  uint32_t ram_before = k->frames_owned();
+  EXPECT_EQ(get(0, 0x40000, 3), "rom");
+  put(0, 0x41000, "cpu");
+  // Two private, wired pages whose frames are the device's, and no RAM frame spent.
+  const VmObject* dev = k->memory_object(3)->kobject;
+  ASSERT_NE(dev, nullptr);
+  ObjectInfo o = obj(dev->id);
+  ASSERT_EQ(o.pages.size(), 2u);
+  for (const PageInfo& pg : o.pages) {
+    EXPECT_TRUE(pg.device);
+    EXPECT_EQ(pg.wire_count, 1u);
+    EXPECT_GE(pg.frame, k->machine().memory().device_base());
+  }
+  EXPECT_EQ(k->frames_owned(), ram_before);
+  EXPECT_EQ(k->counters().device_pages_mapped, 2u);
+  EXPECT_EQ(file(3, P, 3), "cpu");  // the store is the device memory: no return needed
+  // A copy is a snapshot; the device changing its memory shows in shared mappings only.
+  uint64_t c = map(0, 0, 2 * P, 3, 0, false);
+  k->fork(0, 1);
+  EXPECT_EQ(k->manager_write(3, P, {reinterpret_cast<const uint8_t*>("hw!"), 3}), KERN_SUCCESS);
+  EXPECT_EQ(get(0, 0x41000, 3), "hw!");
+  EXPECT_EQ(get(1, 0x41000, 3), "cpu");  // fork COPY of a shared device mapping: eager copy
+  EXPECT_EQ(get(0, c + P, 3), "cpu");
+  // Pressure: 64 anonymous pages through 32 frames, then pageout of everything.
+  alloc(0, 0x100000, 64 * P);
+  for (uint64_t i = 0; i < 64; ++i) put(0, 0x100000 + i * P, tag("a", long(i)));
+  k->pageout(0, true);
+  EXPECT_EQ(obj(dev->id).pages.size(), 2u);
+  EXPECT_EQ(get(0, 0x41000, 3), "hw!");
+  for (uint64_t i = 0; i < 64; ++i) {
+    std::string want = tag("a", long(i));
+    EXPECT_EQ(get(0, 0x100000 + i * P, want.size()), want);
+  }
+  // Unmapped everywhere: the object goes (nopersist), the device keeps its memory.
+  k->terminate(1);
+  EXPECT_EQ(k->deallocate(0, 0x40000, 2 * P), KERN_SUCCESS);
+  EXPECT_EQ(k->memory_object(3)->kobject, nullptr);
+  EXPECT_EQ(k->counters().device_pages_released, 2u);
+  EXPECT_EQ(file(3, 0, 3), "rom");
+  map(0, 0x40000, P, 3, P, true);
+  EXPECT_EQ(get(0, 0x40000, 3), "hw!");
+  expect_clean("device");
+  // Destroy: the device page leaves every pmap, its frame stays device memory.
+  EXPECT_EQ(k->destroy(3), KERN_SUCCESS);
+  expect_clean("after destroy");
+  EXPECT_EQ(get(0, c, 3), "rom");
+}
+
 // The checkers must be able to fail: a corrupted reference count is reported by name.
 TEST_F(VmTest, InvariantCheckerReportsACorruptedRefCount) {
   alloc(0, 0x10000, P);

@@ -32,7 +32,8 @@
 
 namespace vmfuzz::machine {
 
-Machine::Machine(uint32_t nframes, unsigned ncpus, unsigned tlb_capacity) : mem_(nframes) {
+Machine::Machine(uint32_t nframes, unsigned ncpus, unsigned tlb_capacity, uint32_t device_frames)
+    : mem_(nframes, device_frames) {
   VMFUZZ_MACHINE_ASSERT(ncpus >= 1 && ncpus <= 64, "Machine", "1..64 CPUs");
   cpus_.reserve(ncpus);
   for (unsigned i = 0; i < ncpus; i++) {

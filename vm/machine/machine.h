@@ -132,17 +132,29 @@ inline constexpr uint32_t PF_W = 1u << 1;  // 1: the access was a write
 inline constexpr uint32_t PF_U = 1u << 2;  // 1: user-mode access (always, here)
 inline constexpr uint32_t PF_RSVD = 1u << 3;  // 1: a reserved bit was set (PS, frame beyond memory)
 
-/// Who holds a frame, for the "no frame lost, none twice" invariant.
-enum class FrameUse : uint8_t { Free, PageTable, VmPage };
+/// Who holds a frame, for the "no frame lost, none twice" invariant. Device frames are
+/// memory of simulated devices (a frame buffer, say), above RAM: never allocated, never
+/// freed, mapped into objects by vm_object_page_map.
+enum class FrameUse : uint8_t { Free, PageTable, VmPage, Device };
 
 /// Physical memory. Frames start filled with junk (kJunkByte), never zero, and a freed
 /// frame keeps its contents and is the next one handed out (LIFO), so a frame that is not
 /// zeroed before use shows old data. Frame 0 is an ordinary frame.
+///
+/// Physical address space: RAM frames [0, nframes), then `device_frames` device frames
+/// [nframes, nframes + device_frames) — device memory, as MMIO sits above RAM on a PC.
+/// Device frames are valid PTE targets and readable/writable like RAM, but the allocator
+/// never hands them out; they read zero until written and their use is always Device.
 class PhysicalMemory {
  public:
   static constexpr uint8_t kJunkByte = 0xdb;
-  explicit PhysicalMemory(uint32_t nframes);
+  explicit PhysicalMemory(uint32_t nframes, uint32_t device_frames = 0);
+  /// Every frame of the physical address space: RAM and device frames.
   uint32_t frame_count() const;
+  /// RAM frames only (what the allocator manages: `config frames=`).
+  uint32_t ram_frame_count() const { return nframes_; }
+  /// The first device frame (== ram_frame_count()).
+  pfn_t device_base() const { return nframes_; }
   uint32_t free_count() const;
   uint8_t* frame(pfn_t f);
   const uint8_t* frame(pfn_t f) const;
@@ -163,14 +175,16 @@ class PhysicalMemory {
   void junk_fill_upto(pfn_t f) const;
 
   uint32_t nframes_;
-  // nframes_ * 4096, allocated uninitialized: frames below junk_upto_ have been filled
+  uint32_t device_frames_;
+  // (nframes_ + device_frames_) * 4096, allocated uninitialized: frames below junk_upto_ have been filled
   // with kJunkByte (or written since); the rest are filled on first touch, so a large
   // machine costs nothing for frames it never uses.
   std::unique_ptr<uint8_t[]> bytes_;
   mutable uint32_t junk_upto_ = 0;
+  mutable uint32_t device_upto_ = 0;  // device frames below it are zeroed (set in the ctor)
   std::vector<FrameUse> use_;    // per frame
   std::vector<pfn_t> free_;      // LIFO stack of free frames; back() is handed out next
-  uint32_t counts_[3] = {0, 0, 0};  // frames per FrameUse
+  uint32_t counts_[4] = {0, 0, 0, 0};  // frames per FrameUse
 };
 
 /// Walk input: a user data access (never an instruction fetch).
@@ -246,7 +260,7 @@ struct AccessResult {
 class Machine {
  public:
   static constexpr unsigned kMaxRetries = 8;
-  Machine(uint32_t nframes, unsigned ncpus, unsigned tlb_capacity);
+  Machine(uint32_t nframes, unsigned ncpus, unsigned tlb_capacity, uint32_t device_frames = 0);
   PhysicalMemory& memory();
   const PhysicalMemory& memory() const;
   unsigned cpu_count() const;

@@ -2,8 +2,9 @@
 //
 // Theory of operation
 // -------------------
-// Physical memory is one byte buffer of N 4 KiB frames. Every frame is either Free, or
-// holds a page-table page (PageTable) or a VM page (VmPage); `use_` records which, so the
+// Physical memory is one byte buffer of N 4 KiB RAM frames and D device frames above them.
+// Every RAM frame is either Free, or holds a page-table page (PageTable) or a VM page
+// (VmPage); device frames are always Device; `use_` records which, so the
 // harness can check that no frame is lost or used twice, and `counts_` keeps the totals.
 //
 // The allocator is a LIFO stack of free frames. Determinism: the same sequence of
@@ -14,7 +15,8 @@
 // The junk is laid lazily (junk_fill_upto): every access to a frame goes through frame(),
 // which fills all frames up to it on first touch — observably the same as filling the
 // whole buffer at construction, but a machine of 4096 frames no longer costs 16 MiB of
-// memset per fuzz input.
+// memset per fuzz input. Device frames are zeroed the same lazy way (device memory is
+// defined: it reads zero until written).
 #include <cstring>
 
 #include "vm/machine/machine.h"
@@ -27,39 +29,52 @@ void contract_failure(const char* where, const char* msg, const char* cond) {
   std::abort();
 }
 
-PhysicalMemory::PhysicalMemory(uint32_t nframes)
+PhysicalMemory::PhysicalMemory(uint32_t nframes, uint32_t device_frames)
     : nframes_(nframes),
-      bytes_(new uint8_t[size_t(nframes) * kPageSize]),
-      use_(nframes, FrameUse::Free) {
-  VMFUZZ_MACHINE_ASSERT(nframes < (1u << 24), "PhysicalMemory", "at most 2^24 frames");
+      device_frames_(device_frames),
+      bytes_(new uint8_t[(size_t(nframes) + device_frames) * kPageSize]),
+      use_(size_t(nframes) + device_frames, FrameUse::Free) {
+  VMFUZZ_MACHINE_ASSERT(nframes < (1u << 24) && device_frames < (1u << 24), "PhysicalMemory",
+                        "at most 2^24 frames");
+  for (uint32_t i = 0; i < device_frames; i++) use_[nframes + i] = FrameUse::Device;
+  counts_[size_t(FrameUse::Device)] = device_frames;
+  device_upto_ = nframes;
   free_.reserve(nframes);
   // Push in reverse so that frame 0 is handed out first.
   for (uint32_t i = nframes; i > 0; i--) free_.push_back(i - 1);
   counts_[size_t(FrameUse::Free)] = nframes;
 }
 
-uint32_t PhysicalMemory::frame_count() const { return nframes_; }
+uint32_t PhysicalMemory::frame_count() const { return nframes_ + device_frames_; }
 uint32_t PhysicalMemory::free_count() const { return uint32_t(free_.size()); }
 
 void PhysicalMemory::junk_fill_upto(pfn_t f) const {
+  if (f >= nframes_) {  // a device frame: zero the device frames up to it on first touch
+    if (f >= device_upto_) {
+      std::memset(bytes_.get() + size_t(device_upto_) * kPageSize, 0, size_t(f + 1 - device_upto_) * kPageSize);
+      device_upto_ = f + 1;
+    }
+    return;
+  }
   std::memset(bytes_.get() + size_t(junk_upto_) * kPageSize, kJunkByte, size_t(f + 1 - junk_upto_) * kPageSize);
   junk_upto_ = f + 1;
 }
 
 uint8_t* PhysicalMemory::frame(pfn_t f) {
-  VMFUZZ_MACHINE_ASSERT(f < nframes_, "PhysicalMemory::frame", "frame out of range");
+  VMFUZZ_MACHINE_ASSERT(f < nframes_ + device_frames_, "PhysicalMemory::frame", "frame out of range");
   if (f >= junk_upto_) junk_fill_upto(f);
   return bytes_.get() + size_t(f) * kPageSize;
 }
 
 const uint8_t* PhysicalMemory::frame(pfn_t f) const {
-  VMFUZZ_MACHINE_ASSERT(f < nframes_, "PhysicalMemory::frame", "frame out of range");
+  VMFUZZ_MACHINE_ASSERT(f < nframes_ + device_frames_, "PhysicalMemory::frame", "frame out of range");
   if (f >= junk_upto_) junk_fill_upto(f);
   return bytes_.get() + size_t(f) * kPageSize;
 }
 
 pfn_t PhysicalMemory::alloc_frame(FrameUse use) {
-  VMFUZZ_MACHINE_ASSERT(use != FrameUse::Free, "alloc_frame", "cannot allocate for use Free");
+  VMFUZZ_MACHINE_ASSERT(use != FrameUse::Free && use != FrameUse::Device, "alloc_frame",
+                        "cannot allocate for use Free or Device");
   if (free_.empty()) return kNoFrame;
   pfn_t f = free_.back();
   free_.pop_back();
@@ -70,7 +85,7 @@ pfn_t PhysicalMemory::alloc_frame(FrameUse use) {
 }
 
 void PhysicalMemory::free_frame(pfn_t f) {
-  VMFUZZ_MACHINE_ASSERT(f < nframes_, "free_frame", "frame out of range");
+  VMFUZZ_MACHINE_ASSERT(f < nframes_, "free_frame", "frame out of range (or a device frame)");
   VMFUZZ_MACHINE_ASSERT(use_[f] != FrameUse::Free, "free_frame", "frame freed twice");
   counts_[size_t(use_[f])]--;
   counts_[size_t(FrameUse::Free)]++;
@@ -79,7 +94,7 @@ void PhysicalMemory::free_frame(pfn_t f) {
 }
 
 FrameUse PhysicalMemory::use_of(pfn_t f) const {
-  VMFUZZ_MACHINE_ASSERT(f < nframes_, "use_of", "frame out of range");
+  VMFUZZ_MACHINE_ASSERT(f < nframes_ + device_frames_, "use_of", "frame out of range");
   return use_[f];
 }
 

@@ -234,7 +234,9 @@ struct PmapInternals {
   static void check_managed(PmapDomain& d, pfn_t f, const char* where) {
     PhysicalMemory& m = d.machine_->memory();
     VMFUZZ_MACHINE_ASSERT(f < m.frame_count(), where, "frame out of range");
-    VMFUZZ_MACHINE_ASSERT(m.use_of(f) == FrameUse::VmPage, where, "frame is not a VM page");
+    // Device frames (vm_object_page_map) are mapped and tracked like RAM pages.
+    VMFUZZ_MACHINE_ASSERT(m.use_of(f) == FrameUse::VmPage || m.use_of(f) == FrameUse::Device, where,
+                          "frame is not a VM page or device memory");
   }
 
   static void free_table(Pmap& p, pfn_t t) {
@@ -408,7 +410,8 @@ VMFUZZ_NO_COVERAGE bool PmapDomain::pv_consistent(std::string* detail) const {
       uint64_t pte = m.read_entry(t, i);
       if (!(pte & PTE_P) || pte_frame(pte) != f)
         return fail("pv entry whose PTE does not map its frame", e.va, f);
-      if (m.use_of(f) != FrameUse::VmPage) return fail("mapped frame is not a VM page", e.va, f);
+      if (m.use_of(f) != FrameUse::VmPage && m.use_of(f) != FrameUse::Device)
+        return fail("mapped frame is not a VM page or device memory", e.va, f);
       pv_total++;
     }
   }

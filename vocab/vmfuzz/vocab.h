@@ -65,6 +65,7 @@ inline constexpr unsigned kPageShift = 12;
 inline constexpr uint64_t kUserMin = 0x10000;          // lowest user address
 inline constexpr uint64_t kUserMax = 0x7ffffffff000;   // one past the highest user page
 inline constexpr unsigned kMaxNames = 16;              // t0..t15, c0..c15, m0..m15
+inline constexpr uint64_t kMaxDeviceSize = 16 * kPageSize;  // largest `device` (64 KiB)
 
 inline constexpr uint64_t trunc_page(uint64_t a) { return a & ~(kPageSize - 1); }
 /// Round up; wraps to 0 past 2^64 - 4096 (callers check for wrap first).
@@ -82,6 +83,10 @@ inline constexpr unsigned kOpKindCount = 0
 #include "vmfuzz/ops.def"
 #undef VMFUZZ_OP
     ;
+/// Does an op of this kind carry DATA (write, object, manager_write, device)?
+inline constexpr bool op_has_data(OpKind k) {
+  return k == OpKind::Write || k == OpKind::Object || k == OpKind::ManagerWrite || k == OpKind::Device;
+}
 /// Trace keyword of an op kind ("vm_copy").
 const char* op_kind_name(OpKind k);
 /// Parse a trace keyword; false if unknown.
@@ -135,6 +140,7 @@ struct Expect {
 ///   manager_write m off DATA       object, offset, data
 ///   file m off size                object, offset, size
 ///   destroy m                      object
+///   device m size DATA             object, size, data (empty = zeros)
 ///   pageout N|all                  size (N), all
 ///   check                          —
 struct Op {
@@ -227,6 +233,11 @@ class MemorySystem {
   /// `m` is a free name; init.size() <= round_page(size) (checked by the caller).
   virtual void object_create(unsigned m, uint64_t size, CopyStrategy strategy, bool persist,
                              std::span<const uint8_t> init) = 0;
+  /// A device m: device memory of `size` bytes (rounded up to pages; size <=
+  /// kMaxDeviceSize and init.size() <= round_page(size), checked by the caller) holding
+  /// `init` then zeros, served as a memory object with copy strategy none that is never
+  /// cached. Its store is the device memory: `manager_write` is the device changing it.
+  virtual void device_create(unsigned m, uint64_t size, std::span<const uint8_t> init) = 0;
   /// `*addr` as for allocate.
   virtual kern_return_t map(unsigned t, uint64_t* addr, bool anywhere, uint64_t size, unsigned m,
                             uint64_t offset, bool share, vm_prot_t prot, vm_prot_t max_prot,
