@@ -179,8 +179,9 @@ std::string dot_graph(const vm::Kernel& k, const FailureSite& site) {
     const vm::ManagerPager* mo = k.memory_object(m);
     if (!mo) continue;
     std::string name = "m" + std::to_string(m);
-    out += "  \"" + name + "\" [shape=note, label=\"" + name + " (" + strategy_name(mo->strategy()) +
-           (mo->persist() ? ", persist" : "") + (mo->destroyed ? ", destroyed" : "") + ")\"];\n";
+    out += "  \"" + name + "\" [shape=note, label=\"" + name + " (" + (mo->is_device() ? "device, " : "") +
+           strategy_name(mo->strategy()) + (mo->persist() ? ", persist" : "") +
+           (mo->destroyed ? ", destroyed" : "") + ")\"];\n";
     if (mo->kobject) out += "  \"" + name + "\" -> \"o" + std::to_string(mo->kobject->id) + "\" [style=dotted];\n";
   }
   for (const auto& [id, o] : objs) {
