@@ -468,189 +468,220 @@ Op make(OpKind k) {
 }
 
 // ---------------------------------------------------------------------------------------
-// One generator per op kind. Each returns nullopt when the state has no usable names.
+// One generator per op kind, grouped by what the ops name. Each returns nullopt when the
+// state has no usable names.
 
-std::optional<rc::Gen<Op>> gen_kind(const OpState& s, OpKind k) {
-  const Bias& b = *s.bias;
-  const unsigned pages = b.window_pages;
-  const auto tasks = usable_tasks(s);
-  const auto copies = usable_copies(s);
-  const bool objects_ok = !b.forbid_objects;
-  const auto objects = objects_ok ? live_objects(s) : std::vector<uint8_t>{};
-  const unsigned cpus = s.config.cpus;
-  // A usable task and an address for it (the task's mapped-page hint first).
-  const auto hints = s.mapped_hint;
-  auto task_addr = [tasks, hints, pages](bool aligned) {
-    return gen::mapcat(pick(tasks), [hints, pages, aligned](uint8_t t) {
-      return gen::map(gen_addr_for(hints[t], pages, aligned),
-                      [t](uint64_t a) { return std::make_pair(t, a); });
+/// What every generator needs from the state: usable names, the window, the CPUs.
+struct GenContext {
+  explicit GenContext(const OpState& s)
+      : state(s),
+        bias(*s.bias),
+        pages(bias.window_pages),
+        tasks(usable_tasks(s)),
+        copies(usable_copies(s)),
+        objects_ok(!bias.forbid_objects),
+        objects(objects_ok ? live_objects(s) : std::vector<uint8_t>{}),
+        cpus(s.config.cpus),
+        hints(s.mapped_hint) {}
+
+  /// A usable task and an address for it (the task's mapped-page hint first).
+  rc::Gen<std::pair<uint8_t, uint64_t>> task_addr(bool aligned) const {
+    return gen::mapcat(pick(tasks), [h = hints, p = pages, aligned](uint8_t t) {
+      return gen::map(gen_addr_for(h[t], p, aligned), [t](uint64_t a) { return std::make_pair(t, a); });
     });
-  };
-  auto cpu = gen::map(gen::weightedOneOf<unsigned>({{3, gen::just(0u)}, {1, gen::inRange(0u, cpus)}}),
-                      [](unsigned c) { return uint8_t(c); });
+  }
+  rc::Gen<uint8_t> cpu() const {
+    return gen::map(gen::weightedOneOf<unsigned>({{3, gen::just(0u)}, {1, gen::inRange(0u, cpus)}}),
+                    [](unsigned c) { return uint8_t(c); });
+  }
+
+  const OpState& state;
+  const Bias& bias;
+  const unsigned pages;
+  const std::vector<uint8_t> tasks, copies;
+  const bool objects_ok;
+  const std::vector<uint8_t> objects;
+  const unsigned cpus;
+  const std::array<uint64_t, kMaxNames> hints;
+};
+
+using MaybeGen = std::optional<rc::Gen<Op>>;
+
+/// task, fork, terminate.
+MaybeGen gen_task_op(const GenContext& c, OpKind k) {
+  auto fr = free_tasks(c.state);
+  if (k == OpKind::Task) {
+    if (fr.empty()) return std::nullopt;
+    return gen::map(pick(fr), [](uint8_t t) { Op op = make(OpKind::Task); op.task = t; return op; });
+  }
+  if (c.tasks.empty()) return std::nullopt;
+  if (k == OpKind::Terminate)
+    return gen::map(pick(c.tasks), [](uint8_t t) { Op op = make(OpKind::Terminate); op.task = t; return op; });
+  if (fr.empty()) return std::nullopt;
+  return gen::apply(
+      [](uint8_t p, uint8_t ch) {
+        Op op = make(OpKind::Fork);
+        op.task = p, op.task2 = ch;
+        return op;
+      },
+      pick(c.tasks), pick(fr));
+}
+
+/// allocate, deallocate, protect, inherit.
+MaybeGen gen_region_op(const GenContext& c, OpKind k) {
+  if (c.tasks.empty()) return std::nullopt;
+  const unsigned pages = c.pages;
+  if (k == OpKind::Allocate)
+    return gen::apply(
+        [](uint8_t t, bool any, uint64_t a, uint64_t sz) {
+          Op op = make(OpKind::Allocate);
+          op.task = t, op.anywhere = any, op.addr = any ? 0 : a, op.size = sz;
+          return op;
+        },
+        pick(c.tasks), gen::weightedElement<bool>({{6, false}, {1, true}}), gen_aligned_addr(pages),
+        gen::weightedOneOf<uint64_t>(
+            {{6, gen_size(pages)},
+             {4, gen::map(gen::inRange<uint64_t>(4, pages + 1), [](uint64_t n) { return n * kPageSize; })}}));
+  return gen::apply(
+      [k](std::pair<uint8_t, uint64_t> ta, uint64_t sz, bool set_max, vm_prot_t prot, vm_inherit_t inh) {
+        Op op = make(k);
+        op.task = ta.first, op.addr = ta.second, op.size = sz;
+        if (k == OpKind::Protect) op.set_max = set_max, op.prot = prot;
+        if (k == OpKind::Inherit) op.inherit = inh;
+        return op;
+      },
+      c.task_addr(true), gen_size(pages), gen::weightedElement<bool>({{4, false}, {1, true}}), gen_prot(),
+      gen::weightedElement<vm_inherit_t>({{4, vm_inherit_t::Copy}, {4, vm_inherit_t::Share}, {2, vm_inherit_t::None}}));
+}
+
+/// write (also into the bias's fenced window), read.
+MaybeGen gen_access_op(const GenContext& c, OpKind k) {
+  if (k == OpKind::Read) {
+    if (c.tasks.empty()) return std::nullopt;
+    return gen::apply(
+        [](std::pair<uint8_t, uint64_t> ta, uint64_t sz, uint8_t cpu) {
+          Op op = make(OpKind::Read);
+          op.task = ta.first, op.addr = ta.second, op.size = sz, op.cpu = cpu;
+          return op;
+        },
+        c.task_addr(false), gen_read_size(), c.cpu());
+  }
+  const Bias& b = c.bias;
+  std::vector<std::pair<std::size_t, rc::Gen<Op>>> choices;
+  if (!c.tasks.empty())
+    choices.push_back({3, gen::apply(
+                              [](std::pair<uint8_t, uint64_t> ta, DataSpec d, uint8_t cpu) {
+                                Op op = make(OpKind::Write);
+                                op.task = ta.first, op.addr = ta.second, op.data = std::move(d), op.cpu = cpu;
+                                return op;
+                              },
+                              c.task_addr(false), gen_data(2 * kPageSize + 1), c.cpu())});
+  if (b.fence_task >= 0 && b.fence_hi > b.fence_lo) {
+    const uint8_t ft = uint8_t(b.fence_task);
+    const uint64_t hi = b.fence_hi;
+    choices.push_back({2, gen::apply(
+                              [ft, hi](uint64_t a, DataSpec d, uint8_t cpu) {
+                                Op op = make(OpKind::Write);
+                                op.task = ft, op.addr = a, op.data = std::move(d), op.cpu = cpu;
+                                if (op.data.size() > hi - a) op.data = fill_spec(0x5f, hi - a);
+                                return op;
+                              },
+                              gen::inRange<uint64_t>(b.fence_lo, hi), gen_data(hi - b.fence_lo), c.cpu())});
+  }
+  if (choices.empty()) return std::nullopt;
+  return weighted(std::move(choices));
+}
+
+/// vm_copy, vm_read, vm_write, copyout, discard.
+MaybeGen gen_copy_op(const GenContext& c, OpKind k) {
+  const unsigned pages = c.pages;
+  if (k == OpKind::Discard) {
+    if (c.copies.empty()) return std::nullopt;
+    return gen::map(pick(c.copies), [](uint8_t h) { Op op = make(OpKind::Discard); op.copy = h; return op; });
+  }
+  if (c.tasks.empty()) return std::nullopt;
+  if (k == OpKind::VmCopy)
+    return gen::apply(
+        [](std::pair<uint8_t, uint64_t> ta, uint64_t sz, uint64_t dst) {
+          Op op = make(OpKind::VmCopy);
+          op.task = ta.first, op.addr = ta.second, op.size = sz, op.addr2 = dst;
+          return op;
+        },
+        c.task_addr(true), gen_size(pages), gen_aligned_addr(pages));
+  if (k == OpKind::VmRead) {
+    auto fr = free_copies(c.state);
+    if (fr.empty()) return std::nullopt;
+    return gen::apply(
+        [](std::pair<uint8_t, uint64_t> ta, uint64_t sz, uint8_t h) {
+          Op op = make(OpKind::VmRead);
+          op.task = ta.first, op.addr = ta.second, op.size = sz, op.copy = h;
+          return op;
+        },
+        c.task_addr(true), gen_size(pages), pick(fr));
+  }
+  if (c.copies.empty()) return std::nullopt;
+  if (k == OpKind::VmWrite)
+    return gen::apply(
+        [](std::pair<uint8_t, uint64_t> ta, uint8_t h) {
+          Op op = make(OpKind::VmWrite);
+          op.task = ta.first, op.addr = ta.second, op.copy = h;
+          return op;
+        },
+        c.task_addr(true), pick(c.copies));
+  return gen::apply(
+      [](uint8_t t, uint8_t h) {
+        Op op = make(OpKind::Copyout);
+        op.task = t, op.copy = h;
+        return op;
+      },
+      pick(c.tasks), pick(c.copies));
+}
+
+/// object, device: a fresh memory-object name, a size, initial contents.
+MaybeGen gen_create_op(const GenContext& c, OpKind k) {
+  auto fr = free_objects(c.state);
+  if (!c.objects_ok || fr.empty()) return std::nullopt;
+  if (k == OpKind::Device) {
+    auto size = gen::weightedOneOf<uint64_t>(
+        {{9, gen::map(gen::inRange<uint64_t>(1, 9), [](uint64_t n) { return n * kPageSize; })},
+         {1, gen::inRange<uint64_t>(1, kMaxDeviceSize + 1)}});
+    return gen::mapcat(size, [fr](uint64_t sz) {
+      return gen::apply(
+          [sz](uint8_t m, int form, uint8_t v) {
+            Op op = make(OpKind::Device);
+            op.object = m, op.size = sz;
+            if (form == 1) op.data = fill_spec(v, round_page(sz));
+            if (form == 2) op.data = pat_spec(v, sz / 2 + 1);
+            return op;
+          },
+          pick(fr), gen::inRange(0, 3), gen::arbitrary<uint8_t>());
+    });
+  }
+  auto size = gen::weightedOneOf<uint64_t>(
+      {{9, gen::map(gen::inRange<uint64_t>(1, 9), [](uint64_t n) { return n * kPageSize; })},
+       {1, gen::inRange<uint64_t>(1, 5 * kPageSize)}});
+  return gen::mapcat(size, [fr](uint64_t sz) {
+    return gen::apply(
+        [sz](uint8_t m, CopyStrategy st, bool persist, int form, uint8_t v) {
+          Op op = make(OpKind::Object);
+          op.object = m, op.size = sz, op.strategy = st, op.persist = persist;
+          if (form == 1) op.data = fill_spec(v, round_page(sz));
+          if (form == 2) op.data = pat_spec(v, round_page(sz));
+          if (form == 3) op.data = pat_spec(v, sz / 2 + 1);
+          return op;
+        },
+        pick(fr), gen::element(CopyStrategy::Delay, CopyStrategy::None, CopyStrategy::Call), gen::arbitrary<bool>(),
+        gen::inRange(0, 4), gen::arbitrary<uint8_t>());
+  });
+}
+
+/// map, manager_write, file, destroy: a live memory object.
+MaybeGen gen_object_op(const GenContext& c, OpKind k) {
+  if (c.objects.empty()) return std::nullopt;
+  const unsigned pages = c.pages;
   switch (k) {
-    case OpKind::Task: {
-      auto fr = free_tasks(s);
-      if (fr.empty()) return std::nullopt;
-      return gen::map(pick(fr), [](uint8_t t) { Op op = make(OpKind::Task); op.task = t; return op; });
-    }
-    case OpKind::Allocate:
-      if (tasks.empty()) return std::nullopt;
-      return gen::apply(
-          [](uint8_t t, bool any, uint64_t a, uint64_t sz) {
-            Op op = make(OpKind::Allocate);
-            op.task = t, op.anywhere = any, op.addr = any ? 0 : a, op.size = sz;
-            return op;
-          },
-          pick(tasks), gen::weightedElement<bool>({{6, false}, {1, true}}), gen_aligned_addr(pages),
-          gen::weightedOneOf<uint64_t>(
-              {{6, gen_size(pages)},
-               {4, gen::map(gen::inRange<uint64_t>(4, pages + 1), [](uint64_t n) { return n * kPageSize; })}}));
-    case OpKind::Deallocate:
-    case OpKind::Inherit:
-    case OpKind::Protect:
-      if (tasks.empty()) return std::nullopt;
-      return gen::apply(
-          [k](std::pair<uint8_t, uint64_t> ta, uint64_t sz, bool set_max, vm_prot_t prot, vm_inherit_t inh) {
-            Op op = make(k);
-            op.task = ta.first, op.addr = ta.second, op.size = sz;
-            if (k == OpKind::Protect) op.set_max = set_max, op.prot = prot;
-            if (k == OpKind::Inherit) op.inherit = inh;
-            return op;
-          },
-          task_addr(true), gen_size(pages), gen::weightedElement<bool>({{4, false}, {1, true}}),
-          gen_prot(),
-          gen::weightedElement<vm_inherit_t>(
-              {{4, vm_inherit_t::Copy}, {4, vm_inherit_t::Share}, {2, vm_inherit_t::None}}));
-    case OpKind::Write: {
-      std::vector<std::pair<std::size_t, rc::Gen<Op>>> choices;
-      if (!tasks.empty())
-        choices.push_back({3, gen::apply(
-                                  [](std::pair<uint8_t, uint64_t> ta, DataSpec d, uint8_t c) {
-                                    Op op = make(OpKind::Write);
-                                    op.task = ta.first, op.addr = ta.second, op.data = std::move(d), op.cpu = c;
-                                    return op;
-                                  },
-                                  task_addr(false), gen_data(2 * kPageSize + 1), cpu)});
-      if (b.fence_task >= 0 && b.fence_hi > b.fence_lo) {
-        const uint8_t ft = uint8_t(b.fence_task);
-        const uint64_t hi = b.fence_hi;
-        choices.push_back({2, gen::apply(
-                                  [ft, hi](uint64_t a, DataSpec d, uint8_t c) {
-                                    Op op = make(OpKind::Write);
-                                    op.task = ft, op.addr = a, op.data = std::move(d), op.cpu = c;
-                                    if (op.data.size() > hi - a) op.data = fill_spec(0x5f, hi - a);
-                                    return op;
-                                  },
-                                  gen::inRange<uint64_t>(b.fence_lo, hi), gen_data(hi - b.fence_lo), cpu)});
-      }
-      if (choices.empty()) return std::nullopt;
-      return weighted(std::move(choices));
-    }
-    case OpKind::Read:
-      if (tasks.empty()) return std::nullopt;
-      return gen::apply(
-          [](std::pair<uint8_t, uint64_t> ta, uint64_t sz, uint8_t c) {
-            Op op = make(OpKind::Read);
-            op.task = ta.first, op.addr = ta.second, op.size = sz, op.cpu = c;
-            return op;
-          },
-          task_addr(false), gen_read_size(), cpu);
-    case OpKind::Fork: {
-      auto fr = free_tasks(s);
-      if (tasks.empty() || fr.empty()) return std::nullopt;
-      return gen::apply(
-          [](uint8_t p, uint8_t c) {
-            Op op = make(OpKind::Fork);
-            op.task = p, op.task2 = c;
-            return op;
-          },
-          pick(tasks), pick(fr));
-    }
-    case OpKind::Terminate:
-      if (tasks.empty()) return std::nullopt;
-      return gen::map(pick(tasks), [](uint8_t t) { Op op = make(OpKind::Terminate); op.task = t; return op; });
-    case OpKind::VmCopy:
-      if (tasks.empty()) return std::nullopt;
-      return gen::apply(
-          [](std::pair<uint8_t, uint64_t> ta, uint64_t sz, uint64_t dst) {
-            Op op = make(OpKind::VmCopy);
-            op.task = ta.first, op.addr = ta.second, op.size = sz, op.addr2 = dst;
-            return op;
-          },
-          task_addr(true), gen_size(pages), gen_aligned_addr(pages));
-    case OpKind::VmRead: {
-      auto fr = free_copies(s);
-      if (tasks.empty() || fr.empty()) return std::nullopt;
-      return gen::apply(
-          [](std::pair<uint8_t, uint64_t> ta, uint64_t sz, uint8_t c) {
-            Op op = make(OpKind::VmRead);
-            op.task = ta.first, op.addr = ta.second, op.size = sz, op.copy = c;
-            return op;
-          },
-          task_addr(true), gen_size(pages), pick(fr));
-    }
-    case OpKind::VmWrite:
-      if (tasks.empty() || copies.empty()) return std::nullopt;
-      return gen::apply(
-          [](std::pair<uint8_t, uint64_t> ta, uint8_t c) {
-            Op op = make(OpKind::VmWrite);
-            op.task = ta.first, op.addr = ta.second, op.copy = c;
-            return op;
-          },
-          task_addr(true), pick(copies));
-    case OpKind::Copyout:
-      if (tasks.empty() || copies.empty()) return std::nullopt;
-      return gen::apply(
-          [](uint8_t t, uint8_t c) {
-            Op op = make(OpKind::Copyout);
-            op.task = t, op.copy = c;
-            return op;
-          },
-          pick(tasks), pick(copies));
-    case OpKind::Discard:
-      if (copies.empty()) return std::nullopt;
-      return gen::map(pick(copies), [](uint8_t c) { Op op = make(OpKind::Discard); op.copy = c; return op; });
-    case OpKind::Object: {
-      auto fr = free_objects(s);
-      if (!objects_ok || fr.empty()) return std::nullopt;
-      auto size = gen::weightedOneOf<uint64_t>(
-          {{9, gen::map(gen::inRange<uint64_t>(1, 9), [](uint64_t n) { return n * kPageSize; })},
-           {1, gen::inRange<uint64_t>(1, 5 * kPageSize)}});
-      return gen::mapcat(size, [fr](uint64_t sz) {
-        return gen::apply(
-            [sz](uint8_t m, CopyStrategy st, bool persist, int form, uint8_t v) {
-              Op op = make(OpKind::Object);
-              op.object = m, op.size = sz, op.strategy = st, op.persist = persist;
-              if (form == 1) op.data = fill_spec(v, round_page(sz));
-              if (form == 2) op.data = pat_spec(v, round_page(sz));
-              if (form == 3) op.data = pat_spec(v, sz / 2 + 1);
-              return op;
-            },
-            pick(fr), gen::element(CopyStrategy::Delay, CopyStrategy::None, CopyStrategy::Call), gen::arbitrary<bool>(),
-            gen::inRange(0, 4), gen::arbitrary<uint8_t>());
-      });
-    }
-    case OpKind::Device: {
-      auto fr = free_objects(s);
-      if (!objects_ok || fr.empty()) return std::nullopt;
-      auto size = gen::weightedOneOf<uint64_t>(
-          {{9, gen::map(gen::inRange<uint64_t>(1, 9), [](uint64_t n) { return n * kPageSize; })},
-           {1, gen::inRange<uint64_t>(1, kMaxDeviceSize + 1)}});
-      return gen::mapcat(size, [fr](uint64_t sz) {
-        return gen::apply(
-            [sz](uint8_t m, int form, uint8_t v) {
-              Op op = make(OpKind::Device);
-              op.object = m, op.size = sz;
-              if (form == 1) op.data = fill_spec(v, round_page(sz));
-              if (form == 2) op.data = pat_spec(v, sz / 2 + 1);
-              return op;
-            },
-            pick(fr), gen::inRange(0, 3), gen::arbitrary<uint8_t>());
-      });
-    }
     case OpKind::Map:
-      if (tasks.empty() || objects.empty()) return std::nullopt;
+      if (c.tasks.empty()) return std::nullopt;
       return gen::apply(
           [](uint8_t t, bool any, uint64_t a, uint64_t sz, uint8_t m, uint64_t off, bool share, bool opts,
              vm_prot_t prot, vm_prot_t max, vm_inherit_t inh) {
@@ -660,11 +691,11 @@ std::optional<rc::Gen<Op>> gen_kind(const OpState& s, OpKind k) {
             if (opts) op.prot = prot, op.max_prot = max, op.inherit = inh;
             return op;
           },
-          pick(tasks), gen::weightedElement<bool>({{2, false}, {1, true}}), gen_aligned_addr(pages),
+          pick(c.tasks), gen::weightedElement<bool>({{2, false}, {1, true}}), gen_aligned_addr(pages),
           gen::weightedOneOf<uint64_t>(
               {{9, gen::map(gen::inRange<uint64_t>(1, 5), [](uint64_t n) { return n * kPageSize; })},
                {1, gen_size(pages)}}),
-          pick(objects),
+          pick(c.objects),
           gen::weightedOneOf<uint64_t>(
               {{9, gen::map(gen::inRange<uint64_t>(0, 4), [](uint64_t n) { return n * kPageSize; })},
                {1, gen::inRange<uint64_t>(1, 3 * kPageSize)}}),
@@ -672,26 +703,55 @@ std::optional<rc::Gen<Op>> gen_kind(const OpState& s, OpKind k) {
           gen::weightedOneOf<vm_prot_t>({{3, gen::just(VM_PROT_ALL)}, {1, gen_prot()}}),
           gen::element(vm_inherit_t::Copy, vm_inherit_t::Share, vm_inherit_t::None));
     case OpKind::ManagerWrite:
-      if (objects.empty()) return std::nullopt;
       return gen::apply(
           [](uint8_t m, uint64_t off, DataSpec d) {
             Op op = make(OpKind::ManagerWrite);
             op.object = m, op.offset = off, op.data = std::move(d);
             return op;
           },
-          pick(objects), gen::inRange<uint64_t>(0, 8 * kPageSize), gen_data(kPageSize + 16));
+          pick(c.objects), gen::inRange<uint64_t>(0, 8 * kPageSize), gen_data(kPageSize + 16));
     case OpKind::File:
-      if (objects.empty()) return std::nullopt;
       return gen::apply(
           [](uint8_t m, uint64_t off, uint64_t sz) {
             Op op = make(OpKind::File);
             op.object = m, op.offset = off, op.size = sz;
             return op;
           },
-          pick(objects), gen::inRange<uint64_t>(0, 8 * kPageSize), gen_read_size());
+          pick(c.objects), gen::inRange<uint64_t>(0, 8 * kPageSize), gen_read_size());
+    default:  // destroy
+      return gen::map(pick(c.objects), [](uint8_t m) { Op op = make(OpKind::Destroy); op.object = m; return op; });
+  }
+}
+
+MaybeGen gen_kind(const OpState& s, OpKind k) {
+  const GenContext c(s);
+  switch (k) {
+    case OpKind::Task:
+    case OpKind::Fork:
+    case OpKind::Terminate:
+      return gen_task_op(c, k);
+    case OpKind::Allocate:
+    case OpKind::Deallocate:
+    case OpKind::Protect:
+    case OpKind::Inherit:
+      return gen_region_op(c, k);
+    case OpKind::Write:
+    case OpKind::Read:
+      return gen_access_op(c, k);
+    case OpKind::VmCopy:
+    case OpKind::VmRead:
+    case OpKind::VmWrite:
+    case OpKind::Copyout:
+    case OpKind::Discard:
+      return gen_copy_op(c, k);
+    case OpKind::Object:
+    case OpKind::Device:
+      return gen_create_op(c, k);
+    case OpKind::Map:
+    case OpKind::ManagerWrite:
+    case OpKind::File:
     case OpKind::Destroy:
-      if (objects.empty()) return std::nullopt;
-      return gen::map(pick(objects), [](uint8_t m) { Op op = make(OpKind::Destroy); op.object = m; return op; });
+      return gen_object_op(c, k);
     case OpKind::Pageout:
       return gen::map(gen::weightedOneOf<uint64_t>({{2, gen::inRange<uint64_t>(1, 33)}, {1, gen::just(UINT64_MAX)}}),
                       [](uint64_t n) {
