@@ -19,8 +19,29 @@
 
 namespace vmfuzz::vm {
 
-VmSystem::VmSystem(machine::Machine& m, pmap::PmapDomain& d) : machine(m), domain(d) {
+// Under AddressSanitizer, the vm_page_array slot of a free frame is poisoned, so a use of
+// a freed page is still reported as a heap-use-after-free would have been when pages
+// came from new/delete.
+#if defined(__SANITIZE_ADDRESS__)
+#define VMFUZZ_VM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VMFUZZ_VM_ASAN 1
+#endif
+#endif
+#ifdef VMFUZZ_VM_ASAN
+#include <sanitizer/asan_interface.h>
+#define VMFUZZ_PAGE_POISON(p) ASAN_POISON_MEMORY_REGION((p), sizeof(VmPage))
+#define VMFUZZ_PAGE_UNPOISON(p) ASAN_UNPOISON_MEMORY_REGION((p), sizeof(VmPage))
+#else
+#define VMFUZZ_PAGE_POISON(p) ((void)(p))
+#define VMFUZZ_PAGE_UNPOISON(p) ((void)(p))
+#endif
+
+VmSystem::VmSystem(machine::Machine& m, pmap::PmapDomain& d)
+    : machine(m), domain(d), vm_page_array(m.memory().frame_count()) {
   page_of_frame.assign(m.memory().frame_count(), nullptr);
+  for (VmPage& p : vm_page_array) VMFUZZ_PAGE_POISON(&p);
 }
 
 VmSystem::~VmSystem() {
@@ -30,11 +51,12 @@ VmSystem::~VmSystem() {
     (void)id;
     while (VmPage* p = obj->pages.lower_bound(0)) {
       obj->pages.remove(p->offset >> kPageShift);
-      delete p;
+      if (!vm_page_in_array(*this, p)) delete p;
     }
     delete obj;
   }
   objects.clear();
+  for (VmPage& p : vm_page_array) VMFUZZ_PAGE_UNPOISON(&p);
 }
 
 // --- Pages ----------------------------------------------------------------------------------
@@ -46,7 +68,9 @@ VmPage* vm_page_grab(VmSystem& sys) {
     if (!vm_page_reclaim(sys)) return nullptr;
     f = sys.machine.memory().alloc_frame(machine::FrameUse::VmPage);
   }
-  auto* p = new VmPage;
+  VmPage* p = &sys.vm_page_array[f];
+  VMFUZZ_PAGE_UNPOISON(p);
+  *p = VmPage{};
   p->frame = f;
   sys.page_of_frame[f] = p;
   ++sys.counters.pages_grabbed;
@@ -63,7 +87,10 @@ void vm_page_free(VmSystem& sys, VmPage* p) {
   sys.page_of_frame[p->frame] = nullptr;
   sys.machine.memory().free_frame(p->frame);
   ++sys.counters.pages_freed;
-  delete p;
+  if (vm_page_in_array(sys, p))
+    VMFUZZ_PAGE_POISON(p);
+  else
+    delete p;
 }
 
 static void page_enter_object(VmPage* p, VmObject* object, uint64_t offset) {

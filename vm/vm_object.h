@@ -186,6 +186,12 @@ class VmSystem {
   pmap::PmapDomain& domain;
   std::map<uint64_t, VmObject*> objects;  // live objects by id (owning)
   uint64_t next_object_id = 1;
+  /// Mach's vm_page_array: one VmPage per frame of physical memory, made once with the
+  /// system; vm_page_grab hands out the structure of the frame it allocates, so a fault
+  /// never allocates heap memory for a page. Pages outside this array (fictitious pages,
+  /// whose frame is not a RAM frame) are made and freed by their owners;
+  /// vm_page_in_array tells them apart.
+  std::vector<VmPage> vm_page_array;
   std::vector<VmPage*> page_of_frame;     // frame -> resident page (or nullptr)
   PageQueue active{VmPage::Queue::Active};
   PageQueue inactive{VmPage::Queue::Inactive};
@@ -206,6 +212,10 @@ class VmSystem {
 /// evicts pages (vm_pageout_scan) that are not busy. Results: nullptr when no frame can be
 /// freed. The page belongs to no object and no queue.
 VmPage* vm_page_grab(VmSystem& sys);
+/// Is p the vm_page_array structure of its frame (rather than a page made elsewhere)?
+inline bool vm_page_in_array(const VmSystem& sys, const VmPage* p) {
+  return p->frame < sys.vm_page_array.size() && &sys.vm_page_array[p->frame] == p;
+}
 /// Free a page: remove every mapping of its frame (all pmaps), take it out of its object
 /// and queue, release the frame. Conditions: page not busy.
 void vm_page_free(VmSystem& sys, VmPage* p);

@@ -21,6 +21,7 @@
 #include <memory>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -142,8 +143,8 @@ class PhysicalMemory {
  public:
   static constexpr uint8_t kJunkByte = 0xdb;
   explicit PhysicalMemory(uint32_t nframes);
-  uint32_t frame_count() const;
-  uint32_t free_count() const;
+  uint32_t frame_count() const { return nframes_; }
+  uint32_t free_count() const { return uint32_t(free_.size()); }
   uint8_t* frame(pfn_t f);
   const uint8_t* frame(pfn_t f) const;
   /// Deterministic: the same sequence of alloc/free calls yields the same frames. Frames
@@ -155,6 +156,7 @@ class PhysicalMemory {
   /// Frames currently holding `use` (Free: same as free_count()).
   uint32_t count_of(FrameUse use) const;
   /// Read / write one 8-byte entry of a page-table frame (little-endian, as x86).
+  /// Inline (below): the walker reads four of them per translation.
   uint64_t read_entry(pfn_t table, unsigned index) const;
   void write_entry(pfn_t table, unsigned index, uint64_t value);
 
@@ -172,6 +174,35 @@ class PhysicalMemory {
   std::vector<pfn_t> free_;      // LIFO stack of free frames; back() is handed out next
   uint32_t counts_[3] = {0, 0, 0};  // frames per FrameUse
 };
+
+// The accessors every simulated access goes through, inline: a bounds assertion, the
+// lazy junk fill of a frame never touched before, the address arithmetic.
+inline uint8_t* PhysicalMemory::frame(pfn_t f) {
+  VMFUZZ_MACHINE_ASSERT(f < nframes_, "PhysicalMemory::frame", "frame out of range");
+  if (f >= junk_upto_) junk_fill_upto(f);
+  return bytes_.get() + size_t(f) * kPageSize;
+}
+
+inline const uint8_t* PhysicalMemory::frame(pfn_t f) const {
+  VMFUZZ_MACHINE_ASSERT(f < nframes_, "PhysicalMemory::frame", "frame out of range");
+  if (f >= junk_upto_) junk_fill_upto(f);
+  return bytes_.get() + size_t(f) * kPageSize;
+}
+
+inline FrameUse PhysicalMemory::use_of(pfn_t f) const {
+  VMFUZZ_MACHINE_ASSERT(f < nframes_, "use_of", "frame out of range");
+  return use_[f];
+}
+
+inline uint64_t PhysicalMemory::read_entry(pfn_t table, unsigned index) const {
+  uint64_t v;
+  std::memcpy(&v, frame(table) + size_t(index % kEntriesPerTable) * 8, 8);
+  return v;
+}
+
+inline void PhysicalMemory::write_entry(pfn_t table, unsigned index, uint64_t value) {
+  std::memcpy(frame(table) + size_t(index % kEntriesPerTable) * 8, &value, 8);
+}
 
 /// Walk input: a user data access (never an instruction fetch).
 enum class AccessKind : uint8_t { Read, Write };
@@ -204,19 +235,44 @@ struct TlbEntry {
 class Tlb {
  public:
   explicit Tlb(unsigned capacity);
-  const TlbEntry* lookup(uint64_t vpn) const;
+  const TlbEntry* lookup(uint64_t vpn) const;  // inline below
   void insert(const TlbEntry& e);  // replaces an entry for the same vpn, else FIFO eviction
   void invalidate(uint64_t vpn);
   void flush();
   /// Entries in insertion order (for oracles and tests).
   std::vector<TlbEntry> entries() const;
   unsigned capacity() const { return capacity_; }
-  size_t size() const { return entries_.size(); }
+  size_t size() const { return size_; }
 
  private:
+  static constexpr uint64_t kNoVpn = UINT64_MAX;  // an empty slot (no va has this vpn)
+  /// Physical slot holding vpn, or capacity_ when absent.
+  unsigned find(uint64_t vpn) const {
+    unsigned i = 0;
+    while (i < capacity_ && vpns_[i] != vpn) i++;
+    return i;
+  }
+  /// Physical slot of the i-th oldest entry.
+  unsigned slot(unsigned i) const {
+    unsigned s = head_ + i;
+    return s >= capacity_ ? s - capacity_ : s;
+  }
+  /// Drop the entry in physical slot s, keeping fill order.
+  void erase_slot(unsigned s);
+
   unsigned capacity_;
-  std::vector<TlbEntry> entries_;  // fill order: front() is evicted first
+  unsigned size_ = 0;
+  unsigned head_ = 0;  // physical slot of the oldest entry
+  // A ring of capacity_ slots in fill order from head_; empty slots hold kNoVpn. The vpns
+  // are kept apart from the entries so that a lookup scans one or two cache lines.
+  std::unique_ptr<uint64_t[]> vpns_;
+  std::unique_ptr<TlbEntry[]> entries_;
 };
+
+inline const TlbEntry* Tlb::lookup(uint64_t vpn) const {
+  unsigned s = find(vpn);
+  return s < capacity_ ? &entries_[s] : nullptr;
+}
 
 struct Cpu {
   uint64_t cr3 = 0;
