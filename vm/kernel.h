@@ -189,6 +189,9 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   VmMap& task_map_ref(unsigned t);
   /// Load task t's pmap on cpu; false when no frame is free for the pmap.
   bool switch_to(unsigned t, unsigned cpu);
+  /// After an op that drops map or copy references: hand every entry's and copy entry's
+  /// window to vm_object_reclaim_unseen (pages no referrer can see any more go).
+  void reclaim_unseen_pages();
 
   struct Handle {
     bool present = false;
