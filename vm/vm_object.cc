@@ -329,6 +329,27 @@ bool offset_seen(const Referrers& r, const VmObject* o, uint64_t offset, unsigne
 
 }  // namespace
 
+/// Free the pages of `object` in [lo, hi) that no shadower lacking them can see.
+static void free_unseen_in(VmSystem& sys, const Referrers& r, VmObject* object, uint64_t lo,
+                           uint64_t hi) {
+  for (VmPage* p = vm_page_next(object, lo); p != nullptr && p->offset < hi;) {
+    const uint64_t off = p->offset, next = off + kPageSize;
+    bool seen = p->busy || p->wire_count != 0;
+    for (const VmObject* s : object->shadowers) {
+      if (seen) break;
+      if (off < s->shadow_offset || off - s->shadow_offset >= s->size) continue;
+      const uint64_t so = off - s->shadow_offset;
+      seen = vm_page_lookup(s, so) == nullptr && offset_seen(r, s, so, 1);
+    }
+    if (!seen) {
+      vm_page_free(sys, p);
+      ++sys.counters.hidden_pages_freed;
+    }
+    if (next == 0) break;  // the last page of the offset space
+    p = vm_page_next(object, next);
+  }
+}
+
 void vm_object_reclaim_unseen(VmSystem& sys, std::vector<ObjectWindow>& windows) {
   if (!sys.tunables.shadow_reclaim_allowed) return;
   Referrers r;
@@ -349,28 +370,13 @@ void vm_object_reclaim_unseen(VmSystem& sys, std::vector<ObjectWindow>& windows)
     // (Mach's rule; the bug catalogue's coalesce_keeps_stale lives there).
     const uint64_t limit =
         object->ref_count == 1 && list.size() == 1 ? list.front().second : UINT64_MAX;
-    // One pass over the pages against the sorted windows.
-    uint64_t covered_to = 0;
-    size_t k = 0;
-    for (VmPage* p = vm_page_next(object, 0); p != nullptr && p->offset < limit;) {
-      const uint64_t off = p->offset, next = off + kPageSize;
-      while (k < list.size() && list[k].first <= off) covered_to = std::max(covered_to, list[k++].second);
-      if (off >= covered_to && !p->busy && p->wire_count == 0) {
-        bool seen = false;
-        for (const VmObject* s : object->shadowers) {
-          if (off < s->shadow_offset || off - s->shadow_offset >= s->size) continue;
-          const uint64_t so = off - s->shadow_offset;
-          if (vm_page_lookup(s, so) == nullptr && offset_seen(r, s, so, 1)) {
-            seen = true;
-            break;
-          }
-        }
-        if (!seen) {
-          vm_page_free(sys, p);
-          ++sys.counters.hidden_pages_freed;
-        }
-      }
-      p = vm_page_next(object, next);
+    // Visit only the gaps between the windows (sorted by start): the cost is the windows
+    // plus the pages outside them, not the object's resident pages.
+    uint64_t gap = 0;
+    for (size_t k = 0; k <= list.size() && gap < limit; ++k) {
+      const uint64_t gap_end = std::min(limit, k < list.size() ? list[k].first : UINT64_MAX);
+      if (gap < gap_end) free_unseen_in(sys, r, object, gap, gap_end);
+      if (k < list.size()) gap = std::max(gap, list[k].second);
     }
   }
 }
