@@ -235,7 +235,8 @@ void Kernel::terminate(unsigned t) {
 
 void Kernel::reclaim_unseen_pages() {
   if (!sys_.tunables.shadow_reclaim_allowed) return;
-  std::vector<ObjectWindow> windows;
+  std::vector<ObjectWindow>& windows = reclaim_windows_;  // reused: no allocation per op
+  windows.clear();
   for (const auto& map : tasks_) {
     if (!map) continue;
     for (const auto& [start, e] : map->entries)

@@ -208,6 +208,7 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   std::array<std::unique_ptr<VmMap>, kMaxNames> tasks_;
   std::array<Handle, kMaxNames> copies_;
   std::vector<int> cpu_task_;  // task whose pmap is loaded on each CPU, -1 none
+  std::vector<ObjectWindow> reclaim_windows_;  // scratch of reclaim_unseen_pages
 };
 
 }  // namespace vmfuzz::vm

@@ -291,20 +291,27 @@ bool vm_object_free_if_hidden(VmSystem& sys, VmPage* p) {
 
 namespace {
 
-/// The referrers of every object named by a window: its windows, sorted by start, and
-/// whether they and its shadowers account for all of its references.
+/// The referrers of every object named by a window: the windows sorted by (object id,
+/// start), so an object's windows are one run found by binary search (no allocation per
+/// object), and whether they and its shadowers account for all of its references.
 struct Referrers {
-  std::map<uint64_t, std::vector<std::pair<uint64_t, uint64_t>>> windows;  // by object id
+  const std::vector<ObjectWindow>& sorted;
+  /// [first, last) of id's windows in `sorted`.
+  std::pair<size_t, size_t> run(uint64_t id) const {
+    auto lo = std::lower_bound(sorted.begin(), sorted.end(), id,
+                               [](const ObjectWindow& w, uint64_t v) { return w.object_id < v; });
+    auto hi = lo;
+    while (hi != sorted.end() && hi->object_id == id) ++hi;
+    return {size_t(lo - sorted.begin()), size_t(hi - sorted.begin())};
+  }
   bool accounted(const VmObject* o) const {
-    auto it = windows.find(o->id);
-    const size_t n = it == windows.end() ? 0 : it->second.size();
-    return size_t(o->ref_count) == n + o->shadowers.size();
+    auto [lo, hi] = run(o->id);
+    return size_t(o->ref_count) == (hi - lo) + o->shadowers.size();
   }
   bool in_window(const VmObject* o, uint64_t offset) const {
-    auto it = windows.find(o->id);
-    if (it == windows.end()) return false;
-    for (const auto& [lo, hi] : it->second)
-      if (lo <= offset && offset < hi) return true;
+    auto [lo, hi] = run(o->id);
+    for (size_t k = lo; k < hi; ++k)
+      if (sorted[k].start <= offset && offset < sorted[k].end) return true;
     return false;
   }
 };
@@ -352,31 +359,33 @@ static void free_unseen_in(VmSystem& sys, const Referrers& r, VmObject* object, 
 
 void vm_object_reclaim_unseen(VmSystem& sys, std::vector<ObjectWindow>& windows) {
   if (!sys.tunables.shadow_reclaim_allowed) return;
-  Referrers r;
-  for (const ObjectWindow& w : windows) r.windows[w.object_id].push_back({w.start, w.end});
-  for (auto& [id, list] : r.windows) std::sort(list.begin(), list.end());
-  static const std::vector<std::pair<uint64_t, uint64_t>> kNone;
+  std::sort(windows.begin(), windows.end(), [](const ObjectWindow& a, const ObjectWindow& b) {
+    return a.object_id != b.object_id ? a.object_id < b.object_id : a.start < b.start;
+  });
+  const Referrers r{windows};
+  size_t next_run = 0;  // objects and windows are both in id order: walk them together
   for (auto& [id, object] : sys.objects) {
-    auto wit = r.windows.find(id);
-    const auto& list = wit == r.windows.end() ? kNone : wit->second;
+    while (next_run < windows.size() && windows[next_run].object_id < id) ++next_run;
+    size_t lo = next_run, hi = lo;
+    while (hi < windows.size() && windows[hi].object_id == id) ++hi;
+    next_run = hi;
     // Every reference known, and shadow_only's other conditions.
     const VmObject* o = object;
-    if (o->resident_page_count == 0 || !r.accounted(o) || !o->alive || !o->internal ||
-        o->can_persist || o->pager_lost || o->paging_in_progress != 0 ||
-        (o->shadow != nullptr && o->shadow->copy == o))
+    if (o->resident_page_count == 0 || size_t(o->ref_count) != (hi - lo) + o->shadowers.size() ||
+        !o->alive || !o->internal || o->can_persist || o->pager_lost ||
+        o->paging_in_progress != 0 || (o->shadow != nullptr && o->shadow->copy == o))
       continue;
     // An object mapped by one entry alone keeps the pages past the end of its window:
     // vm_object_coalesce may extend that entry over them, and removes them itself then
     // (Mach's rule; the bug catalogue's coalesce_keeps_stale lives there).
-    const uint64_t limit =
-        object->ref_count == 1 && list.size() == 1 ? list.front().second : UINT64_MAX;
+    const uint64_t limit = object->ref_count == 1 && hi - lo == 1 ? windows[lo].end : UINT64_MAX;
     // Visit only the gaps between the windows (sorted by start): the cost is the windows
     // plus the pages outside them, not the object's resident pages.
     uint64_t gap = 0;
-    for (size_t k = 0; k <= list.size() && gap < limit; ++k) {
-      const uint64_t gap_end = std::min(limit, k < list.size() ? list[k].first : UINT64_MAX);
+    for (size_t k = lo; k <= hi && gap < limit; ++k) {
+      const uint64_t gap_end = std::min(limit, k < hi ? windows[k].start : UINT64_MAX);
       if (gap < gap_end) free_unseen_in(sys, r, object, gap, gap_end);
-      if (k < list.size()) gap = std::max(gap, list[k].second);
+      if (k < hi) gap = std::max(gap, windows[k].end);
     }
   }
 }

@@ -245,12 +245,18 @@ class Tlb {
   size_t size() const { return size_; }
 
  private:
-  static constexpr uint64_t kNoVpn = UINT64_MAX;  // an empty slot (no va has this vpn)
-  /// Physical slot holding vpn, or capacity_ when absent.
+  static constexpr uint64_t kNoVpn = UINT64_MAX;  // an emptied slot (never compared: find
+                                                  // scans occupied slots only)
+  /// Physical slot holding vpn, or capacity_ when absent. Scans the size_ occupied slots
+  /// only: [head_, head_ + size_), wrapping once.
   unsigned find(uint64_t vpn) const {
-    unsigned i = 0;
-    while (i < capacity_ && vpns_[i] != vpn) i++;
-    return i;
+    const unsigned end1 = head_ + size_ <= capacity_ ? head_ + size_ : capacity_;
+    for (unsigned i = head_; i < end1; i++)
+      if (vpns_[i] == vpn) return i;
+    const unsigned end2 = head_ + size_ - end1;  // slots that wrapped to the front
+    for (unsigned i = 0; i < end2; i++)
+      if (vpns_[i] == vpn) return i;
+    return capacity_;
   }
   /// Physical slot of the i-th oldest entry.
   unsigned slot(unsigned i) const {
@@ -263,8 +269,9 @@ class Tlb {
   unsigned capacity_;
   unsigned size_ = 0;
   unsigned head_ = 0;  // physical slot of the oldest entry
-  // A ring of capacity_ slots in fill order from head_; empty slots hold kNoVpn. The vpns
-  // are kept apart from the entries so that a lookup scans one or two cache lines.
+  // A ring of capacity_ slots in fill order from head_: the size_ slots from head_
+  // (wrapping) are occupied. The vpns are kept apart from the entries so that a lookup
+  // scans one or two cache lines.
   std::unique_ptr<uint64_t[]> vpns_;
   std::unique_ptr<TlbEntry[]> entries_;
 };

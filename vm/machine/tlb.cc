@@ -12,9 +12,9 @@
 // Layout: a ring of `capacity` slots holding the entries in fill order from `head_`
 // (the oldest). Evicting the oldest advances head_ (O(1)); removing an entry from the
 // middle (invlpg, a refill of a present vpn) moves the younger ones back one slot, which
-// keeps the fill order exact. The vpns sit in their own array, empty slots holding
-// kNoVpn, so a lookup (inline in machine.h) is a scan of `capacity` 8-byte keys — two
-// cache lines for the default 16 — that never touches the entries it passes.
+// keeps the fill order exact. The vpns sit in their own array, so a lookup (inline in
+// machine.h) is a scan of the occupied 8-byte keys — at most two cache lines for the
+// default 16 — that never touches the entries it passes.
 #include "vm/machine/machine.h"
 
 namespace vmfuzz::machine {
@@ -64,7 +64,6 @@ void Tlb::invalidate(uint64_t vpn) {
 }
 
 void Tlb::flush() {
-  for (unsigned i = 0; i < capacity_; i++) vpns_[i] = kNoVpn;
   size_ = 0;
   head_ = 0;
 }
