@@ -163,6 +163,7 @@ kern_return_t Kernel::deallocate(unsigned t, uint64_t addr, uint64_t size) {
   if (!page_range(addr, size, &start, &end)) return KERN_INVALID_ARGUMENT;
   clamp_to_user(&start, &end);
   vm_map_remove(map, start, end);
+  reclaim_unseen_pages();
   return KERN_SUCCESS;
 }
 
@@ -233,6 +234,25 @@ void Kernel::terminate(unsigned t) {
   for (int& ct : cpu_task_)
     if (ct == int(t)) ct = -1;
   tasks_[t].reset();
+  reclaim_unseen_pages();
+}
+
+void Kernel::reclaim_unseen_pages() {
+  if (!sys_.tunables.shadow_reclaim_allowed) return;
+  std::vector<ObjectWindow>& windows = reclaim_windows_;  // reused: no allocation per op
+  windows.clear();
+  for (const auto& map : tasks_) {
+    if (!map) continue;
+    for (const auto& [start, e] : map->entries)
+      if (e.object != nullptr) windows.push_back({e.object->id, e.offset, e.offset + (e.end - start)});
+  }
+  for (const Handle& h : copies_) {
+    if (!h.present || h.copy == nullptr) continue;
+    for (const VmMapCopyEntry& ce : h.copy->entries)
+      if (ce.object != nullptr)
+        windows.push_back({ce.object->id, ce.offset, ce.offset + (ce.end - ce.start)});
+  }
+  vm_object_reclaim_unseen(sys_, windows);
 }
 
 // --- Copies --------------------------------------------------------------------------------------
@@ -244,6 +264,7 @@ kern_return_t Kernel::vm_copy(unsigned t, uint64_t src, uint64_t size, uint64_t 
   if (kr != KERN_SUCCESS) return kr;
   kr = vm_map_copy_overwrite(map, dst, copy);
   vm_map_copy_discard(sys_, copy);
+  reclaim_unseen_pages();
   return kr;
 }
 
@@ -263,6 +284,7 @@ kern_return_t Kernel::vm_write(unsigned t, uint64_t addr, unsigned c) {
   copies_[c] = Handle{};
   kern_return_t kr = vm_map_copy_overwrite(task_map_ref(t), addr, copy);
   vm_map_copy_discard(sys_, copy);
+  reclaim_unseen_pages();
   return kr;
 }
 
@@ -277,6 +299,7 @@ void Kernel::discard(unsigned c) {
   assert(copy_exists(c) && "discard: no such handle");
   vm_map_copy_discard(sys_, copies_[c].copy);
   copies_[c] = Handle{};
+  reclaim_unseen_pages();
 }
 
 // --- Memory objects ------------------------------------------------------------------------------

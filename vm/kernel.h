@@ -193,6 +193,9 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   VmMap& task_map_ref(unsigned t);
   /// Load task t's pmap on cpu; false when no frame is free for the pmap.
   bool switch_to(unsigned t, unsigned cpu);
+  /// After an op that drops map or copy references: hand every entry's and copy entry's
+  /// window to vm_object_reclaim_unseen (pages no referrer can see any more go).
+  void reclaim_unseen_pages();
 
   struct Handle {
     bool present = false;
@@ -209,6 +212,7 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   std::array<std::unique_ptr<VmMap>, kMaxNames> tasks_;
   std::array<Handle, kMaxNames> copies_;
   std::vector<int> cpu_task_;  // task whose pmap is loaded on each CPU, -1 none
+  std::vector<ObjectWindow> reclaim_windows_;  // scratch of reclaim_unseen_pages
 };
 
 }  // namespace vmfuzz::vm

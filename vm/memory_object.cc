@@ -237,7 +237,7 @@ VmObject* vm_object_copy_call(VmSystem& sys, VmObject* src, uint64_t offset, uin
   n->pager = pager.get();
   n->owned_pager = std::move(pager);
   n->pager_created = n->pager_initialized = n->pager_ready = true;
-  n->shadow = src;
+  vm_object_set_shadow(n, src);
   vm_object_reference(src);
   n->shadow_offset = offset;
   // Write-lock the source's resident pages: their next write asks the manager first.
@@ -317,7 +317,7 @@ static void detach_delay_copy(VmSystem& sys, VmObject* src, const std::vector<ui
     c->pager->data_return(off + c->paging_offset, buf.data());
   }
   src->copy = nullptr;
-  c->shadow = nullptr;
+  vm_object_set_shadow(c, nullptr);
   c->shadow_offset = 0;
   --src->ref_count;  // the copy's shadow reference (the caller holds another)
 }
@@ -337,7 +337,7 @@ static void detach_call_copies(VmSystem& sys, ManagerPager& manager, VmObject* s
       if (!c->lacks(off) || vm_page_lookup(n, off - c->src_offset()) != nullptr) continue;
       if (vm_object_read_page(sys, src, off, buf.data()) == KERN_SUCCESS) c->save(off, buf.data());
     }
-    n->shadow = nullptr;
+    vm_object_set_shadow(n, nullptr);
     n->shadow_offset = 0;
     --src->ref_count;
     manager.forget(c);

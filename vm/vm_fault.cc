@@ -98,6 +98,10 @@ kern_return_t fault_copy_up(VmSystem& sys, FaultState& fs) {
   vm_page_insert(sys, copy_m, fs.first_object, fs.first_offset);
   copy_m->dirty = true;
   copy_m->busy = true;
+  // The lower page may now be hidden from every viewer of its object (when only
+  // shadowers still see it): then it goes at once instead of waiting for a collapse.
+  if (fs.object->ref_count > 0 && size_t(fs.object->ref_count) == fs.object->shadowers.size())
+    vm_object_free_if_hidden(sys, old);
   fs.object = fs.first_object;
   fs.offset = fs.first_offset;
   fs.page = copy_m;

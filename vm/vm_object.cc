@@ -12,6 +12,7 @@
 #include "vm/vm_object.h"
 #include "vm/bugs.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 
@@ -19,8 +20,29 @@
 
 namespace vmfuzz::vm {
 
-VmSystem::VmSystem(machine::Machine& m, pmap::PmapDomain& d) : machine(m), domain(d) {
+// Under AddressSanitizer, the vm_page_array slot of a free frame is poisoned, so a use of
+// a freed page is still reported as a heap-use-after-free would have been when pages
+// came from new/delete.
+#if defined(__SANITIZE_ADDRESS__)
+#define VMFUZZ_VM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VMFUZZ_VM_ASAN 1
+#endif
+#endif
+#ifdef VMFUZZ_VM_ASAN
+#include <sanitizer/asan_interface.h>
+#define VMFUZZ_PAGE_POISON(p) ASAN_POISON_MEMORY_REGION((p), sizeof(VmPage))
+#define VMFUZZ_PAGE_UNPOISON(p) ASAN_UNPOISON_MEMORY_REGION((p), sizeof(VmPage))
+#else
+#define VMFUZZ_PAGE_POISON(p) ((void)(p))
+#define VMFUZZ_PAGE_UNPOISON(p) ((void)(p))
+#endif
+
+VmSystem::VmSystem(machine::Machine& m, pmap::PmapDomain& d)
+    : machine(m), domain(d), vm_page_array(m.memory().frame_count()) {
   page_of_frame.assign(m.memory().frame_count(), nullptr);
+  for (VmPage& p : vm_page_array) VMFUZZ_PAGE_POISON(&p);
 }
 
 VmSystem::~VmSystem() {
@@ -30,11 +52,12 @@ VmSystem::~VmSystem() {
     (void)id;
     while (VmPage* p = obj->pages.lower_bound(0)) {
       obj->pages.remove(p->offset >> kPageShift);
-      delete p;
+      if (!vm_page_in_array(*this, p)) delete p;
     }
     delete obj;
   }
   objects.clear();
+  for (VmPage& p : vm_page_array) VMFUZZ_PAGE_UNPOISON(&p);
 }
 
 // --- Pages ----------------------------------------------------------------------------------
@@ -46,7 +69,9 @@ VmPage* vm_page_grab(VmSystem& sys) {
     if (!vm_page_reclaim(sys)) return nullptr;
     f = sys.machine.memory().alloc_frame(machine::FrameUse::VmPage);
   }
-  auto* p = new VmPage;
+  VmPage* p = &sys.vm_page_array[f];
+  VMFUZZ_PAGE_UNPOISON(p);
+  *p = VmPage{};
   p->frame = f;
   sys.page_of_frame[f] = p;
   ++sys.counters.pages_grabbed;
@@ -69,7 +94,10 @@ void vm_page_free(VmSystem& sys, VmPage* p) {
     sys.machine.memory().free_frame(p->frame);
     ++sys.counters.pages_freed;
   }
-  delete p;
+  if (vm_page_in_array(sys, p))
+    VMFUZZ_PAGE_POISON(p);
+  else
+    delete p;
 }
 
 static void page_enter_object(VmPage* p, VmObject* object, uint64_t offset) {
@@ -153,7 +181,10 @@ void vm_object_cache_remove(VmSystem& sys, VmObject* object) {
 void vm_object_deallocate(VmSystem& sys, VmObject* object) {
   while (object != nullptr) {
     assert(object->ref_count > 0 && "vm_object_deallocate: reference count underflow");
-    if (--object->ref_count > 0) return;
+    if (--object->ref_count > 0) {
+      vm_object_shadow_reclaim(sys, object);
+      return;
+    }
     if (object->can_persist && object->resident_page_count > 0 && !object->pager_lost) {
       // Keep it for a later vm_object_enter; trim the oldest beyond the bound.
       assert(object->shadow == nullptr && "vm_object_deallocate: cached object with a shadow");
@@ -181,8 +212,12 @@ void vm_object_terminate(VmSystem& sys, VmObject* object) {
   for (VmObject* c : sys.cached)
     assert(c != object && "vm_object_terminate: object still in the cache");
 #endif
+  assert(object->shadowers.empty() && "vm_object_terminate: object still shadowed");
   object->alive = false;
   if (object->shadow != nullptr && object->shadow->copy == object) object->shadow->copy = nullptr;
+  // The shadow reference itself is released by the caller, who read the pointer first
+  // (Mach); the link goes now.
+  vm_object_set_shadow(object, nullptr);
   while (VmPage* p = object->pages.lower_bound(0)) {
     if (!object->temporary && object->pager != nullptr && !p->private_page) {
       // Permanent objects: what was written reaches the manager (data_return).
@@ -202,11 +237,186 @@ void vm_object_terminate(VmSystem& sys, VmObject* object) {
 void vm_object_shadow(VmSystem& sys, VmObject** object, uint64_t* offset, uint64_t length) {
   VmObject* source = *object;
   VmObject* result = vm_object_allocate(sys, length);
-  result->shadow = source;  // the caller's reference moves here
+  vm_object_set_shadow(result, source);  // the caller's reference moves here
   result->shadow_offset = *offset;
   *object = result;
   *offset = 0;
   ++sys.counters.shadows;
+}
+
+void vm_object_set_shadow(VmObject* object, VmObject* shadow) {
+  if (object->shadow == shadow) return;
+  if (VmObject* old = object->shadow) {
+    auto it = std::find(old->shadowers.begin(), old->shadowers.end(), object);
+    assert(it != old->shadowers.end() && "vm_object_set_shadow: not on its shadow's list");
+    old->shadowers.erase(it);
+  }
+  object->shadow = shadow;
+  if (shadow != nullptr) shadow->shadowers.push_back(object);
+}
+
+// --- Shadow-only objects ----------------------------------------------------------------
+//
+// An object whose every reference is a shadower's is seen only through those shadowers,
+// each through its window [shadow_offset, shadow_offset + size) and only where it has no
+// resident page of its own. Such an object can gain no new viewer: a new shadow or copy
+// needs a reference held by a map entry or a copy; a bypass makes the bypassing object a
+// shadower only where the bypassed one showed this object; a collapse narrows windows.
+// And a shadower's page never vanishes while its offset is visible: pages of an object
+// with a shadow are paged out to its pager, never dropped (vm_pageout.cc), and are freed
+// otherwise only with the object or outside its window. So a page every shadower hides
+// now stays hidden for good, and can be freed.
+
+/// May pages of `object` be reclaimed as hidden? Internal memory only (a permanent
+/// object's dirty pages belong to its manager), nothing in flight, only shadowers left.
+/// A live source's copy object is left alone: its source's writable pages are allowed only
+/// where it holds the pushed page [invariant no_cow_breach], hidden or not.
+static bool shadow_only(const VmSystem& sys, const VmObject* object) {
+  return sys.tunables.shadow_reclaim_allowed && object->alive && object->internal &&
+         !object->can_persist && !object->pager_lost && object->paging_in_progress == 0 &&
+         object->ref_count > 0 && size_t(object->ref_count) == object->shadowers.size() &&
+         (object->shadow == nullptr || object->shadow->copy != object);
+}
+
+/// Does every shadower of object hide `offset` (outside its window, or a resident page)?
+static bool hidden_from_shadowers(const VmObject* object, uint64_t offset) {
+  for (const VmObject* s : object->shadowers) {
+    if (offset < s->shadow_offset || offset - s->shadow_offset >= s->size) continue;
+    if (vm_page_lookup(s, offset - s->shadow_offset) == nullptr) return false;
+  }
+  return true;
+}
+
+bool vm_object_free_if_hidden(VmSystem& sys, VmPage* p) {
+  VmObject* object = p->object;
+  if (object == nullptr || !shadow_only(sys, object) || p->busy || p->wire_count != 0 ||
+      !hidden_from_shadowers(object, p->offset))
+    return false;
+  vm_page_free(sys, p);
+  ++sys.counters.hidden_pages_freed;
+  return true;
+}
+
+namespace {
+
+/// The referrers of every object named by a window: the windows sorted by (object id,
+/// start), so an object's windows are one run found by binary search (no allocation per
+/// object), and whether they and its shadowers account for all of its references.
+struct Referrers {
+  const std::vector<ObjectWindow>& sorted;
+  /// [first, last) of id's windows in `sorted`.
+  std::pair<size_t, size_t> run(uint64_t id) const {
+    auto lo = std::lower_bound(sorted.begin(), sorted.end(), id,
+                               [](const ObjectWindow& w, uint64_t v) { return w.object_id < v; });
+    auto hi = lo;
+    while (hi != sorted.end() && hi->object_id == id) ++hi;
+    return {size_t(lo - sorted.begin()), size_t(hi - sorted.begin())};
+  }
+  bool accounted(const VmObject* o) const {
+    auto [lo, hi] = run(o->id);
+    return size_t(o->ref_count) == (hi - lo) + o->shadowers.size();
+  }
+  bool in_window(const VmObject* o, uint64_t offset) const {
+    auto [lo, hi] = run(o->id);
+    for (size_t k = lo; k < hi; ++k)
+      if (sorted[k].start <= offset && offset < sorted[k].end) return true;
+    return false;
+  }
+};
+
+constexpr unsigned kSeenDepth = 8;  // beyond this many shadower levels: assume seen
+
+/// Can anything see offset `offset` of `o` (its own page, or what lies below it)? A window
+/// holding it, or a shadower whose window holds it, that has no page of its own there, and
+/// that something sees there in turn. Objects with references unaccounted for are seen
+/// wherever their own window (size) reaches.
+bool offset_seen(const Referrers& r, const VmObject* o, uint64_t offset, unsigned depth) {
+  if (!r.accounted(o) || depth >= kSeenDepth) return true;
+  if (r.in_window(o, offset)) return true;
+  for (const VmObject* s : o->shadowers) {
+    if (offset < s->shadow_offset || offset - s->shadow_offset >= s->size) continue;
+    const uint64_t so = offset - s->shadow_offset;
+    if (vm_page_lookup(s, so) != nullptr) continue;  // s shows its own page there
+    if (offset_seen(r, s, so, depth + 1)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+/// Free the pages of `object` in [lo, hi) that no shadower lacking them can see.
+static void free_unseen_in(VmSystem& sys, const Referrers& r, VmObject* object, uint64_t lo,
+                           uint64_t hi) {
+  for (VmPage* p = vm_page_next(object, lo); p != nullptr && p->offset < hi;) {
+    const uint64_t off = p->offset, next = off + kPageSize;
+    bool seen = p->busy || p->wire_count != 0;
+    for (const VmObject* s : object->shadowers) {
+      if (seen) break;
+      if (off < s->shadow_offset || off - s->shadow_offset >= s->size) continue;
+      const uint64_t so = off - s->shadow_offset;
+      seen = vm_page_lookup(s, so) == nullptr && offset_seen(r, s, so, 1);
+    }
+    if (!seen) {
+      vm_page_free(sys, p);
+      ++sys.counters.hidden_pages_freed;
+    }
+    if (next == 0) break;  // the last page of the offset space
+    p = vm_page_next(object, next);
+  }
+}
+
+void vm_object_reclaim_unseen(VmSystem& sys, std::vector<ObjectWindow>& windows) {
+  if (!sys.tunables.shadow_reclaim_allowed) return;
+  std::sort(windows.begin(), windows.end(), [](const ObjectWindow& a, const ObjectWindow& b) {
+    return a.object_id != b.object_id ? a.object_id < b.object_id : a.start < b.start;
+  });
+  const Referrers r{windows};
+  size_t next_run = 0;  // objects and windows are both in id order: walk them together
+  for (auto& [id, object] : sys.objects) {
+    while (next_run < windows.size() && windows[next_run].object_id < id) ++next_run;
+    size_t lo = next_run, hi = lo;
+    while (hi < windows.size() && windows[hi].object_id == id) ++hi;
+    next_run = hi;
+    // Every reference known, and shadow_only's other conditions.
+    const VmObject* o = object;
+    if (o->resident_page_count == 0 || size_t(o->ref_count) != (hi - lo) + o->shadowers.size() ||
+        !o->alive || !o->internal || o->can_persist || o->pager_lost ||
+        o->paging_in_progress != 0 || (o->shadow != nullptr && o->shadow->copy == o))
+      continue;
+    // An object mapped by one entry alone keeps the pages past the end of its window:
+    // vm_object_coalesce may extend that entry over them, and removes them itself then
+    // (Mach's rule; the bug catalogue's coalesce_keeps_stale lives there).
+    const uint64_t limit = object->ref_count == 1 && hi - lo == 1 ? windows[lo].end : UINT64_MAX;
+    // Visit only the gaps between the windows (sorted by start): the cost is the windows
+    // plus the pages outside them, not the object's resident pages.
+    uint64_t gap = 0;
+    for (size_t k = lo; k <= hi && gap < limit; ++k) {
+      const uint64_t gap_end = std::min(limit, k < hi ? windows[k].start : UINT64_MAX);
+      if (gap < gap_end) free_unseen_in(sys, r, object, gap, gap_end);
+      if (k < hi) gap = std::max(gap, windows[k].end);
+    }
+  }
+}
+
+void vm_object_shadow_reclaim(VmSystem& sys, VmObject* object) {
+  if (!shadow_only(sys, object)) return;
+  if (object->ref_count == 1) {
+    // One shadower holds the only reference: FreeBSD's vm_object_deallocate collapses it
+    // into that shadower at once; GNU Mach waits for the shadower's next copy-up.
+    VmObject* parent = object->shadowers.front();
+    const uint64_t id = object->id;
+    vm_object_collapse(sys, parent);
+    if (sys.objects.count(id) == 0) {
+      ++sys.counters.deallocate_collapses;
+      return;
+    }
+    if (!shadow_only(sys, object)) return;
+  }
+  for (VmPage* p = vm_page_next(object, 0); p != nullptr;) {
+    uint64_t next = p->offset + kPageSize;
+    vm_object_free_if_hidden(sys, p);
+    p = vm_page_next(object, next);
+  }
 }
 
 bool vm_object_copy_temporary(VmSystem& sys, VmObject** object, bool* src_needs_copy,
@@ -249,10 +459,10 @@ VmObject* vm_object_copy_delayed(VmSystem& sys, VmObject* src) {
     // The old copy will receive no more pushes: it shadows the new copy instead.
     --src->ref_count;
     assert(src->ref_count > 0 && "vm_object_copy_delayed: source lost its last reference");
-    old_copy->shadow = new_copy;
+    vm_object_set_shadow(old_copy, new_copy);
     ++new_copy->ref_count;
   }
-  new_copy->shadow = src;
+  vm_object_set_shadow(new_copy, src);
   new_copy->shadow_offset = 0;
   new_copy->shadowed = true;  // the caller maps it needs_copy
   ++src->ref_count;
@@ -292,12 +502,12 @@ static void collapse_backing(VmSystem& sys, VmObject* parent, VmObject* backing)
     p = vm_page_next(backing, next);
   }
   // The backing object's shadow reference moves to the parent.
-  parent->shadow = backing->shadow;
+  vm_object_set_shadow(parent, backing->shadow);
   parent->shadow_offset += backing->shadow_offset;
   if (VMFUZZ_BUG_ON(ShadowOffsetTwice)) parent->shadow_offset += backing->shadow_offset;
   assert((parent->shadow == nullptr || parent->shadow->copy == nullptr) &&
          "vm_object_collapse: new shadow has a copy object");
-  backing->shadow = nullptr;
+  vm_object_set_shadow(backing, nullptr);
   if (backing->copy == parent) backing->copy = nullptr;
   backing->ref_count = 0;
   vm_object_terminate(sys, backing);
@@ -320,38 +530,78 @@ static bool parent_covers_backing(const VmObject* parent, const VmObject* backin
   return true;
 }
 
-CollapseResult vm_object_collapse(VmSystem& sys, VmObject* object) {
+/// One link of vm_object_collapse: collapse or bypass `backing` under `object`, or refuse
+/// (Mach's tests, in Mach's order).
+static CollapseResult collapse_link(VmSystem& sys, VmObject* object, VmObject* backing) {
+  if (!backing->internal || backing->paging_in_progress != 0) return CollapseResult::Refused;
+  // The backing object must not be (or shadow something with) a copy object: pushes
+  // would have to reach two objects (Mach's conservative test).
+  if (backing->shadow != nullptr && backing->shadow->copy != nullptr)
+    return CollapseResult::Refused;
+  if (backing->ref_count == 1) {
+    // GNU Mach moves the backing object's pager up; here it stays (mach-departures.md).
+    if (backing->pager_created) return CollapseResult::Refused;
+    collapse_backing(sys, object, backing);
+    return CollapseResult::Collapsed;
+  }
+  if (!sys.tunables.bypass_allowed || backing->pager_created) return CollapseResult::Refused;
+  if (!parent_covers_backing(object, backing)) return CollapseResult::Refused;
+  vm_object_set_shadow(object, backing->shadow);
+  vm_object_reference(object->shadow);
+  object->shadow_offset += backing->shadow_offset;
+  if (backing->copy == object) backing->copy = nullptr;
+  assert(backing->ref_count > 1 && "vm_object_collapse: bypassed object would die");
+  --backing->ref_count;
+  ++sys.counters.bypasses;
+  return CollapseResult::Bypassed;
+}
+
+/// The loop of vm_object_collapse. Appends to *changed the ids of objects whose shadowers
+/// now see less of them: a bypassed object (one shadower fewer) and a collapsed object's
+/// new backing object (its new shadower, the parent, holds the moved pages).
+static CollapseResult collapse_chain(VmSystem& sys, VmObject* object,
+                                     std::vector<uint64_t>* changed) {
   CollapseResult result = CollapseResult::Nothing;
-  if (!sys.tunables.collapse_allowed) return CollapseResult::Refused;
   for (;;) {
     if (object == nullptr || object->pager_created || object->paging_in_progress != 0 ||
         object->absent_count != 0)
       return result;
     VmObject* backing = object->shadow;
     if (backing == nullptr) return result;
-    if (!backing->internal || backing->paging_in_progress != 0) return CollapseResult::Refused;
-    // The backing object must not be (or shadow something with) a copy object: pushes
-    // would have to reach two objects (Mach's conservative test).
-    if (backing->shadow != nullptr && backing->shadow->copy != nullptr)
-      return CollapseResult::Refused;
-    if (backing->ref_count == 1) {
-      // GNU Mach moves the backing object's pager up; here it stays (mach-departures.md).
-      if (backing->pager_created) return CollapseResult::Refused;
-      collapse_backing(sys, object, backing);
-      result = CollapseResult::Collapsed;
-      continue;
+    const uint64_t backing_id = backing->id;
+    switch (collapse_link(sys, object, backing)) {
+      case CollapseResult::Collapsed:
+        result = CollapseResult::Collapsed;
+        if (object->shadow != nullptr) changed->push_back(object->shadow->id);
+        continue;  // object has a new backing object: try that link
+      case CollapseResult::Bypassed:
+        result = CollapseResult::Bypassed;
+        changed->push_back(backing_id);
+        continue;
+      case CollapseResult::Refused:
+      case CollapseResult::Nothing:
+        // This link stays. Links further down may still be taken (XNU: "try and
+        // collapse the rest of the shadow chain"); GNU Mach returns here, leaving
+        // collapsible objects below a shared one (docs/mach-departures.md).
+        if (result == CollapseResult::Nothing) result = CollapseResult::Refused;
+        object = backing;
+        continue;
     }
-    if (!sys.tunables.bypass_allowed || backing->pager_created) return CollapseResult::Refused;
-    if (!parent_covers_backing(object, backing)) return CollapseResult::Refused;
-    object->shadow = backing->shadow;
-    vm_object_reference(object->shadow);
-    object->shadow_offset += backing->shadow_offset;
-    if (backing->copy == object) backing->copy = nullptr;
-    assert(backing->ref_count > 1 && "vm_object_collapse: bypassed object would die");
-    --backing->ref_count;
-    ++sys.counters.bypasses;
-    result = CollapseResult::Bypassed;
   }
+}
+
+CollapseResult vm_object_collapse(VmSystem& sys, VmObject* object) {
+  if (!sys.tunables.collapse_allowed) return CollapseResult::Refused;
+  std::vector<uint64_t> changed;
+  CollapseResult result = collapse_chain(sys, object, &changed);
+  // Objects left to their shadowers alone may now hide pages from all of them (or have a
+  // single shadower to collapse into). Each such step removes a link or pages, so the
+  // recursion ends.
+  for (uint64_t id : changed) {
+    auto it = sys.objects.find(id);
+    if (it != sys.objects.end()) vm_object_shadow_reclaim(sys, it->second);
+  }
+  return result;
 }
 
 // --- Coalesce, page removal, pmap helpers ---------------------------------------------------

@@ -31,6 +31,13 @@
 // freed (collapse); otherwise, if the parent already supplies every page of B it can
 // see, the parent points past B (bypass). Both are switchable (Tunables) and counted.
 //
+// Shadowers and reclaim: each object lists the objects that shadow it (`shadowers`,
+// kept by vm_object_set_shadow). An object referenced by its shadowers alone is seen
+// only through them; when a reference drop leaves it so, it is collapsed into a single
+// shadower, or the pages every shadower hides are freed (vm_object_shadow_reclaim), and
+// after ops that drop map or copy references the kernel frees pages no referrer's window
+// reaches (vm_object_reclaim_unseen). docs/mach-departures.md G1-G4.
+//
 // Pagers: an internal object gets a default-pager store on its first pageout
 // (vm_object_pager_create); an external object (memory_object.h) is served by its
 // manager from the start. A fault asks an object's pager before looking further down
@@ -136,6 +143,11 @@ struct VmObject {
                                    //     contents are unknown; faults zero-fill
   PageTree pages;                  // [c,f] resident pages by offset >> 12
   unsigned resident_page_count = 0;  // [c,f] [invariant resident_counts]
+  /// Objects whose `shadow` is this one, in the order they were linked (FreeBSD's
+  /// shadow_head / shadow_count). Changed only by vm_object_set_shadow. Each is one of
+  /// the counted references, so ref_count == shadowers.size() means that no map entry,
+  /// copy in flight or hold references the object: only its shadowers can see it.
+  std::vector<VmObject*> shadowers;  // [c]
 };
 
 /// Counters, one per mechanism (benchmarks, coverage feedback, tests).
@@ -174,12 +186,19 @@ struct VmCounters {
   uint64_t unlocks = 0;            // data_unlock requests (write to a write-locked page)
   uint64_t device_pages_mapped = 0;    // private pages made by vm_object_page_map
   uint64_t device_pages_released = 0;  // private pages dropped (their frames stay the device's)
+  uint64_t deallocate_collapses = 0;  // collapses started by a reference drop (one shadower left)
+  uint64_t hidden_pages_freed = 0;    // pages of shadow-only objects no shadower can see
 };
 
 /// Optimizations that can be switched off; switching never changes what a task observes.
 struct VmTunables {
   bool collapse_allowed = true;  // vm_object_collapse_allowed
   bool bypass_allowed = true;    // vm_object_collapse_bypass_allowed
+  /// Reclaim shadow-only objects (docs/mach-departures.md): when a reference drop leaves
+  /// an object referenced by its shadowers alone, collapse it into its one shadower, or
+  /// free the pages every shadower hides; after a copy-up, free the lower page when no
+  /// shadower of its object can see it any more.
+  bool shadow_reclaim_allowed = true;
 };
 
 /// The machine-independent VM's global state (Mach keeps these in globals).
@@ -194,6 +213,12 @@ class VmSystem {
   pmap::PmapDomain& domain;
   std::map<uint64_t, VmObject*> objects;  // live objects by id (owning)
   uint64_t next_object_id = 1;
+  /// Mach's vm_page_array: one VmPage per frame of physical memory, made once with the
+  /// system; vm_page_grab hands out the structure of the frame it allocates, so a fault
+  /// never allocates heap memory for a page. Pages outside this array (fictitious pages,
+  /// whose frame is not a RAM frame) are made and freed by their owners;
+  /// vm_page_in_array tells them apart.
+  std::vector<VmPage> vm_page_array;
   std::vector<VmPage*> page_of_frame;     // frame -> resident page (or nullptr)
   PageQueue active{VmPage::Queue::Active};
   PageQueue inactive{VmPage::Queue::Inactive};
@@ -214,6 +239,10 @@ class VmSystem {
 /// evicts pages (vm_pageout_scan) that are not busy. Results: nullptr when no frame can be
 /// freed. The page belongs to no object and no queue.
 VmPage* vm_page_grab(VmSystem& sys);
+/// Is p the vm_page_array structure of its frame (rather than a page made elsewhere)?
+inline bool vm_page_in_array(const VmSystem& sys, const VmPage* p) {
+  return p->frame < sys.vm_page_array.size() && &sys.vm_page_array[p->frame] == p;
+}
 /// Free a page: remove every mapping of its frame (all pmaps), take it out of its object
 /// and queue, release the frame (a private device page releases only its structure: the
 /// frame stays the device's). Conditions: page not busy; wired only if private.
@@ -257,6 +286,50 @@ void vm_object_deallocate(VmSystem& sys, VmObject* object);
 /// Conditions: ref_count == 0; no copy object (a copy holds a reference).
 void vm_object_terminate(VmSystem& sys, VmObject* object);
 
+/// Purpose:    Point object's shadow at `shadow` (or nothing), moving object from its old
+///             shadow's shadower list to the new one's. Offsets and references are the
+///             caller's business. Every change of VmObject::shadow goes through here.
+void vm_object_set_shadow(VmObject* object, VmObject* shadow);
+
+/// Purpose:    The object has just lost a reference and is still referenced. When every
+///             remaining reference is a shadower's (ref_count == shadowers.size()): with
+///             one shadower, collapse the object into it (vm_object_collapse of the
+///             shadower); if the object is still there, free each page that every shadower
+///             hides — outside the shadower's window [shadow_offset, shadow_offset + size)
+///             or under a resident page of the shadower. Nothing a task can read changes.
+/// Conditions: entry: object alive, ref_count > 0; no page busy but a fault's result page
+///             (which is never in a shadow-only object: an entry maps its object); never
+///             inside a collapse step (vm_object_collapse calls it once its loop is done,
+///             for the objects whose shadowers changed). The object may be destroyed on
+///             return.
+/// Tunables:   shadow_reclaim_allowed (and collapse_allowed, bypass_allowed).
+/// Counters:   deallocate_collapses, hidden_pages_freed.
+void vm_object_shadow_reclaim(VmSystem& sys, VmObject* object);
+
+/// A window [start, end) of an object (by id) that a map entry or a copy-handle entry sees.
+struct ObjectWindow {
+  uint64_t object_id = 0;
+  uint64_t start = 0, end = 0;
+};
+
+/// Purpose:    Free the resident pages that no referrer of their object can see, for
+///             objects that have shadowers and whose every reference is accounted for:
+///             ref_count == (windows naming it) + shadowers.size(). A page is seen when a
+///             window holds its offset, or a shadower's window holds it and the shadower has
+///             no resident page there. `windows` lists every map entry and copy-handle entry
+///             (the caller, which owns the maps and handles, gathers them; any order).
+///             Nothing a task can read changes (see vm_object.cc, "Shadow-only objects").
+///             Objects without shadowers keep Mach's rule (vm_map_entry_delete frees the
+///             removed range when ref_count == 1).
+/// Conditions: between ops: no page busy, no fault in progress.
+/// Tunables:   shadow_reclaim_allowed. Counters: hidden_pages_freed.
+void vm_object_reclaim_unseen(VmSystem& sys, std::vector<ObjectWindow>& windows);
+
+/// Purpose:    Free page p of a shadow-only object (ref_count == shadowers.size()) if every
+///             shadower hides its offset. Results: true when p was freed.
+/// Conditions: p not busy. Tunable: shadow_reclaim_allowed. Counter: hidden_pages_freed.
+bool vm_object_free_if_hidden(VmSystem& sys, VmPage* p);
+
 /// Purpose:    Make `*object` (its window [*offset, *offset + length)) copy-on-write behind
 ///             a new shadow: on return *object is a new object of `length` bytes shadowing
 ///             the old one at the old offset, and *offset is 0. The caller's reference moves
@@ -288,10 +361,17 @@ enum class CollapseResult : uint8_t { Nothing, Collapsed, Bypassed, Refused };
 /// Purpose:    Shorten object's shadow chain, link by link: collapse the backing object B
 ///             when object holds its only reference (pages object can see and lacks move
 ///             up, the rest are freed, B is destroyed), or bypass B when object already
-///             supplies every page of B it can see. Repeats down the chain.
+///             supplies every page of B it can see. Repeats down the chain; a link that
+///             can be neither collapsed nor bypassed is stepped over (B becomes the parent
+///             of the next link, as XNU does), so links below a shared object are taken too.
 /// Conditions: entry: object referenced; exit: every byte seen through object unchanged.
 ///             never: allocates a frame.
-/// Results:    what the last step did. Tunables: collapse_allowed, bypass_allowed.
+///             Afterwards, objects whose shadowers now see less of them (bypassed ones,
+///             and the new backing object of a collapse) go through
+///             vm_object_shadow_reclaim.
+/// Results:    Collapsed or Bypassed if any link was taken (the last such step), else
+///             Refused if a link was refused, else Nothing.
+///             Tunables: collapse_allowed, bypass_allowed.
 /// Counters:   collapses, bypasses, collapse_pages_moved.
 CollapseResult vm_object_collapse(VmSystem& sys, VmObject* object);
 

@@ -11,6 +11,9 @@
 // (lower_bound) deterministic and proportional to the pages present, not to the object
 // size: a 4 GiB sparse object with three pages costs three steps to scan.
 //
+// The structures themselves live in VmSystem::vm_page_array, one per RAM frame, made once
+// (Mach's vm_page_array): grabbing a page never allocates heap memory.
+//
 // Pages also sit on one of two queues (active, inactive), intrusive doubly-linked lists
 // kept in insertion order; the pageout scan (vm_pageout.cc) takes inactive pages first, then active ones. Page grab/free and
 // insertion into objects live in vm_object.h (they need the VM system's frame

@@ -342,6 +342,9 @@ TEST_F(VmTest, ForkCopyOfSharedRegionUsesCopyObject) {
 // --- Collapse and bypass --------------------------------------------------------------------
 
 TEST_F(VmTest, CollapseMovesExactlyThePagesTheParentLacks) {
+  // GNU Mach's path: the collapse waits for the parent's next copy-up (the reclaim at the
+  // reference drop, tested below, would take O at terminate already).
+  k->tunables().shadow_reclaim_allowed = false;
   alloc(0, 0x10000, 4 * P);
   put(0, 0x10000, "A");
   put(0, 0x11000, "B");
@@ -368,6 +371,110 @@ TEST_F(VmTest, CollapseMovesExactlyThePagesTheParentLacks) {
   EXPECT_EQ(get(0, 0x11000, 1), "b");
   EXPECT_EQ(get(0, 0x12000, 1), "C");
   EXPECT_EQ(get(0, 0x13000, 1), zeros(1));
+}
+
+// What if the child dies while the parent's shadow still leaves the old object in its
+// chain? The old object is then referenced by that shadow alone: it collapses at once.
+TEST_F(VmTest, WhatIfTheLastOtherReferenceGoesTheObjectCollapsesIntoItsShadower) {
+  alloc(0, 0x10000, 4 * P);
+  put(0, 0x10000, "A");
+  put(0, 0x11000, "B");
+  put(0, 0x12000, "C");
+  uint64_t o = entry_at(0, 0x10000).object;
+  k->fork(0, 1);
+  put(0, 0x10000, "a");
+  uint64_t p = entry_at(0, 0x10000).object;
+  EXPECT_EQ(obj(p).shadow, o);
+  EXPECT_EQ(k->counters().collapses, 0u);
+  k->terminate(1);  // O's last reference but P's shadow pointer goes: collapse now
+  EXPECT_EQ(k->counters().collapses, 1u);
+  EXPECT_EQ(k->counters().deallocate_collapses, 1u);
+  EXPECT_EQ(k->counters().collapse_pages_moved, 2u);  // B and C; P has its own page 0
+  EXPECT_FALSE(k->object_info(o).has_value());
+  EXPECT_EQ(obj(p).shadow, 0u);
+  EXPECT_EQ(get(0, 0x10000, 1), "a");
+  EXPECT_EQ(get(0, 0x11000, 1), "B");
+  EXPECT_EQ(get(0, 0x12000, 1), "C");
+  EXPECT_EQ(get(0, 0x13000, 1), zeros(1));
+  expect_clean("after the collapse");
+}
+
+// What if an object is left to two shadowers with narrow windows? Pages outside both
+// windows go when the last entry goes; a page goes at copy-up once both shadowers hold it.
+TEST_F(VmTest, WhatIfOnlyShadowersSeeAnObjectThePagesTheyAllHideAreFreed) {
+  alloc(0, 0x10000, 4 * P);
+  for (unsigned i = 0; i < 4; i++) put(0, 0x10000 + i * P, std::string(1, char('0' + i)));
+  uint64_t o = entry_at(0, 0x10000).object;
+  k->fork(0, 1);
+  k->fork(0, 2);
+  ASSERT_EQ(k->deallocate(1, 0x12000, 2 * P), KERN_SUCCESS);  // t1 keeps pages 0-1
+  ASSERT_EQ(k->deallocate(2, 0x12000, 2 * P), KERN_SUCCESS);  // t2 too
+  put(1, 0x10000, "x");  // t1's shadow S1: window [0, 2 pages), page 0
+  put(2, 0x11000, "y");  // t2's shadow S2: window [0, 2 pages), page 1
+  EXPECT_EQ(k->counters().hidden_pages_freed, 0u);
+  k->terminate(0);  // O: referenced by S1 and S2 only; pages 2 and 3 are outside both
+  EXPECT_EQ(k->counters().hidden_pages_freed, 2u);
+  EXPECT_TRUE(has_page(o, 0));   // S2 still sees it
+  EXPECT_TRUE(has_page(o, P));   // S1 still sees it
+  EXPECT_FALSE(has_page(o, 2 * P));
+  EXPECT_FALSE(has_page(o, 3 * P));
+  EXPECT_EQ(get(1, 0x11000, 1), "1");
+  EXPECT_EQ(get(2, 0x10000, 1), "0");
+  const uint64_t bypasses = k->counters().bypasses, collapses = k->counters().collapses;
+  // S1 copies page 1 up: S1 and S2 now both hide O's page 1, which goes at once. Then S1
+  // supplies all it sees of O and bypasses it; O is left to S2 alone and collapses into it.
+  put(1, 0x11000, "z");
+  EXPECT_EQ(k->counters().hidden_pages_freed, 3u);
+  EXPECT_EQ(k->counters().bypasses, bypasses + 1);
+  EXPECT_EQ(k->counters().collapses, collapses + 1);
+  EXPECT_FALSE(k->object_info(o).has_value());
+  EXPECT_EQ(get(1, 0x10000, 1) + get(1, 0x11000, 1), "xz");
+  EXPECT_EQ(get(2, 0x10000, 1) + get(2, 0x11000, 1), "0y");
+  expect_clean("after the reclaim");
+}
+
+// What if part of a clipped object is deallocated? Its pages there are mapped by no
+// entry any more (the other pieces keep ref_count above 1, so Mach's rule keeps them):
+// they go after the op. An object mapped by one entry keeps the pages past its end.
+TEST_F(VmTest, WhatIfAClippedPieceIsDeallocatedItsPagesGoWhileTheRestStays) {
+  alloc(0, 0x10000, 4 * P);
+  for (unsigned i = 0; i < 4; i++) put(0, 0x10000 + i * P, std::string(1, char('a' + i)));
+  uint64_t o = entry_at(0, 0x10000).object;
+  ASSERT_EQ(k->protect(0, 0x11000, P, false, VM_PROT_READ), KERN_SUCCESS);  // 3 entries
+  ASSERT_EQ(k->deallocate(0, 0x12000, 2 * P), KERN_SUCCESS);
+  EXPECT_EQ(k->counters().hidden_pages_freed, 2u);
+  EXPECT_TRUE(has_page(o, 0));
+  EXPECT_TRUE(has_page(o, P));
+  EXPECT_FALSE(has_page(o, 2 * P));
+  EXPECT_FALSE(has_page(o, 3 * P));
+  EXPECT_EQ(get(0, 0x10000, 1) + get(0, 0x11000, 1), "ab");
+  // One entry left on o: the page past its end stays for coalesce to remove.
+  ASSERT_EQ(k->deallocate(0, 0x11000, P), KERN_SUCCESS);
+  EXPECT_TRUE(has_page(o, P));
+  EXPECT_EQ(k->counters().hidden_pages_freed, 2u);
+  alloc(0, 0x11000, P);  // coalesces with the first entry and removes the stale page
+  EXPECT_EQ(get(0, 0x11000, 1), zeros(1));
+  expect_clean("after the reclaim");
+}
+
+// What if the reclaim is switched off? Same contents, the pages stay.
+TEST_F(VmTest, WhatIfShadowReclaimIsOffNothingIsFreedAndNothingChanges) {
+  k->tunables().shadow_reclaim_allowed = false;
+  alloc(0, 0x10000, 4 * P);
+  for (unsigned i = 0; i < 4; i++) put(0, 0x10000 + i * P, std::string(1, char('0' + i)));
+  k->fork(0, 1);
+  k->fork(0, 2);
+  ASSERT_EQ(k->deallocate(1, 0x12000, 2 * P), KERN_SUCCESS);
+  ASSERT_EQ(k->deallocate(2, 0x12000, 2 * P), KERN_SUCCESS);
+  put(1, 0x10000, "x");
+  put(2, 0x11000, "y");
+  k->terminate(0);
+  put(1, 0x11000, "z");
+  EXPECT_EQ(k->counters().hidden_pages_freed, 0u);
+  EXPECT_EQ(k->counters().deallocate_collapses, 0u);
+  EXPECT_EQ(get(1, 0x10000, 1) + get(1, 0x11000, 1), "xz");
+  EXPECT_EQ(get(2, 0x10000, 1) + get(2, 0x11000, 1), "0y");
+  expect_clean("reclaim off");
 }
 
 TEST_F(VmTest, BypassOnlyWhenTheBackingObjectSuppliesNothing) {

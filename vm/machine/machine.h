@@ -21,6 +21,7 @@
 #include <memory>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string>
@@ -150,12 +151,12 @@ class PhysicalMemory {
   static constexpr uint8_t kJunkByte = 0xdb;
   explicit PhysicalMemory(uint32_t nframes, uint32_t device_frames = 0);
   /// Every frame of the physical address space: RAM and device frames.
-  uint32_t frame_count() const;
+  uint32_t frame_count() const { return nframes_ + device_frames_; }
   /// RAM frames only (what the allocator manages: `config frames=`).
   uint32_t ram_frame_count() const { return nframes_; }
   /// The first device frame (== ram_frame_count()).
   pfn_t device_base() const { return nframes_; }
-  uint32_t free_count() const;
+  uint32_t free_count() const { return uint32_t(free_.size()); }
   uint8_t* frame(pfn_t f);
   const uint8_t* frame(pfn_t f) const;
   /// Deterministic: the same sequence of alloc/free calls yields the same frames. Frames
@@ -167,6 +168,7 @@ class PhysicalMemory {
   /// Frames currently holding `use` (Free: same as free_count()).
   uint32_t count_of(FrameUse use) const;
   /// Read / write one 8-byte entry of a page-table frame (little-endian, as x86).
+  /// Inline (below): the walker reads four of them per translation.
   uint64_t read_entry(pfn_t table, unsigned index) const;
   void write_entry(pfn_t table, unsigned index, uint64_t value);
 
@@ -186,6 +188,35 @@ class PhysicalMemory {
   std::vector<pfn_t> free_;      // LIFO stack of free frames; back() is handed out next
   uint32_t counts_[4] = {0, 0, 0, 0};  // frames per FrameUse
 };
+
+// The accessors every simulated access goes through, inline: a bounds assertion, the
+// lazy junk fill of a frame never touched before, the address arithmetic.
+inline uint8_t* PhysicalMemory::frame(pfn_t f) {
+  VMFUZZ_MACHINE_ASSERT(f < nframes_ + device_frames_, "PhysicalMemory::frame", "frame out of range");
+  if (f >= junk_upto_) junk_fill_upto(f);
+  return bytes_.get() + size_t(f) * kPageSize;
+}
+
+inline const uint8_t* PhysicalMemory::frame(pfn_t f) const {
+  VMFUZZ_MACHINE_ASSERT(f < nframes_ + device_frames_, "PhysicalMemory::frame", "frame out of range");
+  if (f >= junk_upto_) junk_fill_upto(f);
+  return bytes_.get() + size_t(f) * kPageSize;
+}
+
+inline FrameUse PhysicalMemory::use_of(pfn_t f) const {
+  VMFUZZ_MACHINE_ASSERT(f < nframes_ + device_frames_, "use_of", "frame out of range");
+  return use_[f];
+}
+
+inline uint64_t PhysicalMemory::read_entry(pfn_t table, unsigned index) const {
+  uint64_t v;
+  std::memcpy(&v, frame(table) + size_t(index % kEntriesPerTable) * 8, 8);
+  return v;
+}
+
+inline void PhysicalMemory::write_entry(pfn_t table, unsigned index, uint64_t value) {
+  std::memcpy(frame(table) + size_t(index % kEntriesPerTable) * 8, &value, 8);
+}
 
 /// Walk input: a user data access (never an instruction fetch).
 enum class AccessKind : uint8_t { Read, Write };
@@ -218,19 +249,51 @@ struct TlbEntry {
 class Tlb {
  public:
   explicit Tlb(unsigned capacity);
-  const TlbEntry* lookup(uint64_t vpn) const;
+  const TlbEntry* lookup(uint64_t vpn) const;  // inline below
   void insert(const TlbEntry& e);  // replaces an entry for the same vpn, else FIFO eviction
   void invalidate(uint64_t vpn);
   void flush();
   /// Entries in insertion order (for oracles and tests).
   std::vector<TlbEntry> entries() const;
   unsigned capacity() const { return capacity_; }
-  size_t size() const { return entries_.size(); }
+  size_t size() const { return size_; }
 
  private:
+  static constexpr uint64_t kNoVpn = UINT64_MAX;  // an emptied slot (never compared: find
+                                                  // scans occupied slots only)
+  /// Physical slot holding vpn, or capacity_ when absent. Scans the size_ occupied slots
+  /// only: [head_, head_ + size_), wrapping once.
+  unsigned find(uint64_t vpn) const {
+    const unsigned end1 = head_ + size_ <= capacity_ ? head_ + size_ : capacity_;
+    for (unsigned i = head_; i < end1; i++)
+      if (vpns_[i] == vpn) return i;
+    const unsigned end2 = head_ + size_ - end1;  // slots that wrapped to the front
+    for (unsigned i = 0; i < end2; i++)
+      if (vpns_[i] == vpn) return i;
+    return capacity_;
+  }
+  /// Physical slot of the i-th oldest entry.
+  unsigned slot(unsigned i) const {
+    unsigned s = head_ + i;
+    return s >= capacity_ ? s - capacity_ : s;
+  }
+  /// Drop the entry in physical slot s, keeping fill order.
+  void erase_slot(unsigned s);
+
   unsigned capacity_;
-  std::vector<TlbEntry> entries_;  // fill order: front() is evicted first
+  unsigned size_ = 0;
+  unsigned head_ = 0;  // physical slot of the oldest entry
+  // A ring of capacity_ slots in fill order from head_: the size_ slots from head_
+  // (wrapping) are occupied. The vpns are kept apart from the entries so that a lookup
+  // scans one or two cache lines.
+  std::unique_ptr<uint64_t[]> vpns_;
+  std::unique_ptr<TlbEntry[]> entries_;
 };
+
+inline const TlbEntry* Tlb::lookup(uint64_t vpn) const {
+  unsigned s = find(vpn);
+  return s < capacity_ ? &entries_[s] : nullptr;
+}
 
 struct Cpu {
   uint64_t cr3 = 0;

@@ -45,8 +45,6 @@ PhysicalMemory::PhysicalMemory(uint32_t nframes, uint32_t device_frames)
   counts_[size_t(FrameUse::Free)] = nframes;
 }
 
-uint32_t PhysicalMemory::frame_count() const { return nframes_ + device_frames_; }
-uint32_t PhysicalMemory::free_count() const { return uint32_t(free_.size()); }
 
 void PhysicalMemory::junk_fill_upto(pfn_t f) const {
   if (f >= nframes_) {  // a device frame: zero the device frames up to it on first touch
@@ -58,18 +56,6 @@ void PhysicalMemory::junk_fill_upto(pfn_t f) const {
   }
   std::memset(bytes_.get() + size_t(junk_upto_) * kPageSize, kJunkByte, size_t(f + 1 - junk_upto_) * kPageSize);
   junk_upto_ = f + 1;
-}
-
-uint8_t* PhysicalMemory::frame(pfn_t f) {
-  VMFUZZ_MACHINE_ASSERT(f < nframes_ + device_frames_, "PhysicalMemory::frame", "frame out of range");
-  if (f >= junk_upto_) junk_fill_upto(f);
-  return bytes_.get() + size_t(f) * kPageSize;
-}
-
-const uint8_t* PhysicalMemory::frame(pfn_t f) const {
-  VMFUZZ_MACHINE_ASSERT(f < nframes_ + device_frames_, "PhysicalMemory::frame", "frame out of range");
-  if (f >= junk_upto_) junk_fill_upto(f);
-  return bytes_.get() + size_t(f) * kPageSize;
 }
 
 pfn_t PhysicalMemory::alloc_frame(FrameUse use) {
@@ -93,21 +79,7 @@ void PhysicalMemory::free_frame(pfn_t f) {
   free_.push_back(f);
 }
 
-FrameUse PhysicalMemory::use_of(pfn_t f) const {
-  VMFUZZ_MACHINE_ASSERT(f < nframes_ + device_frames_, "use_of", "frame out of range");
-  return use_[f];
-}
-
 uint32_t PhysicalMemory::count_of(FrameUse use) const { return counts_[size_t(use)]; }
 
-uint64_t PhysicalMemory::read_entry(pfn_t table, unsigned index) const {
-  uint64_t v;
-  std::memcpy(&v, frame(table) + size_t(index % kEntriesPerTable) * 8, 8);
-  return v;
-}
-
-void PhysicalMemory::write_entry(pfn_t table, unsigned index, uint64_t value) {
-  std::memcpy(frame(table) + size_t(index % kEntriesPerTable) * 8, &value, 8);
-}
 
 }  // namespace vmfuzz::machine

@@ -171,6 +171,10 @@ struct PmapInternals {
 
   static void pv_remove(PmapDomain& d, pfn_t f, Pmap* p, uint64_t va) {
     auto& list = d.pv_[f];
+    if (!list.empty() && list.back().pmap == p && list.back().va == va) {
+      list.pop_back();
+      return;
+    }
     auto it = std::find_if(list.begin(), list.end(),
                            [&](const PvEntry& e) { return e.pmap == p && e.va == va; });
     VMFUZZ_MACHINE_ASSERT(it != list.end(), "pmap pv_remove", "mapping missing from pv list");
@@ -330,9 +334,11 @@ void PmapDomain::pmap_clear_reference(pfn_t f) {
 
 void PmapDomain::pmap_page_protect(pfn_t f, vm_prot_t prot) {
   PmapInternals::check_managed(*this, f, "pmap_page_protect");
-  // A copy: reducing to no-read unlinks entries from pv_[f] while we walk.
-  const std::vector<PvEntry> list = pv_[f];
-  for (const PvEntry& e : list) {
+  // From the back: reducing to no-read unlinks entry k from pv_[f] (entries are distinct
+  // (pmap, va) pairs, so pv_remove erases exactly slot k), which leaves the slots still to
+  // visit, [0, k), where they are — no copy of the list, and each unlink is a pop.
+  for (size_t k = pv_[f].size(); k-- > 0;) {
+    const PvEntry e = pv_[f][k];
     pfn_t t;
     unsigned i;
     bool found = PmapInternals::leaf_slot(*e.pmap, e.va, &t, &i);
