@@ -142,6 +142,9 @@ class PhysicalMemory {
  public:
   static constexpr uint8_t kJunkByte = 0xdb;
   explicit PhysicalMemory(uint32_t nframes);
+  ~PhysicalMemory();  // hands the byte buffer to the next PhysicalMemory (see .cc)
+  PhysicalMemory(const PhysicalMemory&) = delete;
+  PhysicalMemory& operator=(const PhysicalMemory&) = delete;
   uint32_t frame_count() const;
   uint32_t free_count() const;
   uint8_t* frame(pfn_t f);
@@ -167,6 +170,7 @@ class PhysicalMemory {
   // with kJunkByte (or written since); the rest are filled on first touch, so a large
   // machine costs nothing for frames it never uses.
   std::unique_ptr<uint8_t[]> bytes_;
+  size_t capacity_ = 0;          // bytes_ holds capacity_ >= nframes_ * 4096 bytes
   mutable uint32_t junk_upto_ = 0;
   std::vector<FrameUse> use_;    // per frame
   std::vector<pfn_t> free_;      // LIFO stack of free frames; back() is handed out next
