@@ -10,6 +10,7 @@
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -65,8 +66,11 @@ void walk_tables(const machine::PhysicalMemory& mem, uint64_t cr3, std::vector<L
   while (!stack.empty()) {
     Frame f = stack.back();
     stack.pop_back();
+    // The table's bytes, read in place (what read_entry reads, without a call per entry).
+    const uint8_t* bytes = mem.frame(f.table);
     for (unsigned i = kEntriesPerTable; i-- > 0;) {
-      uint64_t e = mem.read_entry(f.table, i);
+      uint64_t e;
+      std::memcpy(&e, bytes + size_t(i) * 8, 8);
       if ((e & PTE_P) == 0) continue;
       uint64_t va = f.va | (uint64_t(i) << (39 - 9 * f.level));
       pfn_t next = pfn_t(pte_frame(e));
@@ -185,7 +189,16 @@ void check_objects(const Kernel& k, std::vector<Violation>& out) {
   for (const auto& [id, o] : sys.objects)
     if (o->shadow != nullptr) ++refs[o->shadow];
   size_t pages = 0;
-  std::map<pfn_t, const VmPage*> frame_owner;
+  // The page found owning each frame (indexed by frame; frames beyond the table are kept
+  // in `stray_owner`, which only a broken page can fill).
+  std::vector<const VmPage*> frame_owner(sys.page_of_frame.size(), nullptr);
+  std::map<pfn_t, const VmPage*> stray_owner;
+  auto claim = [&](const VmPage* p) -> const VmPage* {  // the earlier owner, or null
+    const VmPage*& slot = p->frame < frame_owner.size() ? frame_owner[p->frame] : stray_owner[p->frame];
+    if (slot != nullptr) return slot;
+    slot = p;
+    return nullptr;
+  };
   for (const auto& [id, o] : sys.objects) {
     if (o->id != id || !o->alive)
       add(out, "ref_counts", fmt("object %" PRIu64 ": registry entry is not a live object", id));
@@ -208,13 +221,11 @@ void check_objects(const Kernel& k, std::vector<Violation>& out) {
       if (p->busy)
         add(out, "page_in_one_object",
             fmt("object %" PRIu64 " offset 0x%" PRIx64 ": page left busy", id, p->offset));
-      auto [fit, inserted] = frame_owner.emplace(p->frame, p);
-      if (!inserted)
+      if (const VmPage* first = claim(p))
         add(out, "page_in_one_object",
             fmt("frame %u: held by object %" PRIu64 " offset 0x%" PRIx64 " and object %" PRIu64
                 " offset 0x%" PRIx64,
-                p->frame, fit->second->object ? fit->second->object->id : 0, fit->second->offset,
-                id, p->offset));
+                p->frame, first->object ? first->object->id : 0, first->offset, id, p->offset));
       if (p->frame >= sys.page_of_frame.size() || sys.page_of_frame[p->frame] != p)
         add(out, "page_in_one_object",
             fmt("frame %u: frame table does not point at object %" PRIu64 " offset 0x%" PRIx64,
@@ -246,41 +257,21 @@ void check_objects(const Kernel& k, std::vector<Violation>& out) {
   }
   // Every page in the frame table must be one found in an object.
   for (pfn_t f = 0; f < sys.page_of_frame.size(); ++f)
-    if (sys.page_of_frame[f] != nullptr && frame_owner.count(f) == 0)
+    if (sys.page_of_frame[f] != nullptr && frame_owner[f] == nullptr)
       add(out, "page_in_one_object", fmt("frame %u: frame table names a page in no live object", f));
   (void)pages;
 }
 
-void check_frames_and_mappings(const Kernel& k, std::vector<Violation>& out) {
-  const vm::VmSystem& sys = k.system();
-  const machine::PhysicalMemory& mem = k.machine().memory();
-  std::map<pfn_t, unsigned> table_owner;  // table frame -> task
-  for (unsigned t : k.tasks()) {
-    const VmMap* map = k.task_map(t);
-    if (map->pmap == nullptr) continue;
-    std::vector<Leaf> leaves;
-    std::vector<pfn_t> tables;
-    walk_tables(mem, map->pmap->cr3(), &leaves, &tables);
-    for (pfn_t f : tables) {
-      auto [it, inserted] = table_owner.emplace(f, t);
-      if (!inserted)
-        add(out, "frames_accounted",
-            fmt("frame %u: page table of t%u and of t%u", f, it->second, t));
-      if (mem.use_of(f) != machine::FrameUse::PageTable)
-        add(out, "frames_accounted", fmt("frame %u: page table of t%u not marked PageTable", f, t));
-    }
-    for (const Leaf& l : leaves) {
-      if (!l.user)
-        add(out, "no_cow_breach", fmt("t%u pte va 0x%" PRIx64 ": not user-accessible", t, l.va));
-      check_mapping(k, t, *map, l, "pte", out);
-    }
-  }
-  // frames_accounted: every frame free, a reachable table, or owned by one page.
+/// frames_accounted by a scan of every frame of the machine: each free, a reachable page
+/// table (`table_owner[f]` != 0), or owned by one page. O(frames); called only when
+/// frames_consistent() finds a discrepancy, to name every frame concerned.
+void scan_frames(const vm::VmSystem& sys, const machine::PhysicalMemory& mem,
+                 const std::vector<uint8_t>& table_owner, std::vector<Violation>& out) {
   uint32_t owned = 0, tables = 0;
   for (pfn_t f = 0; f < mem.frame_count(); ++f) {
     machine::FrameUse use = mem.use_of(f);
     bool page = sys.page_of_frame[f] != nullptr;
-    bool table = table_owner.count(f) != 0;
+    bool table = table_owner[f] != 0;
     switch (use) {
       case machine::FrameUse::Free:
         if (page || table) add(out, "frames_accounted", fmt("frame %u: free but in use", f));
@@ -300,6 +291,71 @@ void check_frames_and_mappings(const Kernel& k, std::vector<Violation>& out) {
     add(out, "frames_accounted",
         fmt("%u owned + %u tables + %u free != %u frames", owned, tables, mem.free_count(),
             mem.frame_count()));
+}
+
+/// True when scan_frames would find nothing, decided from the frames in use only:
+///   - every reachable table frame (`tables`, distinct) is marked PageTable and holds no
+///     page, and there are exactly count_of(PageTable) of them: then the PageTable frames
+///     are exactly the reachable tables (none lost);
+///   - every frame in the frame->page table is marked VmPage, and there are exactly
+///     count_of(VmPage) of them: then every VmPage frame has a page (none lost);
+///   - hence no Free frame is a page or a table, and the three counts add up.
+/// It relies on PhysicalMemory's per-use counters agreeing with its per-frame marks (the
+/// machine keeps both in alloc_frame/free_frame; it is the hardware, not the VM judged).
+/// The page_of_frame scan is a pointer test per frame, far cheaper than scan_frames.
+bool frames_consistent(const vm::VmSystem& sys, const machine::PhysicalMemory& mem,
+                       const std::vector<pfn_t>& tables) {
+  using machine::FrameUse;
+  for (pfn_t f : tables)
+    if (mem.use_of(f) != FrameUse::PageTable || sys.page_of_frame[f] != nullptr) return false;
+  if (tables.size() != mem.count_of(FrameUse::PageTable)) return false;
+  uint32_t pages = 0;
+  const size_t n = sys.page_of_frame.size();
+  for (pfn_t f = 0; f < n; ++f) {
+    if (sys.page_of_frame[f] == nullptr) continue;
+    ++pages;
+    if (mem.use_of(f) != FrameUse::VmPage) return false;
+  }
+  return pages == mem.count_of(FrameUse::VmPage) &&
+         uint64_t(mem.count_of(FrameUse::VmPage)) + mem.count_of(FrameUse::PageTable) + mem.free_count() ==
+             mem.frame_count();
+}
+
+void check_frames_and_mappings(const Kernel& k, std::vector<Violation>& out) {
+  const vm::VmSystem& sys = k.system();
+  const machine::PhysicalMemory& mem = k.machine().memory();
+  // Table frame -> 1 + the task whose tables reach it (0: none), and the distinct table
+  // frames in the order found.
+  std::vector<uint8_t> table_owner(mem.frame_count(), 0);
+  std::vector<pfn_t> all_tables;
+  std::vector<Leaf> leaves;
+  std::vector<pfn_t> tables;
+  for (unsigned t : k.tasks()) {
+    const VmMap* map = k.task_map(t);
+    if (map->pmap == nullptr) continue;
+    leaves.clear();
+    tables.clear();
+    walk_tables(mem, map->pmap->cr3(), &leaves, &tables);
+    for (pfn_t f : tables) {
+      if (table_owner[f] != 0) {
+        add(out, "frames_accounted",
+            fmt("frame %u: page table of t%u and of t%u", f, unsigned(table_owner[f] - 1), t));
+      } else {
+        table_owner[f] = uint8_t(t + 1);
+        all_tables.push_back(f);
+      }
+      if (mem.use_of(f) != machine::FrameUse::PageTable)
+        add(out, "frames_accounted", fmt("frame %u: page table of t%u not marked PageTable", f, t));
+    }
+    for (const Leaf& l : leaves) {
+      if (!l.user)
+        add(out, "no_cow_breach", fmt("t%u pte va 0x%" PRIx64 ": not user-accessible", t, l.va));
+      check_mapping(k, t, *map, l, "pte", out);
+    }
+  }
+  // frames_accounted: every frame free, a reachable table, or owned by one page. The scan
+  // of every frame runs only when the frames in use say something is off.
+  if (!frames_consistent(sys, mem, all_tables)) scan_frames(sys, mem, table_owner, out);
 }
 
 void check_tlbs(const Kernel& k, bool mapping_checks, std::vector<Violation>& out) {
