@@ -2,12 +2,14 @@
 //
 // Theory of operation
 // -------------------
-// Any input bytes are a program (harness/codec.h: the decoder is total). The program is
-// decoded first, with names following a run on a scratch model (executor.h:
-// decode_with_model), so that it means exactly what `vmfuzz-replay --to-text` prints for
-// the same file. Its configuration is folded (fold_fuzz_config: a floor on frames, now 64,
-// the codec's smallest, since the VM pages out under pressure; it was 512 before pageout).
-// vmfuzz-replay folds binary inputs the same way, so a crash replays identically.
+// Any input bytes are a program (harness/codec.h: the decoder is total). The program
+// means exactly what `vmfuzz-replay --to-text` prints for the same file: names follow a
+// run on a model (executor.h: decode_with_model). Its configuration is folded
+// (fold_fuzz_config: a floor on frames, now 64, the codec's smallest, since the VM pages
+// out under pressure; it was 512 before pageout). vmfuzz-replay folds binary inputs the
+// same way, so a crash replays identically. Decoding and running are one pass
+// (executor.h: decode_and_run): the run's own model answers the decoder, so the model
+// runs once, not twice; the program and the verdict are those of decoding first.
 //
 // The program then runs through the executor with vm::Kernel as subject and
 // model::Model as reference: results compared after every op, assertions (none in binary
@@ -211,15 +213,11 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> bytes(data, size);
-  Program prog;
-  {
-    model::Model scratch(Decoder(bytes).config());
-    prog = harness::decode_with_model(bytes, scratch);
-  }
-  harness::fold_fuzz_config(prog.config);
+  SystemConfig config = Decoder(bytes).config();
+  harness::fold_fuzz_config(config);
 
-  harness::Subject vm = harness::make_vm_subject(prog.config);
-  model::Model model(prog.config);
+  harness::Subject vm = harness::make_vm_subject(config);
+  model::Model model(config);
   harness::ExecOptions options;
   options.full_check_every = kFullCheckEvery;
   // VM-state feedback (vm_state_feedback.h): the shapes reached after every op that ran.
@@ -230,8 +228,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                             const harness::Executor&) {
     if (kernel && step == harness::Executor::Step::Ran) fuzz::record_vm_state(*kernel);
   };
+  // Decoded and run in one pass: the same program as decode_with_model gives (the one
+  // `vmfuzz-replay --to-text` prints) and the same verdict as run_program on it.
+  Program prog;
   harness::RunSummary sum =
-      harness::run_program(prog, "<input>", *vm.system, model, vm.observer.get(), options, feedback);
+      harness::decode_and_run(bytes, config, *vm.system, model, vm.observer.get(), options, feedback, &prog);
   // For the driver's progress line: the number of VM-state counters set, when it grew
   // (checked every 256 inputs to keep the cost off the hot path).
   static uint64_t runs = 0;
