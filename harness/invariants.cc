@@ -3,7 +3,9 @@
 // Theory of operation: the checkers read vm::Kernel's structures through its const
 // introspection (system(), task_map(), copy_handle(), machine()) and walk page tables
 // directly from frame contents with the x86-64 layout of machine.h — so a pmap bug cannot
-// hide itself from the oracle. Nothing is modified.
+// hide itself from the oracle. Nothing is modified. Like the machine's and the pmap's own
+// oracles (VMFUZZ_NO_COVERAGE, machine.h), the checkers carry no coverage instrumentation
+// in fuzz builds: their scans would slow every input and count as progress.
 #include "harness/invariants.h"
 
 #include <algorithm>
@@ -11,8 +13,8 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
-#include <set>
 
 #include "vm/kernel.h"
 
@@ -49,7 +51,7 @@ struct Leaf {
 };
 
 /// Walk every present path of the tables rooted at cr3; collect leaves and table frames.
-void walk_tables(const machine::PhysicalMemory& mem, uint64_t cr3, std::vector<Leaf>* leaves,
+VMFUZZ_NO_COVERAGE void walk_tables(const machine::PhysicalMemory& mem, uint64_t cr3, std::vector<Leaf>* leaves,
                  std::vector<pfn_t>* tables) {
   using namespace machine;
   uint64_t nframes = mem.frame_count();
@@ -88,7 +90,7 @@ void walk_tables(const machine::PhysicalMemory& mem, uint64_t cr3, std::vector<L
 }
 
 /// The leaf for va in the tables rooted at cr3, if present (pure read).
-bool lookup_leaf(const machine::PhysicalMemory& mem, uint64_t cr3, uint64_t va, Leaf* out) {
+VMFUZZ_NO_COVERAGE bool lookup_leaf(const machine::PhysicalMemory& mem, uint64_t cr3, uint64_t va, Leaf* out) {
   using namespace machine;
   pfn_t table = pfn_t(cr3 >> 12);
   bool w = true, u = true;
@@ -108,7 +110,7 @@ bool lookup_leaf(const machine::PhysicalMemory& mem, uint64_t cr3, uint64_t va, 
 }
 
 /// no_cow_breach and no_stale_mapping for one translation (PTE or TLB entry) of task t.
-void check_mapping(const Kernel& k, unsigned t, const VmMap& map, const Leaf& l, const char* what,
+VMFUZZ_NO_COVERAGE void check_mapping(const Kernel& k, unsigned t, const VmMap& map, const Leaf& l, const char* what,
                    std::vector<Violation>& out) {
   const vm::VmSystem& sys = k.system();
   const VmMapEntry* e = vm::vm_map_lookup_entry(map, l.va);
@@ -175,19 +177,22 @@ void check_mapping(const Kernel& k, unsigned t, const VmMap& map, const Leaf& l,
   }
 }
 
-void check_objects(const Kernel& k, std::vector<Violation>& out) {
+VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& out) {
   const vm::VmSystem& sys = k.system();
-  // ref_counts: recount.
-  std::map<const VmObject*, int> refs;
+  // ref_counts: recount. Every reference found, as the object pointer it holds (never
+  // dereferenced here: a dangling one is counted, not followed), sorted for counting;
+  // only looked up, never iterated in pointer order.
+  std::vector<const VmObject*> refs;
   for (unsigned t : k.tasks())
     for (const auto& [s, e] : k.task_map(t)->entries)
-      if (e.object != nullptr) ++refs[e.object];
+      if (e.object != nullptr) refs.push_back(e.object);
   for (unsigned c = 0; c < kMaxNames; ++c)
     if (const vm::VmMapCopy* copy = k.copy_handle(c))
       for (const auto& ce : copy->entries)
-        if (ce.object != nullptr) ++refs[ce.object];
+        if (ce.object != nullptr) refs.push_back(ce.object);
   for (const auto& [id, o] : sys.objects)
-    if (o->shadow != nullptr) ++refs[o->shadow];
+    if (o->shadow != nullptr) refs.push_back(o->shadow);
+  std::sort(refs.begin(), refs.end(), std::less<const VmObject*>());
   size_t pages = 0;
   // The page found owning each frame (indexed by frame; frames beyond the table are kept
   // in `stray_owner`, which only a broken page can fill).
@@ -202,8 +207,9 @@ void check_objects(const Kernel& k, std::vector<Violation>& out) {
   for (const auto& [id, o] : sys.objects) {
     if (o->id != id || !o->alive)
       add(out, "ref_counts", fmt("object %" PRIu64 ": registry entry is not a live object", id));
-    auto it = refs.find(o);
-    int expect = it == refs.end() ? 0 : it->second;
+    auto [lo, hi] = std::equal_range(refs.begin(), refs.end(), static_cast<const VmObject*>(o),
+                                     std::less<const VmObject*>());
+    int expect = int(hi - lo);
     if (o->ref_count != expect)
       add(out, "ref_counts",
           fmt("object %" PRIu64 ": ref_count %d, references found %d", id, o->ref_count, expect));
@@ -265,7 +271,7 @@ void check_objects(const Kernel& k, std::vector<Violation>& out) {
 /// frames_accounted by a scan of every frame of the machine: each free, a reachable page
 /// table (`table_owner[f]` != 0), or owned by one page. O(frames); called only when
 /// frames_consistent() finds a discrepancy, to name every frame concerned.
-void scan_frames(const vm::VmSystem& sys, const machine::PhysicalMemory& mem,
+VMFUZZ_NO_COVERAGE void scan_frames(const vm::VmSystem& sys, const machine::PhysicalMemory& mem,
                  const std::vector<uint8_t>& table_owner, std::vector<Violation>& out) {
   uint32_t owned = 0, tables = 0;
   for (pfn_t f = 0; f < mem.frame_count(); ++f) {
@@ -303,7 +309,7 @@ void scan_frames(const vm::VmSystem& sys, const machine::PhysicalMemory& mem,
 /// It relies on PhysicalMemory's per-use counters agreeing with its per-frame marks (the
 /// machine keeps both in alloc_frame/free_frame; it is the hardware, not the VM judged).
 /// The page_of_frame scan is a pointer test per frame, far cheaper than scan_frames.
-bool frames_consistent(const vm::VmSystem& sys, const machine::PhysicalMemory& mem,
+VMFUZZ_NO_COVERAGE bool frames_consistent(const vm::VmSystem& sys, const machine::PhysicalMemory& mem,
                        const std::vector<pfn_t>& tables) {
   using machine::FrameUse;
   for (pfn_t f : tables)
@@ -321,7 +327,7 @@ bool frames_consistent(const vm::VmSystem& sys, const machine::PhysicalMemory& m
              mem.frame_count();
 }
 
-void check_frames_and_mappings(const Kernel& k, std::vector<Violation>& out) {
+VMFUZZ_NO_COVERAGE void check_frames_and_mappings(const Kernel& k, std::vector<Violation>& out) {
   const vm::VmSystem& sys = k.system();
   const machine::PhysicalMemory& mem = k.machine().memory();
   // Table frame -> 1 + the task whose tables reach it (0: none), and the distinct table
@@ -358,7 +364,7 @@ void check_frames_and_mappings(const Kernel& k, std::vector<Violation>& out) {
   if (!frames_consistent(sys, mem, all_tables)) scan_frames(sys, mem, table_owner, out);
 }
 
-void check_tlbs(const Kernel& k, bool mapping_checks, std::vector<Violation>& out) {
+VMFUZZ_NO_COVERAGE void check_tlbs(const Kernel& k, bool mapping_checks, std::vector<Violation>& out) {
   const machine::Machine& m = k.machine();
   const machine::PhysicalMemory& mem = m.memory();
   for (unsigned cpu = 0; cpu < m.cpu_count(); ++cpu) {
@@ -396,17 +402,17 @@ void check_tlbs(const Kernel& k, bool mapping_checks, std::vector<Violation>& ou
 
 }  // namespace
 
-void check_vm_invariants(const vm::Kernel& k, std::vector<Violation>& out) {
+VMFUZZ_NO_COVERAGE void check_vm_invariants(const vm::Kernel& k, std::vector<Violation>& out) {
   check_objects(k, out);
   check_frames_and_mappings(k, out);
   check_tlbs(k, true, out);
 }
 
-void check_tlb_coherence(const vm::Kernel& k, std::vector<Violation>& out) {
+VMFUZZ_NO_COVERAGE void check_tlb_coherence(const vm::Kernel& k, std::vector<Violation>& out) {
   check_tlbs(k, false, out);
 }
 
-void check_teardown(const vm::Kernel& k, std::vector<Violation>& out) {
+VMFUZZ_NO_COVERAGE void check_teardown(const vm::Kernel& k, std::vector<Violation>& out) {
   const machine::PhysicalMemory& mem = k.machine().memory();
   if (!k.tasks().empty())
     add(out, "teardown", fmt("%zu task(s) still exist", k.tasks().size()));
