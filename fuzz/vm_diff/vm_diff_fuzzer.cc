@@ -18,7 +18,7 @@
 // not implement yet are not applicable (skipped on both sides).
 //
 // Structure-aware mutation (LLVMFuzzerCustomMutator): three times in four the input is
-// decoded, changed at the op level — an op from a table of copy-on-write building blocks
+// decoded (or, when it is the input just run, taken from that run), changed at the op level — an op from a table of copy-on-write building blocks
 // (fork, a write over a page, terminate, vm_copy, inherit share, protect, pageout, memory
 // object maps, ...) inserted with random task, page and byte, an op deleted, duplicated or
 // moved, an op's task renamed — and encoded again; otherwise libFuzzer's byte mutation
@@ -152,13 +152,22 @@ std::string fill_template(std::string t, std::minstd_rand& rng) {
   return t;
 }
 
+// The input LLVMFuzzerTestOneInput ran last and its program as decode_with_model gives it
+// (its own config, not folded). libFuzzer mutates the unit it has just run (mutation depth
+// > 1) more often than not; mutate_ops then takes the program from here instead of
+// decoding it again with a model run.
+std::vector<uint8_t> g_last_input;
+Program g_last_program;
+
+Program decoded_program(std::span<const uint8_t> bytes) {
+  if (bytes.size() == g_last_input.size() && std::equal(bytes.begin(), bytes.end(), g_last_input.begin()))
+    return g_last_program;
+  model::Model scratch(Decoder(bytes).config());
+  return harness::decode_with_model(bytes, scratch);
+}
+
 size_t mutate_ops(uint8_t* data, size_t size, size_t max_size, std::minstd_rand& rng) {
-  Program p;
-  {
-    std::span<const uint8_t> bytes(data, size);
-    model::Model scratch(Decoder(bytes).config());
-    p = harness::decode_with_model(bytes, scratch);
-  }
+  Program p = decoded_program(std::span<const uint8_t>(data, size));
   auto pos = [&](size_t n) { return n == 0 ? 0 : size_t(rng() % n); };
   switch (rng() % 6) {
     case 0:
@@ -244,6 +253,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::fprintf(stderr, "VMSTATE: %zu features\n", seen);
     }
   }
+  // For the mutator (see g_last_input): the same program with the input's own config.
+  g_last_input.assign(bytes.begin(), bytes.end());
+  g_last_program = prog;
+  g_last_program.config = Decoder(bytes).config();
   if (sum.unusable) {
     // The decoder only makes usable programs: this is a harness bug.
     std::fprintf(stderr, "ERROR: vmfuzz divergence: unusable decoded input: %s\n", sum.unusable_reason.c_str());
