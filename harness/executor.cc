@@ -409,9 +409,11 @@ OpResult Executor::run_model_access(const Op& op, const std::vector<uint8_t>& da
 bool Executor::compare_results(const Op& op) {
   const OpResult& v = vm_result_;
   const OpResult& m = model_result_;
-  std::string both = "vm:    " + describe(v) + "\nmodel: " + describe(m);
+  // Both results as text: only for a report (built when an oracle fires, not per op).
+  auto both_text = [&] { return "vm:    " + describe(v) + "\nmodel: " + describe(m); };
   if (v.kr != m.kr && memory_error_tolerated(op)) return true;
   if (v.kr != m.kr) {
+    std::string both = both_text();
     std::string diff;
     if (op.kind == OpKind::Read || op.kind == OpKind::File) {
       uint64_t base = op.kind == OpKind::File ? op.offset : op.addr;
@@ -421,17 +423,17 @@ bool Executor::compare_results(const Op& op) {
     return false;
   }
   if (v.mmu && v.kr != KERN_SUCCESS && v.access.fault_addr != m.access.fault_addr) {
-    fail("result_mismatch", "fault_address", both);
+    fail("result_mismatch", "fault_address", both_text());
     return false;
   }
   if (v.has_addr && v.kr == KERN_SUCCESS && v.addr != m.addr) {
-    fail("result_mismatch", "address", both);
+    fail("result_mismatch", "address", both_text());
     return false;
   }
   if (op.kind == OpKind::Read || op.kind == OpKind::File) {
     const auto& vb = v.access.bytes;
     const auto& mb = m.access.bytes;
-    std::vector<uint8_t> unknown = m.access.unknown;
+    const std::vector<uint8_t>& unknown = m.access.unknown;
     size_t i = first_difference(mb, vb, unknown);
     if (i != SIZE_MAX) {
       uint64_t base = op.kind == OpKind::File ? op.offset : op.addr;
@@ -439,7 +441,7 @@ bool Executor::compare_results(const Op& op) {
       if (op.kind == OpKind::Read) site = {FailureSite::Kind::TaskPage, op.task, 0, op.addr + i};
       else site = {FailureSite::Kind::ObjectPage, 0, op.object, op.offset + i};
       fail("result_mismatch", vb.size() != mb.size() ? "length" : "bytes",
-           both + "\nfirst differing byte at " + hex_addr(base + i), hex_diff(base, mb, vb, unknown, "model", "vm"),
+           both_text() + "\nfirst differing byte at " + hex_addr(base + i), hex_diff(base, mb, vb, unknown, "model", "vm"),
            site);
       return false;
     }
@@ -601,17 +603,17 @@ bool Executor::compare_task_pages(unsigned t) {
     PeekStatus ms = model_.peek_page(t, va, mb);
     if (ms == PeekStatus::Unknown) continue;
     PeekStatus vs = vm_.peek_page(t, va, vb);
-    std::string where = "task t" + std::to_string(t) + " page " + hex_addr(va);
+    auto where = [&] { return "task t" + std::to_string(t) + " page " + hex_addr(va); };
     if (vs != ms) {
       fail("content_mismatch", std::string("vm ") + status_name(vs) + ", model " + status_name(ms),
-           where + ": vm says " + status_name(vs) + ", model says " + status_name(ms), {},
+           where() + ": vm says " + status_name(vs) + ", model says " + status_name(ms), {},
            {FailureSite::Kind::TaskPage, t, 0, va});
       return false;
     }
     if (ms != PeekStatus::Mapped) continue;
     size_t i = first_difference(mb, vb, {});
     if (i != SIZE_MAX) {
-      fail("content_mismatch", "", where + " differs; first differing byte at " + hex_addr(va + i),
+      fail("content_mismatch", "", where() + " differs; first differing byte at " + hex_addr(va + i),
            hex_diff(va, mb, vb, {}, "model", "vm"), {FailureSite::Kind::TaskPage, t, 0, va + i});
       return false;
     }
@@ -629,17 +631,17 @@ bool Executor::compare_object(unsigned m) {
     PeekStatus ms = model_.peek_object_page(m, off, mb);
     if (ms == PeekStatus::Unknown) continue;
     PeekStatus vs = vm_.peek_object_page(m, off, vb);
-    std::string where = "memory object m" + std::to_string(m) + " offset " + hex_addr(off);
+    auto where = [&] { return "memory object m" + std::to_string(m) + " offset " + hex_addr(off); };
     if (vs != ms) {
       fail("object_store_mismatch", std::string("vm ") + status_name(vs) + ", model " + status_name(ms),
-           where + ": vm says " + status_name(vs) + ", model says " + status_name(ms), {},
+           where() + ": vm says " + status_name(vs) + ", model says " + status_name(ms), {},
            {FailureSite::Kind::ObjectPage, 0, m, off});
       return false;
     }
     if (ms != PeekStatus::Mapped) continue;
     size_t i = first_difference(mb, vb, {});
     if (i != SIZE_MAX) {
-      fail("object_store_mismatch", "", where + " differs; first differing byte at offset " + hex_addr(off + i),
+      fail("object_store_mismatch", "", where() + " differs; first differing byte at offset " + hex_addr(off + i),
            hex_diff(off, mb, vb, {}, "model", "vm"), {FailureSite::Kind::ObjectPage, 0, m, off + i});
       return false;
     }
