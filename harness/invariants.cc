@@ -177,15 +177,34 @@ VMFUZZ_NO_COVERAGE void check_mapping(const Kernel& k, unsigned t, const VmMap& 
   }
 }
 
+/// True when the frame->page table and the live objects' pages are one-to-one: every page
+/// walked is the page its frame's slot names, and the table names no more pages than were
+/// walked. Then no frame is held by two pages (two pages would need one slot naming both;
+/// one page walked twice would be counted twice) and no slot names a page outside the live
+/// objects, so check_objects needs no per-frame owner table to know those hold.
+VMFUZZ_NO_COVERAGE bool frame_table_matches_pages(const vm::VmSystem& sys) {
+  size_t walked = 0;
+  for (const auto& [id, o] : sys.objects) {
+    for (const VmPage* p = vm::vm_page_next(o, 0); p != nullptr; p = vm::vm_page_next(o, p->offset + kPageSize)) {
+      ++walked;
+      if (p->frame >= sys.page_of_frame.size() || sys.page_of_frame[p->frame] != p) return false;
+    }
+  }
+  size_t named = 0;
+  for (const VmPage* p : sys.page_of_frame) named += p != nullptr;
+  return walked == named;
+}
+
 VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& out) {
   const vm::VmSystem& sys = k.system();
   // ref_counts: recount. Every reference found, as the object pointer it holds (never
   // dereferenced here: a dangling one is counted, not followed), sorted for counting;
   // only looked up, never iterated in pointer order.
   std::vector<const VmObject*> refs;
-  for (unsigned t : k.tasks())
-    for (const auto& [s, e] : k.task_map(t)->entries)
-      if (e.object != nullptr) refs.push_back(e.object);
+  for (unsigned t = 0; t < kMaxNames; ++t)
+    if (const VmMap* map = k.task_map(t))
+      for (const auto& [s, e] : map->entries)
+        if (e.object != nullptr) refs.push_back(e.object);
   for (unsigned c = 0; c < kMaxNames; ++c)
     if (const vm::VmMapCopy* copy = k.copy_handle(c))
       for (const auto& ce : copy->entries)
@@ -195,10 +214,13 @@ VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& o
   std::sort(refs.begin(), refs.end(), std::less<const VmObject*>());
   size_t pages = 0;
   // The page found owning each frame (indexed by frame; frames beyond the table are kept
-  // in `stray_owner`, which only a broken page can fill).
-  std::vector<const VmPage*> frame_owner(sys.page_of_frame.size(), nullptr);
+  // in `stray_owner`, which only a broken page can fill). Needed only to name a frame held
+  // twice or a stray slot, which cannot exist when the table matches the pages.
+  const bool one_to_one = frame_table_matches_pages(sys);
+  std::vector<const VmPage*> frame_owner(one_to_one ? 0 : sys.page_of_frame.size(), nullptr);
   std::map<pfn_t, const VmPage*> stray_owner;
   auto claim = [&](const VmPage* p) -> const VmPage* {  // the earlier owner, or null
+    if (one_to_one) return nullptr;
     const VmPage*& slot = p->frame < frame_owner.size() ? frame_owner[p->frame] : stray_owner[p->frame];
     if (slot != nullptr) return slot;
     slot = p;
@@ -262,7 +284,7 @@ VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& o
     }
   }
   // Every page in the frame table must be one found in an object.
-  for (pfn_t f = 0; f < sys.page_of_frame.size(); ++f)
+  for (pfn_t f = 0; !one_to_one && f < sys.page_of_frame.size(); ++f)
     if (sys.page_of_frame[f] != nullptr && frame_owner[f] == nullptr)
       add(out, "page_in_one_object", fmt("frame %u: frame table names a page in no live object", f));
   (void)pages;
@@ -336,9 +358,9 @@ VMFUZZ_NO_COVERAGE void check_frames_and_mappings(const Kernel& k, std::vector<V
   std::vector<pfn_t> all_tables;
   std::vector<Leaf> leaves;
   std::vector<pfn_t> tables;
-  for (unsigned t : k.tasks()) {
+  for (unsigned t = 0; t < kMaxNames; ++t) {
     const VmMap* map = k.task_map(t);
-    if (map->pmap == nullptr) continue;
+    if (map == nullptr || map->pmap == nullptr) continue;
     leaves.clear();
     tables.clear();
     walk_tables(mem, map->pmap->cr3(), &leaves, &tables);
