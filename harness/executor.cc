@@ -253,7 +253,7 @@ void Executor::fail(std::string oracle, std::string sub, std::string detail, std
   f.line = ctx_line_;
   // The op is printed here, not in step(): text is only needed for a report.
   f.op = ctx_op_ptr_ != nullptr ? print_op(*ctx_op_ptr_) : std::string(ctx_text_);
-  f.op_kind = ctx_kind_;
+  f.op_kind = ctx_op_ptr_ != nullptr ? op_kind_name(ctx_op_ptr_->kind) : ctx_kind_;
   f.oracle = std::move(oracle);
   f.sub = std::move(sub);
   f.detail = std::move(detail);
@@ -483,7 +483,7 @@ bool Executor::fault_loop_oracle(const OpResult& r) {
 Executor::Step Executor::step(const Op& op) {
   assert(!failure_ && unusable_.empty() && "Executor::step: called after a failure or unusable input");
   uint64_t index = next_index_++;
-  set_context(index, &op, nullptr, op_kind_name(op.kind));
+  set_context(index, &op, nullptr, nullptr);
 
   if (op.kind == OpKind::Check) {
     ops_run_++;
@@ -838,6 +838,8 @@ RunSummary decode_and_run(std::span<const uint8_t> bytes, const SystemConfig& co
 
   Decoder dec(bytes);
   NameState names(input_config);
+  p.ops.reserve(64);  // fuzz programs are mostly a few dozen ops
+  p.lines.reserve(64);
   Op op;
   while (dec.next(names, &op)) {
     p.ops.push_back(op);

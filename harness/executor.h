@@ -192,8 +192,9 @@ class Executor {
   bool teardown();
   void fail(std::string oracle, std::string sub, std::string detail, std::string diff = {},
             FailureSite site = {});
-  /// The op being judged: `op` (printed only if a failure is recorded; it must live until
-  /// the next set_context) or, when null, the fixed `text`.
+  /// The op being judged: `op` (printed, and its kind named, only if a failure is
+  /// recorded; it must live until the next set_context) or, when null, the fixed `text`
+  /// and `kind`.
   void set_context(uint64_t index, const Op* op, const char* text, const char* kind);
 
   MemorySystem& vm_;
