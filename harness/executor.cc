@@ -11,6 +11,7 @@
 #include <cassert>
 #include <cinttypes>
 #include <cstdio>
+#include <utility>
 
 #include "harness/codec.h"
 #include "harness/text.h"
@@ -840,10 +841,11 @@ RunSummary decode_and_run(std::span<const uint8_t> bytes, const SystemConfig& co
   NameState names(input_config);
   p.ops.reserve(64);  // fuzz programs are mostly a few dozen ops
   p.lines.reserve(64);
-  Op op;
-  while (dec.next(names, &op)) {
-    p.ops.push_back(op);
+  Op decoded;
+  while (dec.next(names, &decoded)) {
+    p.ops.push_back(std::move(decoded));  // next() assigns every field of `decoded` again
     p.lines.push_back(0);
+    const Op& op = p.ops.back();  // valid until the next push_back
     kern_return_t kr;
     if (scratch) {
       kr = scratch_result(op);
