@@ -2,9 +2,10 @@
 //
 // Theory of operation
 // -------------------
-// The fuzz target vm_diff (fuzz/vm_diff/vm_diff_fuzzer.cc) decodes an input with a scratch
-// model, folds its configuration, runs it through the executor on a fresh vm::Kernel and a
-// fresh model::Model with a full check every 16 ops and at the end, then tears down.
+// The fuzz target vm_diff (fuzz/vm_diff/vm_diff_fuzzer.cc) folds an input's configuration
+// and decodes and runs it in one pass (harness::decode_and_run: the program of
+// decode_with_model, the verdict of run_program) on a fresh vm::Kernel and a fresh
+// model::Model with a full check every 16 ops and at the end, then tears down.
 // `run_input` below does exactly that, so the plain (release) figures here and the
 // sanitized figures of the fuzz build (ci/bench.py runs vm_diff_fuzzer) measure one thing.
 //
@@ -74,14 +75,17 @@ Program decode_like_vm_diff(std::span<const uint8_t> bytes) {
   return prog;
 }
 
-/// One execution of vm_diff on `bytes` (without the abort on failure: counted instead).
+/// One execution of vm_diff on `bytes` (without the abort on failure: counted instead;
+/// without the VM-state feedback, which only the fuzz build reads).
 harness::RunSummary run_input(std::span<const uint8_t> bytes, unsigned full_check_every) {
-  Program prog = decode_like_vm_diff(bytes);
-  harness::Subject vm = harness::make_vm_subject(prog.config);
-  model::Model model(prog.config);
+  SystemConfig config = Decoder(bytes).config();
+  harness::fold_fuzz_config(config);
+  harness::Subject vm = harness::make_vm_subject(config);
+  model::Model model(config);
   harness::ExecOptions options;
   options.full_check_every = full_check_every;
-  return harness::run_program(prog, "<input>", *vm.system, model, vm.observer.get(), options);
+  Program prog;
+  return harness::decode_and_run(bytes, config, *vm.system, model, vm.observer.get(), options, {}, &prog);
 }
 
 /// corpus/vm_diff/*.bin in name order (or $VMFUZZ_BENCH_CORPUS).

@@ -11,6 +11,7 @@
 #include <cassert>
 #include <cinttypes>
 #include <cstdio>
+#include <utility>
 
 #include "harness/codec.h"
 #include "harness/text.h"
@@ -242,11 +243,12 @@ OpResult execute_op(MemorySystem& s, const Op& op, const std::vector<uint8_t>& d
   return r;
 }
 
-void Executor::set_context(uint64_t index, std::string op_text, std::string kind) {
+void Executor::set_context(uint64_t index, const Op* op, const char* text, const char* kind) {
   ctx_index_ = index;
   ctx_line_ = line_;
-  ctx_op_ = std::move(op_text);
-  ctx_kind_ = std::move(kind);
+  ctx_op_ptr_ = op;
+  ctx_text_ = text;
+  ctx_kind_ = kind;
 }
 
 void Executor::fail(std::string oracle, std::string sub, std::string detail, std::string diff, FailureSite site) {
@@ -254,8 +256,9 @@ void Executor::fail(std::string oracle, std::string sub, std::string detail, std
   Failure f;
   f.op_index = ctx_index_;
   f.line = ctx_line_;
-  f.op = ctx_op_;
-  f.op_kind = ctx_kind_;
+  // The op is printed here, not in step(): text is only needed for a report.
+  f.op = ctx_op_ptr_ != nullptr ? print_op(*ctx_op_ptr_) : std::string(ctx_text_);
+  f.op_kind = ctx_op_ptr_ != nullptr ? op_kind_name(ctx_op_ptr_->kind) : ctx_kind_;
   f.oracle = std::move(oracle);
   f.sub = std::move(sub);
   f.detail = std::move(detail);
@@ -411,9 +414,11 @@ OpResult Executor::run_model_access(const Op& op, const std::vector<uint8_t>& da
 bool Executor::compare_results(const Op& op) {
   const OpResult& v = vm_result_;
   const OpResult& m = model_result_;
-  std::string both = "vm:    " + describe(v) + "\nmodel: " + describe(m);
+  // Both results as text: only for a report (built when an oracle fires, not per op).
+  auto both_text = [&] { return "vm:    " + describe(v) + "\nmodel: " + describe(m); };
   if (v.kr != m.kr && memory_error_tolerated(op)) return true;
   if (v.kr != m.kr) {
+    std::string both = both_text();
     std::string diff;
     if (op.kind == OpKind::Read || op.kind == OpKind::File) {
       uint64_t base = op.kind == OpKind::File ? op.offset : op.addr;
@@ -423,17 +428,17 @@ bool Executor::compare_results(const Op& op) {
     return false;
   }
   if (v.mmu && v.kr != KERN_SUCCESS && v.access.fault_addr != m.access.fault_addr) {
-    fail("result_mismatch", "fault_address", both);
+    fail("result_mismatch", "fault_address", both_text());
     return false;
   }
   if (v.has_addr && v.kr == KERN_SUCCESS && v.addr != m.addr) {
-    fail("result_mismatch", "address", both);
+    fail("result_mismatch", "address", both_text());
     return false;
   }
   if (op.kind == OpKind::Read || op.kind == OpKind::File) {
     const auto& vb = v.access.bytes;
     const auto& mb = m.access.bytes;
-    std::vector<uint8_t> unknown = m.access.unknown;
+    const std::vector<uint8_t>& unknown = m.access.unknown;
     size_t i = first_difference(mb, vb, unknown);
     if (i != SIZE_MAX) {
       uint64_t base = op.kind == OpKind::File ? op.offset : op.addr;
@@ -441,7 +446,7 @@ bool Executor::compare_results(const Op& op) {
       if (op.kind == OpKind::Read) site = {FailureSite::Kind::TaskPage, op.task, 0, op.addr + i};
       else site = {FailureSite::Kind::ObjectPage, 0, op.object, op.offset + i};
       fail("result_mismatch", vb.size() != mb.size() ? "length" : "bytes",
-           both + "\nfirst differing byte at " + hex_addr(base + i), hex_diff(base, mb, vb, unknown, "model", "vm"),
+           both_text() + "\nfirst differing byte at " + hex_addr(base + i), hex_diff(base, mb, vb, unknown, "model", "vm"),
            site);
       return false;
     }
@@ -483,11 +488,11 @@ bool Executor::fault_loop_oracle(const OpResult& r) {
 Executor::Step Executor::step(const Op& op) {
   assert(!failure_ && unusable_.empty() && "Executor::step: called after a failure or unusable input");
   uint64_t index = next_index_++;
-  set_context(index, print_op(op), op_kind_name(op.kind));
+  set_context(index, &op, nullptr, nullptr);
 
   if (op.kind == OpKind::Check) {
     ops_run_++;
-    return full_check() ? Step::Ran : Step::Failed;
+    return full_check_now() ? Step::Ran : Step::Failed;
   }
   // 1. Applicability: an op the VM does not implement runs on neither side.
   if (observer_ && !observer_->implements(op.kind)) {
@@ -548,7 +553,7 @@ Executor::Step Executor::step(const Op& op) {
 
   // 7-8. VM oracles after every op; periodic full check.
   if (!after_op_oracles()) return Step::Failed;
-  if (options_.full_check_every && ops_run_ % options_.full_check_every == 0 && !full_check()) return Step::Failed;
+  if (options_.full_check_every && ops_run_ % options_.full_check_every == 0 && !full_check_now()) return Step::Failed;
   return Step::Ran;
 }
 
@@ -603,17 +608,17 @@ bool Executor::compare_task_pages(unsigned t) {
     PeekStatus ms = model_.peek_page(t, va, mb);
     if (ms == PeekStatus::Unknown) continue;
     PeekStatus vs = vm_.peek_page(t, va, vb);
-    std::string where = "task t" + std::to_string(t) + " page " + hex_addr(va);
+    auto where = [&] { return "task t" + std::to_string(t) + " page " + hex_addr(va); };
     if (vs != ms) {
       fail("content_mismatch", std::string("vm ") + status_name(vs) + ", model " + status_name(ms),
-           where + ": vm says " + status_name(vs) + ", model says " + status_name(ms), {},
+           where() + ": vm says " + status_name(vs) + ", model says " + status_name(ms), {},
            {FailureSite::Kind::TaskPage, t, 0, va});
       return false;
     }
     if (ms != PeekStatus::Mapped) continue;
     size_t i = first_difference(mb, vb, {});
     if (i != SIZE_MAX) {
-      fail("content_mismatch", "", where + " differs; first differing byte at " + hex_addr(va + i),
+      fail("content_mismatch", "", where() + " differs; first differing byte at " + hex_addr(va + i),
            hex_diff(va, mb, vb, {}, "model", "vm"), {FailureSite::Kind::TaskPage, t, 0, va + i});
       return false;
     }
@@ -631,17 +636,17 @@ bool Executor::compare_object(unsigned m) {
     PeekStatus ms = model_.peek_object_page(m, off, mb);
     if (ms == PeekStatus::Unknown) continue;
     PeekStatus vs = vm_.peek_object_page(m, off, vb);
-    std::string where = "memory object m" + std::to_string(m) + " offset " + hex_addr(off);
+    auto where = [&] { return "memory object m" + std::to_string(m) + " offset " + hex_addr(off); };
     if (vs != ms) {
       fail("object_store_mismatch", std::string("vm ") + status_name(vs) + ", model " + status_name(ms),
-           where + ": vm says " + status_name(vs) + ", model says " + status_name(ms), {},
+           where() + ": vm says " + status_name(vs) + ", model says " + status_name(ms), {},
            {FailureSite::Kind::ObjectPage, 0, m, off});
       return false;
     }
     if (ms != PeekStatus::Mapped) continue;
     size_t i = first_difference(mb, vb, {});
     if (i != SIZE_MAX) {
-      fail("object_store_mismatch", "", where + " differs; first differing byte at offset " + hex_addr(off + i),
+      fail("object_store_mismatch", "", where() + " differs; first differing byte at offset " + hex_addr(off + i),
            hex_diff(off, mb, vb, {}, "model", "vm"), {FailureSite::Kind::ObjectPage, 0, m, off + i});
       return false;
     }
@@ -650,6 +655,14 @@ bool Executor::compare_object(unsigned m) {
 }
 
 bool Executor::full_check() {
+  if (failure_) return false;
+  // Called between ops by a client (not by step or finish): the check is its own context,
+  // so that a failure never names an op that may no longer exist.
+  set_context(next_index_, nullptr, "(full check)", "check");
+  return full_check_now();
+}
+
+bool Executor::full_check_now() {
   if (failure_) return false;
   for (unsigned t = 0; t < kMaxNames; t++) {
     if (!names_.task_live(t)) continue;
@@ -666,7 +679,7 @@ bool Executor::full_check() {
 // End of program and teardown.
 
 bool Executor::teardown() {
-  set_context(next_index_, "(teardown)", "teardown");
+  set_context(next_index_, nullptr, "(teardown)", "teardown");
   auto both = [&](const Op& op) {
     model_result_ = execute_op(model_, op, {});
     vm_result_ = execute_op(vm_, op, {});
@@ -717,8 +730,8 @@ bool Executor::teardown() {
 
 bool Executor::finish_check() {
   if (failure_) return false;
-  set_context(next_index_, "(end of program)", "end");
-  return full_check();
+  set_context(next_index_, nullptr, "(end of program)", "end");
+  return full_check_now();
 }
 
 bool Executor::finish_teardown() {
@@ -764,6 +777,107 @@ RunSummary run_program(const vmfuzz::Program& program, const std::string& file, 
   bool ok = ex.finish_check();
   if (dot_out && observer) *dot_out = observer->dot(ok ? FailureSite{} : ex.failure()->site);
   if (ok && !ex.finish_teardown()) ok = false;
+  if (!ok) {
+    sum.failure = ex.failure();
+    return sum;
+  }
+  sum.ok = true;
+  return sum;
+}
+
+RunSummary decode_and_run(std::span<const uint8_t> bytes, const SystemConfig& config, MemorySystem& vm,
+                          MemorySystem& model, VmObserver* observer, ExecOptions options,
+                          const StepListener& listener, vmfuzz::Program* program) {
+  RunSummary sum;
+  Executor ex(vm, model, config, options);
+  ex.set_observer(observer);
+  Program& p = *program;
+  p = Program{};
+  const SystemConfig input_config = Decoder(bytes).config();
+  // `stopped`: the executor failed or met an unusable op (no further step). `next_to_run`:
+  // the first decoded op not yet given to the executor (all of them while fused).
+  bool stopped = false;
+  size_t next_to_run = 0;
+  // One step, with run_program's bookkeeping. Returns the step's outcome.
+  auto run_one = [&](size_t i) {
+    const Op& op = p.ops[i];
+    ex.set_line(0);
+    Executor::Step st = ex.step(op);
+    sum.ops = ex.ops_seen();
+    sum.not_applicable = ex.not_applicable();
+    sum.assertions_skipped = ex.assertions_skipped();
+    if (st == Executor::Step::Unusable) {
+      ParseError pe;
+      pe.file = "<input>";
+      pe.line = 0;
+      pe.reason = ex.unusable_reason();
+      sum.unusable = true;
+      sum.unusable_reason = pe.what();
+      stopped = true;
+      return st;
+    }
+    if (listener) listener(i, op, st, ex);
+    if (st == Executor::Step::Failed) {
+      sum.failure = ex.failure();
+      stopped = true;
+    }
+    return st;
+  };
+  // After the run and the decoder part ways: the scratch model of decode_with_model,
+  // brought to the same point by replaying every op decoded so far.
+  std::unique_ptr<model::Model> scratch;
+  auto scratch_result = [&](const Op& op) {
+    if (op.kind == OpKind::Check) return KERN_SUCCESS;
+    std::vector<uint8_t> data;
+    if (op.kind == OpKind::Write || op.kind == OpKind::Object || op.kind == OpKind::ManagerWrite)
+      data = op.data.materialize();
+    return execute_op(*scratch, op, data).kr;
+  };
+  auto part_ways = [&]() {
+    scratch = std::make_unique<model::Model>(input_config);
+    scratch->task_create(0);
+    kern_return_t kr = KERN_SUCCESS;
+    for (const Op& op : p.ops) kr = scratch_result(op);
+    return kr;  // the last op's result
+  };
+
+  Decoder dec(bytes);
+  NameState names(input_config);
+  p.ops.reserve(64);  // fuzz programs are mostly a few dozen ops
+  p.lines.reserve(64);
+  Op decoded;
+  while (dec.next(names, &decoded)) {
+    p.ops.push_back(std::move(decoded));  // next() assigns every field of `decoded` again
+    p.lines.push_back(0);
+    const Op& op = p.ops.back();  // valid until the next push_back
+    kern_return_t kr;
+    if (scratch) {
+      kr = scratch_result(op);
+    } else {
+      size_t i = next_to_run++;
+      Executor::Step st = run_one(i);
+      const OpResult& mr = ex.model_result();
+      const OpResult& vr = ex.vm_result();
+      // The run's model saw exactly what a scratch model would have, and answered this op
+      // as execute_op does, unless: the op did not run (not applicable, unusable), the run
+      // stopped (the rest must still be decoded), or the VM stopped an access or vm_read
+      // with KERN_MEMORY_ERROR (run_model_access splits the model's access; the executor
+      // may drop the model's handle).
+      bool fused = st == Executor::Step::Ran &&
+                   !((op.kind == OpKind::Read || op.kind == OpKind::Write || op.kind == OpKind::VmRead) &&
+                     vr.kr == KERN_MEMORY_ERROR);
+      if (fused) kr = op.kind == OpKind::Check ? KERN_SUCCESS : mr.kr;
+      else kr = part_ways();
+    }
+    names.apply(op, kr);
+  }
+  p.config = config;
+  p.has_config = true;
+  if (stopped) return sum;
+  for (size_t i = next_to_run; i < p.ops.size(); i++)
+    if (run_one(i) != Executor::Step::Ran && stopped) return sum;
+  // The end-of-program check, then teardown (as run_program, without a picture).
+  bool ok = ex.finish_check() && ex.finish_teardown();
   if (!ok) {
     sum.failure = ex.failure();
     return sum;

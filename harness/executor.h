@@ -160,7 +160,8 @@ class Executor {
   bool finish_check();
   bool finish_teardown();
 
-  /// Purpose:    Full side-effect-free comparison now (as at `check`).
+  /// Purpose:    Full side-effect-free comparison now (as at `check`), between ops; a
+  ///             failure's context is "(full check)" at the next op index.
   /// Results:    false when a failure was recorded.
   bool full_check();
 
@@ -177,6 +178,7 @@ class Executor {
   bool teardown_skipped() const { return teardown_skipped_; }
 
  private:
+  bool full_check_now();  // the full check in the current context
   bool check_assertion(const Op& op, const OpResult& r, const char* side);
   bool compare_results(const Op& op);
   bool memory_error_tolerated(const Op& op) const;
@@ -190,7 +192,10 @@ class Executor {
   bool teardown();
   void fail(std::string oracle, std::string sub, std::string detail, std::string diff = {},
             FailureSite site = {});
-  void set_context(uint64_t index, std::string op_text, std::string kind);
+  /// The op being judged: `op` (printed, and its kind named, only if a failure is
+  /// recorded; it must live until the next set_context) or, when null, the fixed `text`
+  /// and `kind`.
+  void set_context(uint64_t index, const Op* op, const char* text, const char* kind);
 
   MemorySystem& vm_;
   MemorySystem& model_;
@@ -212,7 +217,9 @@ class Executor {
   // Context of the op being judged (copied into a failure).
   uint64_t ctx_index_ = 0;
   unsigned ctx_line_ = 0;
-  std::string ctx_op_, ctx_kind_;
+  const Op* ctx_op_ptr_ = nullptr;
+  const char* ctx_text_ = "";
+  const char* ctx_kind_ = "";
 
   std::optional<Failure> failure_;
   std::string unusable_;
@@ -265,5 +272,25 @@ struct RunSummary {
 RunSummary run_program(const vmfuzz::Program& program, const std::string& file, MemorySystem& vm,
                        MemorySystem& model, VmObserver* observer, ExecOptions options,
                        const StepListener& listener = {}, std::string* dot_out = nullptr);
+
+/// Purpose:    Decode a binary input and run it in one pass: each op runs on both sides
+///             as soon as it is decoded, and the decoder follows names with the result
+///             the run's model gave — the model of the run IS the scratch model of
+///             decode_with_model for as long as both saw the same ops. Where they could
+///             part (an op not applicable, a user access or vm_read the VM stopped with
+///             KERN_MEMORY_ERROR, which the executor mirrors on its model, a failure, an
+///             unusable op), a fresh scratch model replays the ops decoded so far and
+///             decoding continues on it; the ops after that point run afterwards. Hence
+///             *program is exactly decode_with_model(bytes, fresh model) and the summary
+///             exactly run_program's on it, at the cost of one model run instead of two.
+/// Conditions: vm and model fresh for `config` (the input's config, possibly folded:
+///             fold_fuzz_config); the model must not depend on config.frames (the
+///             reference model has no frames, D10) since the scratch model gets the
+///             input's own config, as decode_with_model's caller gives it.
+/// Results:    The summary (as run_program's, file "<input>"); *program the whole decoded
+///             program (with `config` as its config), also when the run stopped early.
+RunSummary decode_and_run(std::span<const uint8_t> bytes, const SystemConfig& config, MemorySystem& vm,
+                          MemorySystem& model, VmObserver* observer, ExecOptions options,
+                          const StepListener& listener, vmfuzz::Program* program);
 
 }  // namespace vmfuzz::harness

@@ -3,15 +3,18 @@
 // Theory of operation: the checkers read vm::Kernel's structures through its const
 // introspection (system(), task_map(), copy_handle(), machine()) and walk page tables
 // directly from frame contents with the x86-64 layout of machine.h — so a pmap bug cannot
-// hide itself from the oracle. Nothing is modified.
+// hide itself from the oracle. Nothing is modified. Like the machine's and the pmap's own
+// oracles (VMFUZZ_NO_COVERAGE, machine.h), the checkers carry no coverage instrumentation
+// in fuzz builds: their scans would slow every input and count as progress.
 #include "harness/invariants.h"
 
 #include <algorithm>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
+#include <functional>
 #include <map>
-#include <set>
 
 #include "vm/kernel.h"
 
@@ -48,7 +51,7 @@ struct Leaf {
 };
 
 /// Walk every present path of the tables rooted at cr3; collect leaves and table frames.
-void walk_tables(const machine::PhysicalMemory& mem, uint64_t cr3, std::vector<Leaf>* leaves,
+VMFUZZ_NO_COVERAGE void walk_tables(const machine::PhysicalMemory& mem, uint64_t cr3, std::vector<Leaf>* leaves,
                  std::vector<pfn_t>* tables) {
   using namespace machine;
   uint64_t nframes = mem.frame_count();
@@ -65,8 +68,11 @@ void walk_tables(const machine::PhysicalMemory& mem, uint64_t cr3, std::vector<L
   while (!stack.empty()) {
     Frame f = stack.back();
     stack.pop_back();
+    // The table's bytes, read in place (what read_entry reads, without a call per entry).
+    const uint8_t* bytes = mem.frame(f.table);
     for (unsigned i = kEntriesPerTable; i-- > 0;) {
-      uint64_t e = mem.read_entry(f.table, i);
+      uint64_t e;
+      std::memcpy(&e, bytes + size_t(i) * 8, 8);
       if ((e & PTE_P) == 0) continue;
       uint64_t va = f.va | (uint64_t(i) << (39 - 9 * f.level));
       pfn_t next = pfn_t(pte_frame(e));
@@ -84,7 +90,7 @@ void walk_tables(const machine::PhysicalMemory& mem, uint64_t cr3, std::vector<L
 }
 
 /// The leaf for va in the tables rooted at cr3, if present (pure read).
-bool lookup_leaf(const machine::PhysicalMemory& mem, uint64_t cr3, uint64_t va, Leaf* out) {
+VMFUZZ_NO_COVERAGE bool lookup_leaf(const machine::PhysicalMemory& mem, uint64_t cr3, uint64_t va, Leaf* out) {
   using namespace machine;
   pfn_t table = pfn_t(cr3 >> 12);
   bool w = true, u = true;
@@ -104,7 +110,7 @@ bool lookup_leaf(const machine::PhysicalMemory& mem, uint64_t cr3, uint64_t va, 
 }
 
 /// no_cow_breach and no_stale_mapping for one translation (PTE or TLB entry) of task t.
-void check_mapping(const Kernel& k, unsigned t, const VmMap& map, const Leaf& l, const char* what,
+VMFUZZ_NO_COVERAGE void check_mapping(const Kernel& k, unsigned t, const VmMap& map, const Leaf& l, const char* what,
                    std::vector<Violation>& out) {
   const vm::VmSystem& sys = k.system();
   const VmMapEntry* e = vm::vm_map_lookup_entry(map, l.va);
@@ -171,26 +177,61 @@ void check_mapping(const Kernel& k, unsigned t, const VmMap& map, const Leaf& l,
   }
 }
 
-void check_objects(const Kernel& k, std::vector<Violation>& out) {
+/// True when the frame->page table and the live objects' pages are one-to-one: every page
+/// walked is the page its frame's slot names, and the table names no more pages than were
+/// walked. Then no frame is held by two pages (two pages would need one slot naming both;
+/// one page walked twice would be counted twice) and no slot names a page outside the live
+/// objects, so check_objects needs no per-frame owner table to know those hold.
+VMFUZZ_NO_COVERAGE bool frame_table_matches_pages(const vm::VmSystem& sys) {
+  size_t walked = 0;
+  for (const auto& [id, o] : sys.objects) {
+    for (const VmPage* p = vm::vm_page_next(o, 0); p != nullptr; p = vm::vm_page_next(o, p->offset + kPageSize)) {
+      ++walked;
+      if (p->frame >= sys.page_of_frame.size() || sys.page_of_frame[p->frame] != p) return false;
+    }
+  }
+  size_t named = 0;
+  for (const VmPage* p : sys.page_of_frame) named += p != nullptr;
+  return walked == named;
+}
+
+VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& out) {
   const vm::VmSystem& sys = k.system();
-  // ref_counts: recount.
-  std::map<const VmObject*, int> refs;
-  for (unsigned t : k.tasks())
-    for (const auto& [s, e] : k.task_map(t)->entries)
-      if (e.object != nullptr) ++refs[e.object];
+  // ref_counts: recount. Every reference found, as the object pointer it holds (never
+  // dereferenced here: a dangling one is counted, not followed), sorted for counting;
+  // only looked up, never iterated in pointer order.
+  std::vector<const VmObject*> refs;
+  for (unsigned t = 0; t < kMaxNames; ++t)
+    if (const VmMap* map = k.task_map(t))
+      for (const auto& [s, e] : map->entries)
+        if (e.object != nullptr) refs.push_back(e.object);
   for (unsigned c = 0; c < kMaxNames; ++c)
     if (const vm::VmMapCopy* copy = k.copy_handle(c))
       for (const auto& ce : copy->entries)
-        if (ce.object != nullptr) ++refs[ce.object];
+        if (ce.object != nullptr) refs.push_back(ce.object);
   for (const auto& [id, o] : sys.objects)
-    if (o->shadow != nullptr) ++refs[o->shadow];
+    if (o->shadow != nullptr) refs.push_back(o->shadow);
+  std::sort(refs.begin(), refs.end(), std::less<const VmObject*>());
   size_t pages = 0;
-  std::map<pfn_t, const VmPage*> frame_owner;
+  // The page found owning each frame (indexed by frame; frames beyond the table are kept
+  // in `stray_owner`, which only a broken page can fill). Needed only to name a frame held
+  // twice or a stray slot, which cannot exist when the table matches the pages.
+  const bool one_to_one = frame_table_matches_pages(sys);
+  std::vector<const VmPage*> frame_owner(one_to_one ? 0 : sys.page_of_frame.size(), nullptr);
+  std::map<pfn_t, const VmPage*> stray_owner;
+  auto claim = [&](const VmPage* p) -> const VmPage* {  // the earlier owner, or null
+    if (one_to_one) return nullptr;
+    const VmPage*& slot = p->frame < frame_owner.size() ? frame_owner[p->frame] : stray_owner[p->frame];
+    if (slot != nullptr) return slot;
+    slot = p;
+    return nullptr;
+  };
   for (const auto& [id, o] : sys.objects) {
     if (o->id != id || !o->alive)
       add(out, "ref_counts", fmt("object %" PRIu64 ": registry entry is not a live object", id));
-    auto it = refs.find(o);
-    int expect = it == refs.end() ? 0 : it->second;
+    auto [lo, hi] = std::equal_range(refs.begin(), refs.end(), static_cast<const VmObject*>(o),
+                                     std::less<const VmObject*>());
+    int expect = int(hi - lo);
     if (o->ref_count != expect)
       add(out, "ref_counts",
           fmt("object %" PRIu64 ": ref_count %d, references found %d", id, o->ref_count, expect));
@@ -208,13 +249,11 @@ void check_objects(const Kernel& k, std::vector<Violation>& out) {
       if (p->busy)
         add(out, "page_in_one_object",
             fmt("object %" PRIu64 " offset 0x%" PRIx64 ": page left busy", id, p->offset));
-      auto [fit, inserted] = frame_owner.emplace(p->frame, p);
-      if (!inserted)
+      if (const VmPage* first = claim(p))
         add(out, "page_in_one_object",
             fmt("frame %u: held by object %" PRIu64 " offset 0x%" PRIx64 " and object %" PRIu64
                 " offset 0x%" PRIx64,
-                p->frame, fit->second->object ? fit->second->object->id : 0, fit->second->offset,
-                id, p->offset));
+                p->frame, first->object ? first->object->id : 0, first->offset, id, p->offset));
       // device_pages: an object served by a device pager holds only private pages, each
       // on the device frame for its offset; private pages live nowhere else.
       machine::pfn_t dev = o->pager != nullptr ? o->pager->device_frame(p->offset + o->paging_offset)
@@ -259,42 +298,22 @@ void check_objects(const Kernel& k, std::vector<Violation>& out) {
     }
   }
   // Every page in the frame table must be one found in an object.
-  for (pfn_t f = 0; f < sys.page_of_frame.size(); ++f)
-    if (sys.page_of_frame[f] != nullptr && frame_owner.count(f) == 0)
+  for (pfn_t f = 0; !one_to_one && f < sys.page_of_frame.size(); ++f)
+    if (sys.page_of_frame[f] != nullptr && frame_owner[f] == nullptr)
       add(out, "page_in_one_object", fmt("frame %u: frame table names a page in no live object", f));
   (void)pages;
 }
 
-void check_frames_and_mappings(const Kernel& k, std::vector<Violation>& out) {
-  const vm::VmSystem& sys = k.system();
-  const machine::PhysicalMemory& mem = k.machine().memory();
-  std::map<pfn_t, unsigned> table_owner;  // table frame -> task
-  for (unsigned t : k.tasks()) {
-    const VmMap* map = k.task_map(t);
-    if (map->pmap == nullptr) continue;
-    std::vector<Leaf> leaves;
-    std::vector<pfn_t> tables;
-    walk_tables(mem, map->pmap->cr3(), &leaves, &tables);
-    for (pfn_t f : tables) {
-      auto [it, inserted] = table_owner.emplace(f, t);
-      if (!inserted)
-        add(out, "frames_accounted",
-            fmt("frame %u: page table of t%u and of t%u", f, it->second, t));
-      if (mem.use_of(f) != machine::FrameUse::PageTable)
-        add(out, "frames_accounted", fmt("frame %u: page table of t%u not marked PageTable", f, t));
-    }
-    for (const Leaf& l : leaves) {
-      if (!l.user)
-        add(out, "no_cow_breach", fmt("t%u pte va 0x%" PRIx64 ": not user-accessible", t, l.va));
-      check_mapping(k, t, *map, l, "pte", out);
-    }
-  }
-  // frames_accounted: every frame free, a reachable table, or owned by one page.
+/// frames_accounted by a scan of every frame of the machine: each free, a reachable page
+/// table (`table_owner[f]` != 0), or owned by one page. O(frames); called only when
+/// frames_consistent() finds a discrepancy, to name every frame concerned.
+VMFUZZ_NO_COVERAGE void scan_frames(const vm::VmSystem& sys, const machine::PhysicalMemory& mem,
+                 const std::vector<uint8_t>& table_owner, std::vector<Violation>& out) {
   uint32_t owned = 0, tables = 0, device = 0;
   for (pfn_t f = 0; f < mem.frame_count(); ++f) {
     machine::FrameUse use = mem.use_of(f);
     bool page = sys.page_of_frame[f] != nullptr;
-    bool table = table_owner.count(f) != 0;
+    bool table = table_owner[f] != 0;
     switch (use) {
       case machine::FrameUse::Free:
         if (page || table) add(out, "frames_accounted", fmt("frame %u: free but in use", f));
@@ -324,7 +343,79 @@ void check_frames_and_mappings(const Kernel& k, std::vector<Violation>& out) {
             mem.free_count(), mem.frame_count()));
 }
 
-void check_tlbs(const Kernel& k, bool mapping_checks, std::vector<Violation>& out) {
+/// True when scan_frames would find nothing, decided from the frames in use only:
+///   - every reachable table frame (`tables`, distinct) is marked PageTable and holds no
+///     page, and there are exactly count_of(PageTable) of them: then the PageTable frames
+///     are exactly the reachable tables (none lost);
+///   - every ordinary page of the frame->page table is on a frame marked VmPage, and there
+///     are exactly count_of(VmPage) of them: then every VmPage frame has a page (none
+///     lost); every private (device) page is on a frame marked Device;
+///   - hence no Free frame is a page or a table, and the four counts add up.
+/// It relies on PhysicalMemory's per-use counters agreeing with its per-frame marks (the
+/// machine keeps both in alloc_frame/free_frame; it is the hardware, not the VM judged).
+/// The page_of_frame scan is a pointer test per frame, far cheaper than scan_frames.
+VMFUZZ_NO_COVERAGE bool frames_consistent(const vm::VmSystem& sys, const machine::PhysicalMemory& mem,
+                       const std::vector<pfn_t>& tables) {
+  using machine::FrameUse;
+  for (pfn_t f : tables)
+    if (mem.use_of(f) != FrameUse::PageTable || sys.page_of_frame[f] != nullptr) return false;
+  if (tables.size() != mem.count_of(FrameUse::PageTable)) return false;
+  uint32_t pages = 0;
+  const size_t n = sys.page_of_frame.size();
+  for (pfn_t f = 0; f < n; ++f) {
+    const VmPage* p = sys.page_of_frame[f];
+    if (p == nullptr) continue;
+    if (p->private_page) {
+      if (mem.use_of(f) != FrameUse::Device) return false;
+      continue;
+    }
+    ++pages;
+    if (mem.use_of(f) != FrameUse::VmPage) return false;
+  }
+  return pages == mem.count_of(FrameUse::VmPage) &&
+         uint64_t(mem.count_of(FrameUse::VmPage)) + mem.count_of(FrameUse::PageTable) +
+                 mem.count_of(FrameUse::Device) + mem.free_count() ==
+             mem.frame_count();
+}
+
+VMFUZZ_NO_COVERAGE void check_frames_and_mappings(const Kernel& k, std::vector<Violation>& out) {
+  const vm::VmSystem& sys = k.system();
+  const machine::PhysicalMemory& mem = k.machine().memory();
+  // Table frame -> 1 + the task whose tables reach it (0: none), and the distinct table
+  // frames in the order found.
+  std::vector<uint8_t> table_owner(mem.frame_count(), 0);
+  std::vector<pfn_t> all_tables;
+  std::vector<Leaf> leaves;
+  std::vector<pfn_t> tables;
+  for (unsigned t = 0; t < kMaxNames; ++t) {
+    const VmMap* map = k.task_map(t);
+    if (map == nullptr || map->pmap == nullptr) continue;
+    leaves.clear();
+    tables.clear();
+    walk_tables(mem, map->pmap->cr3(), &leaves, &tables);
+    for (pfn_t f : tables) {
+      if (table_owner[f] != 0) {
+        add(out, "frames_accounted",
+            fmt("frame %u: page table of t%u and of t%u", f, unsigned(table_owner[f] - 1), t));
+      } else {
+        table_owner[f] = uint8_t(t + 1);
+        all_tables.push_back(f);
+      }
+      if (mem.use_of(f) != machine::FrameUse::PageTable)
+        add(out, "frames_accounted", fmt("frame %u: page table of t%u not marked PageTable", f, t));
+    }
+    for (const Leaf& l : leaves) {
+      if (!l.user)
+        add(out, "no_cow_breach", fmt("t%u pte va 0x%" PRIx64 ": not user-accessible", t, l.va));
+      check_mapping(k, t, *map, l, "pte", out);
+    }
+  }
+  // frames_accounted: every frame free, a reachable table, or owned by one page. The scan
+  // of every frame runs only when the frames in use say something is off.
+  if (!frames_consistent(sys, mem, all_tables)) scan_frames(sys, mem, table_owner, out);
+}
+
+VMFUZZ_NO_COVERAGE void check_tlbs(const Kernel& k, bool mapping_checks, std::vector<Violation>& out) {
   const machine::Machine& m = k.machine();
   const machine::PhysicalMemory& mem = m.memory();
   for (unsigned cpu = 0; cpu < m.cpu_count(); ++cpu) {
@@ -362,17 +453,17 @@ void check_tlbs(const Kernel& k, bool mapping_checks, std::vector<Violation>& ou
 
 }  // namespace
 
-void check_vm_invariants(const vm::Kernel& k, std::vector<Violation>& out) {
+VMFUZZ_NO_COVERAGE void check_vm_invariants(const vm::Kernel& k, std::vector<Violation>& out) {
   check_objects(k, out);
   check_frames_and_mappings(k, out);
   check_tlbs(k, true, out);
 }
 
-void check_tlb_coherence(const vm::Kernel& k, std::vector<Violation>& out) {
+VMFUZZ_NO_COVERAGE void check_tlb_coherence(const vm::Kernel& k, std::vector<Violation>& out) {
   check_tlbs(k, false, out);
 }
 
-void check_teardown(const vm::Kernel& k, std::vector<Violation>& out) {
+VMFUZZ_NO_COVERAGE void check_teardown(const vm::Kernel& k, std::vector<Violation>& out) {
   const machine::PhysicalMemory& mem = k.machine().memory();
   if (!k.tasks().empty())
     add(out, "teardown", fmt("%zu task(s) still exist", k.tasks().size()));

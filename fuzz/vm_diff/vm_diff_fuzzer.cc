@@ -2,12 +2,14 @@
 //
 // Theory of operation
 // -------------------
-// Any input bytes are a program (harness/codec.h: the decoder is total). The program is
-// decoded first, with names following a run on a scratch model (executor.h:
-// decode_with_model), so that it means exactly what `vmfuzz-replay --to-text` prints for
-// the same file. Its configuration is folded (fold_fuzz_config: a floor on frames, now 64,
-// the codec's smallest, since the VM pages out under pressure; it was 512 before pageout).
-// vmfuzz-replay folds binary inputs the same way, so a crash replays identically.
+// Any input bytes are a program (harness/codec.h: the decoder is total). The program
+// means exactly what `vmfuzz-replay --to-text` prints for the same file: names follow a
+// run on a model (executor.h: decode_with_model). Its configuration is folded
+// (fold_fuzz_config: a floor on frames, now 64, the codec's smallest, since the VM pages
+// out under pressure; it was 512 before pageout). vmfuzz-replay folds binary inputs the
+// same way, so a crash replays identically. Decoding and running are one pass
+// (executor.h: decode_and_run): the run's own model answers the decoder, so the model
+// runs once, not twice; the program and the verdict are those of decoding first.
 //
 // The program then runs through the executor with vm::Kernel as subject and
 // model::Model as reference: results compared after every op, assertions (none in binary
@@ -16,7 +18,7 @@
 // not implement yet are not applicable (skipped on both sides).
 //
 // Structure-aware mutation (LLVMFuzzerCustomMutator): three times in four the input is
-// decoded, changed at the op level — an op from a table of copy-on-write building blocks
+// decoded (or, when it is the input just run, taken from that run), changed at the op level — an op from a table of copy-on-write building blocks
 // (fork, a write over a page, terminate, vm_copy, inherit share, protect, pageout, memory
 // object maps, ...) inserted with random task, page and byte, an op deleted, duplicated or
 // moved, an op's task renamed — and encoded again; otherwise libFuzzer's byte mutation
@@ -155,13 +157,22 @@ std::string fill_template(std::string t, std::minstd_rand& rng) {
   return t;
 }
 
+// The input LLVMFuzzerTestOneInput ran last and its program as decode_with_model gives it
+// (its own config, not folded). libFuzzer mutates the unit it has just run (mutation depth
+// > 1) more often than not; mutate_ops then takes the program from here instead of
+// decoding it again with a model run.
+std::vector<uint8_t> g_last_input;
+Program g_last_program;
+
+Program decoded_program(std::span<const uint8_t> bytes) {
+  if (bytes.size() == g_last_input.size() && std::equal(bytes.begin(), bytes.end(), g_last_input.begin()))
+    return g_last_program;
+  model::Model scratch(Decoder(bytes).config());
+  return harness::decode_with_model(bytes, scratch);
+}
+
 size_t mutate_ops(uint8_t* data, size_t size, size_t max_size, std::minstd_rand& rng) {
-  Program p;
-  {
-    std::span<const uint8_t> bytes(data, size);
-    model::Model scratch(Decoder(bytes).config());
-    p = harness::decode_with_model(bytes, scratch);
-  }
+  Program p = decoded_program(std::span<const uint8_t>(data, size));
   auto pos = [&](size_t n) { return n == 0 ? 0 : size_t(rng() % n); };
   switch (rng() % 6) {
     case 0:
@@ -216,15 +227,11 @@ extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> bytes(data, size);
-  Program prog;
-  {
-    model::Model scratch(Decoder(bytes).config());
-    prog = harness::decode_with_model(bytes, scratch);
-  }
-  harness::fold_fuzz_config(prog.config);
+  SystemConfig config = Decoder(bytes).config();
+  harness::fold_fuzz_config(config);
 
-  harness::Subject vm = harness::make_vm_subject(prog.config);
-  model::Model model(prog.config);
+  harness::Subject vm = harness::make_vm_subject(config);
+  model::Model model(config);
   harness::ExecOptions options;
   options.full_check_every = kFullCheckEvery;
   // VM-state feedback (vm_state_feedback.h): the shapes reached after every op that ran.
@@ -235,8 +242,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                             const harness::Executor&) {
     if (kernel && step == harness::Executor::Step::Ran) fuzz::record_vm_state(*kernel);
   };
+  // Decoded and run in one pass: the same program as decode_with_model gives (the one
+  // `vmfuzz-replay --to-text` prints) and the same verdict as run_program on it.
+  Program prog;
   harness::RunSummary sum =
-      harness::run_program(prog, "<input>", *vm.system, model, vm.observer.get(), options, feedback);
+      harness::decode_and_run(bytes, config, *vm.system, model, vm.observer.get(), options, feedback, &prog);
   // For the driver's progress line: the number of VM-state counters set, when it grew
   // (checked every 256 inputs to keep the cost off the hot path).
   static uint64_t runs = 0;
@@ -248,6 +258,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::fprintf(stderr, "VMSTATE: %zu features\n", seen);
     }
   }
+  // For the mutator (see g_last_input): the same program with the input's own config.
+  g_last_input.assign(bytes.begin(), bytes.end());
+  g_last_program = prog;
+  g_last_program.config = Decoder(bytes).config();
   if (sum.unusable) {
     // The decoder only makes usable programs: this is a harness bug.
     std::fprintf(stderr, "ERROR: vmfuzz divergence: unusable decoded input: %s\n", sum.unusable_reason.c_str());

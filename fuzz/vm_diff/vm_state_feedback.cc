@@ -4,8 +4,9 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <map>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "vm/kernel.h"
 
@@ -55,39 +56,47 @@ void bump(uint32_t kind, uint32_t value) {
 }  // namespace
 
 void record_vm_state(const vm::Kernel& kernel) {
-  const std::vector<vm::ObjectInfo> objects = kernel.objects();
-  // Chain depth of every object: follow shadow ids (a map keyed by id: deterministic).
-  std::map<uint64_t, const vm::ObjectInfo*> by_id;
-  for (const auto& o : objects) by_id[o.id] = &o;
-  std::map<uint64_t, unsigned> depth;
-  auto depth_of = [&](uint64_t id) {
+  // Read straight from the kernel's structures (no ObjectInfo/EntryInfo copies: this runs
+  // after every op). The features are exactly those of the introspection (ids, flags,
+  // counts); only the cost differs.
+  const vm::VmSystem& sys = kernel.system();
+  // Chain depth of every object: follow shadow links while they name a registered object
+  // (by id, as introspection would), capped at 16. `depths` is sorted by id because
+  // sys.objects iterates in id order.
+  static std::vector<std::pair<uint64_t, unsigned>> depths;
+  depths.clear();
+  auto depth_of = [&](const vm::VmObject* o) {
     unsigned d = 0;
-    for (uint64_t cur = id; cur != 0 && d < 16; d++) {
-      auto it = by_id.find(cur);
-      if (it == by_id.end()) break;
-      cur = it->second->shadow;
+    for (const vm::VmObject* cur = o; cur != nullptr && d < 16; d++) {
+      if (sys.objects.find(cur->id) == sys.objects.end()) break;
+      cur = cur->shadow;
     }
     return d;
   };
-  for (const auto& o : objects) {
-    unsigned d = depth_of(o.id);
-    depth[o.id] = d;
+  for (const auto& [id, o] : sys.objects) {
+    unsigned d = depth_of(o);
+    depths.emplace_back(id, d);
     bump(kChainDepth, std::min(d, 8u));
-    if (o.copy != 0) bump(kCopyObject, std::min(d, 8u));
-    bump(kSharers, std::min<unsigned>(unsigned(std::max(o.ref_count, 0)), 5u) * 2 + o.internal);
-    bump(kResident, log2_bucket(o.resident_page_count));
-    bump(kPager, (o.pager_created ? 8u : 0u) | (o.internal ? 4u : 0u) | (o.can_persist ? 2u : 0u) |
-                     (o.ref_count == 0 ? 1u : 0u));
-    bump(kStrategy, unsigned(o.copy_strategy) * 4 + (o.use_shared_copy ? 2u : 0u) + (o.shadowed ? 1u : 0u));
+    if (o->copy != nullptr) bump(kCopyObject, std::min(d, 8u));
+    bump(kSharers, std::min<unsigned>(unsigned(std::max(o->ref_count, 0)), 5u) * 2 + o->internal);
+    bump(kResident, log2_bucket(o->resident_page_count));
+    bump(kPager, (o->pager_created ? 8u : 0u) | (o->internal ? 4u : 0u) | (o->can_persist ? 2u : 0u) |
+                     (o->ref_count == 0 ? 1u : 0u));
+    bump(kStrategy, unsigned(o->copy_strategy) * 4 + (o->use_shared_copy ? 2u : 0u) + (o->shadowed ? 1u : 0u));
   }
-  bump(kObjects, log2_bucket(objects.size()));
+  bump(kObjects, log2_bucket(sys.objects.size()));
+  auto depth_by_id = [&](uint64_t id) {
+    auto it = std::lower_bound(depths.begin(), depths.end(), std::make_pair(id, 0u));
+    return it != depths.end() && it->first == id ? it->second : 0u;
+  };
   unsigned tasks = 0;
-  for (unsigned t : kernel.tasks()) {
-    std::vector<vm::EntryInfo> entries = kernel.entries(t);
-    if (entries.empty()) continue;
+  for (unsigned t = 0; t < kMaxNames; t++) {
+    const vm::VmMap* map = kernel.task_map(t);
+    if (map == nullptr || map->entries.empty()) continue;
     tasks++;
-    for (const auto& e : entries) {
-      unsigned d = e.object == 0 ? 0 : std::min(depth[e.object], 8u);
+    for (const auto& [start, e] : map->entries) {
+      (void)start;
+      unsigned d = e.object == nullptr ? 0 : std::min(depth_by_id(e.object->id), 8u);
       bump(kEntryShape, d * 4 + (e.needs_copy ? 2u : 0u) + (e.is_shared ? 1u : 0u));
     }
   }

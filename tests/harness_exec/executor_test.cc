@@ -12,10 +12,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "harness/codec.h"
 #include "harness/dot.h"
 #include "harness/executor.h"
 #include "harness/forwarding_system.h"
@@ -553,6 +555,106 @@ TEST(Report, WhatIfResultsArePrintedTheyAreTraceText) {
   EXPECT_EQ(format_result(op, c), "=> KERN_NO_SPACE");
   op.kind = OpKind::Fork;
   EXPECT_EQ(format_result(op, OpResult{}), "");
+}
+
+// --- decode_and_run: one pass, the same program and the same verdict ------------------------
+
+// decode_with_model then run_program, and decode_and_run, on the same bytes and a fresh pair
+// of subjects each: the programs must print the same, the summaries must agree.
+template <class MakeVm>
+bool expect_same_as_two_passes(const std::vector<uint8_t>& bytes, MakeVm make_vm, const std::string& what) {
+  std::span<const uint8_t> in(bytes);
+  Program two;
+  {
+    model::Model scratch(Decoder(in).config());
+    two = decode_with_model(in, scratch);
+  }
+  fold_fuzz_config(two.config);
+  SystemConfig cfg = Decoder(in).config();
+  fold_fuzz_config(cfg);
+  EXPECT_EQ(cfg, two.config);
+  ExecOptions o;
+  o.full_check_every = 16;
+  std::vector<std::string> steps_two, steps_one;
+  auto recorder = [](std::vector<std::string>& log) {
+    return [&log](uint64_t i, const Op& op, Executor::Step st, const Executor&) {
+      log.push_back(std::to_string(i) + " " + print_op(op) + " " + std::to_string(int(st)));
+    };
+  };
+  auto [vm2, obs2] = make_vm(cfg);
+  model::Model m2(cfg);
+  RunSummary a = run_program(two, "<input>", *vm2, m2, obs2.get(), o, recorder(steps_two));
+  auto [vm1, obs1] = make_vm(cfg);
+  model::Model m1(cfg);
+  Program one;
+  RunSummary b = decode_and_run(in, cfg, *vm1, m1, obs1.get(), o, recorder(steps_one), &one);
+  EXPECT_EQ(print_program(one), print_program(two)) << what;
+  EXPECT_EQ(one.ops, two.ops) << what;
+  EXPECT_EQ(steps_one, steps_two) << what;
+  EXPECT_EQ(b.ok, a.ok) << what;
+  EXPECT_EQ(b.unusable, a.unusable) << what;
+  EXPECT_EQ(b.ops, a.ops) << what;
+  EXPECT_EQ(b.not_applicable, a.not_applicable) << what;
+  EXPECT_EQ(b.assertions_skipped, a.assertions_skipped) << what;
+  EXPECT_EQ(bool(b.failure), bool(a.failure)) << what;
+  if (a.failure && b.failure) {
+    EXPECT_EQ(format_failure(*b.failure), format_failure(*a.failure)) << what;
+  }
+  return !a.ok;
+}
+
+std::vector<std::vector<uint8_t>> decode_and_run_inputs() {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(fs::path(VMFUZZ_SOURCE_DIR) / "corpus" / "vm_diff"))
+    if (e.path().extension() == ".bin") files.push_back(e.path());
+  std::ranges::sort(files);
+  std::vector<std::vector<uint8_t>> inputs;
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    inputs.emplace_back((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+  // Random bytes: any input is a program (the decoder is total).
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (unsigned n = 0; n < 60; n++) {
+    std::vector<uint8_t> b(40 + n * 7);
+    for (auto& c : b) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      c = uint8_t(x >> 24);
+    }
+    inputs.push_back(std::move(b));
+  }
+  return inputs;
+}
+
+TEST(DecodeAndRun, WhatIfTheVmIsJudgedInOnePassTheProgramAndVerdictAreThoseOfTwo) {
+  auto make = [](const SystemConfig& c) {
+    Subject s = make_vm_subject(c);
+    return std::pair{std::move(s.system), std::move(s.observer)};
+  };
+  auto inputs = decode_and_run_inputs();
+  ASSERT_GE(inputs.size(), 90u);
+  for (size_t i = 0; i < inputs.size(); i++) expect_same_as_two_passes(inputs[i], make, "input " + std::to_string(i));
+}
+
+TEST(DecodeAndRun, WhatIfTheSubjectFailsOrStopsAccessesTheDecoderStillSeesTheScratchModel) {
+  // flip_read: a failure stops the run mid-program (the rest is decoded on a scratch
+  // model); memory_error_always: every read stops with KERN_MEMORY_ERROR, which the
+  // executor mirrors on its model, so the run and the decoder part ways there.
+  using Knob = void (*)(Broken&);
+  for (Knob knob : {Knob([](Broken& b) { b.flip_read = true; }), Knob([](Broken& b) { b.memory_error_always = true; }),
+                    Knob([](Broken& b) { b.wrong_protect_code = true; })}) {
+    auto make = [knob](const SystemConfig& c) {
+      auto b = std::make_unique<Broken>(c);
+      knob(*b);
+      return std::pair{std::unique_ptr<MemorySystem>(std::move(b)), std::unique_ptr<VmObserver>()};
+    };
+    auto inputs = decode_and_run_inputs();
+    unsigned failed = 0;
+    for (size_t i = 0; i < inputs.size(); i++)
+      failed += expect_same_as_two_passes(inputs[i], make, "input " + std::to_string(i));
+    EXPECT_GT(failed, 0u) << "the broken subject must fail some inputs, or this tests nothing";
+  }
 }
 
 }  // namespace

@@ -168,6 +168,23 @@ TEST(TextParse, EveryDataForm) {
   EXPECT_EQ(data("fill:0*0").size(), 0u);
 }
 
+TEST(DataSpecMaterialize, PatIsItsFormulaAtEveryByte) {
+  // materialize() copies pat: a 256-byte block at a time; every byte must still be
+  // (SEED + 7*i + (i >> 8)) mod 256.
+  for (uint64_t length : {0ull, 1ull, 255ull, 256ull, 257ull, 0x1234ull, 0x10003ull}) {
+    for (unsigned seed : {0u, 5u, 0xffu}) {
+      DataSpec d;
+      d.form = DataSpec::Form::Pat;
+      d.value = uint8_t(seed);
+      d.length = length;
+      std::vector<uint8_t> bytes = d.materialize();
+      ASSERT_EQ(bytes.size(), length);
+      for (uint64_t i = 0; i < length; i++)
+        ASSERT_EQ(bytes[i], static_cast<uint8_t>(seed + 7 * i + (i >> 8))) << "seed " << seed << " byte " << i;
+    }
+  }
+}
+
 TEST(TextParse, EveryResultForm) {
   Op op = parse1("deallocate t0 0x10000 0x1000 => KERN_SUCCESS");
   EXPECT_EQ(op.expect.result, Expect::Result::Code);

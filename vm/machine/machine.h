@@ -150,6 +150,9 @@ class PhysicalMemory {
  public:
   static constexpr uint8_t kJunkByte = 0xdb;
   explicit PhysicalMemory(uint32_t nframes, uint32_t device_frames = 0);
+  ~PhysicalMemory();  // hands the byte buffer to the next PhysicalMemory (see .cc)
+  PhysicalMemory(const PhysicalMemory&) = delete;
+  PhysicalMemory& operator=(const PhysicalMemory&) = delete;
   /// Every frame of the physical address space: RAM and device frames.
   uint32_t frame_count() const { return nframes_ + device_frames_; }
   /// RAM frames only (what the allocator manages: `config frames=`).
@@ -182,6 +185,7 @@ class PhysicalMemory {
   // with kJunkByte (or written since); the rest are filled on first touch, so a large
   // machine costs nothing for frames it never uses.
   std::unique_ptr<uint8_t[]> bytes_;
+  size_t capacity_ = 0;          // bytes_ holds capacity_ >= nframes_ * 4096 bytes
   mutable uint32_t junk_upto_ = 0;
   mutable uint32_t device_upto_ = 0;  // device frames below it are zeroed (set in the ctor)
   std::vector<FrameUse> use_;    // per frame

@@ -17,11 +17,72 @@
 // whole buffer at construction, but a machine of 4096 frames no longer costs 16 MiB of
 // memset per fuzz input. Device frames are zeroed the same lazy way (device memory is
 // defined: it reads zero until written).
+//
+// Buffer reuse: a destroyed PhysicalMemory leaves its byte buffer as the thread's spare
+// (the largest seen is kept) and the next one built on the thread takes it when it is big
+// enough, so a fuzzer building one machine per input does not map, fault in and unmap
+// (under ASan: poison and quarantine) megabytes every time. Nothing is observable: the
+// junk is laid lazily from frame 0 again, whatever the spare held. Under ASan the spare is
+// poisoned while unused, and the part of a reused buffer beyond the machine's frames stays
+// poisoned, so a stray access still faults as it would on a buffer of the exact size.
 #include <cstring>
+#include <utility>
 
 #include "vm/machine/machine.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VMFUZZ_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define VMFUZZ_ASAN 1
+#endif
+#ifdef VMFUZZ_ASAN
+#include <sanitizer/asan_interface.h>
+#define VMFUZZ_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define VMFUZZ_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define VMFUZZ_POISON(p, n) ((void)(p), (void)(n))
+#define VMFUZZ_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 namespace vmfuzz::machine {
+
+namespace {
+
+// The thread's spare frame buffer (see the top of this file).
+struct SpareBuffer {
+  std::unique_ptr<uint8_t[]> bytes;
+  size_t capacity = 0;
+  ~SpareBuffer() { VMFUZZ_UNPOISON(bytes.get(), capacity); }
+};
+thread_local SpareBuffer g_spare;
+
+// A buffer of at least `size` bytes, uninitialized, the first `size` addressable.
+std::pair<std::unique_ptr<uint8_t[]>, size_t> take_buffer(size_t size) {
+  if (g_spare.bytes != nullptr && g_spare.capacity >= size) {
+    size_t capacity = std::exchange(g_spare.capacity, 0);
+    std::unique_ptr<uint8_t[]> bytes = std::move(g_spare.bytes);
+    VMFUZZ_UNPOISON(bytes.get(), size);
+    return {std::move(bytes), capacity};
+  }
+  return {std::unique_ptr<uint8_t[]>(new uint8_t[size]), size};
+}
+
+// Keep `bytes` as the spare if it is larger than the current one.
+void give_buffer(std::unique_ptr<uint8_t[]> bytes, size_t capacity) {
+  if (bytes == nullptr || (g_spare.bytes != nullptr && g_spare.capacity >= capacity)) {
+    VMFUZZ_UNPOISON(bytes.get(), capacity);
+    return;  // freed here
+  }
+  VMFUZZ_UNPOISON(g_spare.bytes.get(), g_spare.capacity);
+  VMFUZZ_POISON(bytes.get(), capacity);
+  g_spare.bytes = std::move(bytes);
+  g_spare.capacity = capacity;
+}
+
+}  // namespace
 
 void contract_failure(const char* where, const char* msg, const char* cond) {
   std::fprintf(stderr, "ERROR: vmfuzz contract %s: %s (%s)\n", where, msg, cond);
@@ -30,12 +91,12 @@ void contract_failure(const char* where, const char* msg, const char* cond) {
 }
 
 PhysicalMemory::PhysicalMemory(uint32_t nframes, uint32_t device_frames)
-    : nframes_(nframes),
-      device_frames_(device_frames),
-      bytes_(new uint8_t[(size_t(nframes) + device_frames) * kPageSize]),
-      use_(size_t(nframes) + device_frames, FrameUse::Free) {
+    : nframes_(nframes), device_frames_(device_frames), use_(size_t(nframes) + device_frames, FrameUse::Free) {
   VMFUZZ_MACHINE_ASSERT(nframes < (1u << 24) && device_frames < (1u << 24), "PhysicalMemory",
                         "at most 2^24 frames");
+  auto [bytes, capacity] = take_buffer((size_t(nframes) + device_frames) * kPageSize);
+  bytes_ = std::move(bytes);
+  capacity_ = capacity;
   for (uint32_t i = 0; i < device_frames; i++) use_[nframes + i] = FrameUse::Device;
   counts_[size_t(FrameUse::Device)] = device_frames;
   device_upto_ = nframes;
@@ -45,6 +106,7 @@ PhysicalMemory::PhysicalMemory(uint32_t nframes, uint32_t device_frames)
   counts_[size_t(FrameUse::Free)] = nframes;
 }
 
+PhysicalMemory::~PhysicalMemory() { give_buffer(std::move(bytes_), capacity_); }
 
 void PhysicalMemory::junk_fill_upto(pfn_t f) const {
   if (f >= nframes_) {  // a device frame: zero the device frames up to it on first touch
