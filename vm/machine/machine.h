@@ -145,6 +145,8 @@ class PhysicalMemory {
   ~PhysicalMemory();  // hands the byte buffer to the next PhysicalMemory (see .cc)
   PhysicalMemory(const PhysicalMemory&) = delete;
   PhysicalMemory& operator=(const PhysicalMemory&) = delete;
+  PhysicalMemory(PhysicalMemory&&) = default;  // movable as before (a moved-from one gives back nothing)
+  PhysicalMemory& operator=(PhysicalMemory&&) = default;
   uint32_t frame_count() const;
   uint32_t free_count() const;
   uint8_t* frame(pfn_t f);
