@@ -151,5 +151,13 @@ TEST(FrameBufferReuse, NewMachineReadsJunkNotOldBytes) {
   EXPECT_EQ(small.frame(4)[100], machine::PhysicalMemory::kJunkByte);
 }
 
+TEST(FrameBufferReuse, MovedFromMachineGivesNothingBack) {
+  machine::PhysicalMemory a(4);
+  std::memset(a.frame(1), 0x77, P);
+  machine::PhysicalMemory b(std::move(a));  // a is destroyed empty at the end of the test
+  EXPECT_EQ(b.frame(1)[0], 0x77);
+  EXPECT_EQ(b.frame(2)[0], machine::PhysicalMemory::kJunkByte);
+}
+
 }  // namespace
 }  // namespace vmfuzz::vm

@@ -153,6 +153,8 @@ class PhysicalMemory {
   ~PhysicalMemory();  // hands the byte buffer to the next PhysicalMemory (see .cc)
   PhysicalMemory(const PhysicalMemory&) = delete;
   PhysicalMemory& operator=(const PhysicalMemory&) = delete;
+  PhysicalMemory(PhysicalMemory&&) = default;  // movable as before (a moved-from one gives back nothing)
+  PhysicalMemory& operator=(PhysicalMemory&&) = default;
   /// Every frame of the physical address space: RAM and device frames.
   uint32_t frame_count() const { return nframes_ + device_frames_; }
   /// RAM frames only (what the allocator manages: `config frames=`).

@@ -72,7 +72,8 @@ std::pair<std::unique_ptr<uint8_t[]>, size_t> take_buffer(size_t size) {
 
 // Keep `bytes` as the spare if it is larger than the current one.
 void give_buffer(std::unique_ptr<uint8_t[]> bytes, size_t capacity) {
-  if (bytes == nullptr || (g_spare.bytes != nullptr && g_spare.capacity >= capacity)) {
+  if (bytes == nullptr) return;  // a moved-from PhysicalMemory
+  if (g_spare.bytes != nullptr && g_spare.capacity >= capacity) {
     VMFUZZ_UNPOISON(bytes.get(), capacity);
     return;  // freed here
   }
