@@ -189,7 +189,7 @@ class PhysicalMemory {
   std::unique_ptr<uint8_t[]> bytes_;
   size_t capacity_ = 0;          // bytes_ holds capacity_ >= nframes_ * 4096 bytes
   mutable uint32_t junk_upto_ = 0;
-  mutable uint32_t device_upto_ = 0;  // device frames below it are zeroed (set in the ctor)
+  mutable std::vector<uint8_t> device_zeroed_;  // per device frame: zeroed since construction
   std::vector<FrameUse> use_;    // per frame
   std::vector<pfn_t> free_;      // LIFO stack of free frames; back() is handed out next
   uint32_t counts_[4] = {0, 0, 0, 0};  // frames per FrameUse

@@ -15,8 +15,8 @@
 // The junk is laid lazily (junk_fill_upto): every access to a frame goes through frame(),
 // which fills all frames up to it on first touch — observably the same as filling the
 // whole buffer at construction, but a machine of 4096 frames no longer costs 16 MiB of
-// memset per fuzz input. Device frames are zeroed the same lazy way (device memory is
-// defined: it reads zero until written).
+// memset per fuzz input. Device frames are zeroed lazily too, each on its own first touch
+// (device memory is defined: it reads zero until written).
 //
 // Buffer reuse: a destroyed PhysicalMemory leaves its byte buffer as the thread's spare
 // (the largest seen is kept) and the next one built on the thread takes it when it is big
@@ -100,7 +100,7 @@ PhysicalMemory::PhysicalMemory(uint32_t nframes, uint32_t device_frames)
   capacity_ = capacity;
   for (uint32_t i = 0; i < device_frames; i++) use_[nframes + i] = FrameUse::Device;
   counts_[size_t(FrameUse::Device)] = device_frames;
-  device_upto_ = nframes;
+  device_zeroed_.assign(device_frames, 0);
   free_.reserve(nframes);
   // Push in reverse so that frame 0 is handed out first.
   for (uint32_t i = nframes; i > 0; i--) free_.push_back(i - 1);
@@ -110,10 +110,11 @@ PhysicalMemory::PhysicalMemory(uint32_t nframes, uint32_t device_frames)
 PhysicalMemory::~PhysicalMemory() { give_buffer(std::move(bytes_), capacity_); }
 
 void PhysicalMemory::junk_fill_upto(pfn_t f) const {
-  if (f >= nframes_) {  // a device frame: zero the device frames up to it on first touch
-    if (f >= device_upto_) {
-      std::memset(bytes_.get() + size_t(device_upto_) * kPageSize, 0, size_t(f + 1 - device_upto_) * kPageSize);
-      device_upto_ = f + 1;
+  if (f >= nframes_) {  // a device frame: zero it alone on its first touch
+    uint8_t& zeroed = device_zeroed_[f - nframes_];
+    if (!zeroed) {
+      std::memset(bytes_.get() + size_t(f) * kPageSize, 0, kPageSize);
+      zeroed = 1;
     }
     return;
   }
