@@ -383,10 +383,13 @@ void vm_object_reclaim_unseen(VmSystem& sys, std::vector<ObjectWindow>& windows)
         !o->alive || !o->internal || o->can_persist || o->pager_lost ||
         o->paging_in_progress != 0 || (o->shadow != nullptr && o->shadow->copy == o))
       continue;
-    // An object mapped by one entry alone keeps the pages past the end of its window:
-    // vm_object_coalesce may extend that entry over them, and removes them itself then
-    // (Mach's rule; the bug catalogue's coalesce_keeps_stale lives there).
-    const uint64_t limit = object->ref_count == 1 && hi - lo == 1 ? windows[lo].end : UINT64_MAX;
+    // Pages past the end of an object's only entry go too (FreeBSD's OBJ_ONEMAPPING
+    // trimming): vm_object_coalesce, which may extend the entry over them, also removes
+    // whatever it finds there (Mach's rule). The catalogue's coalesce_keeps_stale keeps
+    // them, as GNU Mach does, so that its coalesce half has stale pages to miss.
+    const uint64_t limit = object->ref_count == 1 && hi - lo == 1 && VMFUZZ_BUG_ON(CoalesceKeepsStale)
+                               ? windows[lo].end
+                               : UINT64_MAX;
     // Visit only the gaps between the windows (sorted by start): the cost is the windows
     // plus the pages outside them, not the object's resident pages.
     uint64_t gap = 0;

@@ -448,11 +448,12 @@ TEST_F(VmTest, WhatIfAClippedPieceIsDeallocatedItsPagesGoWhileTheRestStays) {
   EXPECT_FALSE(has_page(o, 2 * P));
   EXPECT_FALSE(has_page(o, 3 * P));
   EXPECT_EQ(get(0, 0x10000, 1) + get(0, 0x11000, 1), "ab");
-  // One entry left on o: the page past its end stays for coalesce to remove.
+  // One entry left on o: the page past its end goes too (OBJ_ONEMAPPING-style trimming).
   ASSERT_EQ(k->deallocate(0, 0x11000, P), KERN_SUCCESS);
-  EXPECT_TRUE(has_page(o, P));
-  EXPECT_EQ(k->counters().hidden_pages_freed, 2u);
-  alloc(0, 0x11000, P);  // coalesces with the first entry and removes the stale page
+  EXPECT_FALSE(has_page(o, P));
+  EXPECT_TRUE(has_page(o, 0));
+  EXPECT_EQ(k->counters().hidden_pages_freed, 3u);
+  alloc(0, 0x11000, P);  // coalesces with the first entry: fresh zeros
   EXPECT_EQ(get(0, 0x11000, 1), zeros(1));
   expect_clean("after the reclaim");
 }
