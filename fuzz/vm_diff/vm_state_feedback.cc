@@ -12,6 +12,16 @@
 
 namespace vmfuzz::fuzz {
 
+size_t vm_state_slot(uint32_t kind, uint32_t value) {
+  uint32_t h = (kind << 20) ^ value;  // a 32-bit integer hash (lowbias32) of the pair
+  h ^= h >> 16;
+  h *= 0x7feb352dU;
+  h ^= h >> 15;
+  h *= 0x846ca68bU;
+  h ^= h >> 16;
+  return h % kVmStateCounters;
+}
+
 namespace {
 
 // The table libFuzzer scans (clang and GCC both honour the section attribute; `used`
@@ -39,13 +49,7 @@ enum Feature : uint32_t {
 unsigned log2_bucket(uint64_t n) { return n == 0 ? 0 : unsigned(std::bit_width(n)); }
 
 void bump(uint32_t kind, uint32_t value) {
-  uint32_t h = (kind << 20) ^ value;
-  h ^= h >> 16;
-  h *= 0x7feb352dU;
-  h ^= h >> 15;
-  h *= 0x846ca68bU;
-  h ^= h >> 16;
-  const size_t i = h % kVmStateCounters;
+  const size_t i = vm_state_slot(kind, value);
   if (g_counters[i] != 255) g_counters[i]++;
   if (!g_seen[i]) {
     g_seen[i] = true;

@@ -33,6 +33,9 @@ inline constexpr size_t kVmStateCounters = 4096;
 /// Conditions: no side effect on the kernel (const introspection only).
 void record_vm_state(const vm::Kernel& kernel);
 
+/// The counter a feature (kind, value) bumps: a fixed hash of the pair, modulo the table.
+size_t vm_state_slot(uint32_t kind, uint32_t value);
+
 /// Number of distinct counters ever set in this process (libFuzzer clears the table before
 /// each input; this count is cumulative), for the driver's progress line.
 size_t vm_state_features_seen();

@@ -47,13 +47,7 @@ std::vector<uint8_t> reference_counters(const vm::Kernel& kernel) {
   std::vector<uint8_t> c(kVmStateCounters, 0);
   auto log2_bucket = [](uint64_t n) { return n == 0 ? 0u : unsigned(std::bit_width(n)); };
   auto bump = [&](uint32_t kind, uint32_t value) {
-    uint32_t h = (kind << 20) ^ value;
-    h ^= h >> 16;
-    h *= 0x7feb352dU;
-    h ^= h >> 15;
-    h *= 0x846ca68bU;
-    h ^= h >> 16;
-    const size_t i = h % kVmStateCounters;
+    const size_t i = vm_state_slot(kind, value);
     if (c[i] != 255) c[i]++;
   };
   const std::vector<vm::ObjectInfo> objects = kernel.objects();
