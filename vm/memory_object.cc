@@ -24,20 +24,8 @@ bool page_is_zero(const uint8_t* p) {
 /// of its chain holds a resident page or pager data: every other offset reads zero (or
 /// fails, for a destroyed memory object). Sorted, unique.
 std::vector<uint64_t> chain_candidates(const VmObject* object, uint64_t offset, uint64_t size) {
-  std::vector<uint64_t> rel, tmp;
-  uint64_t start = offset, end = offset + size;
-  for (const VmObject* o = object; o != nullptr; o = o->shadow) {
-    for (const VmPage* p = vm_page_next(o, start); p != nullptr && p->offset < end;
-         p = vm_page_next(o, p->offset + kPageSize))
-      rel.push_back(p->offset - start);
-    if (o->pager != nullptr) {
-      tmp.clear();
-      o->pager->offsets(start + o->paging_offset, end + o->paging_offset, tmp);
-      for (uint64_t po : tmp) rel.push_back(po - o->paging_offset - start);
-    }
-    start += o->shadow_offset;
-    end += o->shadow_offset;
-  }
+  std::vector<uint64_t> rel;
+  vm_object_chain_offsets(object, offset, size, false, rel);
   std::sort(rel.begin(), rel.end());
   rel.erase(std::unique(rel.begin(), rel.end()), rel.end());
   return rel;

@@ -369,32 +369,6 @@ static kern_return_t overwrite_page_slowly(VmMap& map, uint64_t va, const VmObje
   return KERN_SUCCESS;
 }
 
-/// Append to `out` the offsets, relative to `offset`, in [offset, offset + size) where some
-/// object of `object`'s chain holds a resident page or pager data (unsorted; duplicates).
-/// Every other offset reads zero through the chain. Results: false when the chain holds an
-/// object whose reads are not plain data (a destroyed memory object, or an external
-/// manager that may lock pages or expect their return): the caller must then visit every
-/// page. A null object is an empty chain.
-static bool chain_touched_pages(const VmObject* object, uint64_t offset, uint64_t size,
-                                std::vector<uint64_t>& out) {
-  std::vector<uint64_t> tmp;
-  uint64_t start = offset, end = offset + size;
-  for (const VmObject* o = object; o != nullptr; o = o->shadow) {
-    if (o->pager_lost || !o->internal) return false;
-    for (const VmPage* p = vm_page_next(o, start); p != nullptr && p->offset < end;
-         p = vm_page_next(o, p->offset + kPageSize))
-      out.push_back(p->offset - start);
-    if (o->pager != nullptr) {
-      tmp.clear();
-      o->pager->offsets(start + o->paging_offset, end + o->paging_offset, tmp);
-      for (uint64_t po : tmp) out.push_back(po - o->paging_offset - start);
-    }
-    start += o->shadow_offset;
-    end += o->shadow_offset;
-  }
-  return true;
-}
-
 /// True when offset reads zero through object's chain because no object of the chain has
 /// the page (resident or with its pager); a resident page of zeros does not count.
 static bool chain_page_absent(const VmObject* object, uint64_t offset) {
@@ -416,8 +390,8 @@ static kern_return_t overwrite_entry_slowly(VmMap& map, const VmMapEntry& de,
                                             const VmObject* src_object, uint64_t src_offset) {
   const uint64_t size = de.end - de.start;
   std::vector<uint64_t> rel;
-  bool sparse = chain_touched_pages(src_object, src_offset, size, rel) &&
-                chain_touched_pages(de.object, de.offset, size, rel);
+  bool sparse = vm_object_chain_offsets(src_object, src_offset, size, true, rel) &&
+                vm_object_chain_offsets(de.object, de.offset, size, true, rel);
   if (!sparse) {
     rel.clear();
     for (uint64_t r = 0; r < size; r += kPageSize) rel.push_back(r);

@@ -713,6 +713,26 @@ void DefaultPager::offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& 
     out.push_back(it->first);
 }
 
+bool vm_object_chain_offsets(const VmObject* object, uint64_t offset, uint64_t size,
+                             bool plain_data_only, std::vector<uint64_t>& out) {
+  std::vector<uint64_t> tmp;
+  uint64_t start = offset, end = offset + size;
+  for (const VmObject* o = object; o != nullptr; o = o->shadow) {
+    if (plain_data_only && (o->pager_lost || !o->internal)) return false;
+    for (const VmPage* p = vm_page_next(o, start); p != nullptr && p->offset < end;
+         p = vm_page_next(o, p->offset + kPageSize))
+      out.push_back(p->offset - start);
+    if (o->pager != nullptr) {
+      tmp.clear();
+      o->pager->offsets(start + o->paging_offset, end + o->paging_offset, tmp);
+      for (uint64_t po : tmp) out.push_back(po - o->paging_offset - start);
+    }
+    start += o->shadow_offset;
+    end += o->shadow_offset;
+  }
+  return true;
+}
+
 const uint8_t* vm_object_pager_data(const VmObject* object, uint64_t offset) {
   if (object->pager == nullptr) return nullptr;
   return object->pager->data(offset + object->paging_offset);

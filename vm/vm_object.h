@@ -406,6 +406,16 @@ void vm_object_pmap_remove(VmSystem& sys, VmObject* object, uint64_t start, uint
 void vm_object_page_map(VmSystem& sys, VmObject* object, uint64_t offset, uint64_t size,
                         const std::function<machine::pfn_t(uint64_t)>& map_fn);
 
+/// Purpose:    Append to `out` the offsets, relative to `offset`, in [offset, offset + size)
+///             where some object of `object`'s chain holds a resident page or pager data
+///             (unsorted, with duplicates). Every other offset reads zero through the chain
+///             (or fails, for a destroyed memory object). A null object is an empty chain.
+/// Results:    false, with `out` partly filled, when `plain_data_only` and the chain holds
+///             an object whose reads are not plain data (a destroyed memory object, or an
+///             external manager that may lock pages or expect their return); else true.
+bool vm_object_chain_offsets(const VmObject* object, uint64_t offset, uint64_t size,
+                             bool plain_data_only, std::vector<uint64_t>& out);
+
 /// The pager's data for (object, offset), or nullptr (no pager, or data_unavailable).
 const uint8_t* vm_object_pager_data(const VmObject* object, uint64_t offset);
 
