@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "harness/report.h"
+#include "harness/op_table.h"
 #include "harness/text.h"
 #include "vm/kernel.h"
 
