@@ -72,35 +72,6 @@ void Kernel::flush_cache() {
   }
 }
 
-bool Kernel::implements(OpKind kind) const {
-  switch (kind) {
-    case OpKind::Object:
-    case OpKind::Device:
-    case OpKind::Map:
-    case OpKind::ManagerWrite:
-    case OpKind::File:
-    case OpKind::Destroy:
-    case OpKind::Pageout:
-    case OpKind::Task:
-    case OpKind::Allocate:
-    case OpKind::Deallocate:
-    case OpKind::Protect:
-    case OpKind::Inherit:
-    case OpKind::Write:
-    case OpKind::Read:
-    case OpKind::Fork:
-    case OpKind::Terminate:
-    case OpKind::VmCopy:
-    case OpKind::VmRead:
-    case OpKind::VmWrite:
-    case OpKind::Copyout:
-    case OpKind::Discard:
-    case OpKind::Check:
-      return true;
-  }
-  return false;
-}
-
 VmMap& Kernel::task_map_ref(unsigned t) {
   assert(task_exists(t) && "Kernel: no such task");
   return *tasks_[t];

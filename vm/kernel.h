@@ -122,10 +122,6 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   Kernel(const Kernel&) = delete;
   Kernel& operator=(const Kernel&) = delete;
 
-  /// True for every op this kernel implements fully (all of them). The harness treats
-  /// ops for which it is false as not applicable on both sides.
-  bool implements(OpKind kind) const;
-
   // --- MemorySystem -------------------------------------------------------------------------
   void task_create(unsigned t) override;
   kern_return_t allocate(unsigned t, uint64_t* addr, uint64_t size, bool anywhere) override;

@@ -64,40 +64,24 @@ constexpr unsigned kFullCheckEvery = 16;
 // no two of them can be folded into one by the linker.
 volatile const char* g_oracle = nullptr;
 
-// One noinline, aborting function per oracle. The list is the oracles of report.h and the
-// invariants of harness/invariants.h; anything else lands in oracle_other.
-#define VMFUZZ_ORACLES(X) \
-  X(result_mismatch)      \
-  X(assertion)            \
-  X(region_mismatch)      \
-  X(content_mismatch)     \
-  X(object_store_mismatch) \
-  X(fault_loop)           \
-  X(teardown)             \
-  X(ref_counts)           \
-  X(resident_counts)      \
-  X(page_in_one_object)   \
-  X(frames_accounted)     \
-  X(copy_object_shape)    \
-  X(no_chain_cycles)      \
-  X(no_cow_breach)        \
-  X(no_stale_mapping)     \
-  X(tlb_coherent)         \
-  X(other)
-
-#define VMFUZZ_DEFINE_ORACLE(name)                         \
-  [[noreturn]] __attribute__((noinline)) void oracle_##name() { \
-    g_oracle = #name;                                      \
-    std::abort();                                          \
+// One noinline, aborting function per row of the oracle table (harness/oracles.def), and
+// oracle_other for a harness bug (a decoded program the executor calls unusable).
+#define VMFUZZ_ORACLE(NAME, LAYER, WHEN, CHECKS)                  \
+  [[noreturn]] __attribute__((noinline)) void oracle_##NAME() { \
+    g_oracle = #NAME;                                           \
+    std::abort();                                               \
   }
-VMFUZZ_ORACLES(VMFUZZ_DEFINE_ORACLE)
-#undef VMFUZZ_DEFINE_ORACLE
+#include "harness/oracles.def"
+VMFUZZ_ORACLE(other, , , )
+#undef VMFUZZ_ORACLE
 
-[[noreturn]] void abort_in_oracle(const std::string& oracle) {
-#define VMFUZZ_DISPATCH_ORACLE(name) \
-  if (oracle == #name) oracle_##name();
-  VMFUZZ_ORACLES(VMFUZZ_DISPATCH_ORACLE)
-#undef VMFUZZ_DISPATCH_ORACLE
+[[noreturn]] void abort_in_oracle(Oracle oracle) {
+  switch (oracle) {
+#define VMFUZZ_ORACLE(NAME, LAYER, WHEN, CHECKS) \
+  case Oracle::NAME: oracle_##NAME();
+#include "harness/oracles.def"
+#undef VMFUZZ_ORACLE
+  }
   oracle_other();
 }
 

@@ -163,22 +163,13 @@ Bias Bias::setup() {
 // ---------------------------------------------------------------------------------------
 // OpState.
 
-OpState::OpState(const SystemConfig& cfg, uint32_t implemented_mask, Bias b)
-    : config(cfg), names(cfg), implemented(implemented_mask), bias(std::make_shared<const Bias>(std::move(b))) {}
+OpState::OpState(const SystemConfig& cfg, Bias b)
+    : config(cfg), names(cfg), bias(std::make_shared<const Bias>(std::move(b))) {}
 
 namespace {
 
-// The executor's rules for whether an op is usable input (executor.cc step 2), and
-// whether the VM implements it.
-std::optional<std::string> executor_problem(const OpState& s, const Op& op) {
-  if (op.kind != OpKind::Check && !s.implements(op.kind)) return std::string("not implemented by the VM");
-  if (auto bad = s.names.check(op)) return bad;
-  if ((op.kind == OpKind::Read || op.kind == OpKind::Write) && op.cpu >= s.config.cpus)
-    return std::string("cpu out of range");
-  if (op.kind == OpKind::Object && (op.size > UINT64_MAX - (kPageSize - 1) || op.data.size() > round_page(op.size)))
-    return std::string("initial contents longer than the object");
-  return std::nullopt;
-}
+// The executor's rule for whether an op is usable input (executor.cc step 1).
+std::optional<std::string> executor_problem(const OpState& s, const Op& op) { return s.names.check(op); }
 
 bool names_task(const Op& op, unsigned t) {
   switch (op.kind) {
@@ -780,7 +771,6 @@ rc::Gen<Op> gen_op(const OpState& s) {
     if (!mapped && OpKind(k) == OpKind::Allocate) w *= 5;
     if (w == 0) continue;
     OpKind kind = OpKind(k);
-    if (kind != OpKind::Check && !s.implements(kind)) continue;
     if (auto g = gen_kind(s, kind)) choices.push_back({w, *g});
   }
   if (choices.empty()) choices.push_back({1, gen::just(make(OpKind::Check))});
@@ -819,14 +809,6 @@ std::vector<Op> ops_of(const OpCommands& cmds) {
 // ---------------------------------------------------------------------------------------
 // The system under test.
 
-uint32_t vm_implemented_mask(const SystemConfig& config) {
-  harness::Subject s = harness::make_vm_subject(config);
-  uint32_t mask = 0;
-  for (unsigned k = 0; k < kOpKindCount; k++)
-    if (!s.observer || s.observer->implements(OpKind(k))) mask |= 1u << k;
-  return mask;
-}
-
 PropSystem::PropSystem(const SystemConfig& config, std::string property, const Decorator& wrap,
                        harness::ExecOptions options, const Decorator& wrap_model)
     : config_(config), property_(std::move(property)) {
@@ -854,28 +836,20 @@ vm::Kernel& PropSystem::kernel() {
   return *k;
 }
 
-uint32_t PropSystem::implemented_mask() const {
-  uint32_t mask = 0;
-  for (unsigned k = 0; k < kOpKindCount; k++)
-    if (!vm_.observer || vm_.observer->implements(OpKind(k))) mask |= 1u << k;
-  return mask;
-}
-
-harness::Executor::Step PropSystem::run(const Op& op) {
+PropSystem::Outcome PropSystem::run(const Op& op) {
   // The executor follows the model's names, except where the VM was allowed to fail a
   // vm_read on undefined contents (a destroyed object): then the handle the generator
   // expected is not bound, and an op using it is skipped here (never unusable input).
   if (op.kind != OpKind::Check && exec_->names().check(op)) {
     note("skipped (handle not bound after a tolerated KERN_MEMORY_ERROR): " + print_op(op));
-    return harness::Executor::Step::NotApplicable;
+    return Outcome::Skipped;
   }
   harness::Executor::Step st = exec_->step(op);
   ops_.push_back(op);
-  results_.push_back(st == harness::Executor::Step::Ran ? harness::format_result(op, exec_->vm_result())
-                                                        : std::string("not applicable"));
   if (st == harness::Executor::Step::Failed) fail(harness::format_failure(*exec_->failure()));
   if (st == harness::Executor::Step::Unusable) fail("unusable input (a generator bug): " + exec_->unusable_reason());
-  return st;
+  results_.push_back(harness::format_result(op, exec_->vm_result()));
+  return Outcome::Ran;
 }
 
 void PropSystem::finish() {
@@ -1029,10 +1003,10 @@ std::string counters_text(const vm::Kernel& k) {
   return s;
 }
 
-harness::Executor::Step run_fixed(PropSystem& sys, OpState& s, const Op& raw) {
+PropSystem::Outcome run_fixed(PropSystem& sys, OpState& s, const Op& raw) {
   Op op = canonical_op(raw);
   if (auto bad = executor_problem(s, op)) RC_FAIL("fixed step '" + print_op(op) + "' is not usable: " + *bad);
-  harness::Executor::Step st = sys.run(op);
+  PropSystem::Outcome st = sys.run(op);
   s.apply(op);
   return st;
 }

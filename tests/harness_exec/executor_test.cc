@@ -115,27 +115,21 @@ class Broken final : private OwnedModel, public ForwardingSystem {
 // A scripted observer: each knob makes one VM-only checker report.
 class ScriptedObserver final : public VmObserver {
  public:
-  std::vector<OpKind> not_implemented;
-  std::string invariant;      // reported by check_invariants when non-empty
-  std::string tlb;            // reported by check_tlb_coherence when non-empty
-  std::string teardown_left;  // reported by check_teardown when non-empty
+  std::optional<Oracle> invariant;      // reported by check_invariants when set
+  std::optional<Oracle> tlb;            // reported by check_tlb_coherence when set
+  std::optional<Oracle> teardown_left;  // reported by check_teardown when set
   bool loop = false;  // a protection fault counts as a fault loop
   int teardown_calls = 0;
 
-  bool implements(OpKind k) const override {
-    for (OpKind n : not_implemented)
-      if (n == k) return false;
-    return true;
+  void check_invariants(std::vector<Violation>& out) const override {
+    if (invariant) out.push_back({*invariant, "scripted violation"});
   }
-  void check_invariants(std::vector<Finding>& out) const override {
-    if (!invariant.empty()) out.push_back({invariant, "scripted violation"});
+  void check_tlb_coherence(std::vector<Violation>& out) const override {
+    if (tlb) out.push_back({*tlb, "scripted stale entry"});
   }
-  void check_tlb_coherence(std::vector<Finding>& out) const override {
-    if (!tlb.empty()) out.push_back({tlb, "scripted stale entry"});
-  }
-  void check_teardown(std::vector<Finding>& out) const override {
+  void check_teardown(std::vector<Violation>& out) const override {
     const_cast<ScriptedObserver*>(this)->teardown_calls++;
-    if (!teardown_left.empty()) out.push_back({teardown_left, "3 frames left"});
+    if (teardown_left) out.push_back({*teardown_left, "3 frames left"});
   }
   std::optional<std::string> fault_loop(const Access& a) const override {
     if (!loop || a.kr != KERN_PROTECTION_FAILURE) return std::nullopt;
@@ -197,7 +191,6 @@ TEST(Executor, WhatIfTheModelIsJudgedAgainstItselfNoOracleFires) {
   RunSummary s = run_program(p, "test.trace", a, b, nullptr, {1, true});
   ASSERT_TRUE(s.ok) << (s.failure ? format_failure(*s.failure) : s.unusable_reason);
   EXPECT_EQ(s.ops, p.ops.size());
-  EXPECT_EQ(s.not_applicable, 0u);
 }
 
 TEST(Executor, WhatIfEveryHandWrittenTraceRunsModelAgainstModel) {
@@ -258,7 +251,7 @@ TEST(Executor, WhatIfAReadReturnsAWrongByteResultMismatchOrAssertionFires) {
   RunSummary s = run_broken("allocate t0 0x10000 0x1000\nwrite t0 0x10000 \"ab\"\nread t0 0x10000 2\n",
                             [](Broken& b) { b.flip_read = true; });
   ASSERT_TRUE(s.failure);
-  EXPECT_EQ(s.failure->oracle, "result_mismatch");
+  EXPECT_EQ(s.failure->oracle, Oracle::result_mismatch);
   EXPECT_EQ(s.failure->op_index, 2u);
   EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: result_mismatch in read [bytes]");
   EXPECT_NE(s.failure->diff.find("-0x000000010000  61 62"), std::string::npos) << s.failure->diff;
@@ -304,7 +297,7 @@ TEST(Executor, WhatIfAFaultAddressDiffers) {
 TEST(Executor, WhatIfTheVmReportsAnExtraRegion) {
   RunSummary s = run_broken("allocate t0 0x10000 0x1000\ncheck\n", [](Broken& b) { b.extra_region = true; });
   ASSERT_TRUE(s.failure);
-  EXPECT_EQ(s.failure->oracle, "region_mismatch");
+  EXPECT_EQ(s.failure->oracle, Oracle::region_mismatch);
   EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: region_mismatch in check [vm has an extra region]");
   EXPECT_NE(s.failure->detail.find("0x7fff00000000-0x7fff00001000 r-- max rwx copy"), std::string::npos)
       << s.failure->detail;
@@ -315,7 +308,7 @@ TEST(Executor, WhatIfAPageHoldsAWrongByteOnlyTheFullCheckSeesIt) {
   // No check op: the end-of-program check finds it.
   RunSummary s = run_broken(trace, [](Broken& b) { b.flip_peek_va = 0x11000; });
   ASSERT_TRUE(s.failure);
-  EXPECT_EQ(s.failure->oracle, "content_mismatch");
+  EXPECT_EQ(s.failure->oracle, Oracle::content_mismatch);
   EXPECT_EQ(s.failure->op, "(end of program)");
   EXPECT_EQ(s.failure->op_index, 3u);
   EXPECT_EQ(s.failure->site.addr, 0x11007u);
@@ -365,22 +358,22 @@ TEST(Executor, WhatIfTheVmFailsWithMemoryErrorOnUndefinedBytesThatIsAllowed) {
 
 TEST(Executor, WhatIfAnInvariantBreaksItIsTheOracle) {
   ScriptedObserver obs;
-  obs.invariant = "page_in_one_object";
+  obs.invariant = Oracle::page_in_one_object;
   Broken vm(SystemConfig{});
   RunSummary s = run("allocate t0 0x10000 0x1000\ncheck\n", vm, &obs);
   ASSERT_TRUE(s.failure);
-  EXPECT_EQ(s.failure->oracle, "page_in_one_object");
+  EXPECT_EQ(s.failure->oracle, Oracle::page_in_one_object);
   EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: page_in_one_object in check");
 }
 
 TEST(Executor, WhatIfTlbCoherenceBreaksItFiresAfterTheOp) {
   ScriptedObserver obs;
-  obs.tlb = "tlb_more_permissive";
+  obs.tlb = Oracle::tlb_coherent;
   Broken vm(SystemConfig{});
   RunSummary s = run("allocate t0 0x10000 0x1000\n", vm, &obs);
   ASSERT_TRUE(s.failure);
   EXPECT_EQ(s.failure->op_index, 0u);
-  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: tlb_more_permissive in allocate");
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: tlb_coherent in allocate");
 }
 
 TEST(Executor, WhatIfTheMachineLoopsOnAFault) {
@@ -395,32 +388,21 @@ TEST(Executor, WhatIfTheMachineLoopsOnAFault) {
 
 TEST(Executor, WhatIfSomethingIsLeftAfterTeardown) {
   ScriptedObserver obs;
-  obs.teardown_left = "frames_leaked";
+  obs.teardown_left = Oracle::frames_accounted;
   Broken vm(SystemConfig{});
   RunSummary s = run("allocate t0 0x10000 0x1000\nvm_read t0 0x10000 0x1000 c0\nobject m1 0x1000 delay nopersist fill:0x01*0x10\n",
                      vm, &obs);
   ASSERT_TRUE(s.failure);
-  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: teardown in teardown [frames_leaked]");
+  EXPECT_EQ(failure_signature(*s.failure), "vmfuzz: teardown in teardown [frames_accounted]");
   EXPECT_EQ(obs.teardown_calls, 1);
   // Teardown destroyed the object on both sides (tasks and handles are ended too).
-  obs.teardown_left.clear();
+  obs.teardown_left.reset();
   Broken vm2(SystemConfig{});
   s = run("allocate t0 0x10000 0x1000\nvm_read t0 0x10000 0x1000 c0\nobject m1 0x1000 delay nopersist fill:0x01*0x10\n", vm2,
           &obs);
   EXPECT_TRUE(s.ok);
   std::array<uint8_t, kPageSize> buf{};
   EXPECT_EQ(vm2.peek_object_page(1, 0, buf), PeekStatus::Unknown);
-}
-
-TEST(Executor, WhatIfTheVmDoesNotImplementAnOpItIsNotApplicableNotADivergence) {
-  ScriptedObserver obs;
-  obs.not_implemented = {OpKind::Object, OpKind::Map};
-  Broken vm(SystemConfig{});
-  RunSummary s = run(kBasic, vm, &obs);
-  ASSERT_TRUE(s.ok) << (s.failure ? format_failure(*s.failure) : s.unusable_reason);
-  // object and map are skipped; the write into the unmapped window faults on both sides
-  // and fails nothing; file depends on the skipped object, so it is skipped too.
-  EXPECT_EQ(s.not_applicable, 3u);
 }
 
 TEST(Executor, WhatIfANameDoesNotExistTheInputIsUnusable) {
@@ -460,7 +442,7 @@ TEST(KernelObserver, WhatIfTheVmRunsATraceTheObserverExplainsItsGraph) {
   EXPECT_EQ(dot, dot_graph(k, {FailureSite::Kind::TaskPage, 1, 0, 0x10001}));  // deterministic
   // Teardown leaves nothing, and the teardown oracle agrees.
   ASSERT_TRUE(ex.finish_teardown()) << format_failure(*ex.failure());
-  std::vector<Finding> left;
+  std::vector<Violation> left;
   vm.observer->check_teardown(left);
   EXPECT_TRUE(left.empty());
 }
@@ -594,8 +576,6 @@ bool expect_same_as_two_passes(const std::vector<uint8_t>& bytes, MakeVm make_vm
   EXPECT_EQ(b.ok, a.ok) << what;
   EXPECT_EQ(b.unusable, a.unusable) << what;
   EXPECT_EQ(b.ops, a.ops) << what;
-  EXPECT_EQ(b.not_applicable, a.not_applicable) << what;
-  EXPECT_EQ(b.assertions_skipped, a.assertions_skipped) << what;
   EXPECT_EQ(bool(b.failure), bool(a.failure)) << what;
   if (a.failure && b.failure) {
     EXPECT_EQ(format_failure(*b.failure), format_failure(*a.failure)) << what;

@@ -52,7 +52,7 @@ class Probe {
     std::vector<Violation> v;
     check_vm_invariants(k, v);
     check_tlb_coherence(k, v);
-    for (auto& x : v) seen.push_back(x.invariant + ": " + x.detail);
+    for (auto& x : v) seen.push_back(x.text());
   }
   /// Teardown with the teardown invariant.
   void finish() {
@@ -65,7 +65,7 @@ class Probe {
     }
     std::vector<Violation> v;
     check_teardown(k, v);
-    for (auto& x : v) seen.push_back(x.invariant + ": " + x.detail);
+    for (auto& x : v) seen.push_back(x.text());
   }
 
   Kernel k;
