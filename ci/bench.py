@@ -18,7 +18,7 @@ Theory of operation
    libFuzzer from writing into corpus/; artifacts go to the temporary directory.
 4. Figures are formed as ratios of measurements taken in the same process run, then
    printed as one table (name, value, unit, target, verdict) or, with --json, exactly
-   `{"figures": {NAME: NUMBER}}` (DESIGN.md §7).
+   `{"figures": {NAME: NUMBER}}` (docs/ARCHITECTURE.md, "Contracts scripts rely on").
 
 Time basis: CPU time of the measuring thread (or child process) everywhere, because the
 machines this runs on are shared (other builds preempt us; wall time would measure the

@@ -1,5 +1,5 @@
 // language.cc — properties of the operation language itself: the text form and the
-// binary form each round-trip (DESIGN.md §5; harness/text.h, harness/codec.h).
+// binary form each round-trip (docs/language.md; harness/text.h, harness/codec.h).
 //
 // Theory of operation
 // -------------------

@@ -1,5 +1,5 @@
 // state_machine.cc — the rc::state property: random programs over the full op set of
-// DESIGN.md §5, run op by op through the differential Executor (the VM judged against the
+// docs/language.md, run op by op through the differential Executor (the VM judged against the
 // reference model), shrunk to a minimal trace on failure.
 //
 // Theory of operation

@@ -77,7 +77,7 @@ class Pager {
   /// memory_object_data_return: store a (dirty or precious) page.
   virtual void data_return(uint64_t offset, const uint8_t* page) = 0;
   /// memory_object_data_initialize: store only if the pager has no data there yet (the
-  /// rule the push into a paged copy object relies on, mach-vm-notes §2.2).
+  /// rule the push into a paged copy object relies on: GNU Mach's vm_fault_page).
   void data_initialize(uint64_t offset, const uint8_t* page) {
     if (data(offset) == nullptr) data_return(offset, page);
   }

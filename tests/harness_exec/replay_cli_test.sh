@@ -1,5 +1,5 @@
 #!/bin/sh
-# replay_cli_test.sh REPLAY SRCDIR — the vmfuzz-replay contract of DESIGN.md §7: exit
+# replay_cli_test.sh REPLAY SRCDIR — the vmfuzz-replay contract (docs/harness.md, docs/ARCHITECTURE.md): exit
 # codes 0/1/2, `FILE:LINE: reason` for unusable input, one JSON object per file, the
 # not-applicable count, --to-text and --encode round trip, --dot output, determinism.
 set -u

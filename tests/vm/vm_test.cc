@@ -89,7 +89,7 @@ class VmTest : public ::testing::Test {
   std::unique_ptr<Kernel> k;
 };
 
-// --- Return codes of §5 ------------------------------------------------------------------
+// --- Return codes of docs/language.md ------------------------------------------------------------------
 
 TEST_F(VmTest, AllocateCodesAndZeroMemory) {
   uint64_t a = 0x10000;

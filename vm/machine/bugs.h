@@ -1,6 +1,6 @@
 // bugs.h — the switch registry of the bug catalogue (vm/machine/bugs.def): named, realistic
 // VM bugs that can be switched on at run time in a test build (VMFUZZ_BUGS=1) so the
-// harness can measure its own power (DESIGN.md §9).
+// harness can measure its own power (docs/bugs.md).
 //
 // Theory of operation: each bug is one `if (VMFUZZ_BUG_ON(Name))` at the place the bug
 // would live in real code, in any layer: vm/, vm/pmap/ or vm/machine/. The registry lives
