@@ -1,4 +1,4 @@
-// codec.h — the binary form of the operation language, for fuzzers (DESIGN.md §5).
+// codec.h — the binary form of the operation language, for fuzzers (summarised in docs/language.md §Binary form; this comment is authoritative).
 //
 // Theory of operation
 // -------------------

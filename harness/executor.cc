@@ -148,7 +148,7 @@ std::string format_result(const Op& op, const OpResult& r) {
 
 Executor::Executor(MemorySystem& vm, MemorySystem& model, const SystemConfig& config, ExecOptions options)
     : vm_(vm), model_(model), config_(config), options_(options), names_(config) {
-  // t0 exists at the start (DESIGN.md §5); neither side creates it on its own.
+  // t0 exists at the start (docs/language.md §Names); neither side creates it on its own.
   vm_.task_create(0);
   model_.task_create(0);
 }
@@ -281,7 +281,7 @@ bool Executor::check_assertion(const Op& op, const OpResult& r, const char* side
   bool ok = true;
   switch (e.result) {
     case Expect::Result::None:
-      // `read ... == DATA` without `=>` asserts that the access completed (§5 detail 9).
+      // `read ... == DATA` without `=>` asserts that the access completed (docs/language.md §Details 9).
       if (e.has_bytes && r.kr != KERN_SUCCESS) {
         ok = false;
         want = "KERN_SUCCESS";
@@ -331,7 +331,7 @@ bool Executor::check_assertion(const Op& op, const OpResult& r, const char* side
   return true;
 }
 
-// Undefined contents (§5 detail 13, model decision D5): a vm_read or vm_copy whose source
+// Undefined contents (docs/language.md §Details 13, §Decisions D5): a vm_read or vm_copy whose source
 // passes copyin's checks (mapped, readable) and touches an unknown page may fail with
 // KERN_MEMORY_ERROR on the VM, before vm_copy's overwrite half would have judged the
 // destination. (Accesses are handled by run_model_access.)
@@ -367,7 +367,7 @@ bool Executor::memory_error_tolerated(const Op& op) const {
 }
 
 // A user access on the model, given that the VM already ran it. Normally the whole access.
-// When the VM stopped with KERN_MEMORY_ERROR at F (§5 detail 13: an unknown byte may fault),
+// When the VM stopped with KERN_MEMORY_ERROR at F (docs/language.md §Details 13: an unknown byte may fault),
 // the model runs [addr, F] first: if it reaches F and F is unknown, the model's access
 // stops there too, with the same code, so both sides have stored the same bytes and stay
 // comparable; otherwise the model's result is what the whole access gives (its head

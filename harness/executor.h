@@ -220,7 +220,7 @@ inline void fold_fuzz_config(SystemConfig& c) {
   if (c.frames < kFuzzMinFrames) c.frames = kFuzzMinFrames;
 }
 
-/// Purpose:    Find the first op of `program` whose names are unusable (§5 detail 11),
+/// Purpose:    Find the first op of `program` whose names are unusable (docs/language.md §Details 11),
 ///             following names with a run on `scratch_model` (fresh, no task).
 /// Results:    true if every op is usable; else false with *index and *reason set.
 bool validate_names(const vmfuzz::Program& program, MemorySystem& scratch_model, size_t* index,

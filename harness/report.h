@@ -4,7 +4,7 @@
 // Theory of operation
 // -------------------
 // The executor (executor.h) stops at the first oracle that fires and fills one `Failure`.
-// Everything a person or a script needs is in that record (DESIGN.md §6): which op (its
+// Everything a person or a script needs is in that record (docs/oracles.md): which op (its
 // index in the program, its text form as print_op writes it), which oracle or invariant,
 // expected versus actual (a byte diff with addresses when bytes are involved), and, when
 // the subject is the VM, which object in which chain supplied the wrong byte. Rendering is

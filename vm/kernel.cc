@@ -1,7 +1,7 @@
 // kernel.cc — the MemorySystem entry points: argument rounding and the exact codes of
-// DESIGN.md §5, then the Mach routines; plus introspection. Theory of operation: kernel.h.
+// docs/language.md, then the Mach routines; plus introspection. Theory of operation: kernel.h.
 //
-// Range rules applied here (DESIGN.md §5 and details 1–14):
+// Range rules applied here (docs/language.md §General rules, §Details 1–14):
 // - every range op covers [trunc(addr), round(addr + size)); size 0 succeeds doing nothing;
 // - an end past 2^64 (or exactly 2^64) wraps: KERN_INVALID_ARGUMENT for allocate,
 //   deallocate, protect and inherit; KERN_INVALID_ADDRESS for vm_read/vm_copy/vm_write
@@ -323,7 +323,7 @@ kern_return_t Kernel::map(unsigned t, uint64_t* addr, bool anywhere, uint64_t si
                           vm_inherit_t inh) {
   VmMap& vmap = task_map_ref(t);
   ManagerPager& mp = manager_ref(m);
-  // The object's own checks (detail 5).
+  // The object's own checks (docs/language.md §Details 5).
   if (size == 0 || (offset & (kPageSize - 1)) != 0 || offset > mp.size() ||
       size > mp.size() - offset || (prot & ~max_prot) != 0 || mp.destroyed)
     return KERN_INVALID_ARGUMENT;
@@ -389,7 +389,7 @@ Access Kernel::file(unsigned m, uint64_t offset, uint64_t size) {
   }
   a.bytes.assign(size, 0);
   if (mp.destroyed) {
-    a.unknown.assign(size, 1);  // detail 12: the store is gone
+    a.unknown.assign(size, 1);  // docs/language.md §Details 12: the store is gone
     return a;
   }
   if (size == 0) return a;

@@ -171,45 +171,21 @@ namespace {
 // The executor's rule for whether an op is usable input (executor.cc step 1).
 std::optional<std::string> executor_problem(const OpState& s, const Op& op) { return s.names.check(op); }
 
+/// Does `op` name task t, copy handle c, a memory object? (its row's name slots)
 bool names_task(const Op& op, unsigned t) {
-  switch (op.kind) {
-    case OpKind::Fork:
-      return op.task == t || op.task2 == t;
-    case OpKind::Task:
-    case OpKind::Allocate:
-    case OpKind::Deallocate:
-    case OpKind::Protect:
-    case OpKind::Inherit:
-    case OpKind::Write:
-    case OpKind::Read:
-    case OpKind::Terminate:
-    case OpKind::VmCopy:
-    case OpKind::VmRead:
-    case OpKind::VmWrite:
-    case OpKind::Copyout:
-    case OpKind::Map:
-      return op.task == t;
-    default:
-      return false;
+  for (Slot s : op_spec(op.kind).slots()) {
+    if ((s == Slot::Task || s == Slot::NewTask || s == Slot::EndTask || s == Slot::TaskCpu) && op.task == t) return true;
+    if (s == Slot::ChildTask && op.task2 == t) return true;
   }
+  return false;
 }
 
 bool names_copy(const Op& op, unsigned c) {
-  switch (op.kind) {
-    case OpKind::VmRead:
-    case OpKind::VmWrite:
-    case OpKind::Copyout:
-    case OpKind::Discard:
-      return op.copy == c;
-    default:
-      return false;
-  }
+  const OpSpec& spec = op_spec(op.kind);
+  return (spec.has(Slot::Copy) || spec.has(Slot::NewCopy)) && op.copy == c;
 }
 
-bool is_object_op(OpKind k) {
-  return k == OpKind::Object || k == OpKind::Map || k == OpKind::ManagerWrite || k == OpKind::File ||
-         k == OpKind::Destroy || k == OpKind::Device;
-}
+bool is_object_op(OpKind k) { return op_spec(k).has(Slot::Object) || op_spec(k).has(Slot::NewObject); }
 
 // The bias's fences: forbidden names, and the one write window of a forbidden task.
 std::optional<std::string> fence_problem(const Bias& b, const Op& op) {
@@ -1039,7 +1015,7 @@ rc::detail::TestParams prop_params(int default_max_success, const std::string& i
   rc::detail::TestParams p = rc::detail::configuration().testParams;
   const char* env = std::getenv("RC_PARAMS");
   if (!env || !std::strstr(env, "seed")) {
-    // Deterministic by default (DESIGN.md §8): the seed is a hash of the property's id,
+    // Deterministic by default (docs/ARCHITECTURE.md §Design goals): the seed is a hash of the property's id,
     // so every run of the suite tries the same cases. RC_PARAMS="seed=N" explores others.
     uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
     for (unsigned char c : id) h = (h ^ c) * 0x100000001b3ull;

@@ -5,7 +5,7 @@
 //
 // Theory of operation
 // -------------------
-// The property suites drive the operation language of DESIGN.md §5 through the same
+// The property suites drive the operation language of docs/language.md through the same
 // differential Executor as every other engine (harness/executor.h), so each op compares
 // the VM's result with the reference model's and runs the per-op oracles; the end of a
 // run is the executor's full check and teardown. rapidcheck contributes generation,
@@ -50,7 +50,7 @@
 // and RC_PARAMS="reproduce=..." replays a failure.
 //
 // Unknown bytes. After a memory object is destroyed, the model marks its shared memory
-// unknown and the VM's bytes there are undefined (DESIGN.md §5 detail 13): every image
+// unknown and the VM's bytes there are undefined (docs/language.md §Details 13): every image
 // compared by a property leaves those pages out (task_image's `model` argument).
 #pragma once
 
@@ -238,7 +238,7 @@ struct TaskImage {
   bool operator==(const TaskImage&) const = default;
 };
 /// With `model` non-null, pages the model marks Unknown (a destroyed object's memory,
-/// DESIGN.md §5 detail 13) are left out: their contents are undefined on the VM, so no
+/// docs/language.md §Details 13) are left out: their contents are undefined on the VM, so no
 /// property may compare them.
 TaskImage task_image(const MemorySystem& side, unsigned t, const MemorySystem* model = nullptr);
 /// The bytes of [lo, hi) in task t as one side sees them (peek_page; unmapped and unknown

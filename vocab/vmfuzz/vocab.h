@@ -7,7 +7,7 @@
 // that shares code with the system it judges shares its bugs — so the only thing they
 // have in common is this header: the result codes, the protection/inheritance/strategy
 // types, the op table, the Op value type, and `MemorySystem`, the abstract interface
-// both sides implement with one entry point per op of DESIGN.md §5.
+// both sides implement with one entry point per op of docs/language.md.
 //
 // Names. Tasks t0..t15, copy handles c0..c15 and memory objects m0..m15 are small
 // integers chosen by the caller. The caller (the harness) guarantees that a name passed
@@ -156,7 +156,7 @@ struct Access {
   uint64_t fault_addr = 0;
   std::vector<uint8_t> bytes;
   /// Same length as `bytes`, or empty when every byte is known: 1 marks a byte whose value
-  /// is undefined (DESIGN.md §5 detail 13) and must not be compared.
+  /// is undefined (docs/language.md §Details 13) and must not be compared.
   std::vector<uint8_t> unknown;
 };
 
@@ -176,9 +176,9 @@ enum class PeekStatus : uint8_t {
 };
 
 // ---------------------------------------------------------------------------------------
-/// The interface both sides implement: one entry point per op of DESIGN.md §5, plus the
+/// The interface both sides implement: one entry point per op of docs/language.md, plus the
 /// side-effect-free views the oracles compare. Addresses and sizes are raw trace values:
-/// each side does its own rounding and range checks and returns the codes §5 specifies.
+/// each side does its own rounding and range checks and returns the codes docs/language.md specifies.
 class MemorySystem {
  public:
   virtual ~MemorySystem() = default;
