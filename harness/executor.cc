@@ -1,6 +1,6 @@
 // executor.cc — the differential executor (theory of operation in executor.h).
 //
-// Layout: running one op on one side (run_on), the per-op oracles (assertions, result
+// Layout: running one op on one side (execute_op), the per-op oracles (assertions, result
 // comparison, TLB coherence, fault loop), the full check (regions, task pages, object
 // stores, invariants), teardown, and run_program. Every oracle that fires calls fail(),
 // which records the first failure with the context of the op being judged.

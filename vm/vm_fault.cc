@@ -6,7 +6,7 @@
 // so it marks the result page busy and the first object paging for the duration of the
 // step (they are cleared before returning) and asserts nobody else left them set.
 #include "vm/vm_fault.h"
-#include "vm/bugs.h"
+#include "vm/machine/bugs.h"
 
 #include <cassert>
 #include <cstring>

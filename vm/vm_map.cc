@@ -8,7 +8,7 @@
 // - vm_map_fork's COPY never fails and never loops (no protection check).
 // - vm_map_protect checks before clipping, so a refused protect changes nothing at all.
 #include "vm/vm_map.h"
-#include "vm/bugs.h"
+#include "vm/machine/bugs.h"
 
 #include <algorithm>
 #include <cassert>

@@ -215,7 +215,7 @@ class VmSystem {
   uint64_t next_object_id = 1;
   /// Mach's vm_page_array: one VmPage per frame of physical memory, made once with the
   /// system; vm_page_grab hands out the structure of the frame it allocates, so a fault
-  /// never allocates heap memory for a page. Pages outside this array (fictitious pages,
+  /// never allocates heap memory for a page. Pages outside this array (private device pages,
   /// whose frame is not a RAM frame) are made and freed by their owners;
   /// vm_page_in_array tells them apart.
   std::vector<VmPage> vm_page_array;
