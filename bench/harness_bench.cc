@@ -41,8 +41,8 @@
 #include <vector>
 
 #include "bench/splitmix.h"
-#include "harness/codec.h"
-#include "harness/executor.h"
+#include "harness/lang/codec.h"
+#include "harness/exec/executor.h"
 #include "reference_model/model.h"
 #include "vmfuzz/vocab.h"
 

@@ -1,5 +1,5 @@
 // language.cc — properties of the operation language itself: the text form and the
-// binary form each round-trip (docs/language.md; harness/text.h, harness/codec.h).
+// binary form each round-trip (docs/language.md; harness/lang/text.h, harness/lang/codec.h).
 //
 // Theory of operation
 // -------------------
@@ -15,8 +15,8 @@
 // whose configuration is representable encodes to bytes that decode (following names
 // with a reference model) to the same ops and configuration. The decoder is also total:
 // arbitrary bytes decode, and the program decoded prints and parses back to itself.
-#include "harness/codec.h"
-#include "harness/text.h"
+#include "harness/lang/codec.h"
+#include "harness/lang/text.h"
 #include "props/support/prop_support.h"
 
 namespace vmfuzz::props {

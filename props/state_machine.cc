@@ -21,8 +21,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/report.h"
-#include "harness/text.h"
+#include "harness/exec/report.h"
+#include "harness/lang/text.h"
 #include "props/support/prop_support.h"
 #include "vm/kernel.h"
 

@@ -33,8 +33,8 @@
 #include <map>
 #include <sstream>
 
-#include "harness/report.h"
-#include "harness/text.h"
+#include "harness/exec/report.h"
+#include "harness/lang/text.h"
 #include "props/support/prop_support.h"
 #include "vm/kernel.h"
 #include "vm/pmap/pmap.h"

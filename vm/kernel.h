@@ -20,7 +20,7 @@
 // Kernel copies (vm_read, vm_write's slow path) use frames directly, never the MMU.
 //
 // Introspection (const, side-effect free; for the harness, explanations and the
-// invariant checkers in harness/invariants.h):
+// invariant checkers in harness/exec/invariants.h):
 //   tasks(), entries(t)        map entries: range, prot, max, inherit, needs_copy, shared,
 //                              object id (0 = none yet) and offset
 //   objects(), object_info(id) objects by stable creation-order id: ref_count, size,

@@ -22,19 +22,19 @@
 #include <string>
 #include <string_view>
 
-#include "harness/codec.h"
-#include "harness/names.h"
-#include "harness/oracles.h"
-#include "harness/text.h"
+#include "harness/lang/codec.h"
+#include "harness/lang/names.h"
+#include "harness/exec/oracles.h"
+#include "harness/lang/text.h"
 
 namespace {
 
 using namespace vmfuzz;
 
-/// A finding of oracle Name (a row of harness/oracles.def for the Codec target).
+/// A finding of oracle Name (a row of harness/exec/oracles.def for the Codec target).
 template <OracleLiteral Name>
 [[noreturn]] void finding(const std::string& detail) {
-  static_assert(is_oracle_of(Name.text, OracleTarget::Codec), "not a codec oracle of harness/oracles.def");
+  static_assert(is_oracle_of(Name.text, OracleTarget::Codec), "not a codec oracle of harness/exec/oracles.def");
   std::fprintf(stderr, "ERROR: vmfuzz codec oracle %s: %s\n", Name.text, detail.c_str());
   std::fflush(stderr);
   std::abort();

@@ -21,7 +21,7 @@
 //   - pmap_extract and the pv list of every frame.
 // After every step the oracles run; a violation prints one line
 //   ERROR: vmfuzz mmu oracle <name>: <detail>
-// and aborts. The oracles are the rows of harness/oracles.def whose target is Mmu (access,
+// and aborts. The oracles are the rows of harness/exec/oracles.def whose target is Mmu (access,
 // fault, tlb, cr3, pv, attributes, frames, enter, shortage, leak; docs/oracles.md says
 // what each checks); fail<"NAME"> refuses at compile time a name that is not one of them.
 // pv_consistent (which reads every page-table entry) runs every kFullCheckEvery steps
@@ -50,7 +50,7 @@
 #include <utility>
 #include <vector>
 
-#include "harness/oracles.h"
+#include "harness/exec/oracles.h"
 #include "vm/pmap/pmap.h"
 
 namespace {
@@ -78,10 +78,10 @@ enum Op : uint8_t {
   kClearReference, kCollect, kLoad, kStore, kHog, kRecreate, kZeroPage, kCopyPage, kOpCount
 };
 
-/// A finding of oracle Name (a row of harness/oracles.def for the Mmu target).
+/// A finding of oracle Name (a row of harness/exec/oracles.def for the Mmu target).
 template <OracleLiteral Name>
 [[noreturn]] void fail(const std::string& detail) {
-  static_assert(is_oracle_of(Name.text, OracleTarget::Mmu), "not an mmu oracle of harness/oracles.def");
+  static_assert(is_oracle_of(Name.text, OracleTarget::Mmu), "not an mmu oracle of harness/exec/oracles.def");
   std::fprintf(stderr, "ERROR: vmfuzz mmu oracle %s: %s\n", Name.text, detail.c_str());
   std::fflush(stderr);
   std::abort();

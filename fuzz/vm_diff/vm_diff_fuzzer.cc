@@ -2,7 +2,7 @@
 //
 // Theory of operation
 // -------------------
-// Any input bytes are a program (harness/codec.h: the decoder is total). The program
+// Any input bytes are a program (harness/lang/codec.h: the decoder is total). The program
 // means exactly what `vmfuzz-replay --to-text` prints for the same file: names follow a
 // run on a model (executor.h: decode_with_model). Its configuration is folded
 // (fold_fuzz_config: a floor on frames, now 64, the codec's smallest, since the VM pages
@@ -22,7 +22,7 @@
 // level — an op from a table of copy-on-write building blocks (fork, a write over a page,
 // terminate, vm_copy, inherit share, protect, pageout, memory object maps, ...) inserted
 // with random task, page and byte; an op of any kind of the op table inserted with its
-// slots drawn from their shapes (harness/op_shapes.h: colliding pages, edge addresses and
+// slots drawn from their shapes (harness/lang/op_shapes.h: colliding pages, edge addresses and
 // sizes); an op deleted, duplicated or moved; an op's task renamed — and encoded again;
 // otherwise libFuzzer's byte mutation runs. Names that the change leaves dangling are remapped by the decoder (codec.h), so
 // every mutant is a valid program.
@@ -33,7 +33,7 @@
 //
 // On the first failure the target prints, to stderr:
 //     ERROR: vmfuzz divergence: <oracle> in <op kind> [<sub>]
-//     <the report of harness/report.h>
+//     <the report of harness/exec/report.h>
 //     <the program as a text trace>
 //     SUMMARY: vmfuzz: <oracle> in <op kind> [<sub>]
 // and calls a noinline function named after the oracle (oracle_content_mismatch, ...) that
@@ -48,11 +48,11 @@
 #include <span>
 #include <string>
 
-#include "harness/codec.h"
-#include "harness/executor.h"
-#include "harness/op_shapes.h"
-#include "harness/report.h"
-#include "harness/text.h"
+#include "harness/lang/codec.h"
+#include "harness/exec/executor.h"
+#include "harness/lang/op_shapes.h"
+#include "harness/exec/report.h"
+#include "harness/lang/text.h"
 #include "fuzz/vm_diff/vm_state_feedback.h"
 #include "reference_model/model.h"
 #include "vm/kernel.h"
@@ -67,7 +67,7 @@ constexpr unsigned kFullCheckEvery = 16;
 // no two of them can be folded into one by the linker.
 volatile const char* g_oracle = nullptr;
 
-// One noinline, aborting function per row of the oracle table (harness/oracles.def; the
+// One noinline, aborting function per row of the oracle table (harness/exec/oracles.def; the
 // rows of the other targets get one too, never called), and oracle_other for a harness
 // bug (a decoded program the executor calls unusable).
 #define VMFUZZ_ORACLE(NAME, ...)                                  \
@@ -75,7 +75,7 @@ volatile const char* g_oracle = nullptr;
     g_oracle = #NAME;                                           \
     std::abort();                                               \
   }
-#include "harness/oracles.def"
+#include "harness/exec/oracles.def"
 VMFUZZ_ORACLE(other)
 #undef VMFUZZ_ORACLE
 
@@ -83,7 +83,7 @@ VMFUZZ_ORACLE(other)
   switch (oracle) {
 #define VMFUZZ_ORACLE(NAME, ...) \
   case Oracle::NAME: oracle_##NAME();
-#include "harness/oracles.def"
+#include "harness/exec/oracles.def"
 #undef VMFUZZ_ORACLE
   }
   oracle_other();

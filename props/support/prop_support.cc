@@ -14,9 +14,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/report.h"
-#include "harness/op_table.h"
-#include "harness/text.h"
+#include "harness/exec/report.h"
+#include "harness/lang/op_table.h"
+#include "harness/lang/text.h"
 #include "vm/kernel.h"
 
 namespace rc::detail {

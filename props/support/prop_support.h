@@ -6,7 +6,7 @@
 // Theory of operation
 // -------------------
 // The property suites drive the operation language of docs/language.md through the same
-// differential Executor as every other engine (harness/executor.h), so each op compares
+// differential Executor as every other engine (harness/exec/executor.h), so each op compares
 // the VM's result with the reference model's and runs the per-op oracles; the end of a
 // run is the executor's full check and teardown. rapidcheck contributes generation,
 // shrinking and reproduction; its state machine (rc::state) is used as rapidcheck's
@@ -68,10 +68,10 @@
 #include <rapidcheck.h>
 #include <rapidcheck/state.h>
 
-#include "harness/executor.h"
-#include "harness/forwarding_system.h"
-#include "harness/names.h"
-#include "harness/program.h"
+#include "harness/exec/executor.h"
+#include "harness/exec/forwarding_system.h"
+#include "harness/lang/names.h"
+#include "harness/lang/program.h"
 #include "vmfuzz/vocab.h"
 
 namespace vmfuzz::vm {

@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "fuzz/vm_diff/vm_state_feedback.h"
-#include "harness/codec.h"
-#include "harness/executor.h"
+#include "harness/lang/codec.h"
+#include "harness/exec/executor.h"
 #include "reference_model/model.h"
 #include "vm/kernel.h"
 

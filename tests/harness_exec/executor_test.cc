@@ -21,14 +21,14 @@
 #include <string>
 #include <vector>
 
-#include "harness/codec.h"
-#include "harness/dot.h"
-#include "harness/executor.h"
-#include "harness/forwarding_system.h"
-#include "harness/invariants.h"
-#include "harness/oracles.h"
-#include "harness/report.h"
-#include "harness/text.h"
+#include "harness/lang/codec.h"
+#include "harness/exec/dot.h"
+#include "harness/exec/executor.h"
+#include "harness/exec/forwarding_system.h"
+#include "harness/exec/invariants.h"
+#include "harness/exec/oracles.h"
+#include "harness/exec/report.h"
+#include "harness/lang/text.h"
 #include "reference_model/model.h"
 #include "vm/kernel.h"
 
@@ -645,7 +645,7 @@ TEST(DecodeAndRun, WhatIfTheSubjectFailsOrStopsAccessesTheDecoderStillSeesTheScr
 
 // --- The oracle table: every oracle fires on a broken state, under its own name ----------
 //
-// One breaker per row of harness/oracles.def, chosen by a switch with no default: a new
+// One breaker per row of harness/exec/oracles.def, chosen by a switch with no default: a new
 // oracle without a breaker here does not compile (-Wswitch). Comparison oracles break the
 // Broken subject; the VM's, the pmap's and the machine's invariants corrupt one field, PTE
 // or TLB entry of a real kernel (restored before it is destroyed) and run the checkers.
@@ -877,7 +877,7 @@ TEST(OracleTable, DocsShowTheTable) {
   ASSERT_NE(b, std::string::npos) << "docs/oracles.md: no '" << begin << "'";
   ASSERT_NE(e, std::string::npos);
   EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), oracle_table_markdown())
-      << "docs/oracles.md's table differs from harness/oracles.def; the table should read:\n"
+      << "docs/oracles.md's table differs from harness/exec/oracles.def; the table should read:\n"
       << oracle_table_markdown();
 }
 

@@ -3,8 +3,8 @@
 
 #include <random>
 
-#include "harness/codec.h"
-#include "harness/text.h"
+#include "harness/lang/codec.h"
+#include "harness/lang/text.h"
 
 namespace vmfuzz {
 namespace {

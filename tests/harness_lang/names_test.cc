@@ -1,8 +1,8 @@
 // names_test.cc — what may a trace name at each point? (docs/language.md §Names, §Details 11)
 #include <gtest/gtest.h>
 
-#include "harness/names.h"
-#include "harness/text.h"
+#include "harness/lang/names.h"
+#include "harness/lang/text.h"
 
 namespace vmfuzz {
 namespace {

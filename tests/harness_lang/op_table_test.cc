@@ -1,7 +1,7 @@
 // op_table_test.cc — the op table walked row by row, slot by slot.
 //
 // For every op of vocab/vmfuzz/ops.def, ops are made with each slot drawn from its
-// shapes (harness/op_shapes.h: what the vm_diff mutator inserts), many times over. Each
+// shapes (harness/lang/op_shapes.h: what the vm_diff mutator inserts), many times over. Each
 // must print and parse back to itself, with every assertion its row allows; encode and
 // decode back to itself under a liveness in which its names are usable; and be named by
 // the vm_diff dictionary, whose every entry must be the encoding of the trace line above it.
@@ -13,11 +13,11 @@
 #include <sstream>
 #include <string>
 
-#include "harness/codec.h"
-#include "harness/names.h"
-#include "harness/op_shapes.h"
-#include "harness/op_table.h"
-#include "harness/text.h"
+#include "harness/lang/codec.h"
+#include "harness/lang/names.h"
+#include "harness/lang/op_shapes.h"
+#include "harness/lang/op_table.h"
+#include "harness/lang/text.h"
 
 namespace vmfuzz {
 namespace {

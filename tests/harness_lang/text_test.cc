@@ -3,7 +3,7 @@
 
 #include <random>
 
-#include "harness/text.h"
+#include "harness/lang/text.h"
 
 namespace vmfuzz {
 namespace {

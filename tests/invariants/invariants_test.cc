@@ -1,4 +1,4 @@
-// invariants_test.cc — the checkers of harness/invariants.h fail on broken states.
+// invariants_test.cc — the checkers of harness/exec/invariants.h fail on broken states.
 //
 // check_vm_invariants decides frames_accounted from the frames in use and scans every
 // frame of the machine only to name the culprits; these tests break a healthy kernel in
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/invariants.h"
+#include "harness/exec/invariants.h"
 #include "vm/kernel.h"
 
 namespace vmfuzz::vm {

@@ -4,7 +4,7 @@
 // A battery of small deterministic scenarios, each one a question a Mach VM must answer
 // right ("what if the parent writes again after a copy?"). Each scenario reports whether
 // it saw something wrong: bytes other than the expected ones, an unexpected result code,
-// or a violated invariant (harness/invariants.h). With no bug on, nothing may be seen;
+// or a violated invariant (harness/exec/invariants.h). With no bug on, nothing may be seen;
 // with any one bug on, at least one scenario must see it.
 #include <gtest/gtest.h>
 
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/invariants.h"
+#include "harness/exec/invariants.h"
 #include "vm/machine/bugs.h"
 #include "vm/kernel.h"
 #include "tests/vm/vm_test_support.h"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/invariants.h"
+#include "harness/exec/invariants.h"
 #include "vm/kernel.h"
 #include "tests/vm/vm_test_support.h"
 

@@ -115,7 +115,7 @@ struct Expect {
 };
 
 /// One operation of the language (docs/language.md). Which fields an op uses is its row
-/// in ops.def: each argument slot owns some of these fields (harness/op_table.h lists
+/// in ops.def: each argument slot owns some of these fields (harness/lang/op_table.h lists
 /// them); a field no slot of the kind owns stays at its default.
 struct Op {
   OpKind kind = OpKind::Check;

@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/oracles.h"
+#include "harness/exec/oracles.h"
 
 namespace vmfuzz::harness {
 

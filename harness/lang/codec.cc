@@ -9,13 +9,13 @@
 // the row, each in its slot's binary form (codec.h). The encoder walks the same slots
 // with a writer per form that picks the shortest bytes which decode to exactly the value,
 // falling back to the raw 8-byte form.
-#include "harness/codec.h"
+#include "harness/lang/codec.h"
 
 #include <algorithm>
 #include <cassert>
 
-#include "harness/op_table.h"
-#include "harness/text.h"
+#include "harness/lang/op_table.h"
+#include "harness/lang/text.h"
 
 namespace vmfuzz {
 

@@ -1,5 +1,6 @@
-// dot.h — explanations of the VM's state: the object graph as Graphviz DOT, the provenance
-// of one byte, and the VmObserver that plugs a vm::Kernel's oracles into the executor.
+// dot.h — explanations of the VM's state: the object graph as Graphviz DOT and the
+// provenance of one byte (the observer that hands them to the executor is in
+// kernel_observer.h).
 //
 // Theory of operation
 // -------------------
@@ -19,8 +20,8 @@
 #include <cstdint>
 #include <string>
 
-#include "harness/executor.h"
-#include "harness/report.h"
+#include "harness/exec/executor.h"
+#include "harness/exec/report.h"
 
 namespace vmfuzz::vm {
 class Kernel;
@@ -42,10 +43,5 @@ std::string describe_provenance(const vm::Kernel& kernel, unsigned t, uint64_t v
 ///             offset is resident there or only in the manager's store.
 std::string describe_object_provenance(const vm::Kernel& kernel, unsigned m, uint64_t offset);
 
-/// Purpose:    The VmObserver of a kernel: check_vm_invariants,
-///             check_tlb_coherence, check_teardown (harness/invariants.h), the machine's
-///             fault-loop signal, provenance and the DOT picture.
-/// Conditions: the kernel outlives the observer.
-std::unique_ptr<VmObserver> make_kernel_observer(vm::Kernel& kernel);
 
 }  // namespace vmfuzz::harness

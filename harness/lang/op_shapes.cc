@@ -1,10 +1,10 @@
 // op_shapes.cc — the shapes of each argument slot (see op_shapes.h).
-#include "harness/op_shapes.h"
+#include "harness/lang/op_shapes.h"
 
 #include <iterator>
 
-#include "harness/codec.h"
-#include "harness/op_table.h"
+#include "harness/lang/codec.h"
+#include "harness/lang/op_table.h"
 
 namespace vmfuzz {
 

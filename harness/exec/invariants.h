@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/oracles.h"
+#include "harness/exec/oracles.h"
 
 namespace vmfuzz {
 

@@ -1,5 +1,5 @@
 // op_table.cc — the rows of vocab/vmfuzz/ops.def as OpSpec values (see op_table.h).
-#include "harness/op_table.h"
+#include "harness/lang/op_table.h"
 
 #include <algorithm>
 #include <initializer_list>

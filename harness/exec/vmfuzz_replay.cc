@@ -39,10 +39,10 @@
 #include <string>
 #include <vector>
 
-#include "harness/codec.h"
-#include "harness/executor.h"
-#include "harness/report.h"
-#include "harness/text.h"
+#include "harness/lang/codec.h"
+#include "harness/exec/executor.h"
+#include "harness/exec/report.h"
+#include "harness/lang/text.h"
 #include "reference_model/model.h"
 #include "vm/kernel.h"
 

@@ -20,12 +20,12 @@ namespace vmfuzz {
 
 enum class Oracle : uint8_t {
 #define VMFUZZ_ORACLE(NAME, TARGET, LAYER, WHEN, CHECKS, REPORTED) NAME,
-#include "harness/oracles.def"
+#include "harness/exec/oracles.def"
 #undef VMFUZZ_ORACLE
 };
 inline constexpr unsigned kOracleCount = 0
 #define VMFUZZ_ORACLE(NAME, TARGET, LAYER, WHEN, CHECKS, REPORTED) +1
-#include "harness/oracles.def"
+#include "harness/exec/oracles.def"
 #undef VMFUZZ_ORACLE
     ;
 
@@ -65,7 +65,7 @@ std::string oracle_table_markdown();
 constexpr bool is_oracle_of(std::string_view name, OracleTarget target) {
 #define VMFUZZ_ORACLE(NAME, TARGET, ...) \
   if (target == OracleTarget::TARGET && name == #NAME) return true;
-#include "harness/oracles.def"
+#include "harness/exec/oracles.def"
 #undef VMFUZZ_ORACLE
   return false;
 }

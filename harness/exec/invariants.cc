@@ -6,7 +6,7 @@
 // hide itself from the oracle. Nothing is modified. Like the machine's and the pmap's own
 // oracles (VMFUZZ_NO_COVERAGE, machine.h), the checkers carry no coverage instrumentation
 // in fuzz builds: their scans would slow every input and count as progress.
-#include "harness/invariants.h"
+#include "harness/exec/invariants.h"
 
 #include <algorithm>
 #include <cinttypes>

@@ -5,7 +5,7 @@
 // A trace is lines of `op args... [== DATA] [=> RESULT]`; `#` outside a string starts a
 // comment; blank lines are ignored. The parser reads one line at a time into a token list
 // (bare words, and quoted strings with the escapes \n \t \r \0 \\ \" \xHH), then reads the
-// op's arguments in the order of the op's row in vocab/vmfuzz/ops.def (harness/op_table.h), then its options (`cpu=N` on read and
+// op's arguments in the order of the op's row in vocab/vmfuzz/ops.def (harness/lang/op_table.h), then its options (`cpu=N` on read and
 // write; `prot= max= inherit=` on map), then its assertions. Every syntax error is one
 // ParseError naming the file, the line and the reason; nothing is half-parsed.
 //
@@ -34,7 +34,7 @@
 #include <string>
 #include <string_view>
 
-#include "harness/program.h"
+#include "harness/lang/program.h"
 #include "vmfuzz/vocab.h"
 
 namespace vmfuzz {

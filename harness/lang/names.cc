@@ -1,9 +1,9 @@
 // names.cc — name liveness of a run (see names.h for the rules).
-#include "harness/names.h"
+#include "harness/lang/names.h"
 
 #include <cassert>
 
-#include "harness/op_table.h"
+#include "harness/lang/op_table.h"
 
 namespace vmfuzz {
 

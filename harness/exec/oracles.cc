@@ -1,5 +1,5 @@
 // oracles.cc — the rows of oracles.def (see oracles.h).
-#include "harness/oracles.h"
+#include "harness/exec/oracles.h"
 
 #include <string>
 
@@ -13,7 +13,7 @@ using enum OracleWhen;
 constexpr OracleSpec kOracles[] = {
 #define VMFUZZ_ORACLE(NAME, TARGET, LAYER, WHEN, CHECKS, REPORTED) \
   {Oracle::NAME, #NAME, TARGET, LAYER, WHEN, CHECKS, REPORTED},
-#include "harness/oracles.def"
+#include "harness/exec/oracles.def"
 #undef VMFUZZ_ORACLE
 };
 static_assert(std::size(kOracles) == kOracleCount);

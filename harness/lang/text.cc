@@ -10,14 +10,14 @@
 // becomes the line's one error reason. Printing and `canonical_op` walk the same slots,
 // so the parser and the printer agree by construction, and tests/harness_lang checks the
 // round trip for every row.
-#include "harness/text.h"
+#include "harness/lang/text.h"
 
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <optional>
 
-#include "harness/op_table.h"
+#include "harness/lang/op_table.h"
 
 namespace vmfuzz {
 

@@ -4,7 +4,7 @@
 // comparison, TLB coherence, fault loop), the full check (regions, task pages, object
 // stores, invariants), teardown, and run_program. Every oracle that fires calls fail(),
 // which records the first failure with the context of the op being judged.
-#include "harness/executor.h"
+#include "harness/exec/executor.h"
 
 #include <algorithm>
 #include <array>
@@ -13,9 +13,9 @@
 #include <cstdio>
 #include <utility>
 
-#include "harness/codec.h"
-#include "harness/op_table.h"
-#include "harness/text.h"
+#include "harness/lang/codec.h"
+#include "harness/lang/op_table.h"
+#include "harness/lang/text.h"
 #include "reference_model/model.h"
 
 namespace vmfuzz::harness {

@@ -46,10 +46,10 @@
 #include <string>
 #include <vector>
 
-#include "harness/names.h"
-#include "harness/oracles.h"
-#include "harness/program.h"
-#include "harness/report.h"
+#include "harness/lang/names.h"
+#include "harness/exec/oracles.h"
+#include "harness/lang/program.h"
+#include "harness/exec/report.h"
 #include "vmfuzz/vocab.h"
 
 namespace vmfuzz::vm {
@@ -87,8 +87,8 @@ struct Subject {
   std::unique_ptr<VmObserver> observer;  // null for a generic subject
 };
 
-/// Purpose:    A fresh vm::Kernel for `config` with its observer (defined in dot.cc, beside
-///             the rest of the VM introspection). The observer refers to the kernel.
+/// Purpose:    A fresh vm::Kernel for `config` with its observer (kernel_observer.cc).
+///             The observer refers to the kernel.
 Subject make_vm_subject(const SystemConfig& config);
 
 /// Purpose:    A fresh reference model as subject (Model vs Model), no observer.

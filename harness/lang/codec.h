@@ -105,9 +105,9 @@
 #include <span>
 #include <vector>
 
-#include "harness/names.h"
-#include "harness/op_table.h"
-#include "harness/program.h"
+#include "harness/lang/names.h"
+#include "harness/lang/op_table.h"
+#include "harness/lang/program.h"
 #include "vmfuzz/vocab.h"
 
 namespace vmfuzz {

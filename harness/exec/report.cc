@@ -3,7 +3,7 @@
 // Theory of operation: pure functions of a `Failure` (report.h). Nothing here looks at
 // either memory system; everything printed was captured by the executor when the oracle
 // fired. Output is deterministic: no pointers, no time, fixed widths.
-#include "harness/report.h"
+#include "harness/exec/report.h"
 
 #include <algorithm>
 #include <cinttypes>
