@@ -99,22 +99,15 @@ struct ExecOptions {
   bool teardown = true;           // finish(): teardown and check_teardown
 };
 
-/// What one side returned for one op.
-struct OpResult {
-  kern_return_t kr = KERN_SUCCESS;  // void ops: KERN_SUCCESS; accesses: access.kr
-  bool has_addr = false;            // allocate/map any, copyout: a returned address
-  uint64_t addr = 0;
-  bool is_access = false;           // read, write, file
-  bool mmu = false;                 // read, write: a failure is a fault at access.fault_addr
-  Access access;
-};
+/// What one side returned for one op (vocab.h: OpResult, run_op).
+using vmfuzz::OpResult;
 
 /// The result as trace text, usable as the op's own assertion: "=> KERN_NO_SPACE",
 /// "== hex:0011 => fault 0x11000 KERN_INVALID_ADDRESS", "=> 0x10000", "" for void ops.
 /// Long byte strings are abbreviated as a comment ("# 8192 bytes ...").
 std::string format_result(const Op& op, const OpResult& r);
 
-/// Purpose:    Run one op on one side (no oracles, no name checks).
+/// Purpose:    Run one op on one side (no oracles, no name checks): run_op of vocab.h.
 /// Conditions: the op's names are usable on that side (NameState::check passed); `data`
 ///             is op.data materialized for write, object and manager_write.
 OpResult execute_op(MemorySystem& side, const Op& op, const std::vector<uint8_t>& data);

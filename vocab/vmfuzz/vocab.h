@@ -240,4 +240,113 @@ class MemorySystem {
   virtual void object_pages_of_interest(unsigned m, std::vector<uint64_t>& out) const = 0;
 };
 
+
+// ---------------------------------------------------------------------------------------
+/// What one side returned for one op.
+struct OpResult {
+  kern_return_t kr = KERN_SUCCESS;  // void ops: KERN_SUCCESS; accesses: access.kr
+  bool has_addr = false;            // allocate/map any, copyout: a returned address
+  uint64_t addr = 0;
+  bool is_access = false;           // read, write, file
+  bool mmu = false;                 // read, write: a failure is a fault at access.fault_addr
+  Access access;
+};
+
+/// Purpose:    Run one op on one side: the call of its MemorySystem entry point, the one
+///             place that says which entry point an op of each kind calls and with which
+///             fields (beside the interface, so that a new op's entry point and its call
+///             are written together).
+/// Conditions: the op's names are usable on that side (the harness checked them); `data`
+///             is op.data materialized for the ops that carry data.
+inline OpResult run_op(MemorySystem& s, const Op& op, std::span<const uint8_t> data) {
+  OpResult r;
+  switch (op.kind) {
+    case OpKind::Task:
+      s.task_create(op.task);
+      break;
+    case OpKind::Allocate: {
+      uint64_t a = op.addr;
+      r.kr = s.allocate(op.task, &a, op.size, op.anywhere);
+      r.has_addr = op.anywhere;
+      r.addr = a;
+      break;
+    }
+    case OpKind::Deallocate:
+      r.kr = s.deallocate(op.task, op.addr, op.size);
+      break;
+    case OpKind::Protect:
+      r.kr = s.protect(op.task, op.addr, op.size, op.set_max, op.prot);
+      break;
+    case OpKind::Inherit:
+      r.kr = s.inherit(op.task, op.addr, op.size, op.inherit);
+      break;
+    case OpKind::Write:
+      r.is_access = r.mmu = true;
+      r.access = s.write(op.task, op.addr, data, op.cpu);
+      r.kr = r.access.kr;
+      break;
+    case OpKind::Read:
+      r.is_access = r.mmu = true;
+      r.access = s.read(op.task, op.addr, op.size, op.cpu);
+      r.kr = r.access.kr;
+      break;
+    case OpKind::Fork:
+      s.fork(op.task, op.task2);
+      break;
+    case OpKind::Terminate:
+      s.terminate(op.task);
+      break;
+    case OpKind::VmCopy:
+      r.kr = s.vm_copy(op.task, op.addr, op.size, op.addr2);
+      break;
+    case OpKind::VmRead:
+      r.kr = s.vm_read(op.task, op.addr, op.size, op.copy);
+      break;
+    case OpKind::VmWrite:
+      r.kr = s.vm_write(op.task, op.addr, op.copy);
+      break;
+    case OpKind::Copyout: {
+      uint64_t a = 0;
+      r.kr = s.copyout(op.task, op.copy, &a);
+      r.has_addr = true;
+      r.addr = a;
+      break;
+    }
+    case OpKind::Discard:
+      s.discard(op.copy);
+      break;
+    case OpKind::Object:
+      s.object_create(op.object, op.size, op.strategy, op.persist, data);
+      break;
+    case OpKind::Device:
+      s.device_create(op.object, op.size, data);
+      break;
+    case OpKind::Map: {
+      uint64_t a = op.addr;
+      r.kr = s.map(op.task, &a, op.anywhere, op.size, op.object, op.offset, op.share, op.prot, op.max_prot,
+                   op.inherit);
+      r.has_addr = op.anywhere;
+      r.addr = a;
+      break;
+    }
+    case OpKind::ManagerWrite:
+      r.kr = s.manager_write(op.object, op.offset, data);
+      break;
+    case OpKind::File:
+      r.is_access = true;
+      r.access = s.file(op.object, op.offset, op.size);
+      r.kr = r.access.kr;
+      break;
+    case OpKind::Destroy:
+      r.kr = s.destroy(op.object);
+      break;
+    case OpKind::Pageout:
+      s.pageout(op.size, op.all);
+      break;
+    case OpKind::Check:
+      break;
+  }
+  return r;
+}
+
 }  // namespace vmfuzz
