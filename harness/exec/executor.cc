@@ -22,22 +22,6 @@ namespace vmfuzz::harness {
 
 namespace {
 
-bool is_void_kind(OpKind k) {
-  switch (k) {
-    case OpKind::Task:
-    case OpKind::Fork:
-    case OpKind::Terminate:
-    case OpKind::Discard:
-    case OpKind::Object:
-    case OpKind::Device:
-    case OpKind::Pageout:
-    case OpKind::Check:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Bytes whose value is undefined on either side: the union of the two unknown masks.
 std::vector<uint8_t> unknown_union(const Access& a, const Access& b, size_t n) {
   std::vector<uint8_t> u(n, 0);
@@ -107,7 +91,7 @@ std::optional<DataSpec> compact_data(const std::vector<uint8_t>& b) {
 }  // namespace
 
 std::string format_result(const Op& op, const OpResult& r) {
-  if (is_void_kind(op.kind)) return {};
+  if (op_returns_nothing(op.kind)) return {};
   std::string s;
   if (op.kind == OpKind::Read || op.kind == OpKind::File) {
     bool has_unknown = std::any_of(r.access.unknown.begin(), r.access.unknown.end(), [](uint8_t u) { return u != 0; });

@@ -74,6 +74,8 @@ bool op_returns_address(const Op& op) {
   return r == Returns::Address || (r == Returns::AddressIfAny && op.anywhere);
 }
 
+bool op_returns_nothing(OpKind k) { return op_spec(k).returns == Returns::Nothing; }
+
 const char* slot_name(Slot s) { return kSlotNames[static_cast<unsigned>(s)]; }
 
 }  // namespace vmfuzz

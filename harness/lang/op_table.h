@@ -58,6 +58,7 @@ inline constexpr unsigned kSlotCount = static_cast<unsigned>(Slot::PageCount) + 
 
 /// What an op answers, and so which assertions may follow it in a trace.
 enum class Returns : uint8_t {
+  Nothing,       // no result (the op cannot fail): `=> KERN_SUCCESS` is all it can assert
   Code,          // a kern_return_t: `=> CODE`
   Load,          // a user read: `== DATA`, `=> fault ADDR CODE`, `=> CODE`
   Store,         // a user write: `=> fault ADDR CODE`, `=> CODE`
@@ -93,6 +94,8 @@ bool op_has_data(OpKind k);
 bool op_asserts_bytes(OpKind k);
 bool op_asserts_fault(OpKind k);
 bool op_returns_address(const Op& op);
+/// Does the op return nothing (its row's `returns` is Nothing)?
+bool op_returns_nothing(OpKind k);
 
 /// The trace spelling of a slot for messages and docs ("task", "address", ...).
 const char* slot_name(Slot s);
