@@ -615,6 +615,10 @@ void Model::pageout(uint64_t count, bool all) {
   (void)all;
 }
 
+void Model::collect(unsigned t) {
+  (void)t;  // the model has no page tables: nothing a task reads changes
+}
+
 // --- Views --------------------------------------------------------------------------------
 
 std::vector<RegionInfo> Model::regions(unsigned t) const {

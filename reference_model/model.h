@@ -134,6 +134,7 @@ class Model final : public MemorySystem {
   Access file(unsigned m, uint64_t offset, uint64_t size) override;
   kern_return_t destroy(unsigned m) override;
   void pageout(uint64_t count, bool all) override;
+  void collect(unsigned t) override;
 
   // --- Views: no side effects. Regions merge on attributes and adjacency alone (regions
   // carry no backing identity). The interest lists hold pages with a non-zero byte and

@@ -448,6 +448,12 @@ void Kernel::pageout(uint64_t count, bool all) {
   }
 }
 
+void Kernel::collect(unsigned t) {
+  // As the pageout daemon does to a swapped task: every mapping goes, the pages stay.
+  VmMap& map = task_map_ref(t);
+  if (map.pmap != nullptr) pmap::pmap_collect(map.pmap);
+}
+
 // --- Views for the oracles -----------------------------------------------------------------------
 
 std::vector<RegionInfo> Kernel::regions(unsigned t) const {

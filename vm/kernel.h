@@ -40,6 +40,7 @@
 //   file     -> memory_object_lock_request(return), then the store is read
 //   destroy  -> memory_object_destroy (copies made independent first)
 //   pageout  -> vm_pageout_scan (internal objects go to the default pager, vm_pageout.h)
+//   collect  -> pmap_collect of the task's pmap (page tables freed, pages stay resident)
 // Memory objects m0..m15 are ManagerPagers owned here; their VM objects are found through
 // the manager (vm_object_enter) and may sit in the object cache (bound: config.cache).
 #pragma once
@@ -148,6 +149,7 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   Access file(unsigned m, uint64_t offset, uint64_t size) override;
   kern_return_t destroy(unsigned m) override;
   void pageout(uint64_t count, bool all) override;
+  void collect(unsigned t) override;
 
   std::vector<RegionInfo> regions(unsigned t) const override;
   void pages_of_interest(unsigned t, std::vector<uint64_t>& out) const override;

@@ -50,6 +50,7 @@ class ForwardingSystem : public MemorySystem {
   Access file(unsigned m, uint64_t o, uint64_t s) override { return in_.file(m, o, s); }
   kern_return_t destroy(unsigned m) override { return in_.destroy(m); }
   void pageout(uint64_t n, bool all) override { in_.pageout(n, all); }
+  void collect(unsigned t) override { in_.collect(t); }
   std::vector<RegionInfo> regions(unsigned t) const override { return in_.regions(t); }
   void pages_of_interest(unsigned t, std::vector<uint64_t>& out) const override { in_.pages_of_interest(t, out); }
   PeekStatus peek_page(unsigned t, uint64_t va, std::span<uint8_t, kPageSize> out) const override {

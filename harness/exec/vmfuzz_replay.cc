@@ -104,7 +104,11 @@ int load(const std::string& file, Program* prog, bool* is_text) {
     std::fprintf(stderr, "%s: cannot read\n", file.c_str());
     return 2;
   }
-  *is_text = looks_like_text(bytes);
+  // A *.trace file is text whatever it holds (a misspelt first word, or UTF-8 in a
+  // comment, must be a parse error, not a binary input that "passes"); any other file is
+  // text when it looks like a trace.
+  bool named_trace = file.size() >= 6 && file.compare(file.size() - 6, 6, ".trace") == 0;
+  *is_text = named_trace || looks_like_text(bytes);
   if (*is_text) {
     vmfuzz::ParseError err;
     std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());

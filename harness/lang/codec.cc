@@ -522,11 +522,13 @@ void encode_config(const SystemConfig& cfg, Encoder* e) {
 }  // namespace
 
 std::vector<uint8_t> encode_program(const Program& p) {
-  // The lowest version that can say the program: inputs without format 2's ops keep the
-  // bytes format 1 gave them (kind bytes below 21 mean the same in both).
-  bool v2 = std::any_of(p.ops.begin(), p.ops.end(), [](const Op& op) { return op_spec(op.kind).format >= 2; });
+  // The lowest version that can say the program: a program without a newer format's ops
+  // keeps the bytes an older format gave it (a kind byte means the same in every format
+  // that knows it).
+  unsigned version = 1;
+  for (const Op& op : p.ops) version = std::max<unsigned>(version, op_spec(op.kind).format);
   Encoder e;
-  e.byte(v2 ? 2 : 1);
+  e.byte(version);
   encode_config(p.config, &e);
   for (const Op& op : p.ops) e.op(op);
   return std::move(e.out);

@@ -27,38 +27,30 @@
 // the decoder would fold them. Every value has an exact escape (raw 8-byte form), so any
 // address, size and offset round-trips.
 //
-// FORMATS 1 AND 2 (stable: never change the meaning of a byte string; add a version)
+// FORMATS (stable: never change the meaning of a byte string; add a version)
 // --------------------------------------------------------------------------------------
-//   byte 0   version. 2: format 2. Any other value (1, and every value but 2: totality)
-//            decodes as format 1; Decoder::version() reports the byte.
-//   Format 2 is format 1 plus the ops appended to ops.def after it (`device`): its kind
-//   byte is taken modulo kVersion2OpKinds (22) instead of 21; everything else is the same,
-//   so a kind byte below 21 means the same op in both. The encoder writes the lowest
-//   version that can say the program: programs without `device` keep their format-1
-//   bytes. The one meaning that changed: a format-1 input whose first byte happened to be
-//   2 is now read as format 2 (no checked-in input started with 2; for any other such
-//   file, rewriting that byte to 1 restores its format-1 meaning exactly).
+//   byte 0   version. A value V in 2..kFormatVersion selects format V; every other value
+//            (1, 0, and anything above: totality) decodes as format 1; Decoder::version()
+//            reports the byte. Format V knows the ops of ops.def whose format column is at
+//            most V (ops_in_format(V): they are numbered 0..n-1, rows being appended): 1
+//            knows ops 0..20, 2 adds `device` (21). Everything else is the same in every
+//            format, so a kind byte means the same op in each format that knows it. The
+//            encoder writes the lowest version that can say the program (the highest
+//            format column of its ops), so older programs keep their bytes. A new op is a
+//            row with the next format: the one meaning that changes is that of inputs
+//            whose first byte happened to be the new version (no checked-in input starts
+//            with a byte above 1 unless it needs that format).
 //   byte 1   frames = kFramesTable[b % 16]      (64..4096, biased small: memory pressure)
 //   byte 2   cpus   = 1 + b % 4
 //   byte 3   tlb    = 1 + b % 64                (entries per CPU TLB)
 //   byte 4   cache  = b % 9                     (object cache bound)
 //            A missing config byte leaves SystemConfig{}'s default.
-//   then ops until the input ends: a kind byte K, kind = K % kVersion1OpKinds (21: the
-//   ops.def numbers 0..20, which never change; the modulus is fixed so that adding an op
-//   to ops.def cannot change what an old input means — a new op needs a new version),
-//   then the kind's arguments:
-//     task          NEWTASK                 fork          TASK NEWTASK
-//     allocate      TASK ADDR|ANY SIZE      terminate     TASK
-//     deallocate    TASK ADDR SIZE          vm_copy       TASK ADDR SIZE ADDR
-//     protect       TASK ADDR SIZE PROTB    vm_read       TASK ADDR SIZE NEWCOPY
-//     inherit       TASK ADDR SIZE INHB     vm_write      TASK ADDR COPY
-//     write         TASKCPU ADDR DATA       copyout       TASK COPY
-//     read          TASKCPU ADDR XFER       discard       COPY
-//     object        NEWOBJ SIZE OBJF [DATA]        (DATA present when OBJF bit 3 is set)
-//     map           TASK ADDR|ANY SIZE OBJ OFFSET MAPF [MAPO]   (MAPO when MAPF bit 1 set)
-//     manager_write OBJ OFFSET DATA         file          OBJ OFFSET XFER
-//     destroy       OBJ                     pageout       PAGEOUT        check   (none)
-//     device        NEWOBJ SIZE DEVF [DATA]  (format 2; DATA present when DEVF bit 0 is set)
+//   then ops until the input ends: a kind byte K, kind = K % ops_in_format(version) (the
+//   modulus is fixed per format so that adding an op cannot change what an old input
+//   means), then the kind's arguments: one per slot of its row in ops.def, in order, each
+//   in its slot's form (harness/lang/op_table.h names the form of every slot:
+//   TASK, NEWTASK, TASKCPU, COPY, NEWCOPY, OBJ, NEWOBJ, ADDR, SIZE, XFER, OFFSET, DATA,
+//   PROTB, INHB, OBJF, DEVF, MAPF, PAGEOUT, and the object's and device's SIZE below).
 //   Argument encodings (u16/u24/u64: little-endian):
 //     TASK, COPY, OBJ       1 byte; slot = b & 15, mapped to the next LIVE slot cyclically.
 //     NEWTASK, NEWCOPY, NEWOBJ  1 byte; slot = b & 15, mapped to the next FREE slot.
@@ -134,8 +126,6 @@ inline constexpr unsigned kVersion2OpKinds = ops_in_format(2);
 // What the formats mean never changes: these counts are part of them.
 static_assert(kVersion1OpKinds == 21, "codec: format 1 knows exactly ops 0..20 (ops.def)");
 static_assert(kVersion2OpKinds == 22, "codec: format 2 knows exactly ops 0..21 (ops.def)");
-static_assert(kFormatVersion == 2,
-              "codec: a new format version needs its entry in FORMATS above and in docs/language.md");
 /// Largest materialized DATA and largest read/file size the decoder produces (64 KiB).
 inline constexpr uint64_t kMaxCodecTransfer = 64 * 1024;
 
@@ -195,7 +185,7 @@ using ResultRule = std::function<kern_return_t(const Op&)>;
 /// Results:    Program with has_config = true, the decoded config, ops, lines all 0.
 Program decode_program(std::span<const uint8_t> bytes, const ResultRule& rule = {});
 
-/// Purpose:    The binary form of p: version byte (1, or 2 when p has a format-2 op),
+/// Purpose:    The binary form of p: version byte (the highest format of its ops, at least 1),
 ///             p.config, then p.ops (assertions dropped).
 /// Conditions: exact inverse of decoding (with the liveness p was valid under) when p is
 ///             canonical, its transfers are

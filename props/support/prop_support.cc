@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "harness/exec/report.h"
+#include "harness/lang/op_shapes.h"
 #include "harness/lang/op_table.h"
 #include "harness/lang/text.h"
 #include "vm/kernel.h"
@@ -691,6 +692,45 @@ MaybeGen gen_object_op(const GenContext& c, OpKind k) {
   }
 }
 
+/// Any kind without a generator of its own: the row's slots drawn from their shapes
+/// (harness/lang/op_shapes.h), then each name replaced by a usable one of the state (a
+/// live name where the slot needs one, a free one where it makes one).
+MaybeGen gen_from_slots(const GenContext& c, OpKind k) {
+  const OpSpec& spec = op_spec(k);
+  auto fr_tasks = free_tasks(c.state), fr_copies = free_copies(c.state), fr_objects = free_objects(c.state);
+  for (Slot s : spec.slots()) {
+    bool ok = true;
+    switch (s) {
+      case Slot::Task: case Slot::EndTask: case Slot::TaskCpu: ok = !c.tasks.empty(); break;
+      case Slot::NewTask: case Slot::ChildTask: ok = !fr_tasks.empty(); break;
+      case Slot::Copy: ok = !c.copies.empty(); break;
+      case Slot::NewCopy: ok = !fr_copies.empty(); break;
+      case Slot::Object: ok = !c.objects.empty(); break;
+      case Slot::NewObject: ok = c.objects_ok && !fr_objects.empty(); break;
+      default: break;
+    }
+    if (!ok) return std::nullopt;
+  }
+  return gen::exec([k, tasks = c.tasks, copies = c.copies, objects = c.objects, fr_tasks, fr_copies,
+                    fr_objects, cpus = c.cpus] {
+    Op op = shaped_op(k, [](uint64_t n) { return *gen::inRange<uint64_t>(0, n); });
+    for (Slot s : op_spec(k).slots()) {
+      switch (s) {
+        case Slot::Task: case Slot::EndTask: op.task = *pick(tasks); break;
+        case Slot::TaskCpu: op.task = *pick(tasks), op.cpu = uint8_t(*gen::inRange(0u, cpus)); break;
+        case Slot::NewTask: op.task = *pick(fr_tasks); break;
+        case Slot::ChildTask: op.task2 = *pick(fr_tasks); break;
+        case Slot::Copy: op.copy = *pick(copies); break;
+        case Slot::NewCopy: op.copy = *pick(fr_copies); break;
+        case Slot::Object: op.object = *pick(objects); break;
+        case Slot::NewObject: op.object = *pick(fr_objects); break;
+        default: break;
+      }
+    }
+    return op;
+  });
+}
+
 MaybeGen gen_kind(const OpState& s, OpKind k) {
   const GenContext c(s);
   switch (k) {
@@ -730,8 +770,9 @@ MaybeGen gen_kind(const OpState& s, OpKind k) {
                       });
     case OpKind::Check:
       return gen::just(make(OpKind::Check));
+    default:  // the argument shapes of the op table
+      return gen_from_slots(c, k);
   }
-  return std::nullopt;
 }
 
 }  // namespace

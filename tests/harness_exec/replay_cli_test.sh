@@ -45,6 +45,12 @@ grep -q "missing: cannot read" "$W/err" || fail "missing file: message"
 "$R" --to-text "$T/vm_copy_overlap.trace" | grep -v '^config' | sed -e 's/ ==.*//' -e 's/ =>.*//' > "$W/b"
 cmp -s "$W/a" "$W/b" || fail "to-text of the encoding differs from the trace"
 
+# A *.trace file is text whatever its first word: a misspelt op is unusable input, never a
+# binary input that passes.
+printf 'alocate t0 0x10000 0x1000\n' > "$W/misspelt.trace"
+"$R" "$W/misspelt.trace" > "$W/out" 2>&1 && fail "misspelt trace passed"
+grep -q "misspelt.trace:1: unknown op 'alocate'" "$W/out" || fail "misspelt trace: $(cat "$W/out")"
+
 # --dot writes a graph; output is deterministic.
 "$R" --dot "$W/g.dot" "$T/bypass_shape.trace" > "$W/o1" 2>&1 || fail "dot run"
 grep -q "^digraph vm {" "$W/g.dot" || fail "dot: no graph"

@@ -223,6 +223,10 @@ class MemorySystem {
   virtual kern_return_t destroy(unsigned m) = 0;
   /// Evict up to `count` pages (all: as many as possible). Never changes what can be read.
   virtual void pageout(uint64_t count, bool all) = 0;
+  /// pmap_collect of task t's address space: its page-table pages are freed and its
+  /// mappings dropped (they are refaulted); its pages stay resident. Changes nothing a
+  /// task can read.
+  virtual void collect(unsigned t) = 0;
 
   // --- Views for the oracles: no side effects, no faults, no TLB or A/D bit changes ----
   /// The task's regions in address order, adjacent regions with equal attributes merged.
@@ -342,6 +346,9 @@ inline OpResult run_op(MemorySystem& s, const Op& op, std::span<const uint8_t> d
       break;
     case OpKind::Pageout:
       s.pageout(op.size, op.all);
+      break;
+    case OpKind::Collect:
+      s.collect(op.task);
       break;
     case OpKind::Check:
       break;
