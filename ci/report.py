@@ -338,7 +338,7 @@ pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 12px; }
 pre.diff { background: #fff8f0; }
 table { border-collapse: collapse; font-size: 12px; margin: 0.5em 0; }
 td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: left; }
-img.wide { width: 100%; max-width: 1500px; } img.graph { max-width: 100%; border: 1px solid #ddd; }
+img.wide { width: 100%; max-width: 1500px; } img.graph { max-width: min(100%, 1000px); border: 1px solid #ddd; }
 img.matrix { max-width: 100%; } .none { color: #777; font-style: italic; } .note { color: #a60; }
 .finding { border-left: 4px solid #c33; padding-left: 1em; margin: 1em 0; }
 nav a { margin-right: 1em; }
