@@ -414,7 +414,8 @@ def main(root: Path, args) -> int:
     finally:
         sys.path.pop(0)
     # On stderr (stdout is the table or the JSON); rough weights in seconds.
-    progress = progress_mod.Progress(4, "bench", total_weight=60 + 60 + 60 + 40)
+    # Plain lines: the builds print on stderr between the steps.
+    progress = progress_mod.Progress(4, "bench", total_weight=60 + 60 + 60 + 40, tty=False)
     try:
         progress.step("building the release benchmarks", 60)
         bdir = ensure_preset_targets(root, "release", [VM_BENCH, HARNESS_BENCH])

@@ -12,7 +12,10 @@ build check) so the estimate stays honest when steps differ.
 On a terminal the line is rewritten in place (a carriage return, padded to the previous
 line's width) and a newline ends it; anywhere else (CI logs, pipes, files) every update is
 a plain line of its own, so a log reads top to bottom. Output goes to stderr by default:
-verbs that print JSON keep stdout for the document.
+verbs that print JSON keep stdout for the document. Verbs whose steps let other programs
+print (builds, ctest, llvm-cov: `test`, `coverage`, `bench`) ask for plain lines always
+(tty=False), since a line rewritten in place would land in the middle of their output;
+`mutants` (children silent) and a `fuzz` campaign (its own status line) update in place.
 """
 
 from __future__ import annotations
