@@ -280,8 +280,9 @@ def section_mutants(work: Path, out: Path) -> str:
     cmap.set_bad("#d0d0d0")
     finite = grid[~np.isnan(grid)]
     vmax = float(finite.max()) if finite.size else 1.0
+    vmin = float(finite.min()) / 1.5 if finite.size else 0.01
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto",
-                   norm=colors.LogNorm(vmin=min(0.01, vmax), vmax=max(vmax, 0.02)))
+                   norm=colors.LogNorm(vmin=vmin, vmax=max(vmax, vmin * 2)))
     for i, b in enumerate(bugs):
         for j, e in enumerate(engines):
             c = by.get((b, e))
@@ -291,8 +292,9 @@ def section_mutants(work: Path, out: Path) -> str:
                 text = f"{c['seconds']:.1f}s {c.get('trials_caught', '?')}/{c.get('trials', '?')}"
             else:
                 text = f"missed 0/{c.get('trials', '?')}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                    color="black" if np.isnan(grid[i, j]) or grid[i, j] > vmax ** 0.5 else "white")
+            # viridis_r: short times are light (black text), long ones dark (white text)
+            dark = not np.isnan(grid[i, j]) and np.log(grid[i, j] / vmin) > 0.5 * np.log(max(vmax, vmin * 2) / vmin)
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
     ax.set_xticks(range(len(engines)), engines, rotation=20, ha="right")
     ax.set_yticks(range(len(bugs)), bugs, fontsize=7)
     fig.colorbar(im, ax=ax, label="median seconds to kill (log)")
