@@ -5,8 +5,9 @@ Theory of operation
 -------------------
 Debian's `chromium` runs headless with a fresh profile per call (a temporary
 --user-data-dir, removed afterwards), no sandbox (CI runs as root), no GPU, and every
-background service off (networking, component updates, sync, QUIC), so a run touches
-nothing outside its temporary directory and needs no network. `--virtual-time-budget`
+background service off (networking, component updates, sync, QUIC), and /dev/shm unused
+(a container gives it 64 MiB), so a run touches nothing outside its temporary directory and
+needs no network. `--virtual-time-budget`
 lets the page finish loading (its images, its load handler) before the DOM is dumped or
 the screenshot taken. Console messages come back on stderr with --enable-logging=stderr
 as `...:CONSOLE...] "message", source: URL (line)`; `console_messages` picks them out.
@@ -22,7 +23,8 @@ from pathlib import Path
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=8000"]
+         "--disable-dev-shm-usage", "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
+         "--virtual-time-budget=8000"]
 CONSOLE = re.compile(r":CONSOLE[^\]]*\] (.*)$", re.M)
 
 
