@@ -84,6 +84,8 @@ class Campaign:
     @property
     def state(self) -> str:
         """'finished (status)', or 'cut off after Ns' for a timeline with no end line."""
+        if self.finished and self.end.get("status") == "interrupted":
+            return f"stopped by Ctrl-C after {float(self.end.get('seconds', 0) or 0):.0f}s"
         if self.finished:
             return "finished (" + self.end.get("status", "?") + ")"
         last = self.rows[-1]["seconds"] if self.rows else 0

@@ -68,6 +68,10 @@ class TimelineTest(unittest.TestCase):
         self.assertEqual(c.skipped, 1)
         self.assertIn("cut off after 2s", c.state)
 
+    def test_ctrl_c_is_its_own_state(self):
+        c = campaign.read_timeline(HEAD + ROW.format(s=1.0, e=100, c=10) + "# ended status=interrupted seconds=8.9\n")
+        self.assertEqual(c.state, "stopped by Ctrl-C after 9s")
+
     def test_garbled_lines_are_skipped_not_fatal(self):
         text = HEAD + "not\ta\trow\n" + ROW.format(s=1.0, e=100, c=10) + "x\ty\tz\t1\t2\t3\t4\t5\n"
         c = campaign.read_timeline(text)
