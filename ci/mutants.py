@@ -62,6 +62,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import campaign  # noqa: E402  (ci/campaign.py: reads baselines)
+
+sys.path.pop(0)
+
 ENGINES = ("libfuzzer", "libfuzzer_empty", "rapidcheck", "afl")
 ENGINE_TITLES = {
     "libfuzzer": "libFuzzer (seeds)",
@@ -421,11 +426,6 @@ def build_afl(ctx) -> Path:
 def check_baseline(driver, path: Path) -> tuple[str, dict]:
     """The interpreter for ci/stats.py and the baseline document, both checked before the
     matrix runs (a bad file or a missing scipy is known now, not after an hour)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    try:
-        import campaign
-    finally:
-        sys.path.pop(0)
     python = driver.debian_python("scipy")
     doc = campaign.load_mutants_json(path)
     for c in doc["mutants"]:
@@ -480,7 +480,7 @@ def main(root: Path, args) -> int:
     if baseline is not None:
         try:
             stats_python, _ = check_baseline(driver, baseline)
-        except Exception as e:  # campaign.BadInput or driver.MissingTool: one line says why
+        except (campaign.BadInput, driver.MissingTool) as e:  # one line says why
             print(f"mutants: error: {e}", file=sys.stderr)
             return 2
     with stdout_to_stderr():
