@@ -15,7 +15,8 @@ line it cannot read is skipped and counted in `Campaign.skipped`.
 
 A fuzz.log with no timeline (older campaigns, logs copied from elsewhere) is read too:
 the seconds are then estimated as execs / exec/s, which is how libFuzzer computes its
-rate (marked `estimated`).
+rate (marked `estimated`). An AFL++ campaign (`fuzz --engine afl`, work/afl/TARGET/) is
+read from AFL's own plot_data, which has times (no features or VM states: AFL has none).
 
 Both libFuzzer formats are understood: the normal status line
     #4096  pulse  cov: 812 ft: 2310 corp: 41/9831b lim: 4096 exec/s: 2048 rss: 61Mb
@@ -184,6 +185,42 @@ def read_fuzz_log(text: str, source: str = "", header: dict | None = None) -> Ca
     return c
 
 
+AFL_COLUMNS = {"relative_time": "seconds", "total_execs": "execs", "execs_per_sec": "exec_s",
+               "edges_found": "cov", "corpus_count": "corpus", "saved_crashes": "crashes"}
+
+
+def read_afl_plot_data(text: str, source: str = "", header: dict | None = None) -> Campaign:
+    """A campaign from AFL++'s plot_data (`fuzz --engine afl`): columns named by its `#`
+    header line (relative_time in seconds, total_execs, execs_per_sec, edges_found,
+    corpus_count, saved_crashes; AFL has no features or VM states)."""
+    c = Campaign(source, header=dict(header or {}, engine="afl"))
+    names = None
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            names = [n.strip() for n in line[1:].split(",")]
+            continue
+        if names is None or (i == len(lines) - 1 and not text.endswith("\n")):
+            c.skipped += 1
+            continue
+        cells = [v.strip() for v in line.split(",")]
+        if len(cells) < len(names):
+            c.skipped += 1
+            continue
+        row = {k: None for k in TIMELINE_COLUMNS}
+        try:
+            for name, value in zip(names, cells):
+                if name in AFL_COLUMNS:
+                    row[AFL_COLUMNS[name]] = float(value) if name in ("execs_per_sec", "relative_time") else int(value)
+        except ValueError:
+            c.skipped += 1
+            continue
+        c.rows.append(row)
+    return c
+
+
 def load_campaigns(work: Path) -> list[Campaign]:
     """Every campaign under work/fuzz/*/: its timelines, and fuzz.log when no timeline
     covers it (no timeline at all, or the log is newer than the newest timeline)."""
@@ -200,6 +237,13 @@ def load_campaigns(work: Path) -> list[Campaign]:
         log = tdir / "fuzz.log"
         if log.is_file() and (not timelines or log.stat().st_mtime > timelines[-1].stat().st_mtime + 5):
             c = read_fuzz_log(log.read_text(errors="replace"), str(log), {"target": tdir.name})
+            if c.rows:
+                out.append(c)
+    afl = work / "afl"
+    if afl.is_dir():
+        for plot in sorted(afl.glob("*/*/plot_data")):
+            target = plot.parent.parent.name
+            c = read_afl_plot_data(plot.read_text(errors="replace"), str(plot), {"target": target + " (AFL++)"})
             if c.rows:
                 out.append(c)
     return out

@@ -41,6 +41,7 @@ import argparse
 import html
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -102,7 +103,7 @@ def section_campaigns(campaigns: list, out: Path) -> str:
             fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
                        bbox_to_anchor=(0.5, -0.18 - 0.06 * (len(labels) // 4)))
         fig.suptitle(f"{target}: growth over time (dashed: cut off)", y=1.03)
-        name = save(fig, out, f"growth-{target}.svg")
+        name = save(fig, out, "growth-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", target).strip("_") + ".svg")
         rows = []
         for c in cs:
             last = c.rows[-1] if c.rows else {}

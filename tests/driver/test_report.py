@@ -94,6 +94,17 @@ class TimelineTest(unittest.TestCase):
         self.assertEqual([r["seconds"] for r in c.rows], [0.0, 2.0, 8.0])
         self.assertEqual([r["vm_states"] for r in c.rows], [None, 150, 150])
 
+    def test_afl_plot_data_by_column_names(self):
+        text = ("# relative_time, cycles_done, cur_item, corpus_count, pending_total, pending_favs, map_size, "
+                "saved_crashes, saved_hangs, max_depth, execs_per_sec, total_execs, edges_found\n"
+                "5, 0, 3, 80, 10, 2, 4.50%, 0, 0, 2, 812.30, 4061, 1200\n"
+                "10, 0, 9, 95, 8, 1, 4.90%, 1, 0, 3, 790.00, 7900, 1290\n"
+                "15, 1, 2, 9")  # cut off
+        c = campaign.read_afl_plot_data(text, header={"target": "vm_diff"})
+        self.assertEqual([(r["seconds"], r["execs"], r["cov"], r["corpus"], r["crashes"]) for r in c.rows],
+                         [(5.0, 4061, 1200, 80, 0), (10.0, 7900, 1290, 95, 1)])
+        self.assertEqual((c.skipped, c.header["engine"], c.rows[0]["ft"]), (1, "afl", None))
+
     def test_load_campaigns_reads_timelines_and_an_uncovered_log(self):
         with tempfile.TemporaryDirectory() as tmp:
             t = Path(tmp) / "fuzz" / "mmu"
