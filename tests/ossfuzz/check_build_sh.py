@@ -64,7 +64,9 @@ def main() -> int:
                    WORK=str(work), VMFUZZ_SRC=str(src), SANITIZER=sanitizer, FUZZING_ENGINE="libfuzzer",
                    FUZZING_LANGUAGE="c++", ARCHITECTURE="x86_64")
         print(f"build.sh with SANITIZER={sanitizer}\n  CXXFLAGS={flags}", flush=True)
-        rc = subprocess.call(["bash", str(src / ".clusterfuzzlite" / "build.sh")], env=env)
+        # As the base image's `compile` runs it: `bash -eux $SRC/build.sh` (the -e matters: a
+        # failed build must stop the script, not fall through to copying nothing).
+        rc = subprocess.call(["bash", "-eux", str(src / ".clusterfuzzlite" / "build.sh")], env=env)
         if rc != 0:
             print(f"FAIL: build.sh exited {rc}")
             return 1
