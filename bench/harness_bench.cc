@@ -18,7 +18,7 @@
 //               DIR/random64-NNN.bin and exits: the sanitized run uses the same inputs.
 //
 // Groups (names are what ci/bench.py looks for); counters are per iteration:
-//   BM_Exec/Corpus                  execs, ops, not_applicable, failures
+//   BM_Exec/Corpus                  execs, ops, failures
 //   BM_Exec/Random64/check_every:N  the same on random64, full check every N ops (0: only
 //                                   at the end): the per-op price of the full check
 //   BM_Oracle/{FullCheck,Invariants,Tlb}   one oracle call on each of the states left by
@@ -147,19 +147,17 @@ const std::vector<Bytes>& random64() {
 
 /// Run every input once per iteration; counters per iteration.
 void exec_inputs(benchmark::State& state, const std::vector<Bytes>& inputs, unsigned check_every) {
-  uint64_t ops = 0, na = 0, failures = 0;
+  uint64_t ops = 0, failures = 0;
   for (auto _ : state) {
-    ops = na = failures = 0;
+    ops = failures = 0;
     for (const Bytes& in : inputs) {
       harness::RunSummary s = run_input(in, check_every);
       ops += s.ops;
-      na += s.not_applicable;
       failures += s.ok ? 0 : 1;
     }
   }
   state.counters["execs"] = double(inputs.size());
   state.counters["ops"] = double(ops);
-  state.counters["not_applicable"] = double(na);
   state.counters["failures"] = double(failures);
 }
 
@@ -207,24 +205,24 @@ std::vector<std::unique_ptr<LiveRun>> live_runs() {
   return runs;
 }
 
-enum class Oracle { FullCheck, Invariants, Tlb };
+enum class CheckKind { FullCheck, Invariants, Tlb };
 
 void BM_Oracle(benchmark::State& state) {
-  const Oracle which = Oracle(state.range(0));
+  const CheckKind which = CheckKind(state.range(0));
   auto runs = live_runs();
-  std::vector<harness::Finding> findings;
+  std::vector<Violation> findings;
   uint64_t found = 0;
   for (auto _ : state) {
     for (auto& r : runs) {
       findings.clear();
       switch (which) {
-        case Oracle::FullCheck:
+        case CheckKind::FullCheck:
           found += r->exec->full_check() ? 0 : 1;
           break;
-        case Oracle::Invariants:
+        case CheckKind::Invariants:
           r->vm.observer->check_invariants(findings);
           break;
-        case Oracle::Tlb:
+        case CheckKind::Tlb:
           r->vm.observer->check_tlb_coherence(findings);
           break;
       }
@@ -234,9 +232,9 @@ void BM_Oracle(benchmark::State& state) {
   state.counters["checks"] = double(runs.size());
   state.counters["findings"] = double(found);
 }
-BENCHMARK(BM_Oracle)->Name("BM_Oracle/FullCheck")->Arg(int(Oracle::FullCheck))->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_Oracle)->Name("BM_Oracle/Invariants")->Arg(int(Oracle::Invariants))->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_Oracle)->Name("BM_Oracle/Tlb")->Arg(int(Oracle::Tlb))->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Oracle)->Name("BM_Oracle/FullCheck")->Arg(int(CheckKind::FullCheck))->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Oracle)->Name("BM_Oracle/Invariants")->Arg(int(CheckKind::Invariants))->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Oracle)->Name("BM_Oracle/Tlb")->Arg(int(CheckKind::Tlb))->Unit(benchmark::kMicrosecond);
 
 /// `--vmfuzz_write_programs=DIR`: write random64 as DIR/random64-NNN.bin.
 int write_programs(const std::string& dir) {

@@ -18,7 +18,7 @@ Theory of operation
    libFuzzer from writing into corpus/; artifacts go to the temporary directory.
 4. Figures are formed as ratios of measurements taken in the same process run, then
    printed as one table (name, value, unit, target, verdict) or, with --json, exactly
-   `{"figures": {NAME: NUMBER}}` (DESIGN.md §7).
+   `{"figures": {NAME: NUMBER}}` (docs/ARCHITECTURE.md, "Contracts scripts rely on").
 
 Time basis: CPU time of the measuring thread (or child process) everywhere, because the
 machines this runs on are shared (other builds preempt us; wall time would measure the
@@ -316,7 +316,7 @@ def figures_from(vm: dict, hb: dict, san: dict) -> tuple:
             put(f"exec_plain_{label}_per_s", float(b["execs"]) / sec, "exec/s",
                 f"vm_diff, release build, {label} ({int(float(b['failures']))} failing inputs)")
             put(f"ops_plain_{label}_per_s", float(b["ops"]) / sec, "ops/s",
-                f"ops of those runs ({int(float(b['not_applicable']))} of {int(float(b['ops']))} not applicable)")
+                f"ops of those runs ({int(float(b['ops']))} ops)")
     b0, b1 = find(hb, "BM_Exec/Random64/check_every:0"), find(hb, "BM_Exec/Random64/check_every:1")
     if b0 is not None:
         put("op_cost_us", cpu_ns(b0) / float(b0["ops"]) / 1e3, "us/op",

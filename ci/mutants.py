@@ -7,7 +7,8 @@ test build can switch on at run time with the environment variable VMFUZZ_BUG=na
 module runs each engine against each bug, K trials each, and reports per (bug, engine):
 caught or not (in how many trials), the median wall-clock seconds to the first finding
 over the trials that caught it, the op count of the finding's trace after op-level
-minimization, and the finding's signature (DESIGN.md §7, §9).
+minimization, and the finding's signature (docs/bugs.md; the --json document is one of the
+contracts of docs/ARCHITECTURE.md, "Contracts scripts rely on").
 
 Engines (each a function returning one Trial):
   libfuzzer        build/fuzz vm_diff_fuzzer seeded with corpus/vm_diff (new units go to a
@@ -129,7 +130,7 @@ class Cell:
 
 
 def cell_json(cell: Cell) -> dict:
-    """DESIGN.md §7's object for one cell, with extra keys (trials, signature)."""
+    """The --json object for one cell (docs/ARCHITECTURE.md), with extra keys (trials, signature)."""
     return {
         "name": cell.name,
         "engine": cell.engine,

@@ -4,15 +4,17 @@
 // -------------------
 // The decoder is a cursor over the input with one rule: a read past the end sets `ended_`
 // and every later read fails, so an op either decodes completely or the program ends.
-// `next` reads a kind byte, checks that the kind's names can be chosen in the caller's
-// NameState (else skips it), then reads the arguments in the order codec.h lists. The
-// encoder mirrors each argument reader with a writer that picks the shortest form which
-// decodes to exactly the value, falling back to the raw 8-byte form.
+// `next` reads a kind byte, checks that the names of the kind's row (op_table.h) can be
+// chosen in the caller's NameState (else skips it), then reads one argument per slot of
+// the row, each in its slot's binary form (codec.h). The encoder walks the same slots
+// with a writer per form that picks the shortest bytes which decode to exactly the value,
+// falling back to the raw 8-byte form.
 #include "harness/codec.h"
 
 #include <algorithm>
 #include <cassert>
 
+#include "harness/op_table.h"
 #include "harness/text.h"
 
 namespace vmfuzz {
@@ -61,36 +63,37 @@ bool pick_slot(uint16_t mask, unsigned slot, bool want, uint8_t* out) {
 
 constexpr uint16_t kAllNames = 0xffff;
 
-/// Whether the names `kind` needs can be chosen now (see the table in codec.h).
+/// Whether the names `kind` needs can be chosen now: a live slot for every name that
+/// must exist, a free one for every name to be made (its row's name slots).
 bool names_available(OpKind kind, const NameState& n) {
-  bool task = n.tasks_mask() != 0, free_task = n.tasks_mask() != kAllNames;
-  bool copy = n.copies_mask() != 0, free_copy = n.copies_mask() != kAllNames;
-  bool obj = n.objects_mask() != 0, free_obj = n.objects_mask() != kAllNames;
-  switch (kind) {
-    case OpKind::Task: return free_task;
-    case OpKind::Allocate:
-    case OpKind::Deallocate:
-    case OpKind::Protect:
-    case OpKind::Inherit:
-    case OpKind::Write:
-    case OpKind::Read:
-    case OpKind::Terminate:
-    case OpKind::VmCopy: return task;
-    case OpKind::Fork: return task && free_task;
-    case OpKind::VmRead: return task && free_copy;
-    case OpKind::VmWrite:
-    case OpKind::Copyout: return task && copy;
-    case OpKind::Discard: return copy;
-    case OpKind::Object: return free_obj;
-    case OpKind::Map: return task && obj;
-    case OpKind::ManagerWrite:
-    case OpKind::File:
-    case OpKind::Destroy: return obj;
-    case OpKind::Device: return free_obj;
-    case OpKind::Pageout:
-    case OpKind::Check: return true;
+  for (Slot s : op_spec(kind).slots()) {
+    switch (s) {
+      case Slot::Task:
+      case Slot::EndTask:
+      case Slot::TaskCpu:
+        if (n.tasks_mask() == 0) return false;
+        break;
+      case Slot::NewTask:
+      case Slot::ChildTask:
+        if (n.tasks_mask() == kAllNames) return false;
+        break;
+      case Slot::Copy:
+        if (n.copies_mask() == 0) return false;
+        break;
+      case Slot::NewCopy:
+        if (n.copies_mask() == kAllNames) return false;
+        break;
+      case Slot::Object:
+        if (n.objects_mask() == 0) return false;
+        break;
+      case Slot::NewObject:
+        if (n.objects_mask() == kAllNames) return false;
+        break;
+      default:
+        break;
+    }
   }
-  return false;
+  return true;
 }
 
 /// Cut `d` to at most `limit` bytes (an object's contents must fit the object).
@@ -231,70 +234,69 @@ bool Decoder::data(DataSpec* d) {
   return true;
 }
 
-/// Read the arguments of op->kind (names already known to be available).
-bool Decoder::args(const NameState& names, Op* op) {
+/// Read one argument slot of op->kind (its names already known to be available).
+bool Decoder::slot(Slot s, const NameState& names, Op* op) {
   uint8_t b;
   auto live = [&](uint16_t mask, uint8_t* out) { return byte(&b) && pick_slot(mask, b & 15, true, out); };
   auto fresh = [&](uint16_t mask, uint8_t* out) { return byte(&b) && pick_slot(mask, b & 15, false, out); };
-  const uint16_t tasks = names.tasks_mask(), copies = names.copies_mask(), objects = names.objects_mask();
   bool any_unused = false;
-  switch (op->kind) {
-    case OpKind::Task:
-      return fresh(tasks, &op->task);
-    case OpKind::Allocate:
-      return live(tasks, &op->task) && addr(&op->addr, &op->anywhere, true) && size(&op->size);
-    case OpKind::Deallocate:
-      return live(tasks, &op->task) && addr(&op->addr, &any_unused, false) && size(&op->size);
-    case OpKind::Protect:
-      if (!live(tasks, &op->task) || !addr(&op->addr, &any_unused, false) || !size(&op->size) || !byte(&b))
-        return false;
-      op->prot = b & 7;
-      op->set_max = (b >> 3) & 1;
-      return true;
-    case OpKind::Inherit:
-      if (!live(tasks, &op->task) || !addr(&op->addr, &any_unused, false) || !size(&op->size) || !byte(&b))
-        return false;
-      op->inherit = static_cast<vm_inherit_t>(b % 3);
-      return true;
-    case OpKind::Write:
-    case OpKind::Read:
-      if (!live(tasks, &op->task)) return false;
+  switch (s) {
+    case Slot::Task:
+    case Slot::EndTask: return live(names.tasks_mask(), &op->task);
+    case Slot::NewTask: return fresh(names.tasks_mask(), &op->task);
+    case Slot::ChildTask: return fresh(names.tasks_mask(), &op->task2);
+    case Slot::TaskCpu:
+      if (!live(names.tasks_mask(), &op->task)) return false;
       op->cpu = static_cast<uint8_t>((b >> 4) % config_.cpus);
-      if (!addr(&op->addr, &any_unused, false)) return false;
-      if (op->kind == OpKind::Write) return data(&op->data);
+      return true;
+    case Slot::Copy: return live(names.copies_mask(), &op->copy);
+    case Slot::NewCopy: return fresh(names.copies_mask(), &op->copy);
+    case Slot::Object: return live(names.objects_mask(), &op->object);
+    case Slot::NewObject: return fresh(names.objects_mask(), &op->object);
+    case Slot::AddrOrAny: return addr(&op->addr, &op->anywhere, true);
+    case Slot::Addr:
+    case Slot::SrcAddr: return addr(&op->addr, &any_unused, false);
+    case Slot::DstAddr: return addr(&op->addr2, &any_unused, false);
+    case Slot::Size: return size(&op->size);
+    case Slot::Xfer:
       if (!size(&op->size)) return false;
       op->size = std::min(op->size, kMaxCodecTransfer);
       return true;
-    case OpKind::Fork:
-      return live(tasks, &op->task) && fresh(tasks, &op->task2);
-    case OpKind::Terminate:
-      return live(tasks, &op->task);
-    case OpKind::VmCopy:
-      return live(tasks, &op->task) && addr(&op->addr, &any_unused, false) && size(&op->size) &&
-             addr(&op->addr2, &any_unused, false);
-    case OpKind::VmRead:
-      return live(tasks, &op->task) && addr(&op->addr, &any_unused, false) && size(&op->size) &&
-             fresh(copies, &op->copy);
-    case OpKind::VmWrite:
-      return live(tasks, &op->task) && addr(&op->addr, &any_unused, false) && live(copies, &op->copy);
-    case OpKind::Copyout:
-      return live(tasks, &op->task) && live(copies, &op->copy);
-    case OpKind::Discard:
-      return live(copies, &op->copy);
-    case OpKind::Object:
-      if (!fresh(objects, &op->object) || !size(&op->size) || !byte(&b)) return false;
+    case Slot::ObjSize:
+      if (!size(&op->size)) return false;
       op->size = std::min(op->size, kMaxObjectSize);
-      op->strategy = static_cast<CopyStrategy>((b & 3) % 3);
-      op->persist = (b >> 2) & 1;
-      if ((b >> 3) & 1) {
-        if (!data(&op->data)) return false;
-        truncate_data(&op->data, round_page(op->size));
-      }
       return true;
-    case OpKind::Map:
-      if (!live(tasks, &op->task) || !addr(&op->addr, &op->anywhere, true) || !size(&op->size) ||
-          !live(objects, &op->object) || !offset(&op->offset) || !byte(&b))
-        return false;
+    case Slot::DevSize:
+      if (!size(&op->size)) return false;
+      if (op->size > kMaxDeviceSize) op->size %= kMaxDeviceSize + 1;
+      return true;
+    case Slot::Offset: return offset(&op->offset);
+    case Slot::ProtMax:
+      if (!byte(&b)) return false;
+      op->prot = b & 7;
+      op->set_max = (b >> 3) & 1;
+      return true;
+    case Slot::Inheritance:
+      if (!byte(&b)) return false;
+      op->inherit = static_cast<vm_inherit_t>(b % 3);
+      return true;
+    case Slot::Data: return data(&op->data);
+    case Slot::ObjFlags:
+    case Slot::DevData: {
+      if (!byte(&b)) return false;
+      bool has_data = b & 1;
+      if (s == Slot::ObjFlags) {
+        op->strategy = static_cast<CopyStrategy>((b & 3) % 3);
+        op->persist = (b >> 2) & 1;
+        has_data = (b >> 3) & 1;
+      }
+      if (!has_data) return true;
+      if (!data(&op->data)) return false;
+      truncate_data(&op->data, round_page(op->size));
+      return true;
+    }
+    case Slot::MapMode:
+      if (!byte(&b)) return false;
       op->share = b & 1;
       if ((b >> 1) & 1) {
         if (!byte(&b)) return false;
@@ -303,29 +305,11 @@ bool Decoder::args(const NameState& names, Op* op) {
         op->inherit = static_cast<vm_inherit_t>((b >> 6) % 3);
       }
       return true;
-    case OpKind::ManagerWrite:
-      return live(objects, &op->object) && offset(&op->offset) && data(&op->data);
-    case OpKind::File:
-      if (!live(objects, &op->object) || !offset(&op->offset) || !size(&op->size)) return false;
-      op->size = std::min(op->size, kMaxCodecTransfer);
-      return true;
-    case OpKind::Destroy:
-      return live(objects, &op->object);
-    case OpKind::Pageout:
+    case Slot::PageCount:
       if (!byte(&b)) return false;
       if (b == 0xff) op->all = true;
       else if (b == 0xfe) return u64(&op->size, 8);
       else op->size = b;
-      return true;
-    case OpKind::Check:
-      return true;
-    case OpKind::Device:  // format 2
-      if (!fresh(objects, &op->object) || !size(&op->size) || !byte(&b)) return false;
-      if (op->size > kMaxDeviceSize) op->size %= kMaxDeviceSize + 1;
-      if (b & 1) {
-        if (!data(&op->data)) return false;
-        truncate_data(&op->data, round_page(op->size));
-      }
       return true;
   }
   return false;
@@ -335,9 +319,14 @@ bool Decoder::next(const NameState& names, Op* out) {
   uint8_t k;
   while (byte(&k)) {
     Op op;
-    op.kind = static_cast<OpKind>(k % (version_ == 2 ? kVersion2OpKinds : kVersion1OpKinds));
+    // Version bytes 2..kFormatVersion select that format; every other value is format 1.
+    unsigned format = version_ >= 2 && version_ <= kFormatVersion ? version_ : 1;
+    op.kind = static_cast<OpKind>(k % ops_in_format(format));
     if (!names_available(op.kind, names)) continue;  // skipped: the next byte is a kind byte
-    if (!args(names, &op)) break;                     // ran out of bytes inside the op
+    bool complete = true;
+    for (Slot sl : op_spec(op.kind).slots())
+      if (!(complete = slot(sl, names, &op))) break;
+    if (!complete) break;  // ran out of bytes inside the op
     assert(!names.check(op) && "Decoder::next: decoded an op that is not usable input");
     assert(canonical_op(op) == op && "Decoder::next: decoded op is not canonical");
     *out = std::move(op);
@@ -464,77 +453,55 @@ class Encoder {
 
 void Encoder::op(const Op& o) {
   byte(static_cast<unsigned>(o.kind));
-  switch (o.kind) {
-    case OpKind::Task:
-    case OpKind::Terminate:
-      return byte(o.task);
-    case OpKind::Allocate:
-      byte(o.task), addr(o.addr, o.anywhere), size(o.size);
-      return;
-    case OpKind::Deallocate:
-      byte(o.task), addr(o.addr, false), size(o.size);
-      return;
-    case OpKind::Protect:
-      byte(o.task), addr(o.addr, false), size(o.size);
-      return byte((o.prot & 7u) | (o.set_max ? 8u : 0u));
-    case OpKind::Inherit:
-      byte(o.task), addr(o.addr, false), size(o.size);
-      return byte(static_cast<unsigned>(o.inherit));
-    case OpKind::Write:
-      byte((o.task & 15u) | (o.cpu & 15u) << 4), addr(o.addr, false), data(o.data);
-      return;
-    case OpKind::Read:
-      byte((o.task & 15u) | (o.cpu & 15u) << 4), addr(o.addr, false), size(o.size);
-      return;
-    case OpKind::Fork:
-      return byte(o.task), byte(o.task2);
-    case OpKind::VmCopy:
-      byte(o.task), addr(o.addr, false), size(o.size), addr(o.addr2, false);
-      return;
-    case OpKind::VmRead:
-      byte(o.task), addr(o.addr, false), size(o.size), byte(o.copy);
-      return;
-    case OpKind::VmWrite:
-      byte(o.task), addr(o.addr, false), byte(o.copy);
-      return;
-    case OpKind::Copyout:
-      return byte(o.task), byte(o.copy);
-    case OpKind::Discard:
-      return byte(o.copy);
-    case OpKind::Object: {
-      bool has_data = !(o.data == DataSpec{});
-      byte(o.object), size(o.size);
-      byte(static_cast<unsigned>(o.strategy) | (o.persist ? 4u : 0u) | (has_data ? 8u : 0u));
-      if (has_data) data(o.data);
-      return;
-    }
-    case OpKind::Map: {
-      bool opts = o.prot != VM_PROT_DEFAULT || o.max_prot != VM_PROT_ALL || o.inherit != vm_inherit_t::Copy;
-      byte(o.task), addr(o.addr, o.anywhere), size(o.size), byte(o.object), offset(o.offset);
-      byte((o.share ? 1u : 0u) | (opts ? 2u : 0u));
-      if (opts) byte((o.prot & 7u) | (o.max_prot & 7u) << 3 | static_cast<unsigned>(o.inherit) << 6);
-      return;
-    }
-    case OpKind::ManagerWrite:
-      byte(o.object), offset(o.offset), data(o.data);
-      return;
-    case OpKind::File:
-      byte(o.object), offset(o.offset), size(o.size);
-      return;
-    case OpKind::Destroy:
-      return byte(o.object);
-    case OpKind::Pageout:
-      if (o.all) return byte(0xff);
-      if (o.size < 0xfe) return byte(static_cast<unsigned>(o.size));
-      byte(0xfe);
-      return raw(o.size, 8);
-    case OpKind::Check:
-      return;
-    case OpKind::Device: {
-      bool has_data = !(o.data == DataSpec{});
-      byte(o.object), size(o.size), byte(has_data ? 1u : 0u);
-      if (has_data) data(o.data);
-      return;
+  for (Slot s : op_spec(o.kind).slots()) {
+    switch (s) {
+      case Slot::Task:
+      case Slot::NewTask:
+      case Slot::EndTask: byte(o.task); break;
+      case Slot::TaskCpu: byte((o.task & 15u) | (o.cpu & 15u) << 4); break;
+      case Slot::ChildTask: byte(o.task2); break;
+      case Slot::Copy:
+      case Slot::NewCopy: byte(o.copy); break;
+      case Slot::Object:
+      case Slot::NewObject: byte(o.object); break;
+      case Slot::AddrOrAny: addr(o.addr, o.anywhere); break;
+      case Slot::Addr:
+      case Slot::SrcAddr: addr(o.addr, false); break;
+      case Slot::DstAddr: addr(o.addr2, false); break;
+      case Slot::Size:
+      case Slot::Xfer:
+      case Slot::ObjSize:
+      case Slot::DevSize: size(o.size); break;
+      case Slot::Offset: offset(o.offset); break;
+      case Slot::ProtMax: byte((o.prot & 7u) | (o.set_max ? 8u : 0u)); break;
+      case Slot::Inheritance: byte(static_cast<unsigned>(o.inherit)); break;
+      case Slot::Data: data(o.data); break;
+      case Slot::ObjFlags:
+      case Slot::DevData: {
+        bool has_data = !(o.data == DataSpec{});
+        if (s == Slot::ObjFlags)
+          byte(static_cast<unsigned>(o.strategy) | (o.persist ? 4u : 0u) | (has_data ? 8u : 0u));
+        else
+          byte(has_data ? 1u : 0u);
+        if (has_data) data(o.data);
+        break;
+      }
+      case Slot::MapMode: {
+        bool opts = o.prot != VM_PROT_DEFAULT || o.max_prot != VM_PROT_ALL || o.inherit != vm_inherit_t::Copy;
+        byte((o.share ? 1u : 0u) | (opts ? 2u : 0u));
+        if (opts) byte((o.prot & 7u) | (o.max_prot & 7u) << 3 | static_cast<unsigned>(o.inherit) << 6);
+        break;
+      }
+      case Slot::PageCount:
+        if (o.all) {
+          byte(0xff);
+        } else if (o.size < 0xfe) {
+          byte(static_cast<unsigned>(o.size));
+        } else {
+          byte(0xfe);
+          raw(o.size, 8);
+        }
+        break;
     }
   }
 }
@@ -557,9 +524,7 @@ void encode_config(const SystemConfig& cfg, Encoder* e) {
 std::vector<uint8_t> encode_program(const Program& p) {
   // The lowest version that can say the program: inputs without format 2's ops keep the
   // bytes format 1 gave them (kind bytes below 21 mean the same in both).
-  bool v2 = std::any_of(p.ops.begin(), p.ops.end(), [](const Op& op) {
-    return static_cast<unsigned>(op.kind) >= kVersion1OpKinds;
-  });
+  bool v2 = std::any_of(p.ops.begin(), p.ops.end(), [](const Op& op) { return op_spec(op.kind).format >= 2; });
   Encoder e;
   e.byte(v2 ? 2 : 1);
   encode_config(p.config, &e);

@@ -1,4 +1,4 @@
-// codec.h — the binary form of the operation language, for fuzzers (DESIGN.md §5).
+// codec.h — the binary form of the operation language, for fuzzers (summarised in docs/language.md §Binary form; this comment is authoritative).
 //
 // Theory of operation
 // -------------------
@@ -106,20 +106,36 @@
 #include <vector>
 
 #include "harness/names.h"
+#include "harness/op_table.h"
 #include "harness/program.h"
 #include "vmfuzz/vocab.h"
 
 namespace vmfuzz {
 
-/// The newest format this build reads and writes.
-inline constexpr uint8_t kFormatVersion = 2;
+/// How many ops a format version knows: the rows of ops.def whose format is at most v
+/// (rows are appended, so they are ops.def numbers 0..n-1). This is the kind-byte modulus.
+inline constexpr unsigned ops_in_format(unsigned v) {
+  unsigned n = 0;
+#define VMFUZZ_OP(E, TEXT, NUM, FORMAT, ...) n += (FORMAT) <= v ? 1 : 0;
+#include "vmfuzz/ops.def"
+#undef VMFUZZ_OP
+  return n;
+}
+/// The newest format this build reads and writes: the highest format of an ops.def row.
+inline constexpr uint8_t kFormatVersion = [] {
+  unsigned v = 1;
+  while (ops_in_format(v) < kOpKindCount) v++;
+  return static_cast<uint8_t>(v);
+}();
 /// The op kinds format version 1 knows (ops.def numbers 0..20): the kind-byte modulus.
-inline constexpr unsigned kVersion1OpKinds = 21;
+inline constexpr unsigned kVersion1OpKinds = ops_in_format(1);
 /// The op kinds format version 2 knows (ops.def numbers 0..21, adding `device`).
-inline constexpr unsigned kVersion2OpKinds = 22;
-static_assert(kOpKindCount >= kVersion2OpKinds, "codec: an op of format version 2 left ops.def");
-static_assert(kOpKindCount == kVersion2OpKinds,
-              "codec: a new op in ops.def needs a new format version (see FORMATS above)");
+inline constexpr unsigned kVersion2OpKinds = ops_in_format(2);
+// What the formats mean never changes: these counts are part of them.
+static_assert(kVersion1OpKinds == 21, "codec: format 1 knows exactly ops 0..20 (ops.def)");
+static_assert(kVersion2OpKinds == 22, "codec: format 2 knows exactly ops 0..21 (ops.def)");
+static_assert(kFormatVersion == 2,
+              "codec: a new format version needs its entry in FORMATS above and in docs/language.md");
 /// Largest materialized DATA and largest read/file size the decoder produces (64 KiB).
 inline constexpr uint64_t kMaxCodecTransfer = 64 * 1024;
 
@@ -162,7 +178,7 @@ class Decoder {
   bool offset(uint64_t* o);
   bool length(uint64_t* len);
   bool data(DataSpec* d);
-  bool args(const NameState& names, Op* op);
+  bool slot(Slot s, const NameState& names, Op* op);
 
   std::span<const uint8_t> in_;
   size_t pos_ = 0;

@@ -204,11 +204,9 @@ class KernelObserver final : public VmObserver {
  public:
   explicit KernelObserver(vm::Kernel& k) : k_(k) {}
 
-  bool implements(OpKind kind) const override { return k_.implements(kind); }
-
-  void check_invariants(std::vector<Finding>& out) const override { convert(&check_vm_invariants, out); }
-  void check_tlb_coherence(std::vector<Finding>& out) const override { convert(&vmfuzz::check_tlb_coherence, out); }
-  void check_teardown(std::vector<Finding>& out) const override { convert(&vmfuzz::check_teardown, out); }
+  void check_invariants(std::vector<Violation>& out) const override { check_vm_invariants(k_, out); }
+  void check_tlb_coherence(std::vector<Violation>& out) const override { vmfuzz::check_tlb_coherence(k_, out); }
+  void check_teardown(std::vector<Violation>& out) const override { vmfuzz::check_teardown(k_, out); }
 
   std::optional<std::string> fault_loop(const Access& a) const override {
     // machine.h: an access whose fault the handler "fixed" kMaxRetries times without a
@@ -227,12 +225,6 @@ class KernelObserver final : public VmObserver {
   std::string dot(const FailureSite& site) const override { return dot_graph(k_, site); }
 
  private:
-  void convert(void (*checker)(const vm::Kernel&, std::vector<Violation>&), std::vector<Finding>& out) const {
-    std::vector<Violation> found;
-    checker(k_, found);
-    for (auto& v : found) out.push_back({std::move(v.invariant), std::move(v.detail)});
-  }
-
   vm::Kernel& k_;
 };
 

@@ -42,7 +42,7 @@ std::string describe_provenance(const vm::Kernel& kernel, unsigned t, uint64_t v
 ///             offset is resident there or only in the manager's store.
 std::string describe_object_provenance(const vm::Kernel& kernel, unsigned m, uint64_t offset);
 
-/// Purpose:    The VmObserver of a kernel: implements(), check_vm_invariants,
+/// Purpose:    The VmObserver of a kernel: check_vm_invariants,
 ///             check_tlb_coherence, check_teardown (harness/invariants.h), the machine's
 ///             fault-loop signal, provenance and the DOT picture.
 /// Conditions: the kernel outlives the observer.

@@ -1,6 +1,6 @@
 // executor.cc — the differential executor (theory of operation in executor.h).
 //
-// Layout: running one op on one side (run_on), the per-op oracles (assertions, result
+// Layout: running one op on one side (execute_op), the per-op oracles (assertions, result
 // comparison, TLB coherence, fault loop), the full check (regions, task pages, object
 // stores, invariants), teardown, and run_program. Every oracle that fires calls fail(),
 // which records the first failure with the context of the op being judged.
@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "harness/codec.h"
+#include "harness/op_table.h"
 #include "harness/text.h"
 #include "reference_model/model.h"
 
@@ -147,7 +148,7 @@ std::string format_result(const Op& op, const OpResult& r) {
 
 Executor::Executor(MemorySystem& vm, MemorySystem& model, const SystemConfig& config, ExecOptions options)
     : vm_(vm), model_(model), config_(config), options_(options), names_(config) {
-  // t0 exists at the start (DESIGN.md §5); neither side creates it on its own.
+  // t0 exists at the start (docs/language.md §Names); neither side creates it on its own.
   vm_.task_create(0);
   model_.task_create(0);
 }
@@ -251,7 +252,7 @@ void Executor::set_context(uint64_t index, const Op* op, const char* text, const
   ctx_kind_ = kind;
 }
 
-void Executor::fail(std::string oracle, std::string sub, std::string detail, std::string diff, FailureSite site) {
+void Executor::fail(Oracle oracle, std::string sub, std::string detail, std::string diff, FailureSite site) {
   if (failure_) return;  // the first oracle that fired is the failure
   Failure f;
   f.op_index = ctx_index_;
@@ -259,7 +260,7 @@ void Executor::fail(std::string oracle, std::string sub, std::string detail, std
   // The op is printed here, not in step(): text is only needed for a report.
   f.op = ctx_op_ptr_ != nullptr ? print_op(*ctx_op_ptr_) : std::string(ctx_text_);
   f.op_kind = ctx_op_ptr_ != nullptr ? op_kind_name(ctx_op_ptr_->kind) : ctx_kind_;
-  f.oracle = std::move(oracle);
+  f.oracle = oracle;
   f.sub = std::move(sub);
   f.detail = std::move(detail);
   f.diff = std::move(diff);
@@ -280,7 +281,7 @@ bool Executor::check_assertion(const Op& op, const OpResult& r, const char* side
   bool ok = true;
   switch (e.result) {
     case Expect::Result::None:
-      // `read ... == DATA` without `=>` asserts that the access completed (§5 detail 9).
+      // `read ... == DATA` without `=>` asserts that the access completed (docs/language.md §Details 9).
       if (e.has_bytes && r.kr != KERN_SUCCESS) {
         ok = false;
         want = "KERN_SUCCESS";
@@ -306,7 +307,7 @@ bool Executor::check_assertion(const Op& op, const OpResult& r, const char* side
       break;
   }
   if (!ok) {
-    fail("assertion", side, std::string("asserted: ") + want + "\n" + side + ": " + describe(r));
+    fail(Oracle::assertion, side, std::string("asserted: ") + want + "\n" + side + ": " + describe(r));
     return false;
   }
   if (e.has_bytes && r.is_access) {
@@ -323,14 +324,14 @@ bool Executor::check_assertion(const Op& op, const OpResult& r, const char* side
       if (op.kind == OpKind::Read) site = {FailureSite::Kind::TaskPage, op.task, 0, op.addr + i};
       if (op.kind == OpKind::File) site = {FailureSite::Kind::ObjectPage, 0, op.object, op.offset + i};
       if (std::string(side) != "vm") site = {};
-      fail("assertion", side, detail, hex_diff(base, expected, a.bytes, unknown, "asserted", side), site);
+      fail(Oracle::assertion, side, detail, hex_diff(base, expected, a.bytes, unknown, "asserted", side), site);
       return false;
     }
   }
   return true;
 }
 
-// Undefined contents (§5 detail 13, model decision D5): a vm_read or vm_copy whose source
+// Undefined contents (docs/language.md §Details 13, §Decisions D5): a vm_read or vm_copy whose source
 // passes copyin's checks (mapped, readable) and touches an unknown page may fail with
 // KERN_MEMORY_ERROR on the VM, before vm_copy's overwrite half would have judged the
 // destination. (Accesses are handled by run_model_access.)
@@ -366,7 +367,7 @@ bool Executor::memory_error_tolerated(const Op& op) const {
 }
 
 // A user access on the model, given that the VM already ran it. Normally the whole access.
-// When the VM stopped with KERN_MEMORY_ERROR at F (§5 detail 13: an unknown byte may fault),
+// When the VM stopped with KERN_MEMORY_ERROR at F (docs/language.md §Details 13: an unknown byte may fault),
 // the model runs [addr, F] first: if it reaches F and F is unknown, the model's access
 // stops there too, with the same code, so both sides have stored the same bytes and stay
 // comparable; otherwise the model's result is what the whole access gives (its head
@@ -424,15 +425,15 @@ bool Executor::compare_results(const Op& op) {
       uint64_t base = op.kind == OpKind::File ? op.offset : op.addr;
       diff = hex_diff(base, m.access.bytes, v.access.bytes, m.access.unknown, "model", "vm");
     }
-    fail("result_mismatch", "vm " + kern_return_name(v.kr) + ", model " + kern_return_name(m.kr), both, diff);
+    fail(Oracle::result_mismatch, "vm " + kern_return_name(v.kr) + ", model " + kern_return_name(m.kr), both, diff);
     return false;
   }
   if (v.mmu && v.kr != KERN_SUCCESS && v.access.fault_addr != m.access.fault_addr) {
-    fail("result_mismatch", "fault_address", both_text());
+    fail(Oracle::result_mismatch, "fault_address", both_text());
     return false;
   }
   if (v.has_addr && v.kr == KERN_SUCCESS && v.addr != m.addr) {
-    fail("result_mismatch", "address", both_text());
+    fail(Oracle::result_mismatch, "address", both_text());
     return false;
   }
   if (op.kind == OpKind::Read || op.kind == OpKind::File) {
@@ -445,7 +446,7 @@ bool Executor::compare_results(const Op& op) {
       FailureSite site;
       if (op.kind == OpKind::Read) site = {FailureSite::Kind::TaskPage, op.task, 0, op.addr + i};
       else site = {FailureSite::Kind::ObjectPage, 0, op.object, op.offset + i};
-      fail("result_mismatch", vb.size() != mb.size() ? "length" : "bytes",
+      fail(Oracle::result_mismatch, vb.size() != mb.size() ? "length" : "bytes",
            both_text() + "\nfirst differing byte at " + hex_addr(base + i), hex_diff(base, mb, vb, unknown, "model", "vm"),
            site);
       return false;
@@ -454,14 +455,14 @@ bool Executor::compare_results(const Op& op) {
   return true;
 }
 
-bool Executor::run_vm_findings(void (VmObserver::*checker)(std::vector<Finding>&) const) {
+bool Executor::run_vm_findings(void (VmObserver::*checker)(std::vector<Violation>&) const) {
   if (!observer_) return true;
-  std::vector<Finding> found;
+  std::vector<Violation> found;
   (observer_->*checker)(found);
   if (found.empty()) return true;
   std::string detail;
   size_t shown = std::min<size_t>(found.size(), 8);
-  for (size_t i = 0; i < shown; i++) detail += found[i].oracle + ": " + found[i].detail + "\n";
+  for (size_t i = 0; i < shown; i++) detail += found[i].text() + "\n";
   if (found.size() > shown) detail += "(" + std::to_string(found.size() - shown) + " more violations)\n";
   fail(found[0].oracle, "", detail);
   return false;
@@ -476,7 +477,7 @@ bool Executor::after_op_oracles() {
 bool Executor::fault_loop_oracle(const OpResult& r) {
   if (!observer_ || !r.mmu) return true;
   if (auto loop = observer_->fault_loop(r.access)) {
-    fail("fault_loop", "", *loop);
+    fail(Oracle::fault_loop, "", *loop);
     return false;
   }
   return true;
@@ -494,29 +495,13 @@ Executor::Step Executor::step(const Op& op) {
     ops_run_++;
     return full_check_now() ? Step::Ran : Step::Failed;
   }
-  // 1. Applicability: an op the VM does not implement runs on neither side.
-  if (observer_ && !observer_->implements(op.kind)) {
-    not_applicable_++;
-    return Step::NotApplicable;
-  }
-  // 2. Names, and the rules of §5 details 11 and 12 that depend on the configuration.
-  std::optional<std::string> bad = names_.check(op);
-  if (!bad && (op.kind == OpKind::Read || op.kind == OpKind::Write) && op.cpu >= config_.cpus)
-    bad = "cpu=" + std::to_string(op.cpu) + " but the configuration has " + std::to_string(config_.cpus) + " cpus";
-  if (!bad && op.kind == OpKind::Object &&
-      (op.size > UINT64_MAX - (kPageSize - 1) || op.data.size() > round_page(op.size)))
-    bad = "initial contents longer than the object";
-  if (bad) {
-    if (not_applicable_ > 0) {
-      // The name was to be made by an op that was skipped: this op depends on it.
-      not_applicable_++;
-      return Step::NotApplicable;
-    }
+  // 1. Names, and the rules of docs/language.md that depend on the configuration.
+  if (std::optional<std::string> bad = names_.check(op)) {
     unusable_ = *bad;
     return Step::Unusable;
   }
 
-  // 3. Run on the same materialized data: model then VM; user accesses VM then model.
+  // 2. Run on the same materialized data: model then VM; user accesses VM then model.
   std::vector<uint8_t> data;
   if (op_has_data(op.kind))
     data = op.data.materialize();
@@ -529,20 +514,14 @@ Executor::Step Executor::step(const Op& op) {
   }
   ops_run_++;
 
-  // 4-5. The machine's own alarm first, then the assertions on each side, then the sides
+  // 3-4. The machine's own alarm first, then the assertions on each side, then the sides
   //      against each other.
   if (!fault_loop_oracle(vm_result_)) return Step::Failed;
-  // A trace's assertions presume that every earlier op ran: after an op was skipped as not
-  // applicable they no longer hold on either side, and only the sides are compared.
-  if (not_applicable_ == 0) {
-    if (!check_assertion(op, model_result_, "model")) return Step::Failed;
-    if (!check_assertion(op, vm_result_, "vm")) return Step::Failed;
-  } else if (op.expect.has_bytes || op.expect.result != Expect::Result::None) {
-    assertions_skipped_++;
-  }
+  if (!check_assertion(op, model_result_, "model")) return Step::Failed;
+  if (!check_assertion(op, vm_result_, "vm")) return Step::Failed;
   if (!compare_results(op)) return Step::Failed;
 
-  // 6. Names follow the model, except where the VM was allowed to fail a vm_read on
+  // 5. Names follow the model, except where the VM was allowed to fail a vm_read on
   //    undefined contents: the model drops its handle so that both sides agree again.
   if (op.kind == OpKind::VmRead && vm_result_.kr == KERN_MEMORY_ERROR && model_result_.kr == KERN_SUCCESS) {
     model_.discard(op.copy);
@@ -551,7 +530,7 @@ Executor::Step Executor::step(const Op& op) {
   names_.apply(op, model_result_.kr);
   if (op.kind == OpKind::Destroy && model_result_.kr == KERN_SUCCESS) objects_destroyed_ |= 1u << op.object;
 
-  // 7-8. VM oracles after every op; periodic full check.
+  // 6-7. VM oracles after every op; periodic full check.
   if (!after_op_oracles()) return Step::Failed;
   if (options_.full_check_every && ops_run_ % options_.full_check_every == 0 && !full_check_now()) return Step::Failed;
   return Step::Ran;
@@ -576,7 +555,7 @@ bool Executor::compare_regions(unsigned t) {
   std::string detail = "task t" + std::to_string(t) + " regions differ (first at entry " + std::to_string(i) +
                        ")\nvm:\n" + describe_regions(v) + "model:\n" + describe_regions(m);
   while (!detail.empty() && detail.back() == '\n') detail.pop_back();
-  fail("region_mismatch", sub, detail);
+  fail(Oracle::region_mismatch, sub, detail);
   return false;
 }
 
@@ -610,7 +589,7 @@ bool Executor::compare_task_pages(unsigned t) {
     PeekStatus vs = vm_.peek_page(t, va, vb);
     auto where = [&] { return "task t" + std::to_string(t) + " page " + hex_addr(va); };
     if (vs != ms) {
-      fail("content_mismatch", std::string("vm ") + status_name(vs) + ", model " + status_name(ms),
+      fail(Oracle::content_mismatch, std::string("vm ") + status_name(vs) + ", model " + status_name(ms),
            where() + ": vm says " + status_name(vs) + ", model says " + status_name(ms), {},
            {FailureSite::Kind::TaskPage, t, 0, va});
       return false;
@@ -618,7 +597,7 @@ bool Executor::compare_task_pages(unsigned t) {
     if (ms != PeekStatus::Mapped) continue;
     size_t i = first_difference(mb, vb, {});
     if (i != SIZE_MAX) {
-      fail("content_mismatch", "", where() + " differs; first differing byte at " + hex_addr(va + i),
+      fail(Oracle::content_mismatch, "", where() + " differs; first differing byte at " + hex_addr(va + i),
            hex_diff(va, mb, vb, {}, "model", "vm"), {FailureSite::Kind::TaskPage, t, 0, va + i});
       return false;
     }
@@ -638,7 +617,7 @@ bool Executor::compare_object(unsigned m) {
     PeekStatus vs = vm_.peek_object_page(m, off, vb);
     auto where = [&] { return "memory object m" + std::to_string(m) + " offset " + hex_addr(off); };
     if (vs != ms) {
-      fail("object_store_mismatch", std::string("vm ") + status_name(vs) + ", model " + status_name(ms),
+      fail(Oracle::object_store_mismatch, std::string("vm ") + status_name(vs) + ", model " + status_name(ms),
            where() + ": vm says " + status_name(vs) + ", model says " + status_name(ms), {},
            {FailureSite::Kind::ObjectPage, 0, m, off});
       return false;
@@ -646,7 +625,7 @@ bool Executor::compare_object(unsigned m) {
     if (ms != PeekStatus::Mapped) continue;
     size_t i = first_difference(mb, vb, {});
     if (i != SIZE_MAX) {
-      fail("object_store_mismatch", "", where() + " differs; first differing byte at offset " + hex_addr(off + i),
+      fail(Oracle::object_store_mismatch, "", where() + " differs; first differing byte at offset " + hex_addr(off + i),
            hex_diff(off, mb, vb, {}, "model", "vm"), {FailureSite::Kind::ObjectPage, 0, m, off + i});
       return false;
     }
@@ -684,7 +663,7 @@ bool Executor::teardown() {
     model_result_ = execute_op(model_, op, {});
     vm_result_ = execute_op(vm_, op, {});
     if (vm_result_.kr != model_result_.kr) {
-      fail("teardown", std::string(op_kind_name(op.kind)) + " result",
+      fail(Oracle::teardown, std::string(op_kind_name(op.kind)) + " result",
            print_op(op) + "\nvm:    " + describe(vm_result_) + "\nmodel: " + describe(model_result_));
       return false;
     }
@@ -707,24 +686,20 @@ bool Executor::teardown() {
   }
   for (unsigned m = 0; m < kMaxNames; m++) {
     if (!names_.object_live(m) || (objects_destroyed_ & (1u << m))) continue;
-    if (observer_ && !observer_->implements(OpKind::Destroy)) {
-      teardown_skipped_ = true;
-      continue;
-    }
     Op op;
     op.kind = OpKind::Destroy;
     op.object = static_cast<uint8_t>(m);
     if (!both(op)) return false;
     objects_destroyed_ |= 1u << m;
   }
-  if (!observer_ || teardown_skipped_) return true;
-  std::vector<Finding> found;
+  if (!observer_) return true;
+  std::vector<Violation> found;
   observer_->check_teardown(found);
   if (found.empty()) return true;
   std::string detail;
-  for (size_t i = 0; i < found.size() && i < 8; i++) detail += found[i].oracle + ": " + found[i].detail + "\n";
+  for (size_t i = 0; i < found.size() && i < 8; i++) detail += found[i].text() + "\n";
   if (found.size() > 8) detail += "(" + std::to_string(found.size() - 8) + " more)\n";
-  fail("teardown", found[0].oracle == "teardown" ? "" : found[0].oracle, detail);
+  fail(Oracle::teardown, found[0].oracle == Oracle::teardown ? "" : oracle_name(found[0].oracle), detail);
   return false;
 }
 
@@ -754,8 +729,6 @@ RunSummary run_program(const vmfuzz::Program& program, const std::string& file, 
     ex.set_line(line);
     Executor::Step st = ex.step(program.ops[i]);
     sum.ops = ex.ops_seen();
-    sum.not_applicable = ex.not_applicable();
-    sum.assertions_skipped = ex.assertions_skipped();
     if (st == Executor::Step::Unusable) {
       ParseError pe;
       pe.file = file;
@@ -804,8 +777,6 @@ RunSummary decode_and_run(std::span<const uint8_t> bytes, const SystemConfig& co
     ex.set_line(0);
     Executor::Step st = ex.step(op);
     sum.ops = ex.ops_seen();
-    sum.not_applicable = ex.not_applicable();
-    sum.assertions_skipped = ex.assertions_skipped();
     if (st == Executor::Step::Unusable) {
       ParseError pe;
       pe.file = "<input>";
@@ -859,7 +830,7 @@ RunSummary decode_and_run(std::span<const uint8_t> bytes, const SystemConfig& co
       const OpResult& mr = ex.model_result();
       const OpResult& vr = ex.vm_result();
       // The run's model saw exactly what a scratch model would have, and answered this op
-      // as execute_op does, unless: the op did not run (not applicable, unusable), the run
+      // as execute_op does, unless: the op did not run (unusable), the run
       // stopped (the rest must still be decoded), or the VM stopped an access or vm_read
       // with KERN_MEMORY_ERROR (run_model_access splits the model's access; the executor
       // may drop the model's handle).

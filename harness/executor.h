@@ -6,26 +6,21 @@
 // the reference ("model", normally model::Model) — and the `NameState` of the op language.
 // `step(op)` runs one op:
 //
-//   1. applicability: if a `VmObserver` is attached and says the VM does not implement the
-//      op's kind, the op is *not applicable*: skipped on both sides, names unchanged,
-//      counted (never a divergence, never hidden: the replay tool prints the count). An op
-//      whose names fail only because an earlier op was skipped is not applicable too.
-//   2. names: NameState::check(op), plus the cpu and initial-contents rules of §5 detail
-//      11/12; a failure is unusable input (Step::Unusable, reason in unusable_reason()).
-//   3. the op runs on the model, then on the VM (user accesses: VM first, so that an access
+//   1. names: NameState::check(op) (the name, cpu and initial-contents rules of
+//      docs/language.md); a failure is unusable input (Step::Unusable, reason in
+//      unusable_reason()).
+//   2. the op runs on the model, then on the VM (user accesses: VM first, so that an access
 //      the VM stopped with KERN_MEMORY_ERROR at an unknown byte stops there on the model
 //      too; see run_model_access).
-//   4. assertions: every `==`/`=>` written on the op is checked against the model, then
-//      against the VM (oracle "assertion", sub = the side that broke it). Assertions
-//      presume that every earlier op ran, so after the first op that was not applicable
-//      they are counted (assertions_skipped) instead of checked.
-//   5. results: codes, fault address, returned address (allocate/map `any`, copyout),
+//   3. assertions: every `==`/`=>` written on the op is checked against the model, then
+//      against the VM (oracle "assertion", sub = the side that broke it).
+//   4. results: codes, fault address, returned address (allocate/map `any`, copyout),
 //      bytes of read/file except where the model marks them unknown (oracle
 //      "result_mismatch").
-//   6. names are advanced with the MODEL's result (the model is the authority on which
+//   5. names are advanced with the MODEL's result (the model is the authority on which
 //      handles exist).
-//   7. VM oracles after every op: TLB coherence and the machine's fault-loop detector.
-//   8. a full check at `check`, and every `full_check_every` ops if non-zero.
+//   6. VM oracles after every op: TLB coherence and the machine's fault-loop detector.
+//   7. a full check at `check`, and every `full_check_every` ops if non-zero.
 //
 // A full check compares, without side effects (peek_page / peek_object_page): regions(t)
 // of every live task; the union of both sides' pages_of_interest, page by page (pages the
@@ -37,9 +32,7 @@
 // on both sides, comparing results; then, with a VM, check_teardown (zero frames and zero
 // objects must remain). Objects are destroyed rather than exempted because memory objects
 // persist on purpose (the cache keeps them): only the manager's destroy lets them go, and
-// without it the teardown oracle could not judge any program that maps an object. If the
-// VM does not implement `destroy` and the program created objects, check_teardown is not
-// run (counted in teardown_skipped()).
+// without it the teardown oracle could not judge any program that maps an object.
 //
 // The executor stops at the first failure: after step() returned Failed, only failure()
 // may be used.
@@ -54,6 +47,7 @@
 #include <vector>
 
 #include "harness/names.h"
+#include "harness/oracles.h"
 #include "harness/program.h"
 #include "harness/report.h"
 #include "vmfuzz/vocab.h"
@@ -64,25 +58,17 @@ class Kernel;
 
 namespace vmfuzz::harness {
 
-/// One named problem found by a VM-side checker (mirrors harness/invariants.h Violation).
-struct Finding {
-  std::string oracle;  // invariant name as the checker names it
-  std::string detail;
-};
-
 /// The VM-only oracles and explanations. Attached when the subject is a VM (see
 /// make_kernel_observer); tests attach fakes to prove that findings become reports.
 class VmObserver {
  public:
   virtual ~VmObserver() = default;
-  /// Whether the VM implements ops of this kind yet (false: not applicable).
-  virtual bool implements(OpKind kind) const = 0;
   /// check_vm_invariants: appended findings are failures (full checks only).
-  virtual void check_invariants(std::vector<Finding>& out) const = 0;
+  virtual void check_invariants(std::vector<Violation>& out) const = 0;
   /// check_tlb_coherence (after every op).
-  virtual void check_tlb_coherence(std::vector<Finding>& out) const = 0;
+  virtual void check_tlb_coherence(std::vector<Violation>& out) const = 0;
   /// check_teardown (after teardown).
-  virtual void check_teardown(std::vector<Finding>& out) const = 0;
+  virtual void check_teardown(std::vector<Violation>& out) const = 0;
   /// The machine's fault-loop detector: a description when the VM's result of a user
   /// access `a` says the machine gave up on a fault the handler claimed to have fixed.
   virtual std::optional<std::string> fault_loop(const Access& a) const = 0;
@@ -135,7 +121,7 @@ OpResult execute_op(MemorySystem& side, const Op& op, const std::vector<uint8_t>
 
 class Executor {
  public:
-  enum class Step : uint8_t { Ran, NotApplicable, Failed, Unusable };
+  enum class Step : uint8_t { Ran, Failed, Unusable };
 
   /// Purpose:    Prepare to run ops on `vm` (subject) and `model` (reference).
   /// Conditions: both are freshly constructed with `config` and hold no task; both
@@ -149,8 +135,7 @@ class Executor {
 
   /// Purpose:    Run one op on both sides and apply every per-op oracle (see top).
   /// Conditions: no earlier step failed or was unusable.
-  /// Results:    Ran; NotApplicable (skipped on both sides); Failed (failure() set);
-  ///             Unusable (unusable_reason() set, nothing ran).
+  /// Results:    Ran; Failed (failure() set); Unusable (unusable_reason() set, nothing ran).
   Step step(const Op& op);
 
   /// Purpose:    End of program: full check, then (options.teardown) teardown and
@@ -170,12 +155,8 @@ class Executor {
   const OpResult& vm_result() const { return vm_result_; }
   const OpResult& model_result() const { return model_result_; }
   const NameState& names() const { return names_; }
-  uint64_t ops_run() const { return ops_run_; }              // steps that ran (not skipped)
+  uint64_t ops_run() const { return ops_run_; }              // steps that ran
   uint64_t ops_seen() const { return next_index_; }          // every step
-  uint64_t not_applicable() const { return not_applicable_; }
-  /// Assertions not checked because an earlier op was not applicable (they presume it ran).
-  uint64_t assertions_skipped() const { return assertions_skipped_; }
-  bool teardown_skipped() const { return teardown_skipped_; }
 
  private:
   bool full_check_now();  // the full check in the current context
@@ -186,11 +167,11 @@ class Executor {
   bool compare_regions(unsigned t);
   bool compare_task_pages(unsigned t);
   bool compare_object(unsigned m);
-  bool run_vm_findings(void (VmObserver::*checker)(std::vector<Finding>&) const);
+  bool run_vm_findings(void (VmObserver::*checker)(std::vector<Violation>&) const);
   bool after_op_oracles();
   bool fault_loop_oracle(const OpResult& r);
   bool teardown();
-  void fail(std::string oracle, std::string sub, std::string detail, std::string diff = {},
+  void fail(Oracle oracle, std::string sub, std::string detail, std::string diff = {},
             FailureSite site = {});
   /// The op being judged: `op` (printed, and its kind named, only if a failure is
   /// recorded; it must live until the next set_context) or, when null, the fixed `text`
@@ -209,9 +190,6 @@ class Executor {
   unsigned line_ = 0;
   uint64_t next_index_ = 0;
   uint64_t ops_run_ = 0;
-  uint64_t not_applicable_ = 0;
-  uint64_t assertions_skipped_ = 0;
-  bool teardown_skipped_ = false;
   OpResult vm_result_, model_result_;
 
   // Context of the op being judged (copied into a failure).
@@ -229,7 +207,7 @@ class Executor {
 ///             from a NameState, which follows the results of a run of the decoded ops on
 ///             `scratch_model` (a fresh reference model holding no task; t0 is created here).
 ///             Decoding first and running after gives binary inputs exactly the meaning of
-///             the trace `--to-text` prints, whichever ops the VM implements.
+///             the trace `--to-text` prints.
 /// Results:    the program (lines all 0, config from the input).
 vmfuzz::Program decode_with_model(std::span<const uint8_t> bytes, MemorySystem& scratch_model);
 
@@ -242,7 +220,7 @@ inline void fold_fuzz_config(SystemConfig& c) {
   if (c.frames < kFuzzMinFrames) c.frames = kFuzzMinFrames;
 }
 
-/// Purpose:    Find the first op of `program` whose names are unusable (§5 detail 11),
+/// Purpose:    Find the first op of `program` whose names are unusable (docs/language.md §Details 11),
 ///             following names with a run on `scratch_model` (fresh, no task).
 /// Results:    true if every op is usable; else false with *index and *reason set.
 bool validate_names(const vmfuzz::Program& program, MemorySystem& scratch_model, size_t* index,
@@ -257,9 +235,7 @@ struct RunSummary {
   bool ok = false;         // no failure, not unusable
   bool unusable = false;   // unusable input: `unusable` holds "FILE:LINE: reason"
   std::string unusable_reason;
-  uint64_t ops = 0;        // ops run or skipped (up to and including a failing op)
-  uint64_t not_applicable = 0;
-  uint64_t assertions_skipped = 0;  // see Executor::assertions_skipped
+  uint64_t ops = 0;        // ops run (up to and including a failing op)
   std::optional<Failure> failure;
 };
 
@@ -277,7 +253,7 @@ RunSummary run_program(const vmfuzz::Program& program, const std::string& file, 
 ///             as soon as it is decoded, and the decoder follows names with the result
 ///             the run's model gave — the model of the run IS the scratch model of
 ///             decode_with_model for as long as both saw the same ops. Where they could
-///             part (an op not applicable, a user access or vm_read the VM stopped with
+///             part (a user access or vm_read the VM stopped with
 ///             KERN_MEMORY_ERROR, which the executor mirrors on its model, a failure, an
 ///             unusable op), a fresh scratch model replays the ops decoded so far and
 ///             decoding continues on it; the ops after that point run afterwards. Hence

@@ -39,8 +39,8 @@ std::string fmt(const char* f, ...) {
   return buf;
 }
 
-void add(std::vector<Violation>& out, const char* inv, std::string detail) {
-  out.push_back(Violation{inv, std::move(detail)});
+void add(std::vector<Violation>& out, Oracle o, std::string detail) {
+  out.push_back(Violation{o, std::move(detail)});
 }
 
 /// One leaf translation read from the tables.
@@ -115,13 +115,13 @@ VMFUZZ_NO_COVERAGE void check_mapping(const Kernel& k, unsigned t, const VmMap& 
   const vm::VmSystem& sys = k.system();
   const VmMapEntry* e = vm::vm_map_lookup_entry(map, l.va);
   if (e == nullptr) {
-    add(out, "no_stale_mapping",
+    add(out, Oracle::no_stale_mapping,
         fmt("t%u %s va 0x%" PRIx64 " -> frame %u: no map entry", t, what, l.va, l.frame));
     return;
   }
   const VmPage* p = l.frame < sys.page_of_frame.size() ? sys.page_of_frame[l.frame] : nullptr;
   if (p == nullptr) {
-    add(out, "no_stale_mapping",
+    add(out, Oracle::no_stale_mapping,
         fmt("t%u %s va 0x%" PRIx64 " -> frame %u: frame is no resident page", t, what, l.va,
             l.frame));
     return;
@@ -130,37 +130,37 @@ VMFUZZ_NO_COVERAGE void check_mapping(const Kernel& k, unsigned t, const VmMap& 
   vm::ChainLookup c =
       e->object != nullptr ? vm::vm_object_chain_lookup(e->object, off) : vm::ChainLookup{};
   if (c.page != p) {
-    add(out, "no_stale_mapping",
+    add(out, Oracle::no_stale_mapping,
         fmt("t%u %s va 0x%" PRIx64 " -> frame %u (object %" PRIu64 " offset 0x%" PRIx64
             "), but the entry's chain resolves to %s",
             t, what, l.va, l.frame, p->object ? p->object->id : 0, p->offset,
             c.page ? fmt("frame %u", c.page->frame).c_str() : "no page"));
   }
   if ((vm::vm_prot_mmu(e->protection) & VM_PROT_READ) == 0) {
-    add(out, "no_cow_breach",
+    add(out, Oracle::no_cow_breach,
         fmt("t%u %s va 0x%" PRIx64 ": mapped but the entry allows no access", t, what, l.va));
   }
   if (!l.writable) return;
   if ((e->protection & VM_PROT_WRITE) == 0) {
-    add(out, "no_cow_breach",
+    add(out, Oracle::no_cow_breach,
         fmt("t%u %s va 0x%" PRIx64 ": writable but the entry forbids writing", t, what, l.va));
     return;
   }
   if (e->needs_copy) {
-    add(out, "no_cow_breach",
+    add(out, Oracle::no_cow_breach,
         fmt("t%u %s va 0x%" PRIx64 ": writable through a needs_copy entry (object %" PRIu64 ")",
             t, what, l.va, e->object ? e->object->id : 0));
     return;
   }
   if ((p->page_lock & VM_PROT_WRITE) != 0) {
-    add(out, "no_cow_breach",
+    add(out, Oracle::no_cow_breach,
         fmt("t%u %s va 0x%" PRIx64 ": writable mapping of a write-locked page (object %" PRIu64
             " offset 0x%" PRIx64 ")",
             t, what, l.va, p->object ? p->object->id : 0, p->offset));
     return;
   }
   if (p->object != e->object || p->offset != off) {
-    add(out, "no_cow_breach",
+    add(out, Oracle::no_cow_breach,
         fmt("t%u %s va 0x%" PRIx64 ": writable mapping of frame %u in object %" PRIu64
             " (not the entry's top object %" PRIu64 ")",
             t, what, l.va, l.frame, p->object ? p->object->id : 0,
@@ -170,7 +170,7 @@ VMFUZZ_NO_COVERAGE void check_mapping(const Kernel& k, unsigned t, const VmMap& 
   const VmObject* copy = e->object->copy;
   if (copy != nullptr && off < copy->size && vm::vm_page_lookup(copy, off) == nullptr &&
       vm::vm_object_pager_data(copy, off) == nullptr) {
-    add(out, "no_cow_breach",
+    add(out, Oracle::no_cow_breach,
         fmt("t%u %s va 0x%" PRIx64 ": writable page of object %" PRIu64
             " offset 0x%" PRIx64 " not yet pushed to copy object %" PRIu64,
             t, what, l.va, e->object->id, off, copy->id));
@@ -228,29 +228,29 @@ VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& o
   };
   for (const auto& [id, o] : sys.objects) {
     if (o->id != id || !o->alive)
-      add(out, "ref_counts", fmt("object %" PRIu64 ": registry entry is not a live object", id));
+      add(out, Oracle::ref_counts, fmt("object %" PRIu64 ": registry entry is not a live object", id));
     auto [lo, hi] = std::equal_range(refs.begin(), refs.end(), static_cast<const VmObject*>(o),
                                      std::less<const VmObject*>());
     int expect = int(hi - lo);
     if (o->ref_count != expect)
-      add(out, "ref_counts",
+      add(out, Oracle::ref_counts,
           fmt("object %" PRIu64 ": ref_count %d, references found %d", id, o->ref_count, expect));
     // Objects a reference points at must be registered (alive).
     if (o->shadow != nullptr && sys.objects.count(o->shadow->id) == 0)
-      add(out, "ref_counts", fmt("object %" PRIu64 ": shadow is not a live object", id));
+      add(out, Oracle::ref_counts, fmt("object %" PRIu64 ": shadow is not a live object", id));
     // resident_counts and page_in_one_object.
     size_t n = 0;
     for (const VmPage* p = vm::vm_page_next(o, 0); p != nullptr;
          p = vm::vm_page_next(o, p->offset + kPageSize)) {
       ++n;
       if (p->object != o)
-        add(out, "page_in_one_object",
+        add(out, Oracle::page_in_one_object,
             fmt("object %" PRIu64 " offset 0x%" PRIx64 ": page names another object", id, p->offset));
       if (p->busy)
-        add(out, "page_in_one_object",
+        add(out, Oracle::page_in_one_object,
             fmt("object %" PRIu64 " offset 0x%" PRIx64 ": page left busy", id, p->offset));
       if (const VmPage* first = claim(p))
-        add(out, "page_in_one_object",
+        add(out, Oracle::page_in_one_object,
             fmt("frame %u: held by object %" PRIu64 " offset 0x%" PRIx64 " and object %" PRIu64
                 " offset 0x%" PRIx64,
                 p->frame, first->object ? first->object->id : 0, first->offset, id, p->offset));
@@ -259,31 +259,31 @@ VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& o
       machine::pfn_t dev = o->pager != nullptr ? o->pager->device_frame(p->offset + o->paging_offset)
                                                : machine::kNoFrame;
       if (dev != machine::kNoFrame && (!p->private_page || p->frame != dev))
-        add(out, "device_pages",
+        add(out, Oracle::device_pages,
             fmt("object %" PRIu64 " offset 0x%" PRIx64 ": frame %u is not the device's frame %u "
                 "(or not a private page)", id, p->offset, p->frame, dev));
       if (dev == machine::kNoFrame && p->private_page)
-        add(out, "device_pages",
+        add(out, Oracle::device_pages,
             fmt("object %" PRIu64 " offset 0x%" PRIx64 ": private page outside a device's object", id, p->offset));
       if (p->private_page && (p->wire_count == 0 || p->queue != VmPage::Queue::None))
-        add(out, "device_pages",
+        add(out, Oracle::device_pages,
             fmt("object %" PRIu64 " offset 0x%" PRIx64 ": device page unwired or on a paging queue", id, p->offset));
       if (p->frame >= sys.page_of_frame.size() || sys.page_of_frame[p->frame] != p)
-        add(out, "page_in_one_object",
+        add(out, Oracle::page_in_one_object,
             fmt("frame %u: frame table does not point at object %" PRIu64 " offset 0x%" PRIx64,
                 p->frame, id, p->offset));
     }
     if (n != o->resident_page_count || n != o->pages.size())
-      add(out, "resident_counts",
+      add(out, Oracle::resident_counts,
           fmt("object %" PRIu64 ": resident_page_count %u, pages in tree %zu (walked %zu)", id,
               o->resident_page_count, o->pages.size(), n));
     pages += n;
     // copy_object_shape.
     if (const VmObject* c = o->copy) {
       if (sys.objects.count(c->id) == 0 || sys.objects.at(c->id) != c)
-        add(out, "copy_object_shape", fmt("object %" PRIu64 ": copy object is not alive", id));
+        add(out, Oracle::copy_object_shape, fmt("object %" PRIu64 ": copy object is not alive", id));
       else if (c->shadow != o || c->shadow_offset != 0)
-        add(out, "copy_object_shape",
+        add(out, Oracle::copy_object_shape,
             fmt("object %" PRIu64 ": copy object %" PRIu64 " shadows %" PRIu64
                 " at 0x%" PRIx64 " (must be this object at 0)",
                 id, c->id, c->shadow ? c->shadow->id : 0, c->shadow_offset));
@@ -292,7 +292,7 @@ VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& o
     size_t steps = 0;
     for (const VmObject* s = o->shadow; s != nullptr; s = s->shadow) {
       if (++steps > sys.objects.size()) {
-        add(out, "no_chain_cycles", fmt("object %" PRIu64 ": shadow chain does not end", id));
+        add(out, Oracle::no_chain_cycles, fmt("object %" PRIu64 ": shadow chain does not end", id));
         break;
       }
     }
@@ -300,7 +300,7 @@ VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& o
   // Every page in the frame table must be one found in an object.
   for (pfn_t f = 0; !one_to_one && f < sys.page_of_frame.size(); ++f)
     if (sys.page_of_frame[f] != nullptr && frame_owner[f] == nullptr)
-      add(out, "page_in_one_object", fmt("frame %u: frame table names a page in no live object", f));
+      add(out, Oracle::page_in_one_object, fmt("frame %u: frame table names a page in no live object", f));
   (void)pages;
 }
 
@@ -316,29 +316,29 @@ VMFUZZ_NO_COVERAGE void scan_frames(const vm::VmSystem& sys, const machine::Phys
     bool table = table_owner[f] != 0;
     switch (use) {
       case machine::FrameUse::Free:
-        if (page || table) add(out, "frames_accounted", fmt("frame %u: free but in use", f));
+        if (page || table) add(out, Oracle::frames_accounted, fmt("frame %u: free but in use", f));
         break;
       case machine::FrameUse::PageTable:
         ++tables;
-        if (!table) add(out, "frames_accounted", fmt("frame %u: page-table frame of no live pmap (lost)", f));
-        if (page) add(out, "frames_accounted", fmt("frame %u: page table and resident page", f));
+        if (!table) add(out, Oracle::frames_accounted, fmt("frame %u: page-table frame of no live pmap (lost)", f));
+        if (page) add(out, Oracle::frames_accounted, fmt("frame %u: page table and resident page", f));
         break;
       case machine::FrameUse::VmPage:
         ++owned;
-        if (!page) add(out, "frames_accounted", fmt("frame %u: VM frame owned by no page (lost)", f));
+        if (!page) add(out, Oracle::frames_accounted, fmt("frame %u: VM frame owned by no page (lost)", f));
         else if (sys.page_of_frame[f]->private_page)
-          add(out, "frames_accounted", fmt("frame %u: RAM frame held by a private (device) page", f));
+          add(out, Oracle::frames_accounted, fmt("frame %u: RAM frame held by a private (device) page", f));
         break;
       case machine::FrameUse::Device:
         ++device;
-        if (table) add(out, "frames_accounted", fmt("frame %u: device frame used as a page table", f));
+        if (table) add(out, Oracle::frames_accounted, fmt("frame %u: device frame used as a page table", f));
         if (page && !sys.page_of_frame[f]->private_page)
-          add(out, "frames_accounted", fmt("frame %u: device frame held by an ordinary page", f));
+          add(out, Oracle::frames_accounted, fmt("frame %u: device frame held by an ordinary page", f));
         break;
     }
   }
   if (owned + tables + device + mem.free_count() != mem.frame_count())
-    add(out, "frames_accounted",
+    add(out, Oracle::frames_accounted,
         fmt("%u owned + %u tables + %u device + %u free != %u frames", owned, tables, device,
             mem.free_count(), mem.frame_count()));
 }
@@ -395,18 +395,18 @@ VMFUZZ_NO_COVERAGE void check_frames_and_mappings(const Kernel& k, std::vector<V
     walk_tables(mem, map->pmap->cr3(), &leaves, &tables);
     for (pfn_t f : tables) {
       if (table_owner[f] != 0) {
-        add(out, "frames_accounted",
+        add(out, Oracle::frames_accounted,
             fmt("frame %u: page table of t%u and of t%u", f, unsigned(table_owner[f] - 1), t));
       } else {
         table_owner[f] = uint8_t(t + 1);
         all_tables.push_back(f);
       }
       if (mem.use_of(f) != machine::FrameUse::PageTable)
-        add(out, "frames_accounted", fmt("frame %u: page table of t%u not marked PageTable", f, t));
+        add(out, Oracle::frames_accounted, fmt("frame %u: page table of t%u not marked PageTable", f, t));
     }
     for (const Leaf& l : leaves) {
       if (!l.user)
-        add(out, "no_cow_breach", fmt("t%u pte va 0x%" PRIx64 ": not user-accessible", t, l.va));
+        add(out, Oracle::no_cow_breach, fmt("t%u pte va 0x%" PRIx64 ": not user-accessible", t, l.va));
       check_mapping(k, t, *map, l, "pte", out);
     }
   }
@@ -423,26 +423,26 @@ VMFUZZ_NO_COVERAGE void check_tlbs(const Kernel& k, bool mapping_checks, std::ve
     int t = k.task_on_cpu(cpu);
     const VmMap* map = t >= 0 ? k.task_map(unsigned(t)) : nullptr;
     if (map != nullptr && (map->pmap == nullptr || map->pmap->cr3() != c.cr3))
-      add(out, "tlb_coherent",
+      add(out, Oracle::tlb_coherent,
           fmt("cpu%u: CR3 0x%" PRIx64 " is not the pmap of t%d loaded there", cpu, c.cr3, t));
     for (const machine::TlbEntry& te : c.tlb.entries()) {
       uint64_t va = te.vpn << 12;
       Leaf l;
       if (!lookup_leaf(mem, c.cr3, va, &l)) {
-        add(out, "tlb_coherent", fmt("cpu%u va 0x%" PRIx64 ": TLB entry (frame %u) without a PTE",
+        add(out, Oracle::tlb_coherent, fmt("cpu%u va 0x%" PRIx64 ": TLB entry (frame %u) without a PTE",
                                      cpu, va, te.frame));
         continue;
       }
       if (l.frame != te.frame)
-        add(out, "tlb_coherent", fmt("cpu%u va 0x%" PRIx64 ": TLB frame %u, PTE frame %u", cpu, va,
+        add(out, Oracle::tlb_coherent, fmt("cpu%u va 0x%" PRIx64 ": TLB frame %u, PTE frame %u", cpu, va,
                                      te.frame, l.frame));
       if (te.writable && !l.writable)
-        add(out, "tlb_coherent",
+        add(out, Oracle::tlb_coherent,
             fmt("cpu%u va 0x%" PRIx64 ": TLB writable, PTE read-only", cpu, va));
       if (te.user && !l.user)
-        add(out, "tlb_coherent", fmt("cpu%u va 0x%" PRIx64 ": TLB user, PTE supervisor", cpu, va));
+        add(out, Oracle::tlb_coherent, fmt("cpu%u va 0x%" PRIx64 ": TLB user, PTE supervisor", cpu, va));
       if (te.dirty && !l.dirty)
-        add(out, "tlb_coherent", fmt("cpu%u va 0x%" PRIx64 ": TLB dirty, PTE clean", cpu, va));
+        add(out, Oracle::tlb_coherent, fmt("cpu%u va 0x%" PRIx64 ": TLB dirty, PTE clean", cpu, va));
       if (mapping_checks && map != nullptr) {
         Leaf tl{va, te.frame, te.writable, te.user, te.dirty};
         check_mapping(k, unsigned(t), *map, tl, "tlb", out);
@@ -457,6 +457,8 @@ VMFUZZ_NO_COVERAGE void check_vm_invariants(const vm::Kernel& k, std::vector<Vio
   check_objects(k, out);
   check_frames_and_mappings(k, out);
   check_tlbs(k, true, out);
+  std::string why;
+  if (!k.domain().pv_consistent(&why)) add(out, Oracle::pv_consistent, why);
 }
 
 VMFUZZ_NO_COVERAGE void check_tlb_coherence(const vm::Kernel& k, std::vector<Violation>& out) {
@@ -466,18 +468,18 @@ VMFUZZ_NO_COVERAGE void check_tlb_coherence(const vm::Kernel& k, std::vector<Vio
 VMFUZZ_NO_COVERAGE void check_teardown(const vm::Kernel& k, std::vector<Violation>& out) {
   const machine::PhysicalMemory& mem = k.machine().memory();
   if (!k.tasks().empty())
-    add(out, "teardown", fmt("%zu task(s) still exist", k.tasks().size()));
+    add(out, Oracle::teardown, fmt("%zu task(s) still exist", k.tasks().size()));
   if (uint32_t n = mem.count_of(machine::FrameUse::VmPage))
-    add(out, "teardown", fmt("%u frame(s) still owned by resident pages", n));
+    add(out, Oracle::teardown, fmt("%u frame(s) still owned by resident pages", n));
   if (uint32_t n = mem.count_of(machine::FrameUse::PageTable))
-    add(out, "teardown", fmt("%u page-table frame(s) still in use", n));
+    add(out, Oracle::teardown, fmt("%u page-table frame(s) still in use", n));
   if (uint64_t n = k.object_count()) {
     std::string ids;
     for (const auto& [id, o] : k.system().objects) {
       (void)o;
       ids += fmt(" %" PRIu64, id);
     }
-    add(out, "teardown", fmt("%" PRIu64 " object(s) remain:%s", n, ids.c_str()));
+    add(out, Oracle::teardown, fmt("%" PRIu64 " object(s) remain:%s", n, ids.c_str()));
   }
 }
 

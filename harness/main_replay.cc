@@ -19,7 +19,7 @@
 // trace's own assertions against the model). Output, per file: the readable trace with
 // results (`op  => result`, unless --quiet), then `OK FILE ...` or the failure report and
 // `FAILED FILE`. With --json: one JSON object per file per line and nothing else on
-// stdout: {"file","ok","ops","not_applicable","failure": null | {...}}.
+// stdout: {"file","ok","ops","failure": null | {...}}.
 // --no-collapse / --no-bypass switch the VM's collapse optimizations off (VmTunables):
 // switching an optimization off must never change what a task observes, so a trace that
 // passes with them on passes with them off.
@@ -113,7 +113,7 @@ int load(const std::string& file, Program* prog, bool* is_text) {
       return 2;
     }
     // Names depend on results: follow them with the model alone, so that a trace that
-    // misuses a name is unusable whichever ops the VM implements.
+    // misuses a name is unusable before either side runs.
     vmfuzz::model::Model scratch(prog->config);
     size_t index = 0;
     std::string reason;
@@ -167,10 +167,6 @@ std::string bare_op(const Op& op) {
   return vmfuzz::print_op(o);
 }
 
-std::string na_note(uint64_t n) {
-  return std::to_string(n) + " ops not applicable (not implemented by the VM)";
-}
-
 // Run one loaded program; returns 0 ok, 1 failure, 2 unusable.
 int replay_one(const std::string& file, const Program& prog, const Options& opt, std::string* dot) {
   h::Subject subject = opt.model_only ? h::make_model_subject(prog.config) : h::make_vm_subject(prog.config);
@@ -189,14 +185,10 @@ int replay_one(const std::string& file, const Program& prog, const Options& opt,
   }
   h::StepListener listener;
   if (listing) {
-    listener = [&](uint64_t, const Op& op, h::Executor::Step st, const h::Executor& ex) {
+    listener = [&](uint64_t, const Op& op, h::Executor::Step, const h::Executor& ex) {
       std::string line = bare_op(op);
-      if (st == h::Executor::Step::NotApplicable) {
-        line += "  # not applicable (not implemented by the VM)";
-      } else {
-        std::string r = h::format_result(op, ex.vm_result());
-        if (!r.empty()) line += "  " + r;
-      }
+      std::string r = h::format_result(op, ex.vm_result());
+      if (!r.empty()) line += "  " + r;
       std::printf("%s\n", line.c_str());
     };
   }
@@ -205,25 +197,18 @@ int replay_one(const std::string& file, const Program& prog, const Options& opt,
   if (sum.unusable) {
     std::fprintf(stderr, "%s\n", sum.unusable_reason.c_str());
     if (opt.json)
-      std::printf("{\"file\": %s, \"ok\": false, \"ops\": %llu, \"not_applicable\": %llu, \"failure\": null, "
-                  "\"error\": %s}\n",
+      std::printf("{\"file\": %s, \"ok\": false, \"ops\": %llu, \"failure\": null, \"error\": %s}\n",
                   h::json_quote(file).c_str(), static_cast<unsigned long long>(sum.ops),
-                  static_cast<unsigned long long>(sum.not_applicable), h::json_quote(sum.unusable_reason).c_str());
+                  h::json_quote(sum.unusable_reason).c_str());
     return 2;
   }
   if (opt.json) {
-    std::printf("{\"file\": %s, \"ok\": %s, \"ops\": %llu, \"not_applicable\": %llu, "
-                "\"assertions_skipped\": %llu, \"failure\": %s}\n",
+    std::printf("{\"file\": %s, \"ok\": %s, \"ops\": %llu, \"failure\": %s}\n",
                 h::json_quote(file).c_str(), sum.ok ? "true" : "false", static_cast<unsigned long long>(sum.ops),
-                static_cast<unsigned long long>(sum.not_applicable),
-                static_cast<unsigned long long>(sum.assertions_skipped),
                 sum.failure ? h::failure_json(*sum.failure).c_str() : "null");
     return sum.ok ? 0 : 1;
   }
   std::string tail = std::to_string(sum.ops) + " ops";
-  if (sum.not_applicable) tail += ", " + na_note(sum.not_applicable);
-  if (sum.assertions_skipped)
-    tail += ", " + std::to_string(sum.assertions_skipped) + " assertions after them not checked";
   if (sum.ok) {
     std::printf("OK %s (%s)\n", file.c_str(), tail.c_str());
     return 0;

@@ -3,6 +3,8 @@
 
 #include <cassert>
 
+#include "harness/op_table.h"
+
 namespace vmfuzz {
 
 NameState::NameState(const SystemConfig& cfg) : cpus_(cfg.cpus) {}
@@ -39,96 +41,62 @@ std::optional<std::string> cpu_ok(const NameState& n, unsigned cpu) {
 
 std::optional<std::string> NameState::check(const Op& op) const {
   std::optional<std::string> r;
-  switch (op.kind) {
-    case OpKind::Task:
-      return free_task(*this, op.task);
-    case OpKind::Allocate:
-    case OpKind::Deallocate:
-    case OpKind::Protect:
-    case OpKind::Inherit:
-    case OpKind::VmCopy:
-    case OpKind::Terminate:
-      return need_task(*this, op.task);
-    case OpKind::Write:
-    case OpKind::Read:
-      if ((r = need_task(*this, op.task))) return r;
-      return cpu_ok(*this, op.cpu);
-    case OpKind::Fork:
-      if ((r = need_task(*this, op.task))) return r;
-      return free_task(*this, op.task2);
-    case OpKind::VmRead:
-      if ((r = need_task(*this, op.task))) return r;
-      return free_copy(*this, op.copy);
-    case OpKind::VmWrite:
-    case OpKind::Copyout:
-      if ((r = need_task(*this, op.task))) return r;
-      return need_copy(*this, op.copy);
-    case OpKind::Discard:
-      return need_copy(*this, op.copy);
-    case OpKind::Object: {
-      if (object_live(op.object))
-        return "m" + std::to_string(op.object) + ": memory object already exists";
-      if (op.size > UINT64_MAX - (kPageSize - 1))
-        return "m" + std::to_string(op.object) + ": object size wraps past 2^64 when rounded to pages";
-      uint64_t rounded = round_page(op.size);
-      if (op.data.size() > rounded)
-        return "m" + std::to_string(op.object) + ": initial contents (" +
-               std::to_string(op.data.size()) + " bytes) longer than the object (" +
-               std::to_string(rounded) + " bytes)";
-      return std::nullopt;
+  auto m = [&op] { return "m" + std::to_string(op.object); };
+  for (Slot s : op_spec(op.kind).slots()) {
+    switch (s) {
+      case Slot::Task:
+      case Slot::EndTask: r = need_task(*this, op.task); break;
+      case Slot::TaskCpu:
+        if (!(r = need_task(*this, op.task))) r = cpu_ok(*this, op.cpu);
+        break;
+      case Slot::NewTask: r = free_task(*this, op.task); break;
+      case Slot::ChildTask: r = free_task(*this, op.task2); break;
+      case Slot::Copy: r = need_copy(*this, op.copy); break;
+      case Slot::NewCopy: r = free_copy(*this, op.copy); break;
+      case Slot::Object: r = need_object(*this, op.object); break;
+      case Slot::NewObject:
+        if (object_live(op.object)) r = m() + ": memory object already exists";
+        break;
+      case Slot::ObjSize:
+        if (op.size > UINT64_MAX - (kPageSize - 1)) r = m() + ": object size wraps past 2^64 when rounded to pages";
+        break;
+      case Slot::DevSize:
+        if (op.size > kMaxDeviceSize)
+          r = m() + ": device of " + std::to_string(op.size) + " bytes (at most " +
+              std::to_string(kMaxDeviceSize) + ")";
+        break;
+      case Slot::ObjFlags:
+      case Slot::DevData: {
+        const char* what = s == Slot::ObjFlags ? "object" : "device";
+        uint64_t rounded = round_page(op.size);
+        if (op.data.size() > rounded)
+          r = m() + ": initial contents (" + std::to_string(op.data.size()) + " bytes) longer than the " +
+              what + " (" + std::to_string(rounded) + " bytes)";
+        break;
+      }
+      default:
+        break;
     }
-    case OpKind::Device: {
-      std::string m = "m" + std::to_string(op.object);
-      if (object_live(op.object)) return m + ": memory object already exists";
-      if (op.size > kMaxDeviceSize)
-        return m + ": device of " + std::to_string(op.size) + " bytes (at most " +
-               std::to_string(kMaxDeviceSize) + ")";
-      if (op.data.size() > round_page(op.size))
-        return m + ": initial contents (" + std::to_string(op.data.size()) +
-               " bytes) longer than the device (" + std::to_string(round_page(op.size)) + " bytes)";
-      return std::nullopt;
-    }
-    case OpKind::Map:
-      if ((r = need_task(*this, op.task))) return r;
-      return need_object(*this, op.object);
-    case OpKind::ManagerWrite:
-    case OpKind::File:
-    case OpKind::Destroy:
-      return need_object(*this, op.object);
-    case OpKind::Pageout:
-    case OpKind::Check:
-      return std::nullopt;
+    if (r) return r;
   }
-  return "unknown op kind " + std::to_string(static_cast<unsigned>(op.kind));
+  return std::nullopt;
 }
 
 void NameState::apply(const Op& op, kern_return_t result) {
   assert(!check(op) && "NameState::apply: op is not usable input in this state");
   auto bit = [](unsigned i) { return static_cast<uint16_t>(1u << i); };
-  switch (op.kind) {
-    case OpKind::Task:
-      tasks_ |= bit(op.task);
-      break;
-    case OpKind::Fork:
-      tasks_ |= bit(op.task2);
-      break;
-    case OpKind::Terminate:
-      tasks_ &= static_cast<uint16_t>(~bit(op.task));
-      break;
-    case OpKind::VmRead:
-      if (result == KERN_SUCCESS) copies_ |= bit(op.copy);
-      break;
-    case OpKind::VmWrite:
-    case OpKind::Copyout:
-    case OpKind::Discard:
-      copies_ &= static_cast<uint16_t>(~bit(op.copy));
-      break;
-    case OpKind::Object:
-    case OpKind::Device:
-      objects_ |= bit(op.object);
-      break;
-    default:
-      break;
+  for (Slot s : op_spec(op.kind).slots()) {
+    switch (s) {
+      case Slot::NewTask: tasks_ |= bit(op.task); break;
+      case Slot::ChildTask: tasks_ |= bit(op.task2); break;
+      case Slot::EndTask: tasks_ &= static_cast<uint16_t>(~bit(op.task)); break;
+      case Slot::NewCopy:
+        if (result == KERN_SUCCESS) copies_ |= bit(op.copy);
+        break;
+      case Slot::Copy: copies_ &= static_cast<uint16_t>(~bit(op.copy)); break;
+      case Slot::NewObject: objects_ |= bit(op.object); break;
+      default: break;
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-// names.h — which task, copy-handle and memory-object names exist (DESIGN.md §5 detail 11).
+// names.h — which task, copy-handle and memory-object names exist (docs/language.md §Names).
 //
 // Theory of operation
 // -------------------
@@ -14,7 +14,7 @@
 // `check` says whether an op is usable input now, with the reason when it is not: a name
 // that does not exist, a name created twice, `cpu=N` beyond the configured CPUs, or an
 // object whose initial contents are longer than the object (or whose size wraps past 2^64
-// when rounded to pages — a decision of ours, DESIGN.md being silent). The executor calls
+// when rounded to pages — a decision of ours, docs/language.md §Names). The executor calls
 // check before running an op on either side and apply after; the binary decoder reads the
 // same state to choose only names that pass check.
 #pragma once

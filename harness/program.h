@@ -4,7 +4,7 @@
 // -------------------
 // Every engine (replay of a text trace, a libFuzzer input decoded by the binary codec, a
 // rapidcheck command sequence) ends up with the same value: a Program, the SystemConfig
-// to build the machine with and the ops of DESIGN.md §5 in order. A Program remembers
+// to build the machine with and the ops of docs/language.md in order. A Program remembers
 // where each op came from (its 1-based source line; 0 when it was decoded from binary) so
 // that every message about an op can name `FILE:LINE`.
 //
@@ -13,8 +13,9 @@
 // only produce canonical programs, and the printer and the encoder are exact inverses on
 // them.
 //
-// Unusable input (DESIGN.md §5 detail 11: a syntax error, or a name used before it
-// exists) is a ParseError value, never an exception; the tools print `what()` and exit 2.
+// Unusable input (docs/language.md §Details 11 and §Unusable input: a syntax error, or a
+// name used before it exists) is a ParseError value, never an exception; the tools print
+// `what()` and exit 2.
 #pragma once
 
 #include <string>
@@ -38,7 +39,8 @@ struct ParseError {
   std::string file;
   unsigned line = 0;
   std::string reason;
-  /// "FILE:LINE: reason" (the form DESIGN.md §7 asks every tool to print).
+  /// "FILE:LINE: reason" (the form every tool prints: docs/ARCHITECTURE.md §Contracts scripts
+  /// rely on).
   std::string what() const;
 };
 

@@ -20,7 +20,7 @@ std::string hex_addr(uint64_t a) {
 }
 
 std::string failure_key(const Failure& f) {
-  std::string s = f.oracle + " in " + f.op_kind;
+  std::string s = std::string(oracle_name(f.oracle)) + " in " + f.op_kind;
   if (!f.sub.empty()) s += " [" + f.sub + "]";
   return s;
 }
@@ -47,7 +47,7 @@ std::string format_failure(const Failure& f) {
   out += "  op " + std::to_string(f.op_index);
   if (f.line) out += " (line " + std::to_string(f.line) + ")";
   out += ": " + f.op + "\n";
-  out += "  oracle: " + f.oracle + "\n";
+  out += std::string("  oracle: ") + oracle_name(f.oracle) + "\n";
   append_block(out, f.detail, "  ");
   if (!f.diff.empty()) append_block(out, f.diff, "  ");
   if (!f.provenance.empty()) append_block(out, "provenance: " + f.provenance, "  ");
@@ -92,7 +92,7 @@ std::string failure_json(const Failure& f) {
   if (!f.provenance.empty()) add("provenance: " + f.provenance);
   std::string out = "{\"op_index\": " + std::to_string(f.op_index);
   out += ", \"op\": " + json_quote(f.op);
-  out += ", \"oracle\": " + json_quote(f.oracle);
+  out += ", \"oracle\": " + json_quote(oracle_name(f.oracle));
   out += ", \"detail\": " + json_quote(detail);
   out += ", \"signature\": " + json_quote(failure_signature(f));
   out += "}";

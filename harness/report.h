@@ -4,7 +4,7 @@
 // Theory of operation
 // -------------------
 // The executor (executor.h) stops at the first oracle that fires and fills one `Failure`.
-// Everything a person or a script needs is in that record (DESIGN.md §6): which op (its
+// Everything a person or a script needs is in that record (docs/oracles.md): which op (its
 // index in the program, its text form as print_op writes it), which oracle or invariant,
 // expected versus actual (a byte diff with addresses when bytes are involved), and, when
 // the subject is the VM, which object in which chain supplied the wrong byte. Rendering is
@@ -17,23 +17,15 @@
 // which it fired, and a qualifier such as the diverging result codes or the side that
 // broke an assertion) and never an address, an object id or an op index.
 //
-// Oracle names (the `oracle` field; scripts match on them):
-//   result_mismatch        the two sides returned different codes, bytes, fault address
-//                          or returned address for one op
-//   assertion              a `==`/`=>` written in the trace did not hold (sub: vm|model)
-//   region_mismatch        regions(t) differ at a full check
-//   content_mismatch       a task page differs at a full check
-//   object_store_mismatch  a memory object's store differs at a full check
-//   fault_loop             the machine saw a fault "fixed" without a fixed translation
-//   teardown               after every task, handle and object is gone, something remains
-//   <invariant name>       an invariant of harness/invariants.h (check_vm_invariants,
-//                          check_tlb_coherence), named as that file names it
+// The oracle is a row of oracles.def (`oracle` below); its name is what scripts match on.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
+
+#include "harness/oracles.h"
 
 namespace vmfuzz::harness {
 
@@ -53,7 +45,7 @@ struct Failure {
   unsigned line = 0;       // source line of a text trace (0: unknown / binary input)
   std::string op;          // the op in text form, or "(end of program)", "(teardown)"
   std::string op_kind;     // op keyword for the signature ("read"), or "end", "teardown"
-  std::string oracle;      // see the list above
+  Oracle oracle = Oracle::result_mismatch;  // the row of oracles.def that fired
   std::string sub;         // qualifier for the signature (no addresses, no ids)
   std::string detail;      // one or more lines: expected vs actual
   std::string diff;        // byte diff (hex_diff) or empty

@@ -1,20 +1,23 @@
-// text.cc — parser and printer of the text trace form (DESIGN.md §5).
+// text.cc — parser and printer of the text trace form (docs/language.md).
 //
 // Theory of operation
 // -------------------
 // Parsing is two steps per line. `tokenize` cuts the line into bare words and quoted
 // strings (decoding escapes) and drops the `#` comment. `LineParser` then reads the
-// op keyword, the op's arguments in the order of the table in vocab.h, its `key=value`
-// options, and the assertions `== DATA` and `=> RESULT`; the first problem becomes the
-// line's one error reason. Printing walks the same table the other way; `canonical_op`
-// defines which fields each kind prints, so the parser and the printer agree by
-// construction and the tests check the round trip on many lines.
+// op keyword, one argument per slot of the op's row in the op table (op_table.h), the
+// `key=value` options those slots own (`cpu=`, map's `prot= max= inherit=`), and the
+// assertions `== DATA` and `=> RESULT` the row's `returns` allows; the first problem
+// becomes the line's one error reason. Printing and `canonical_op` walk the same slots,
+// so the parser and the printer agree by construction, and tests/harness_lang checks the
+// round trip for every row.
 #include "harness/text.h"
 
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <optional>
+
+#include "harness/op_table.h"
 
 namespace vmfuzz {
 
@@ -221,6 +224,8 @@ class LineParser {
   bool data(const char* what, DataSpec* d);
   bool options(Op* op);
   bool assertions(Op* op);
+  bool optional_data_follows() const;
+  bool slot(Slot s, Op& op);
   bool result(Op* op);
 
   std::vector<Token> toks_;
@@ -312,6 +317,8 @@ bool LineParser::data(const char* what, DataSpec* d) {
 }
 
 bool LineParser::options(Op* op) {
+  const OpSpec& spec = op_spec(op->kind);
+  bool cpu_ok = spec.has(Slot::TaskCpu), map_ok = spec.has(Slot::MapMode);
   bool seen_cpu = false, seen_prot = false, seen_max = false, seen_inherit = false;
   while (!at_end() && !peek().quoted && peek().text != "==" && peek().text != "=>") {
     const std::string& s = peek().text;
@@ -319,22 +326,23 @@ bool LineParser::options(Op* op) {
     if (eq == std::string::npos || eq == 0) return true;  // not an option: trailing garbage
     std::string key = s.substr(0, eq), value = s.substr(eq + 1);
     bool* seen = nullptr;
-    if (key == "cpu" && (op->kind == OpKind::Read || op->kind == OpKind::Write)) {
+    if (key == "cpu" && cpu_ok) {
       seen = &seen_cpu;
       uint64_t n = 0;
       if (!parse_number(value, &n) || n > 255)
         return fail(std::string(op_name_) + ": bad cpu number '" + value + "'");
       op->cpu = static_cast<uint8_t>(n);
-    } else if (op->kind == OpKind::Map && (key == "prot" || key == "max")) {
+    } else if (map_ok && (key == "prot" || key == "max")) {
       seen = key == "prot" ? &seen_prot : &seen_max;
       vm_prot_t p;
       if (!parse_prot(value, &p))
-        return fail("map: bad protection '" + value + "' (three chars r w x or '-', e.g. rw-)");
+        return fail(std::string(op_name_) + ": bad protection '" + value +
+                    "' (three chars r w x or '-', e.g. rw-)");
       (key == "prot" ? op->prot : op->max_prot) = p;
-    } else if (op->kind == OpKind::Map && key == "inherit") {
+    } else if (map_ok && key == "inherit") {
       seen = &seen_inherit;
       if (!parse_inherit(value, &op->inherit))
-        return fail("map: bad inheritance '" + value + "' (share, copy or none)");
+        return fail(std::string(op_name_) + ": bad inheritance '" + value + "' (share, copy or none)");
     } else {
       return fail(std::string(op_name_) + ": unknown option '" + s + "'");
     }
@@ -350,7 +358,7 @@ bool LineParser::result(Op* op) {
   if (!take("result after '=>'", &t)) return false;
   Expect& e = op->expect;
   if (!t->quoted && t->text == "fault") {
-    if (op->kind != OpKind::Read && op->kind != OpKind::Write)
+    if (!op_asserts_fault(op->kind))
       return fail(std::string(op_name_) + ": '=> fault' only follows read or write");
     if (!number("fault address", &e.addr)) return false;
     const Token* c;
@@ -361,10 +369,7 @@ bool LineParser::result(Op* op) {
     return true;
   }
   if (!t->quoted && looks_numeric(t->text)) {
-    bool returns_address = (op->kind == OpKind::Allocate && op->anywhere) ||
-                           (op->kind == OpKind::Map && op->anywhere) ||
-                           op->kind == OpKind::Copyout;
-    if (!returns_address)
+    if (!op_returns_address(*op))
       return fail(std::string(op_name_) +
                   ": '=> ADDRESS' only follows allocate any, map any or copyout");
     if (!parse_number(t->text, &e.addr))
@@ -380,7 +385,7 @@ bool LineParser::result(Op* op) {
 
 bool LineParser::assertions(Op* op) {
   if (!at_end() && !peek().quoted && peek().text == "==") {
-    if (op->kind != OpKind::Read && op->kind != OpKind::File)
+    if (!op_asserts_bytes(op->kind))
       return fail(std::string(op_name_) + ": '== DATA' only follows read or file");
     pos_++;
     if (!data("data after '=='", &op->expect.bytes)) return false;
@@ -397,6 +402,94 @@ bool LineParser::assertions(Op* op) {
   return true;
 }
 
+/// Is the next token an optional DATA (not an assertion)?
+bool LineParser::optional_data_follows() const {
+  return !at_end() && (peek().quoted || (peek().text != "==" && peek().text != "=>"));
+}
+
+bool LineParser::slot(Slot s, Op& op) {
+  const Token* t;
+  switch (s) {
+    case Slot::Task:
+    case Slot::NewTask:
+    case Slot::EndTask:
+    case Slot::TaskCpu:
+      return name('t', "task", &op.task);
+    case Slot::ChildTask:
+      return name('t', "task", &op.task2);
+    case Slot::Copy:
+    case Slot::NewCopy:
+      return name('c', "copy handle", &op.copy);
+    case Slot::Object:
+    case Slot::NewObject:
+      return name('m', "memory object", &op.object);
+    case Slot::AddrOrAny:
+      return address_or_any(&op.addr, &op.anywhere);
+    case Slot::Addr:
+      return number("address", &op.addr);
+    case Slot::SrcAddr:
+      return number("source address", &op.addr);
+    case Slot::DstAddr:
+      return number("destination address", &op.addr2);
+    case Slot::Size:
+    case Slot::ObjSize:
+    case Slot::DevSize:
+      return number("size", &op.size);
+    case Slot::Xfer:
+      if (!number("size", &op.size)) return false;
+      if (op.size > kMaxTraceTransfer)
+        return fail(std::string(op_name_) + ": size larger than the trace limit of 64 MiB");
+      return true;
+    case Slot::Offset:
+      return number("offset", &op.offset);
+    case Slot::ProtMax:
+      if (!at_end() && !peek().quoted && peek().text == "max") {
+        op.set_max = true;
+        pos_++;
+      }
+      if (!take("protection", &t)) return false;
+      if (t->quoted || !parse_prot(t->text, &op.prot))
+        return fail(std::string(op_name_) + ": bad protection '" + t->text +
+                    "' (three chars r w x or '-', e.g. rw-)");
+      return true;
+    case Slot::Inheritance:
+      if (!take("inheritance", &t)) return false;
+      if (t->quoted || !parse_inherit(t->text, &op.inherit))
+        return fail(std::string(op_name_) + ": bad inheritance '" + t->text + "' (share, copy or none)");
+      return true;
+    case Slot::Data:
+      return data("data", &op.data);
+    case Slot::ObjFlags:
+      if (!take("copy strategy", &t)) return false;
+      if (t->text == "none" && !t->quoted) op.strategy = CopyStrategy::None;
+      else if (t->text == "call" && !t->quoted) op.strategy = CopyStrategy::Call;
+      else if (t->text == "delay" && !t->quoted) op.strategy = CopyStrategy::Delay;
+      else return fail(std::string(op_name_) + ": bad copy strategy '" + t->text + "' (none, call or delay)");
+      if (!take("persistence", &t)) return false;
+      if (t->text == "persist" && !t->quoted) op.persist = true;
+      else if (t->text == "nopersist" && !t->quoted) op.persist = false;
+      else return fail(std::string(op_name_) + ": bad persistence '" + t->text + "' (persist or nopersist)");
+      [[fallthrough]];
+    case Slot::DevData:
+      if (optional_data_follows()) return data("initial contents", &op.data);
+      return true;
+    case Slot::MapMode:
+      if (!take("share or copy", &t)) return false;
+      if (t->text == "share" && !t->quoted) op.share = true;
+      else if (t->text == "copy" && !t->quoted) op.share = false;
+      else return fail(std::string(op_name_) + ": expected share or copy, got '" + t->text + "'");
+      return true;
+    case Slot::PageCount:
+      if (!at_end() && !peek().quoted && peek().text == "all") {
+        pos_++;
+        op.all = true;
+        return true;
+      }
+      return number("page count (or all)", &op.size);
+  }
+  return fail("unknown argument slot");
+}
+
 bool LineParser::op(Op* out) {
   *out = Op{};
   Op& op = *out;
@@ -404,126 +497,8 @@ bool LineParser::op(Op* out) {
   if (kw.quoted || !op_kind_from_name(kw.text, &op.kind) || kw.text == "config")
     return fail("unknown op '" + kw.text + "'");
   op_name_ = op_kind_name(op.kind);
-  const Token* t;
-  switch (op.kind) {
-    case OpKind::Task:
-    case OpKind::Terminate:
-      if (!name('t', "task", &op.task)) return false;
-      break;
-    case OpKind::Allocate:
-      if (!name('t', "task", &op.task) || !address_or_any(&op.addr, &op.anywhere) ||
-          !number("size", &op.size))
-        return false;
-      break;
-    case OpKind::Deallocate:
-      if (!name('t', "task", &op.task) || !number("address", &op.addr) || !number("size", &op.size))
-        return false;
-      break;
-    case OpKind::Protect:
-      if (!name('t', "task", &op.task) || !number("address", &op.addr) || !number("size", &op.size))
-        return false;
-      if (!at_end() && !peek().quoted && peek().text == "max") {
-        op.set_max = true;
-        pos_++;
-      }
-      if (!take("protection", &t)) return false;
-      if (t->quoted || !parse_prot(t->text, &op.prot))
-        return fail("protect: bad protection '" + t->text + "' (three chars r w x or '-', e.g. rw-)");
-      break;
-    case OpKind::Inherit:
-      if (!name('t', "task", &op.task) || !number("address", &op.addr) || !number("size", &op.size))
-        return false;
-      if (!take("inheritance", &t)) return false;
-      if (t->quoted || !parse_inherit(t->text, &op.inherit))
-        return fail("inherit: bad inheritance '" + t->text + "' (share, copy or none)");
-      break;
-    case OpKind::Write:
-      if (!name('t', "task", &op.task) || !number("address", &op.addr) || !data("data", &op.data))
-        return false;
-      break;
-    case OpKind::Read:
-      if (!name('t', "task", &op.task) || !number("address", &op.addr) || !number("size", &op.size))
-        return false;
-      if (op.size > kMaxTraceTransfer) return fail("read: size larger than the trace limit of 64 MiB");
-      break;
-    case OpKind::Fork:
-      if (!name('t', "task", &op.task) || !name('t', "task", &op.task2)) return false;
-      break;
-    case OpKind::VmCopy:
-      if (!name('t', "task", &op.task) || !number("source address", &op.addr) ||
-          !number("size", &op.size) || !number("destination address", &op.addr2))
-        return false;
-      break;
-    case OpKind::VmRead:
-      if (!name('t', "task", &op.task) || !number("address", &op.addr) ||
-          !number("size", &op.size) || !name('c', "copy handle", &op.copy))
-        return false;
-      break;
-    case OpKind::VmWrite:
-      if (!name('t', "task", &op.task) || !number("address", &op.addr) ||
-          !name('c', "copy handle", &op.copy))
-        return false;
-      break;
-    case OpKind::Copyout:
-      if (!name('t', "task", &op.task) || !name('c', "copy handle", &op.copy)) return false;
-      break;
-    case OpKind::Discard:
-      if (!name('c', "copy handle", &op.copy)) return false;
-      break;
-    case OpKind::Object:
-      if (!name('m', "memory object", &op.object) || !number("size", &op.size)) return false;
-      if (!take("copy strategy", &t)) return false;
-      if (t->text == "none" && !t->quoted) op.strategy = CopyStrategy::None;
-      else if (t->text == "call" && !t->quoted) op.strategy = CopyStrategy::Call;
-      else if (t->text == "delay" && !t->quoted) op.strategy = CopyStrategy::Delay;
-      else return fail("object: bad copy strategy '" + t->text + "' (none, call or delay)");
-      if (!take("persistence", &t)) return false;
-      if (t->text == "persist" && !t->quoted) op.persist = true;
-      else if (t->text == "nopersist" && !t->quoted) op.persist = false;
-      else return fail("object: bad persistence '" + t->text + "' (persist or nopersist)");
-      if (!at_end() && (peek().quoted || (peek().text != "==" && peek().text != "=>")))
-        if (!data("initial contents", &op.data)) return false;
-      break;
-    case OpKind::Device:
-      if (!name('m', "memory object", &op.object) || !number("size", &op.size)) return false;
-      if (!at_end() && (peek().quoted || (peek().text != "==" && peek().text != "=>")))
-        if (!data("initial contents", &op.data)) return false;
-      break;
-    case OpKind::Map:
-      if (!name('t', "task", &op.task) || !address_or_any(&op.addr, &op.anywhere) ||
-          !number("size", &op.size) || !name('m', "memory object", &op.object) ||
-          !number("offset", &op.offset))
-        return false;
-      if (!take("share or copy", &t)) return false;
-      if (t->text == "share" && !t->quoted) op.share = true;
-      else if (t->text == "copy" && !t->quoted) op.share = false;
-      else return fail("map: expected share or copy, got '" + t->text + "'");
-      break;
-    case OpKind::ManagerWrite:
-      if (!name('m', "memory object", &op.object) || !number("offset", &op.offset) ||
-          !data("data", &op.data))
-        return false;
-      break;
-    case OpKind::File:
-      if (!name('m', "memory object", &op.object) || !number("offset", &op.offset) ||
-          !number("size", &op.size))
-        return false;
-      if (op.size > kMaxTraceTransfer) return fail("file: size larger than the trace limit of 64 MiB");
-      break;
-    case OpKind::Destroy:
-      if (!name('m', "memory object", &op.object)) return false;
-      break;
-    case OpKind::Pageout:
-      if (!at_end() && !peek().quoted && peek().text == "all") {
-        pos_++;
-        op.all = true;
-      } else if (!number("page count (or all)", &op.size)) {
-        return false;
-      }
-      break;
-    case OpKind::Check:
-      break;
-  }
+  for (Slot s : op_spec(op.kind).slots())
+    if (!slot(s, op)) return false;
   return options(&op) && assertions(&op);
 }
 
@@ -695,78 +670,41 @@ std::string format_config(const SystemConfig& cfg) {
 Op canonical_op(const Op& op) {
   Op c;
   c.kind = op.kind;
-  switch (op.kind) {
-    case OpKind::Task:
-    case OpKind::Terminate:
-      c.task = op.task;
-      break;
-    case OpKind::Allocate:
-      c.task = op.task, c.anywhere = op.anywhere, c.addr = op.anywhere ? 0 : op.addr, c.size = op.size;
-      break;
-    case OpKind::Deallocate:
-      c.task = op.task, c.addr = op.addr, c.size = op.size;
-      break;
-    case OpKind::Protect:
-      c.task = op.task, c.addr = op.addr, c.size = op.size, c.set_max = op.set_max,
-      c.prot = op.prot & VM_PROT_ALL;
-      break;
-    case OpKind::Inherit:
-      c.task = op.task, c.addr = op.addr, c.size = op.size, c.inherit = op.inherit;
-      break;
-    case OpKind::Write:
-      c.task = op.task, c.addr = op.addr, c.data = op.data, c.cpu = op.cpu;
-      break;
-    case OpKind::Read:
-      c.task = op.task, c.addr = op.addr, c.size = op.size, c.cpu = op.cpu;
-      break;
-    case OpKind::Fork:
-      c.task = op.task, c.task2 = op.task2;
-      break;
-    case OpKind::VmCopy:
-      c.task = op.task, c.addr = op.addr, c.size = op.size, c.addr2 = op.addr2;
-      break;
-    case OpKind::VmRead:
-      c.task = op.task, c.addr = op.addr, c.size = op.size, c.copy = op.copy;
-      break;
-    case OpKind::VmWrite:
-      c.task = op.task, c.addr = op.addr, c.copy = op.copy;
-      break;
-    case OpKind::Copyout:
-      c.task = op.task, c.copy = op.copy;
-      break;
-    case OpKind::Discard:
-      c.copy = op.copy;
-      break;
-    case OpKind::Object:
-      c.object = op.object, c.size = op.size, c.strategy = op.strategy, c.persist = op.persist,
-      c.data = op.data;
-      break;
-    case OpKind::Device:
-      c.object = op.object, c.size = op.size, c.data = op.data;
-      break;
-    case OpKind::Map:
-      c.task = op.task, c.anywhere = op.anywhere, c.addr = op.anywhere ? 0 : op.addr,
-      c.size = op.size, c.object = op.object, c.offset = op.offset, c.share = op.share,
-      c.prot = op.prot & VM_PROT_ALL, c.max_prot = op.max_prot & VM_PROT_ALL, c.inherit = op.inherit;
-      break;
-    case OpKind::ManagerWrite:
-      c.object = op.object, c.offset = op.offset, c.data = op.data;
-      break;
-    case OpKind::File:
-      c.object = op.object, c.offset = op.offset, c.size = op.size;
-      break;
-    case OpKind::Destroy:
-      c.object = op.object;
-      break;
-    case OpKind::Pageout:
-      c.all = op.all, c.size = op.all ? 0 : op.size;
-      break;
-    case OpKind::Check:
-      break;
+  for (Slot s : op_spec(op.kind).slots()) {
+    switch (s) {
+      case Slot::Task:
+      case Slot::NewTask:
+      case Slot::EndTask: c.task = op.task; break;
+      case Slot::TaskCpu: c.task = op.task, c.cpu = op.cpu; break;
+      case Slot::ChildTask: c.task2 = op.task2; break;
+      case Slot::Copy:
+      case Slot::NewCopy: c.copy = op.copy; break;
+      case Slot::Object:
+      case Slot::NewObject: c.object = op.object; break;
+      case Slot::AddrOrAny: c.anywhere = op.anywhere, c.addr = op.anywhere ? 0 : op.addr; break;
+      case Slot::Addr:
+      case Slot::SrcAddr: c.addr = op.addr; break;
+      case Slot::DstAddr: c.addr2 = op.addr2; break;
+      case Slot::Size:
+      case Slot::Xfer:
+      case Slot::ObjSize:
+      case Slot::DevSize: c.size = op.size; break;
+      case Slot::Offset: c.offset = op.offset; break;
+      case Slot::ProtMax: c.set_max = op.set_max, c.prot = op.prot & VM_PROT_ALL; break;
+      case Slot::Inheritance: c.inherit = op.inherit; break;
+      case Slot::Data:
+      case Slot::DevData: c.data = op.data; break;
+      case Slot::ObjFlags: c.strategy = op.strategy, c.persist = op.persist, c.data = op.data; break;
+      case Slot::MapMode:
+        c.share = op.share, c.prot = op.prot & VM_PROT_ALL, c.max_prot = op.max_prot & VM_PROT_ALL,
+        c.inherit = op.inherit;
+        break;
+      case Slot::PageCount: c.all = op.all, c.size = op.all ? 0 : op.size; break;
+    }
   }
   // Assertions, restricted to what the kind can assert.
   const Expect& e = op.expect;
-  if (e.has_bytes && (op.kind == OpKind::Read || op.kind == OpKind::File)) {
+  if (e.has_bytes && op_asserts_bytes(op.kind)) {
     c.expect.has_bytes = true;
     c.expect.bytes = e.bytes;
   }
@@ -776,13 +714,10 @@ Op canonical_op(const Op& op) {
       c.expect.result = e.result, c.expect.code = e.code;
       break;
     case Expect::Result::Fault:
-      if (op.kind == OpKind::Read || op.kind == OpKind::Write)
-        c.expect.result = e.result, c.expect.code = e.code, c.expect.addr = e.addr;
+      if (op_asserts_fault(op.kind)) c.expect.result = e.result, c.expect.code = e.code, c.expect.addr = e.addr;
       break;
     case Expect::Result::Address:
-      if ((op.kind == OpKind::Allocate && op.anywhere) || (op.kind == OpKind::Map && op.anywhere) ||
-          op.kind == OpKind::Copyout)
-        c.expect.result = e.result, c.expect.addr = e.addr;
+      if (op_returns_address(op)) c.expect.result = e.result, c.expect.addr = e.addr;
       break;
   }
   return c;
@@ -790,84 +725,53 @@ Op canonical_op(const Op& op) {
 
 std::string print_op(const Op& op) {
   std::string s = op_kind_name(op.kind);
+  std::string opts;  // key=value options, printed after the positional arguments
   auto arg = [&s](const std::string& a) { s += " " + a; };
-  switch (op.kind) {
-    case OpKind::Task:
-    case OpKind::Terminate:
-      arg(tname(op.task));
-      break;
-    case OpKind::Allocate:
-      arg(tname(op.task)), arg(op.anywhere ? "any" : hex(op.addr)), arg(hex(op.size));
-      break;
-    case OpKind::Deallocate:
-      arg(tname(op.task)), arg(hex(op.addr)), arg(hex(op.size));
-      break;
-    case OpKind::Protect:
-      arg(tname(op.task)), arg(hex(op.addr)), arg(hex(op.size));
-      if (op.set_max) arg("max");
-      arg(format_prot(op.prot));
-      break;
-    case OpKind::Inherit:
-      arg(tname(op.task)), arg(hex(op.addr)), arg(hex(op.size)), arg(inherit_name(op.inherit));
-      break;
-    case OpKind::Write:
-      arg(tname(op.task)), arg(hex(op.addr)), arg(format_data(op.data));
-      if (op.cpu != 0) arg("cpu=" + std::to_string(op.cpu));
-      break;
-    case OpKind::Read:
-      arg(tname(op.task)), arg(hex(op.addr)), arg(hex(op.size));
-      if (op.cpu != 0) arg("cpu=" + std::to_string(op.cpu));
-      break;
-    case OpKind::Fork:
-      arg(tname(op.task)), arg(tname(op.task2));
-      break;
-    case OpKind::VmCopy:
-      arg(tname(op.task)), arg(hex(op.addr)), arg(hex(op.size)), arg(hex(op.addr2));
-      break;
-    case OpKind::VmRead:
-      arg(tname(op.task)), arg(hex(op.addr)), arg(hex(op.size)), arg(cname(op.copy));
-      break;
-    case OpKind::VmWrite:
-      arg(tname(op.task)), arg(hex(op.addr)), arg(cname(op.copy));
-      break;
-    case OpKind::Copyout:
-      arg(tname(op.task)), arg(cname(op.copy));
-      break;
-    case OpKind::Discard:
-      arg(cname(op.copy));
-      break;
-    case OpKind::Object:
-      arg(mname(op.object)), arg(hex(op.size)), arg(strategy_name(op.strategy)),
-          arg(op.persist ? "persist" : "nopersist");
-      if (!(op.data == DataSpec{})) arg(format_data(op.data));
-      break;
-    case OpKind::Device:
-      arg(mname(op.object)), arg(hex(op.size));
-      if (!(op.data == DataSpec{})) arg(format_data(op.data));
-      break;
-    case OpKind::Map:
-      arg(tname(op.task)), arg(op.anywhere ? "any" : hex(op.addr)), arg(hex(op.size)),
-          arg(mname(op.object)), arg(hex(op.offset)), arg(op.share ? "share" : "copy");
-      if (op.prot != VM_PROT_DEFAULT) arg("prot=" + format_prot(op.prot));
-      if (op.max_prot != VM_PROT_ALL) arg("max=" + format_prot(op.max_prot));
-      if (op.inherit != vm_inherit_t::Copy) arg(std::string("inherit=") + inherit_name(op.inherit));
-      break;
-    case OpKind::ManagerWrite:
-      arg(mname(op.object)), arg(hex(op.offset)), arg(format_data(op.data));
-      break;
-    case OpKind::File:
-      arg(mname(op.object)), arg(hex(op.offset)), arg(hex(op.size));
-      break;
-    case OpKind::Destroy:
-      arg(mname(op.object));
-      break;
-    case OpKind::Pageout:
-      arg(op.all ? "all" : std::to_string(op.size));
-      break;
-    case OpKind::Check:
-      break;
+  for (Slot sl : op_spec(op.kind).slots()) {
+    switch (sl) {
+      case Slot::Task:
+      case Slot::NewTask:
+      case Slot::EndTask: arg(tname(op.task)); break;
+      case Slot::TaskCpu:
+        arg(tname(op.task));
+        if (op.cpu != 0) opts += " cpu=" + std::to_string(op.cpu);
+        break;
+      case Slot::ChildTask: arg(tname(op.task2)); break;
+      case Slot::Copy:
+      case Slot::NewCopy: arg(cname(op.copy)); break;
+      case Slot::Object:
+      case Slot::NewObject: arg(mname(op.object)); break;
+      case Slot::AddrOrAny: arg(op.anywhere ? "any" : hex(op.addr)); break;
+      case Slot::Addr:
+      case Slot::SrcAddr: arg(hex(op.addr)); break;
+      case Slot::DstAddr: arg(hex(op.addr2)); break;
+      case Slot::Size:
+      case Slot::Xfer:
+      case Slot::ObjSize:
+      case Slot::DevSize: arg(hex(op.size)); break;
+      case Slot::Offset: arg(hex(op.offset)); break;
+      case Slot::ProtMax:
+        if (op.set_max) arg("max");
+        arg(format_prot(op.prot));
+        break;
+      case Slot::Inheritance: arg(inherit_name(op.inherit)); break;
+      case Slot::Data: arg(format_data(op.data)); break;
+      case Slot::ObjFlags:
+        arg(strategy_name(op.strategy)), arg(op.persist ? "persist" : "nopersist");
+        [[fallthrough]];
+      case Slot::DevData:
+        if (!(op.data == DataSpec{})) arg(format_data(op.data));
+        break;
+      case Slot::MapMode:
+        arg(op.share ? "share" : "copy");
+        if (op.prot != VM_PROT_DEFAULT) opts += " prot=" + format_prot(op.prot);
+        if (op.max_prot != VM_PROT_ALL) opts += " max=" + format_prot(op.max_prot);
+        if (op.inherit != vm_inherit_t::Copy) opts += std::string(" inherit=") + inherit_name(op.inherit);
+        break;
+      case Slot::PageCount: arg(op.all ? "all" : std::to_string(op.size)); break;
+    }
   }
-  return s + expect_suffix(op);
+  return s + opts + expect_suffix(op);
 }
 
 std::string print_program(const Program& p) {

@@ -1,11 +1,11 @@
-// text.h — the text trace form of the operation language (DESIGN.md §5, normative).
+// text.h — the text trace form of the operation language (docs/language.md, normative).
 //
 // Theory of operation
 // -------------------
 // A trace is lines of `op args... [== DATA] [=> RESULT]`; `#` outside a string starts a
 // comment; blank lines are ignored. The parser reads one line at a time into a token list
 // (bare words, and quoted strings with the escapes \n \t \r \0 \\ \" \xHH), then reads the
-// op's arguments in the fixed order of DESIGN.md §5, then its options (`cpu=N` on read and
+// op's arguments in the order of the op's row in vocab/vmfuzz/ops.def (harness/op_table.h), then its options (`cpu=N` on read and
 // write; `prot= max= inherit=` on map), then its assertions. Every syntax error is one
 // ParseError naming the file, the line and the reason; nothing is half-parsed.
 //
@@ -20,7 +20,7 @@
 //   RESULT KERN_NAME | fault ADDR KERN_NAME | ADDR   (the last: allocate any, map any,
 //          copyout only; `fault` on read and write only; `== DATA` on read and file only)
 //   config [frames=N] [cpus=N] [tlb=N] [cache=N]  (once, before the first op)
-// Limits (decisions written here because DESIGN.md is silent): every DATA and the size of
+// Limits (decisions of ours; docs/language.md §Limits): every DATA and the size of
 // a read or file is at most kMaxTraceTransfer bytes, so no trace can make a tool allocate
 // without bound; config values: frames 16..1048576, cpus 1..16, tlb 1..4096, cache 0..4096.
 //

@@ -1,21 +1,19 @@
 // state_machine.cc — the rc::state property: random programs over the full op set of
-// DESIGN.md §5, run op by op through the differential Executor (the VM judged against the
+// docs/language.md, run op by op through the differential Executor (the VM judged against the
 // reference model), shrunk to a minimal trace on failure.
 //
 // Theory of operation
 // -------------------
 // Each property draws a machine configuration, then rc::state::check generates a command
-// sequence from the model state (OpState: names, history, implemented kinds, bias) and
+// sequence from the model state (OpState: names, history, bias) and
 // runs it on a PropSystem: every command is one op, stepped through harness::Executor, so
 // every op compares results and runs the per-op oracles (TLB coherence, fault loops); the
 // end of the sequence is the executor's full check and teardown (zero frames, zero
-// objects). Ops the VM does not implement yet are never generated (OpState knows
-// implements()), so a property covers exactly what the VM claims to do and grows with it.
+// objects).
 //
 // The variants differ only in their bias (prop_support.h): mixed programs; deep chains
 // (fork + write + terminate on four pages); many copies; memory objects; and memory
-// pressure (small frame counts — only when the VM implements pageout: before that a VM
-// that runs out of frames is right to refuse, and the property says so with a tag).
+// pressure (small frame counts, so that pageout runs).
 //
 // The self-test proves the machinery can fail: a decorator that corrupts one byte after
 // every successful vm_copy must be caught, shrunk to a short trace, and the trace written
@@ -48,7 +46,7 @@ rc::Gen<SystemConfig> gen_config(bool pressure) {
 void state_machine(const Bias& bias, bool pressure, const std::string& property, const Decorator& wrap = {}) {
   SystemConfig cfg = *gen_config(pressure);
   PropSystem sys(cfg, property, wrap);
-  OpState s0(cfg, sys.implemented_mask(), bias);
+  OpState s0(cfg, bias);
   rc::state::check(s0, sys, &gen_command);
   sys.finish();
   const auto& c = sys.kernel().counters();
@@ -65,37 +63,16 @@ VMFUZZ_PROP(StateMachine, DeepChains, 1000, ()) { state_machine(Bias::chains(), 
 VMFUZZ_PROP(StateMachine, ManyCopies, 1000, ()) { state_machine(Bias::copies(), false, current_property()); }
 
 VMFUZZ_PROP(StateMachine, MemoryObjects, 1000, ()) {
-  uint32_t mask = vm_implemented_mask(SystemConfig{});
-  bool objects = (mask >> unsigned(OpKind::Object) & 1) && (mask >> unsigned(OpKind::Map) & 1);
-  RC_TAG(objects ? "memory objects implemented" : "memory objects not implemented: object ops not applicable");
   state_machine(Bias::objects(), false, current_property());
 }
 
 // Q: do snapshots (copy objects of shared regions) keep their bytes through pushes,
 // pageouts of pushed or zero-filled pages and later writes, with few frames?
 VMFUZZ_PROP(StateMachine, SnapshotsUnderPressure, 500, ()) {
-  uint32_t mask = vm_implemented_mask(SystemConfig{});
-  if (!(mask >> unsigned(OpKind::Pageout) & 1)) {
-    RC_TAG("pageout not implemented: snapshots under pressure not applicable");
-    return;
-  }
   state_machine(Bias::snapshots(), true, current_property());
 }
 
 VMFUZZ_PROP(StateMachine, MemoryPressure, 500, ()) {
-  uint32_t mask = vm_implemented_mask(SystemConfig{});
-  if (!(mask >> unsigned(OpKind::Pageout) & 1)) {
-    // Without pageout a VM out of frames may refuse; small frame counts are not judged.
-    // Check that pageout really is not applicable, then stop.
-    PropSystem sys(SystemConfig{}, current_property());
-    Op op;
-    op.kind = OpKind::Pageout;
-    op.all = true;
-    RC_ASSERT(sys.run(op) == harness::Executor::Step::NotApplicable);
-    RC_TAG("pageout not implemented: memory pressure not applicable");
-    return;
-  }
-  RC_TAG("pageout implemented");
   state_machine(Bias::mixed(), true, current_property());
 }
 
@@ -169,8 +146,8 @@ TEST(SelfTest, CorruptedVmCopyIsFoundAndShrunk) {
     auto sum = harness::run_program(p, "counterexample", bad, *model.system, vm.observer.get(), {});
     ASSERT_TRUE(sum.failure.has_value());
     std::cout << "replayed against the decorated VM:\n" << harness::format_failure(*sum.failure);
-    EXPECT_TRUE(sum.failure->oracle == "content_mismatch" || sum.failure->oracle == "result_mismatch")
-        << sum.failure->oracle;
+    EXPECT_TRUE(sum.failure->oracle == Oracle::content_mismatch || sum.failure->oracle == Oracle::result_mismatch)
+        << oracle_name(sum.failure->oracle);
   }
 }
 

@@ -20,8 +20,7 @@
 //                        agree, the counters moved in some cases (classified), and never
 //                        when switched off.
 //   Pageout.RoundTrip    pageout (all, or N) between generated ops changes no task's or
-//                        object's contents; if the VM does not implement pageout, the
-//                        property checks that the op is not applicable and says so.
+//                        object's contents.
 //   Pmap.*               pmap_collect of every task pmap (both collect modes) and a flush
 //                        of every TLB change nothing a task can see, and the program goes
 //                        on (refaults) to agree with the model.
@@ -46,7 +45,6 @@ namespace {
 namespace gen = rc::gen;
 using Step = harness::Executor::Step;
 
-bool implements(uint32_t mask, OpKind k) { return (mask >> unsigned(k)) & 1; }
 
 Op op_allocate(unsigned t, uint64_t addr, uint64_t size) {
   Op op;
@@ -163,22 +161,13 @@ void copy_isolation(CopyKind kind, const std::string& property, const Decorator&
   cfg.cpus = *gen::inRange(1u, 3u);
   cfg.tlb = *gen::element(16u, 2u);
   PropSystem sys(cfg, property, both, {}, both);
-  const uint32_t mask = sys.implemented_mask();
   const bool others_change = *gen::arbitrary<bool>();
   RC_TAG(copy_kind_name(kind), others_change ? "others change, snapshot must not" : "snapshot changes, others must not");
-
-  if (kind == CopyKind::MapCopy && !(implements(mask, OpKind::Object) && implements(mask, OpKind::Map))) {
-    Op op;
-    op.kind = OpKind::Object, op.object = 0, op.size = 0x4000;
-    RC_ASSERT(sys.run(op) == Step::NotApplicable);
-    RC_TAG("memory objects not implemented: not applicable");
-    return;
-  }
 
   // 1. Setup: t0 holds 8 pages with a pattern; forks and writes spread it over N tasks.
   const unsigned npages = *gen::inRange(1u, 5u);
   const uint64_t size = npages * kPageSize;
-  OpState s(cfg, mask, Bias::setup());
+  OpState s(cfg, Bias::setup());
   run_fixed(sys, s, op_allocate(0, kWindow, 8 * kPageSize));
   run_fixed(sys, s, op_write_pat(0, kWindow, *gen::arbitrary<uint8_t>(), 8 * kPageSize));
   run_commands(sys, s, draw_commands(s, 0.3));
@@ -431,8 +420,7 @@ CollapseStats g_collapse;
 void collapse_preserves_contents() {
   const std::string property = current_property();
   SystemConfig cfg;
-  const uint32_t mask = vm_implemented_mask(cfg);
-  std::vector<Op> ops = draw_program(OpState(cfg, mask, Bias::chains()),
+  std::vector<Op> ops = draw_program(OpState(cfg, Bias::chains()),
                                      {op_allocate(0, kWindow, 4 * kPageSize), op_write_pat(0, kWindow, 1, 4 * kPageSize)});
   auto on = run_ops(cfg, ops, property);
   auto off = run_ops(cfg, ops, property, false, false);
@@ -477,16 +465,9 @@ VMFUZZ_PROP(Pageout, RoundTripChangesNothing, 500, ()) {
   SystemConfig cfg;
   cfg.frames = *gen::element(1024u, 256u);
   PropSystem sys(cfg, property);
-  const uint32_t mask = sys.implemented_mask();
   Op po;
   po.kind = OpKind::Pageout;
-  if (!implements(mask, OpKind::Pageout)) {
-    po.all = true;
-    RC_ASSERT(sys.run(po) == Step::NotApplicable);
-    RC_TAG("pageout not implemented: not applicable");
-    return;
-  }
-  OpState s(cfg, mask, Bias::mixed());
+  OpState s(cfg, Bias::mixed());
   Bias b = Bias::mixed();
   b.weight[unsigned(OpKind::Pageout)] = 0;  // pageout only where this property puts it
   s.bias = std::make_shared<const Bias>(b);
@@ -521,7 +502,7 @@ VMFUZZ_PROP(Pmap, CollectAndTlbFlushChangeNothing, 500, ()) {
   cfg.cpus = *gen::inRange(1u, 4u);
   cfg.tlb = *gen::element(16u, 1u, 4u, 64u);
   PropSystem sys(cfg, property);
-  OpState s(cfg, sys.implemented_mask(), Bias::mixed());
+  OpState s(cfg, Bias::mixed());
   run_commands(sys, s, draw_commands(s));
   vm::Kernel& k = sys.kernel();
   const bool drop = *gen::arbitrary<bool>();
@@ -556,7 +537,7 @@ VMFUZZ_PROP(Teardown, FreesEveryFrameAndObject, 500, ()) {
   const std::string property = current_property();
   SystemConfig cfg;
   PropSystem sys(cfg, property);
-  OpState s(cfg, sys.implemented_mask(), *gen::element(Bias::mixed(), Bias::chains(), Bias::copies()));
+  OpState s(cfg, *gen::element(Bias::mixed(), Bias::chains(), Bias::copies()));
   run_commands(sys, s, draw_commands(s));
   RC_CLASSIFY(sys.kernel().object_count() > 4, "5+ objects before teardown");
   sys.finish();  // the executor's teardown oracle
@@ -576,7 +557,7 @@ VMFUZZ_PROP(Determinism, SameProgramSameResultsAndCounters, 300, ()) {
   const std::string property = current_property();
   SystemConfig cfg;
   cfg.cpus = *gen::inRange(1u, 4u);
-  std::vector<Op> ops = draw_program(OpState(cfg, vm_implemented_mask(cfg), Bias::mixed()), {});
+  std::vector<Op> ops = draw_program(OpState(cfg, Bias::mixed()), {});
   auto a = run_ops(cfg, ops, property);
   auto b = run_ops(cfg, ops, property);
   if (a->results() != b->results()) b->fail("the same program gave different results on a second run");
@@ -594,8 +575,7 @@ VMFUZZ_PROP(NVersion, ConfigurationsAgree, 300, ()) {
   const std::string property = current_property();
   SystemConfig base;
   base.cpus = 1;  // cpu=0 only: valid under every configuration below
-  const uint32_t mask = vm_implemented_mask(base);
-  std::vector<Op> ops = draw_program(OpState(base, mask, Bias::mixed()), {});
+  std::vector<Op> ops = draw_program(OpState(base, Bias::mixed()), {});
   struct Version {
     SystemConfig cfg;
     bool collapse, bypass;
@@ -611,8 +591,7 @@ VMFUZZ_PROP(NVersion, ConfigurationsAgree, 300, ()) {
   add(2048, 2, 64, 8, false, true);
   add(1024, 3, 3, 1, true, false);
   add(1024, 2, 2, 2, false, false);
-  // Memory pressure only where the VM can page out: a VM without pageout may refuse.
-  if (implements(mask, OpKind::Pageout)) add(160, 2, 8, 1, true, true);
+  add(160, 2, 8, 1, true, true);  // memory pressure: pageout runs
   std::unique_ptr<PropSystem> first;
   std::map<unsigned, TaskImage> first_images;
   for (const Version& v : versions) {

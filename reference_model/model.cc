@@ -1,15 +1,18 @@
-// model.cc — the reference model: every op of DESIGN.md §5 read as plainly as possible.
+// model.cc — the reference model: every op of docs/language.md read as plainly as possible.
 //
 // Theory of operation: see model.h (pages, memories, regions; a share is one Memory seen
 // by several regions, a copy is a new Memory holding the same immutable Page records).
-// Every op first does its checks in the order §5 gives, then changes state; an op that
+// Every op first does its checks in the order docs/language.md gives, then changes state; an op that
 // fails changes nothing (except a consumed handle). Helpers above the Model methods are
 // the whole vocabulary: page_range (rounding and wrap), find_region / clip (the map),
 // check_range (first offence in address order), snapshot / overwrite (copies),
 // copyin / copy_overwrite / enter (Mach's vm_map_copyin, vm_map_copy_overwrite,
 // vm_map_enter).
 //
-// Decisions (where §5 leaves something open; GNU Mach's choice unless said otherwise)
+// ("detail N" below is docs/language.md §Details N.)
+//
+// Decisions (where the language leaves something open; GNU Mach's choice unless said
+// otherwise; docs/language.md §Decisions explains each for trace writers)
 // ---------------------------------------------------------------------------------------
 // D1  allocate of size 0 returns address 0 for a fixed request too (vm_allocate sets
 //     *addr = 0 before looking at `anywhere`). A fixed success returns trunc_page(addr).

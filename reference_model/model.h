@@ -2,7 +2,7 @@
 //
 // Theory of operation
 // -------------------
-// The model is the oracle the optimized VM is judged against (DESIGN.md §4), so it is
+// The model is the oracle the optimized VM is judged against (docs/oracles.md), so it is
 // written to be obviously right rather than fast. It knows nothing of VM objects, shadow
 // chains, frames, pagers or TLBs. Its whole world is:
 //
@@ -11,7 +11,7 @@
 //            copy bytes.
 //   Memory   a sparse array of pages indexed by page number; an absent page reads zero
 //            (laziness: a 4 GiB allocation is an empty map). Some pages may be *unknown*
-//            (undefined after a memory object was destroyed, DESIGN.md §5 detail 13):
+//            (undefined after a memory object was destroyed, docs/language.md §Details 13):
 //            runs of page numbers, so that a huge unknown range costs one entry; and a
 //            Memory with all_unknown set reads unknown everywhere, forever (a destroyed
 //            object's store).
@@ -26,7 +26,7 @@
 // its source address, plus the source address and size (vm_write's alignment rule and
 // copyout's return value need them). pageout does nothing: the model has no frames.
 //
-// The rules are DESIGN.md §5; where §5 leaves something open, the "Decisions" list at the
+// The rules are docs/language.md; where it leaves something open, the "Decisions" list at the
 // top of model.cc says what the model does and why.
 //
 // This module includes only vmfuzz/vocab.h and the standard library: it must never include
@@ -93,18 +93,19 @@ struct MemoryObject {
   MemoryRef store;
 };
 
-/// The reference model: a MemorySystem whose every op is the plain reading of DESIGN.md §5.
+/// The reference model: a MemorySystem whose every op is the plain reading of docs/language.md.
 class Model final : public MemorySystem {
  public:
   /// Purpose:    an empty system (no tasks, handles or objects; the harness creates t0).
   /// Conditions: the configuration is recorded only; the model has no frames, CPUs or TLBs.
   explicit Model(const SystemConfig& config);
 
-  // --- The ops (vocab.h, DESIGN.md §5) -------------------------------------------------
+  // --- The ops (vocab.h, docs/language.md) ---------------------------------------------
   // Conditions: names are valid as vocab.h says (asserted). Every check runs before any
   //             state changes; a failed op changes nothing, except that vm_write and
   //             copyout consume their handle whatever the result.
-  // Results:    exactly the codes of §5, with the Decisions of model.cc where §5 is open.
+  // Results:    exactly the codes of docs/language.md, with the Decisions of model.cc
+  //             where it is open.
   //             Accesses, vm_read and vm_copy touching unknown pages succeed; an Access
   //             marks those bytes in `unknown` (D4), a copy of them is unknown (D5).
   void task_create(unsigned t) override;

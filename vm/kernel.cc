@@ -1,7 +1,7 @@
 // kernel.cc — the MemorySystem entry points: argument rounding and the exact codes of
-// DESIGN.md §5, then the Mach routines; plus introspection. Theory of operation: kernel.h.
+// docs/language.md, then the Mach routines; plus introspection. Theory of operation: kernel.h.
 //
-// Range rules applied here (DESIGN.md §5 and details 1–14):
+// Range rules applied here (docs/language.md §General rules, §Details 1–14):
 // - every range op covers [trunc(addr), round(addr + size)); size 0 succeeds doing nothing;
 // - an end past 2^64 (or exactly 2^64) wraps: KERN_INVALID_ARGUMENT for allocate,
 //   deallocate, protect and inherit; KERN_INVALID_ADDRESS for vm_read/vm_copy/vm_write
@@ -70,35 +70,6 @@ void Kernel::flush_cache() {
     sys_.cached.erase(sys_.cached.begin());
     vm_object_terminate(sys_, o);
   }
-}
-
-bool Kernel::implements(OpKind kind) const {
-  switch (kind) {
-    case OpKind::Object:
-    case OpKind::Device:
-    case OpKind::Map:
-    case OpKind::ManagerWrite:
-    case OpKind::File:
-    case OpKind::Destroy:
-    case OpKind::Pageout:
-    case OpKind::Task:
-    case OpKind::Allocate:
-    case OpKind::Deallocate:
-    case OpKind::Protect:
-    case OpKind::Inherit:
-    case OpKind::Write:
-    case OpKind::Read:
-    case OpKind::Fork:
-    case OpKind::Terminate:
-    case OpKind::VmCopy:
-    case OpKind::VmRead:
-    case OpKind::VmWrite:
-    case OpKind::Copyout:
-    case OpKind::Discard:
-    case OpKind::Check:
-      return true;
-  }
-  return false;
 }
 
 VmMap& Kernel::task_map_ref(unsigned t) {
@@ -352,7 +323,7 @@ kern_return_t Kernel::map(unsigned t, uint64_t* addr, bool anywhere, uint64_t si
                           vm_inherit_t inh) {
   VmMap& vmap = task_map_ref(t);
   ManagerPager& mp = manager_ref(m);
-  // The object's own checks (detail 5).
+  // The object's own checks (docs/language.md §Details 5).
   if (size == 0 || (offset & (kPageSize - 1)) != 0 || offset > mp.size() ||
       size > mp.size() - offset || (prot & ~max_prot) != 0 || mp.destroyed)
     return KERN_INVALID_ARGUMENT;
@@ -418,7 +389,7 @@ Access Kernel::file(unsigned m, uint64_t offset, uint64_t size) {
   }
   a.bytes.assign(size, 0);
   if (mp.destroyed) {
-    a.unknown.assign(size, 1);  // detail 12: the store is gone
+    a.unknown.assign(size, 1);  // docs/language.md §Details 12: the store is gone
     return a;
   }
   if (size == 0) return a;

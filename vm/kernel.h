@@ -9,7 +9,7 @@
 // c0..c15 are VmMapCopy objects (Mach's vm_map_copy_t, made by vm_read).
 //
 // Each MemorySystem entry point does its own range rounding and checks and returns
-// exactly the codes of DESIGN.md §5 (details 1–14), then calls the Mach routine:
+// exactly the codes of docs/language.md (§Ops, §Details 1–14), then calls the Mach routine:
 //   allocate -> vm_map_enter / vm_map_find_space   deallocate -> vm_map_remove
 //   protect  -> vm_map_protect                     inherit    -> vm_map_inherit
 //   fork     -> vm_map_fork                        terminate  -> vm_map_destroy
@@ -122,10 +122,6 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   Kernel(const Kernel&) = delete;
   Kernel& operator=(const Kernel&) = delete;
 
-  /// True for every op this kernel implements fully (all of them). The harness treats
-  /// ops for which it is false as not applicable on both sides.
-  bool implements(OpKind kind) const;
-
   // --- MemorySystem -------------------------------------------------------------------------
   void task_create(unsigned t) override;
   kern_return_t allocate(unsigned t, uint64_t* addr, uint64_t size, bool anywhere) override;
@@ -185,7 +181,7 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   const VmMapCopy* copy_handle(unsigned c) const { return copy_exists(c) ? copies_[c].copy : nullptr; }
   /// Memory object m's manager (nullptr: no such object).
   const ManagerPager* memory_object(unsigned m) const { return m < kMaxNames ? mobjs_[m].get() : nullptr; }
-  /// Terminate every cached object (the cache flush of DESIGN.md §6's teardown).
+  /// Terminate every cached object (the cache flush before the teardown oracle, docs/oracles.md).
   void flush_cache();
 
  private:

@@ -1,7 +1,7 @@
 // memory_object.cc — external managers, vm_object_enter, the copy strategies, lock
 // requests and destroy. Theory of operation: see memory_object.h.
 #include "vm/memory_object.h"
-#include "vm/bugs.h"
+#include "vm/machine/bugs.h"
 
 #include <algorithm>
 #include <cassert>

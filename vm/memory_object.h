@@ -31,11 +31,11 @@
 //   contents; the manager saves them into every copy that lacks the page, then unlocks.
 // - COPY_DELAY (and every temporary object): vm_object_copy_delayed.
 //
-// Destroy (DESIGN.md §5 detail 13, a departure): before the store goes, every copy is
+// Destroy (docs/language.md §Details 13, a departure): before the store goes, every copy is
 // made independent — the newest DELAY copy object receives every page it lacks and stops
 // shadowing the source; every pending CALL copy saves what it lacks and stops shadowing.
 // Then the source object loses its pager (pager_lost): its resident pages are freed, and
-// later faults zero-fill (the contents are unknown to every observer, §5 detail 13; GNU
+// later faults zero-fill (the contents are unknown to every observer, same detail; GNU
 // Mach would return memory errors — the harness tolerates both, and usable memory keeps
 // partial accesses comparable). The object itself lives on while mapped.
 //

@@ -6,7 +6,7 @@
 // so it marks the result page busy and the first object paging for the duration of the
 // step (they are cleared before returning) and asserts nobody else left them set.
 #include "vm/vm_fault.h"
-#include "vm/bugs.h"
+#include "vm/machine/bugs.h"
 
 #include <cassert>
 #include <cstring>
@@ -44,7 +44,7 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
       }
     }
     // A destroyed memory object (pager_lost) has no pager to ask: its contents are
-    // unknown (DESIGN.md §5 detail 13); the walk goes on and zero-fills, so tasks that
+    // unknown (docs/language.md §Details 13); the walk goes on and zero-fills, so tasks that
     // still map it keep usable (if meaningless) memory.
     if (vm_object_pager_data(object, offset) != nullptr) {
       VmPage* m = vm_page_grab(sys);

@@ -8,7 +8,7 @@
 // - vm_map_fork's COPY never fails and never loops (no protection check).
 // - vm_map_protect checks before clipping, so a refused protect changes nothing at all.
 #include "vm/vm_map.h"
-#include "vm/bugs.h"
+#include "vm/machine/bugs.h"
 
 #include <algorithm>
 #include <cassert>
@@ -378,7 +378,7 @@ static bool chain_page_absent(const VmObject* object, uint64_t offset) {
 }
 
 /// Slow path of copy_overwrite for one destination entry piece [de.start, de.end), source
-/// (src_object, src_offset). Work is proportional to what is touched (DESIGN.md §3): only
+/// (src_object, src_offset). Work is proportional to what is touched (docs/ARCHITECTURE.md §Design goals): only
 /// offsets where the source chain or the destination chain holds a page (resident or
 /// paged out) are visited, in offset order. A page absent from both chains reads zero on
 /// both sides and needs nothing; a visited page gets the source's bytes, zeros included

@@ -24,7 +24,7 @@
 // Mach's slow path, so every sharer sees the data).
 //
 // A map's pmap is created on first need (a fault): a fork therefore needs no frame and
-// never fails for lack of memory (DESIGN.md §5).
+// never fails for lack of memory (docs/language.md §Ops, Tasks).
 #pragma once
 
 #include <cstdint>
@@ -85,8 +85,8 @@ pmap::pmap_t vm_map_pmap(VmMap& map);
 VmMapEntry* vm_map_lookup_entry(VmMap& map, uint64_t va);
 const VmMapEntry* vm_map_lookup_entry(const VmMap& map, uint64_t va);
 
-/// The hardware protection for an entry protection: write implies read (x86, DESIGN.md
-/// §5 departure); a protection without read or write maps nothing.
+/// The hardware protection for an entry protection: write implies read (x86; a departure,
+/// docs/language.md §Departures); a protection without read or write maps nothing.
 vm_prot_t vm_prot_mmu(vm_prot_t prot);
 
 /// Purpose:    Mach's vm_map_lookup for a fault: find the entry for va, check the access

@@ -10,7 +10,7 @@
 // - Work is proportional to resident pages, never to object sizes: scans use
 //   PageTree::lower_bound over the window of interest.
 #include "vm/vm_object.h"
-#include "vm/bugs.h"
+#include "vm/machine/bugs.h"
 
 #include <algorithm>
 #include <cassert>

@@ -77,7 +77,7 @@ class Pager {
   /// memory_object_data_return: store a (dirty or precious) page.
   virtual void data_return(uint64_t offset, const uint8_t* page) = 0;
   /// memory_object_data_initialize: store only if the pager has no data there yet (the
-  /// rule the push into a paged copy object relies on, mach-vm-notes §2.2).
+  /// rule the push into a paged copy object relies on: GNU Mach's vm_fault_page).
   void data_initialize(uint64_t offset, const uint8_t* page) {
     if (data(offset) == nullptr) data_return(offset, page);
   }
@@ -215,7 +215,7 @@ class VmSystem {
   uint64_t next_object_id = 1;
   /// Mach's vm_page_array: one VmPage per frame of physical memory, made once with the
   /// system; vm_page_grab hands out the structure of the frame it allocates, so a fault
-  /// never allocates heap memory for a page. Pages outside this array (fictitious pages,
+  /// never allocates heap memory for a page. Pages outside this array (private device pages,
   /// whose frame is not a RAM frame) are made and freed by their owners;
   /// vm_page_in_array tells them apart.
   std::vector<VmPage> vm_page_array;

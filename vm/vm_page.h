@@ -46,7 +46,6 @@ struct VmPage {
   bool dirty = false;      // [o,f] software dirty bit (merged with the pmap modify bit)
   bool precious = false;   // [o] must be returned to the pager even if clean (honoured by pageout
                            //     and terminate; no manager here supplies precious pages)
-  bool fictitious = false; // placeholder without a frame (never used: always false)
   bool private_page = false; // Mach's `private`: a device page of vm_object_page_map; its
                              // frame is device memory, never returned to the allocator
   bool error = false;      // [f] pager reported an error (managers here never do: never set)

@@ -1,7 +1,7 @@
 // vm_pageout.cc — eviction and the default pager's side of pageout. Theory of operation:
 // see vm_pageout.h.
 #include "vm/vm_pageout.h"
-#include "vm/bugs.h"
+#include "vm/machine/bugs.h"
 
 #include <cassert>
 #include <vector>

@@ -12,7 +12,7 @@
 //     next fault zero-fills again);
 //   - clean, no pager data, object WITH a shadow: written to the pager anyway. Freeing it
 //     would let the shadow chain show through: for a zero-filled page of a copy object
-//     that is the original's NEWER data ("time rewind", mach-vm-notes §8.1-6; FreeBSD
+//     that is the original's NEWER data ("time rewind", docs/mach-departures.md B5; FreeBSD
 //     r351830). GNU Mach frees such pages;
 //   - dirty or precious: written to the object's pager (vm_object_pager_create on the
 //     first pageout of an internal object), then freed.

@@ -27,7 +27,7 @@ struct OpName {
   const char* name;
 };
 constexpr OpName kOpNames[] = {
-#define VMFUZZ_OP(E, TEXT, NUM) {OpKind::E, TEXT},
+#define VMFUZZ_OP(E, TEXT, NUM, ...) {OpKind::E, TEXT},
 #include "vmfuzz/ops.def"
 #undef VMFUZZ_OP
 };

@@ -24,14 +24,18 @@
 
 #include "harness/codec.h"
 #include "harness/names.h"
+#include "harness/oracles.h"
 #include "harness/text.h"
 
 namespace {
 
 using namespace vmfuzz;
 
-[[noreturn]] void finding(const char* oracle, const std::string& detail) {
-  std::fprintf(stderr, "ERROR: vmfuzz codec oracle %s: %s\n", oracle, detail.c_str());
+/// A finding of oracle Name (a row of harness/oracles.def for the Codec target).
+template <OracleLiteral Name>
+[[noreturn]] void finding(const std::string& detail) {
+  static_assert(is_oracle_of(Name.text, OracleTarget::Codec), "not a codec oracle of harness/oracles.def");
+  std::fprintf(stderr, "ERROR: vmfuzz codec oracle %s: %s\n", Name.text, detail.c_str());
   std::fflush(stderr);
   std::abort();
 }
@@ -46,7 +50,7 @@ Program decode_all_success(std::span<const uint8_t> bytes) {
   Op op;
   while (dec.next(names, &op)) {
     if (auto bad = names.check(op))
-      finding("decoder_total", "op " + std::to_string(p.ops.size()) + " '" + print_op(op) +
+      finding<"decoder_total">("op " + std::to_string(p.ops.size()) + " '" + print_op(op) +
                                    "' is not usable input: " + *bad);
     names.apply(op, KERN_SUCCESS);
     p.ops.push_back(op);
@@ -70,16 +74,16 @@ void check_text_input(const uint8_t* data, size_t size) {
   Program t;
   ParseError err;
   if (!parse_trace(text, "input", &t, &err)) {
-    if (err.line == 0 || err.reason.empty()) finding("text_round_trip", "error without line: " + err.what());
+    if (err.line == 0 || err.reason.empty()) finding<"text_round_trip">("error without line: " + err.what());
     return;
   }
   std::string printed = print_program(t);
   Program t2;
   if (!parse_trace(printed, "printed", &t2, &err))
-    finding("text_round_trip", "printed trace does not parse: " + err.what());
+    finding<"text_round_trip">("printed trace does not parse: " + err.what());
   if (!(t2.ops == t.ops) || !(t2.config == t.config) || t2.has_config != t.has_config)
-    finding("text_round_trip", first_difference(t, t2));
-  if (print_program(t2) != printed) finding("text_round_trip", "printing is not idempotent");
+    finding<"text_round_trip">(first_difference(t, t2));
+  if (print_program(t2) != printed) finding<"text_round_trip">("printing is not idempotent");
 }
 
 }  // namespace
@@ -95,14 +99,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Program q;
   ParseError err;
   if (!parse_trace(text, "decoded", &q, &err))
-    finding("round_trip", "printed program does not parse: " + err.what());
-  if (!(q.ops == p.ops) || !(q.config == p.config)) finding("round_trip", "text: " + first_difference(p, q));
+    finding<"round_trip">("printed program does not parse: " + err.what());
+  if (!(q.ops == p.ops) || !(q.config == p.config)) finding<"round_trip">("text: " + first_difference(p, q));
 
   // (3) ops -> binary -> ops
   std::vector<uint8_t> bytes = encode_program(q);
   Program r = decode_all_success(bytes);
-  if (!(r.ops == p.ops) || !(r.config == p.config)) finding("round_trip", "binary: " + first_difference(p, r));
-  if (encode_program(r) != bytes) finding("round_trip", "encoding is not a fixed point");
+  if (!(r.ops == p.ops) || !(r.config == p.config)) finding<"round_trip">("binary: " + first_difference(p, r));
+  if (encode_program(r) != bytes) finding<"round_trip">("encoding is not a fixed point");
 
   // (4) the raw bytes as a text trace
   check_text_input(data, size);

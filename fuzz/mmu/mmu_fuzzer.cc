@@ -21,13 +21,9 @@
 //   - pmap_extract and the pv list of every frame.
 // After every step the oracles run; a violation prints one line
 //   ERROR: vmfuzz mmu oracle <name>: <detail>
-// and aborts. Oracles: access (result, bytes, fault address and code), fault (handler
-// input), tlb (no TLB entry grants more than the tables: Machine::tlb_coherent; and none
-// grants more than the model), cr3 (each CPU's CR3 is its active pmap's), pv
-// (pv_consistent, and pv lists and pmap_extract equal the model), attributes
-// (modified/referenced), frames (free + page-table + data == total; page-table count
-// equals the pmap statistics), shortage (KERN_RESOURCE_SHORTAGE only when fewer than
-// three frames are free, and it changes nothing), leak (teardown frees every frame).
+// and aborts. The oracles are the rows of harness/oracles.def whose target is Mmu (access,
+// fault, tlb, cr3, pv, attributes, frames, enter, shortage, leak; docs/oracles.md says
+// what each checks); fail<"NAME"> refuses at compile time a name that is not one of them.
 // pv_consistent (which reads every page-table entry) runs every kFullCheckEvery steps
 // and after the last; the rest after every step.
 //
@@ -54,6 +50,7 @@
 #include <utility>
 #include <vector>
 
+#include "harness/oracles.h"
 #include "vm/pmap/pmap.h"
 
 namespace {
@@ -81,8 +78,11 @@ enum Op : uint8_t {
   kClearReference, kCollect, kLoad, kStore, kHog, kRecreate, kZeroPage, kCopyPage, kOpCount
 };
 
-[[noreturn]] void fail(const char* oracle, const std::string& detail) {
-  std::fprintf(stderr, "ERROR: vmfuzz mmu oracle %s: %s\n", oracle, detail.c_str());
+/// A finding of oracle Name (a row of harness/oracles.def for the Mmu target).
+template <OracleLiteral Name>
+[[noreturn]] void fail(const std::string& detail) {
+  static_assert(is_oracle_of(Name.text, OracleTarget::Mmu), "not an mmu oracle of harness/oracles.def");
+  std::fprintf(stderr, "ERROR: vmfuzz mmu oracle %s: %s\n", Name.text, detail.c_str());
   std::fflush(stderr);
   std::abort();
 }
@@ -199,11 +199,11 @@ struct Harness {
     trace("enter p%u 0x%llx f%u %s => %s", p, (unsigned long long)va, f, prot_name(prot),
           kern_return_name(kr).c_str());
     if (kr == KERN_RESOURCE_SHORTAGE) {
-      if (free0 >= 3) fail("shortage", fmt("pmap_enter refused with %llu frames free", free0));
-      if (m.memory().free_count() != free0) fail("shortage", "a refused pmap_enter used frames");
+      if (free0 >= 3) fail<"shortage">(fmt("pmap_enter refused with %llu frames free", free0));
+      if (m.memory().free_count() != free0) fail<"shortage">("a refused pmap_enter used frames");
       return;  // the other oracles check that nothing else changed
     }
-    if (kr != KERN_SUCCESS) fail("enter", fmt("pmap_enter returned %llu", unsigned(kr)));
+    if (kr != KERN_SUCCESS) fail<"enter">(fmt("pmap_enter returned %llu", unsigned(kr)));
     auto key = std::make_pair(p, va >> kPageShift);
     if ((prot & VM_PROT_ALL) == VM_PROT_NONE) {
       model.map.erase(key);
@@ -320,7 +320,7 @@ struct Harness {
     }
     pmaps[p] = pmap::pmap_create(d);
     if (pmaps[p] == nullptr && m.memory().free_count() != 0)
-      fail("shortage", "pmap_create failed with frames free");
+      fail<"shortage">("pmap_create failed with frames free");
   }
 
   // A user access on cpu, predicted page by page from the model.
@@ -360,16 +360,16 @@ struct Harness {
           (unsigned long long)va, len, kern_return_name(r.kr).c_str(), (unsigned long long)r.done,
           (unsigned long long)r.fault_addr);
     const char* what = write ? "store" : "load";
-    if (r.fault_loop) fail("access", std::string(what) + fmt(" at 0x%llx looped on faults", r.fault_addr));
+    if (r.fault_loop) fail<"access">(std::string(what) + fmt(" at 0x%llx looped on faults", r.fault_addr));
     if (r.kr != kr || r.done != done || (kr != KERN_SUCCESS && r.fault_addr != fault_addr))
-      fail("access", std::string(what) +
+      fail<"access">(std::string(what) +
                          fmt(" va 0x%llx: machine kr %llu done %llu fault 0x%llx", va, unsigned(r.kr),
                              r.done, r.fault_addr) +
                          fmt("; model kr %llu done %llu fault 0x%llx", unsigned(kr), done, fault_addr));
     if (!write)
       for (uint64_t i = 0; i < done; i++)
         if (buf[i] != expect[i])
-          fail("access", fmt("load va 0x%llx byte at 0x%llx: machine 0x%02llx model 0x%02llx", va,
+          fail<"access">(fmt("load va 0x%llx byte at 0x%llx: machine 0x%02llx model 0x%02llx", va,
                              va + i, buf[i], expect[i]));
   }
 
@@ -457,19 +457,19 @@ struct Harness {
   // below already compare every pv list and every slot's translation with the model.
   void check(bool full) {
     std::string why;
-    if (!m.tlb_coherent(&why)) fail("tlb", why);
-    if (full && !d.pv_consistent(&why)) fail("pv", why);
+    if (!m.tlb_coherent(&why)) fail<"tlb">(why);
+    if (full && !d.pv_consistent(&why)) fail<"pv">(why);
     for (unsigned c = 0; c < kCpus; c++) {
       const int p = model.active[c];
       const uint64_t want = p < 0 ? machine::kEmptyCr3 : pmaps[unsigned(p)]->cr3();
       if (m.cpu(c).cr3 != want || pmap_index(d.active_on(c)) != p)
-        fail("cr3", fmt("cpu %llu holds cr3 0x%llx, model pmap %llu (or none)", c, m.cpu(c).cr3,
+        fail<"cr3">(fmt("cpu %llu holds cr3 0x%llx, model pmap %llu (or none)", c, m.cpu(c).cr3,
                         unsigned(p)));
       for (const machine::TlbEntry& e : m.cpu(c).tlb.entries()) {
         const Mapping* mp = model.lookup(p, e.vpn << kPageShift);
         if (!e.user) continue;
         if (mp == nullptr || frames[mp->frame] != e.frame || (e.writable && !(mp->prot & VM_PROT_WRITE)))
-          fail("tlb", fmt("cpu %llu va 0x%llx: TLB entry (frame %llu writable %llu) grants more than the model",
+          fail<"tlb">(fmt("cpu %llu va 0x%llx: TLB entry (frame %llu writable %llu) grants more than the model",
                           c, e.vpn << kPageShift, e.frame, e.writable));
       }
     }
@@ -479,32 +479,32 @@ struct Harness {
         const Mapping* mp = model.lookup(int(p), kSlots[s]);
         std::optional<pfn_t> got = pmap::pmap_extract(pmaps[p], kSlots[s]);
         if (got.has_value() != (mp != nullptr) || (mp && *got != frames[mp->frame]))
-          fail("pv", fmt("pmap %llu va 0x%llx: pmap_extract disagrees with the model", p, kSlots[s]));
+          fail<"pv">(fmt("pmap %llu va 0x%llx: pmap_extract disagrees with the model", p, kSlots[s]));
       }
     }
     for (unsigned f = 0; f < kData; f++) {
       size_t n = 0;
       for (const auto& [key, mp] : model.map) n += mp.frame == f;
       std::vector<pmap::PvEntry> pv = d.mappings_of(frames[f]);
-      if (pv.size() != n) fail("pv", fmt("frame %llu: %llu pv entries, model %llu", f, pv.size(), n));
+      if (pv.size() != n) fail<"pv">(fmt("frame %llu: %llu pv entries, model %llu", f, pv.size(), n));
       for (const pmap::PvEntry& e : pv) {
         const Mapping* mp = model.lookup(pmap_index(e.pmap), e.va);
-        if (mp == nullptr || mp->frame != f) fail("pv", fmt("frame %llu: pv entry va 0x%llx not in the model", f, e.va));
+        if (mp == nullptr || mp->frame != f) fail<"pv">(fmt("frame %llu: pv entry va 0x%llx not in the model", f, e.va));
       }
       if (d.pmap_is_modified(frames[f]) != model.modified[f])
-        fail("attributes", fmt("frame %llu: pmap_is_modified %llu, model %llu", f,
+        fail<"attributes">(fmt("frame %llu: pmap_is_modified %llu, model %llu", f,
                                d.pmap_is_modified(frames[f]), model.modified[f]));
       if (d.pmap_is_referenced(frames[f]) != model.referenced[f])
-        fail("attributes", fmt("frame %llu: pmap_is_referenced %llu, model %llu", f,
+        fail<"attributes">(fmt("frame %llu: pmap_is_referenced %llu, model %llu", f,
                                d.pmap_is_referenced(frames[f]), model.referenced[f]));
     }
     const auto& mem = m.memory();
     const uint32_t free = mem.count_of(FrameUse::Free), pt = mem.count_of(FrameUse::PageTable),
                    data = mem.count_of(FrameUse::VmPage);
     if (free + pt + data != mem.frame_count() || free != mem.free_count())
-      fail("frames", fmt("free %llu + page-table %llu + data %llu != %llu", free, pt, data, mem.frame_count()));
+      fail<"frames">(fmt("free %llu + page-table %llu + data %llu != %llu", free, pt, data, mem.frame_count()));
     if (pt != d.stats().pt_frames || data != kData + hog.size())
-      fail("frames", fmt("page-table frames %llu (pmap says %llu), data frames %llu (expected %llu)", pt,
+      fail<"frames">(fmt("page-table frames %llu (pmap says %llu), data frames %llu (expected %llu)", pt,
                          d.stats().pt_frames, data, kData + hog.size()));
   }
 
@@ -519,7 +519,7 @@ struct Harness {
     hog_step(0);
     for (pfn_t f : frames) m.memory().free_frame(f);
     if (m.memory().free_count() != kFrames || d.stats().pt_frames != 0)
-      fail("leak", fmt("after teardown %llu of %llu frames free, %llu page-table frames", m.memory().free_count(),
+      fail<"leak">(fmt("after teardown %llu of %llu frames free, %llu page-table frames", m.memory().free_count(),
                        kFrames, d.stats().pt_frames));
   }
 };
@@ -529,11 +529,11 @@ kern_return_t ModelHandler::page_fault(unsigned cpu, uint64_t cr2, uint32_t ec) 
   const Mapping* mp = h->model.lookup(h->model.active[cpu], cr2);
   const bool write = expect_write;
   if (!(ec & machine::PF_U) || bool(ec & machine::PF_W) != write || bool(ec & machine::PF_P) != (mp != nullptr))
-    fail("fault", fmt("cpu %llu cr2 0x%llx error code 0x%llx (model mapped %llu)", cpu, cr2, ec,
+    fail<"fault">(fmt("cpu %llu cr2 0x%llx error code 0x%llx (model mapped %llu)", cpu, cr2, ec,
                                      mp != nullptr));
   if (mp == nullptr) return KERN_INVALID_ADDRESS;
   if (write && !(mp->prot & VM_PROT_WRITE)) return KERN_PROTECTION_FAILURE;
-  fail("fault", fmt("cpu %llu cr2 0x%llx error code 0x%llx: a fault the model allows", cpu, cr2, ec));
+  fail<"fault">(fmt("cpu %llu cr2 0x%llx error code 0x%llx: a fault the model allows", cpu, cr2, ec));
 }
 
 }  // namespace

@@ -18,11 +18,13 @@
 // not implement yet are not applicable (skipped on both sides).
 //
 // Structure-aware mutation (LLVMFuzzerCustomMutator): three times in four the input is
-// decoded (or, when it is the input just run, taken from that run), changed at the op level — an op from a table of copy-on-write building blocks
-// (fork, a write over a page, terminate, vm_copy, inherit share, protect, pageout, memory
-// object maps, ...) inserted with random task, page and byte, an op deleted, duplicated or
-// moved, an op's task renamed — and encoded again; otherwise libFuzzer's byte mutation
-// runs. Names that the change leaves dangling are remapped by the decoder (codec.h), so
+// decoded (or, when it is the input just run, taken from that run), changed at the op
+// level — an op from a table of copy-on-write building blocks (fork, a write over a page,
+// terminate, vm_copy, inherit share, protect, pageout, memory object maps, ...) inserted
+// with random task, page and byte; an op of any kind of the op table inserted with its
+// slots drawn from their shapes (harness/op_shapes.h: colliding pages, edge addresses and
+// sizes); an op deleted, duplicated or moved; an op's task renamed — and encoded again;
+// otherwise libFuzzer's byte mutation runs. Names that the change leaves dangling are remapped by the decoder (codec.h), so
 // every mutant is a valid program.
 //
 // VM-state feedback (vm_state_feedback.h): after every op that ran, the kernel's shape
@@ -48,6 +50,7 @@
 
 #include "harness/codec.h"
 #include "harness/executor.h"
+#include "harness/op_shapes.h"
 #include "harness/report.h"
 #include "harness/text.h"
 #include "fuzz/vm_diff/vm_state_feedback.h"
@@ -64,40 +67,25 @@ constexpr unsigned kFullCheckEvery = 16;
 // no two of them can be folded into one by the linker.
 volatile const char* g_oracle = nullptr;
 
-// One noinline, aborting function per oracle. The list is the oracles of report.h and the
-// invariants of harness/invariants.h; anything else lands in oracle_other.
-#define VMFUZZ_ORACLES(X) \
-  X(result_mismatch)      \
-  X(assertion)            \
-  X(region_mismatch)      \
-  X(content_mismatch)     \
-  X(object_store_mismatch) \
-  X(fault_loop)           \
-  X(teardown)             \
-  X(ref_counts)           \
-  X(resident_counts)      \
-  X(page_in_one_object)   \
-  X(frames_accounted)     \
-  X(copy_object_shape)    \
-  X(no_chain_cycles)      \
-  X(no_cow_breach)        \
-  X(no_stale_mapping)     \
-  X(tlb_coherent)         \
-  X(other)
-
-#define VMFUZZ_DEFINE_ORACLE(name)                         \
-  [[noreturn]] __attribute__((noinline)) void oracle_##name() { \
-    g_oracle = #name;                                      \
-    std::abort();                                          \
+// One noinline, aborting function per row of the oracle table (harness/oracles.def; the
+// rows of the other targets get one too, never called), and oracle_other for a harness
+// bug (a decoded program the executor calls unusable).
+#define VMFUZZ_ORACLE(NAME, ...)                                  \
+  [[noreturn]] __attribute__((noinline)) void oracle_##NAME() { \
+    g_oracle = #NAME;                                           \
+    std::abort();                                               \
   }
-VMFUZZ_ORACLES(VMFUZZ_DEFINE_ORACLE)
-#undef VMFUZZ_DEFINE_ORACLE
+#include "harness/oracles.def"
+VMFUZZ_ORACLE(other)
+#undef VMFUZZ_ORACLE
 
-[[noreturn]] void abort_in_oracle(const std::string& oracle) {
-#define VMFUZZ_DISPATCH_ORACLE(name) \
-  if (oracle == #name) oracle_##name();
-  VMFUZZ_ORACLES(VMFUZZ_DISPATCH_ORACLE)
-#undef VMFUZZ_DISPATCH_ORACLE
+[[noreturn]] void abort_in_oracle(Oracle oracle) {
+  switch (oracle) {
+#define VMFUZZ_ORACLE(NAME, ...) \
+  case Oracle::NAME: oracle_##NAME();
+#include "harness/oracles.def"
+#undef VMFUZZ_ORACLE
+  }
   oracle_other();
 }
 
@@ -176,12 +164,17 @@ size_t mutate_ops(uint8_t* data, size_t size, size_t max_size, std::minstd_rand&
   auto pos = [&](size_t n) { return n == 0 ? 0 : size_t(rng() % n); };
   switch (rng() % 6) {
     case 0:
-    case 1:
-    case 2: {  // insert a building block
+    case 1: {  // insert a building block
       Op op;
       std::string reason;
       std::string line = fill_template(kTemplates[rng() % std::size(kTemplates)], rng);
       if (!parse_op_line(line, &op, &reason)) return 0;
+      p.ops.insert(p.ops.begin() + std::ptrdiff_t(pos(p.ops.size() + 1)), op);
+      break;
+    }
+    case 2: {  // insert an op of any kind of the op table, its slots drawn from their shapes
+      OpKind kind = OpKind(rng() % kOpKindCount);
+      Op op = shaped_op(kind, [&rng](uint64_t n) { return uint64_t(rng()) % n; });
       p.ops.insert(p.ops.begin() + std::ptrdiff_t(pos(p.ops.size() + 1)), op);
       break;
     }

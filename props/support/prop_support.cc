@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "harness/report.h"
+#include "harness/op_table.h"
 #include "harness/text.h"
 #include "vm/kernel.h"
 
@@ -162,62 +163,29 @@ Bias Bias::setup() {
 // ---------------------------------------------------------------------------------------
 // OpState.
 
-OpState::OpState(const SystemConfig& cfg, uint32_t implemented_mask, Bias b)
-    : config(cfg), names(cfg), implemented(implemented_mask), bias(std::make_shared<const Bias>(std::move(b))) {}
+OpState::OpState(const SystemConfig& cfg, Bias b)
+    : config(cfg), names(cfg), bias(std::make_shared<const Bias>(std::move(b))) {}
 
 namespace {
 
-// The executor's rules for whether an op is usable input (executor.cc step 2), and
-// whether the VM implements it.
-std::optional<std::string> executor_problem(const OpState& s, const Op& op) {
-  if (op.kind != OpKind::Check && !s.implements(op.kind)) return std::string("not implemented by the VM");
-  if (auto bad = s.names.check(op)) return bad;
-  if ((op.kind == OpKind::Read || op.kind == OpKind::Write) && op.cpu >= s.config.cpus)
-    return std::string("cpu out of range");
-  if (op.kind == OpKind::Object && (op.size > UINT64_MAX - (kPageSize - 1) || op.data.size() > round_page(op.size)))
-    return std::string("initial contents longer than the object");
-  return std::nullopt;
-}
+// The executor's rule for whether an op is usable input (executor.cc step 1).
+std::optional<std::string> executor_problem(const OpState& s, const Op& op) { return s.names.check(op); }
 
+/// Does `op` name task t, copy handle c, a memory object? (its row's name slots)
 bool names_task(const Op& op, unsigned t) {
-  switch (op.kind) {
-    case OpKind::Fork:
-      return op.task == t || op.task2 == t;
-    case OpKind::Task:
-    case OpKind::Allocate:
-    case OpKind::Deallocate:
-    case OpKind::Protect:
-    case OpKind::Inherit:
-    case OpKind::Write:
-    case OpKind::Read:
-    case OpKind::Terminate:
-    case OpKind::VmCopy:
-    case OpKind::VmRead:
-    case OpKind::VmWrite:
-    case OpKind::Copyout:
-    case OpKind::Map:
-      return op.task == t;
-    default:
-      return false;
+  for (Slot s : op_spec(op.kind).slots()) {
+    if ((s == Slot::Task || s == Slot::NewTask || s == Slot::EndTask || s == Slot::TaskCpu) && op.task == t) return true;
+    if (s == Slot::ChildTask && op.task2 == t) return true;
   }
+  return false;
 }
 
 bool names_copy(const Op& op, unsigned c) {
-  switch (op.kind) {
-    case OpKind::VmRead:
-    case OpKind::VmWrite:
-    case OpKind::Copyout:
-    case OpKind::Discard:
-      return op.copy == c;
-    default:
-      return false;
-  }
+  const OpSpec& spec = op_spec(op.kind);
+  return (spec.has(Slot::Copy) || spec.has(Slot::NewCopy)) && op.copy == c;
 }
 
-bool is_object_op(OpKind k) {
-  return k == OpKind::Object || k == OpKind::Map || k == OpKind::ManagerWrite || k == OpKind::File ||
-         k == OpKind::Destroy || k == OpKind::Device;
-}
+bool is_object_op(OpKind k) { return op_spec(k).has(Slot::Object) || op_spec(k).has(Slot::NewObject); }
 
 // The bias's fences: forbidden names, and the one write window of a forbidden task.
 std::optional<std::string> fence_problem(const Bias& b, const Op& op) {
@@ -779,7 +747,6 @@ rc::Gen<Op> gen_op(const OpState& s) {
     if (!mapped && OpKind(k) == OpKind::Allocate) w *= 5;
     if (w == 0) continue;
     OpKind kind = OpKind(k);
-    if (kind != OpKind::Check && !s.implements(kind)) continue;
     if (auto g = gen_kind(s, kind)) choices.push_back({w, *g});
   }
   if (choices.empty()) choices.push_back({1, gen::just(make(OpKind::Check))});
@@ -818,14 +785,6 @@ std::vector<Op> ops_of(const OpCommands& cmds) {
 // ---------------------------------------------------------------------------------------
 // The system under test.
 
-uint32_t vm_implemented_mask(const SystemConfig& config) {
-  harness::Subject s = harness::make_vm_subject(config);
-  uint32_t mask = 0;
-  for (unsigned k = 0; k < kOpKindCount; k++)
-    if (!s.observer || s.observer->implements(OpKind(k))) mask |= 1u << k;
-  return mask;
-}
-
 PropSystem::PropSystem(const SystemConfig& config, std::string property, const Decorator& wrap,
                        harness::ExecOptions options, const Decorator& wrap_model)
     : config_(config), property_(std::move(property)) {
@@ -853,28 +812,20 @@ vm::Kernel& PropSystem::kernel() {
   return *k;
 }
 
-uint32_t PropSystem::implemented_mask() const {
-  uint32_t mask = 0;
-  for (unsigned k = 0; k < kOpKindCount; k++)
-    if (!vm_.observer || vm_.observer->implements(OpKind(k))) mask |= 1u << k;
-  return mask;
-}
-
-harness::Executor::Step PropSystem::run(const Op& op) {
+PropSystem::Outcome PropSystem::run(const Op& op) {
   // The executor follows the model's names, except where the VM was allowed to fail a
   // vm_read on undefined contents (a destroyed object): then the handle the generator
   // expected is not bound, and an op using it is skipped here (never unusable input).
   if (op.kind != OpKind::Check && exec_->names().check(op)) {
     note("skipped (handle not bound after a tolerated KERN_MEMORY_ERROR): " + print_op(op));
-    return harness::Executor::Step::NotApplicable;
+    return Outcome::Skipped;
   }
   harness::Executor::Step st = exec_->step(op);
   ops_.push_back(op);
-  results_.push_back(st == harness::Executor::Step::Ran ? harness::format_result(op, exec_->vm_result())
-                                                        : std::string("not applicable"));
   if (st == harness::Executor::Step::Failed) fail(harness::format_failure(*exec_->failure()));
   if (st == harness::Executor::Step::Unusable) fail("unusable input (a generator bug): " + exec_->unusable_reason());
-  return st;
+  results_.push_back(harness::format_result(op, exec_->vm_result()));
+  return Outcome::Ran;
 }
 
 void PropSystem::finish() {
@@ -1028,10 +979,10 @@ std::string counters_text(const vm::Kernel& k) {
   return s;
 }
 
-harness::Executor::Step run_fixed(PropSystem& sys, OpState& s, const Op& raw) {
+PropSystem::Outcome run_fixed(PropSystem& sys, OpState& s, const Op& raw) {
   Op op = canonical_op(raw);
   if (auto bad = executor_problem(s, op)) RC_FAIL("fixed step '" + print_op(op) + "' is not usable: " + *bad);
-  harness::Executor::Step st = sys.run(op);
+  PropSystem::Outcome st = sys.run(op);
   s.apply(op);
   return st;
 }
@@ -1064,7 +1015,7 @@ rc::detail::TestParams prop_params(int default_max_success, const std::string& i
   rc::detail::TestParams p = rc::detail::configuration().testParams;
   const char* env = std::getenv("RC_PARAMS");
   if (!env || !std::strstr(env, "seed")) {
-    // Deterministic by default (DESIGN.md §8): the seed is a hash of the property's id,
+    // Deterministic by default (docs/ARCHITECTURE.md §Design goals): the seed is a hash of the property's id,
     // so every run of the suite tries the same cases. RC_PARAMS="seed=N" explores others.
     uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
     for (unsigned char c : id) h = (h ^ c) * 0x100000001b3ull;

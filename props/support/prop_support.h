@@ -5,7 +5,7 @@
 //
 // Theory of operation
 // -------------------
-// The property suites drive the operation language of DESIGN.md §5 through the same
+// The property suites drive the operation language of docs/language.md through the same
 // differential Executor as every other engine (harness/executor.h), so each op compares
 // the VM's result with the reference model's and runs the per-op oracles; the end of a
 // run is the executor's full check and teardown. rapidcheck contributes generation,
@@ -13,13 +13,13 @@
 // doc/state.md describes:
 //
 //   OpState     the *model state* of rc::state: the configuration, which names exist
-//               (NameState, the executor's own name semantics), the ops applied so far,
-//               which op kinds the VM implements, and the generation bias. It is a plain
+//               (NameState, the executor's own name semantics), the ops applied so far
+//               and the generation bias. It is a plain
 //               value, copied freely by rapidcheck.
 //   OpCommand   one command = one Op (a value type, as in Cryptofuzz). Its arguments are
 //               drawn with the OpState as a hint; checkPreconditions re-checks that the
 //               op is usable in the state it is applied to (names alive or free by
-//               NameState::check, cpu in range, implemented kind, the bias's fences), so
+//               NameState::check, cpu in range, the bias's fences), so
 //               shrinking, which drops and changes commands, never produces unusable
 //               input; apply advances the names; run steps the Executor; show prints the
 //               op exactly as a trace line (print_op).
@@ -50,7 +50,7 @@
 // and RC_PARAMS="reproduce=..." replays a failure.
 //
 // Unknown bytes. After a memory object is destroyed, the model marks its shared memory
-// unknown and the VM's bytes there are undefined (DESIGN.md §5 detail 13): every image
+// unknown and the VM's bytes there are undefined (docs/language.md §Details 13): every image
 // compared by a property leaves those pages out (task_image's `model` argument).
 #pragma once
 
@@ -88,8 +88,7 @@ namespace vmfuzz::props {
 /// The address window most generated addresses fall in: few pages, so that ops collide.
 inline constexpr uint64_t kWindow = 0x10000;
 
-/// How programs are biased. Weights are per op kind (0: never generated); kinds the VM
-/// does not implement are never generated whatever their weight.
+/// How programs are biased. Weights are per op kind (0: never generated).
 struct Bias {
   std::array<unsigned, kOpKindCount> weight{};
   unsigned window_pages = 24;      // addresses mostly in [kWindow, kWindow + pages*4096)
@@ -118,14 +117,12 @@ struct OpState {
   // window pages (bit i: kWindow + i*4096, i < 64) it probably has mapped, guessed from
   // allocate/map/deallocate/fork/terminate without knowing their results.
   std::array<uint64_t, kMaxNames> mapped_hint{};
-  uint32_t implemented = 0;             // bit k: the VM implements OpKind k
   std::shared_ptr<const Bias> bias;
 
-  OpState(const SystemConfig& cfg, uint32_t implemented_mask, Bias b);
+  OpState(const SystemConfig& cfg, Bias b);
 
-  bool implements(OpKind k) const { return (implemented >> unsigned(k)) & 1; }
-  /// Whether `op` may run now: the executor's name rules (NameState::check, cpu=N,
-  /// initial contents), an implemented kind, and the bias's forbidden names and fence.
+  /// Whether `op` may run now: the executor's name rules (NameState::check) and the
+  /// bias's forbidden names and fence.
   std::optional<std::string> unusable(const Op& op) const;
   /// Advance the names past `op` (which must be usable), as the executor would.
   void apply(const Op& op);
@@ -190,8 +187,9 @@ class PropSystem {
 
   /// Purpose:    Run one op through the executor and record it.
   /// Results:    the step; on Failed or Unusable, writes the counterexample and fails
-  ///             the property (RC_FAIL), so this returns only Ran or NotApplicable.
-  harness::Executor::Step run(const Op& op);
+  ///             the property (RC_FAIL), so this returns only Ran or Skipped.
+  enum class Outcome : uint8_t { Ran, Skipped };
+  Outcome run(const Op& op);
   /// End of program: the executor's full check and teardown; fails the property if any
   /// oracle fires.
   void finish();
@@ -211,7 +209,6 @@ class PropSystem {
   MemorySystem& vm() { return *vm_side_; }
   MemorySystem& model() { return *model_side_; }
   vm::Kernel& kernel();
-  uint32_t implemented_mask() const;
 
  private:
   SystemConfig config_;
@@ -227,9 +224,6 @@ class PropSystem {
   std::vector<std::pair<size_t, std::string>> notes_;  // (op index it precedes, text)
 };
 
-/// Which op kinds a fresh VM for `config` implements (bit per OpKind).
-uint32_t vm_implemented_mask(const SystemConfig& config);
-
 /// Purpose:    Write a counterexample trace. Results: the path written (see the top).
 std::string write_counterexample(const std::string& property, const std::string& text);
 /// The path a property's counterexample goes to.
@@ -244,7 +238,7 @@ struct TaskImage {
   bool operator==(const TaskImage&) const = default;
 };
 /// With `model` non-null, pages the model marks Unknown (a destroyed object's memory,
-/// DESIGN.md §5 detail 13) are left out: their contents are undefined on the VM, so no
+/// docs/language.md §Details 13) are left out: their contents are undefined on the VM, so no
 /// property may compare them.
 TaskImage task_image(const MemorySystem& side, unsigned t, const MemorySystem* model = nullptr);
 /// The bytes of [lo, hi) in task t as one side sees them (peek_page; unmapped and unknown
@@ -260,7 +254,7 @@ std::string counters_text(const vm::Kernel& k);
 
 /// Make `op` a usable op in `sys` and `s`, run it, and apply it: for the fixed steps of a
 /// targeted property. Fails the property (RC_FAIL) if the op is not usable.
-harness::Executor::Step run_fixed(PropSystem& sys, OpState& s, const Op& op);
+PropSystem::Outcome run_fixed(PropSystem& sys, OpState& s, const Op& op);
 /// Run a generated command sequence on sys and apply it to s.
 void run_commands(PropSystem& sys, OpState& s, const OpCommands& cmds);
 

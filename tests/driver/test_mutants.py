@@ -1,5 +1,5 @@
 """Tests of ci/mutants.py's pure parts: the catalogue parser, median, cell summaries, the
-JSON document of DESIGN.md §7, the kill matrix and the report; and the verb's arguments.
+JSON document (docs/ARCHITECTURE.md, "Contracts scripts rely on"), the kill matrix and the report; and the verb's arguments.
 
 Run: python3 -m unittest discover -s tests/driver
 """

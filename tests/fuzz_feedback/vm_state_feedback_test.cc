@@ -1,5 +1,6 @@
 // vm_state_feedback_test.cc — record_vm_state sets exactly the counters that the features
-// of DESIGN.md's VM-state feedback name, as computed from the kernel's introspection.
+// of the VM-state feedback (fuzz/vm_diff/vm_state_feedback.h) name, as computed from the
+// kernel's introspection.
 //
 // record_vm_state reads the kernel's structures directly (it runs after every op). The
 // reference below is the first version of it, written over Kernel::objects() and

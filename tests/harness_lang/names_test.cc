@@ -1,4 +1,4 @@
-// names_test.cc — what may a trace name at each point? (DESIGN.md §5 detail 11)
+// names_test.cc — what may a trace name at each point? (docs/language.md §Names, §Details 11)
 #include <gtest/gtest.h>
 
 #include "harness/names.h"

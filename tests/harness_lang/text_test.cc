@@ -1,4 +1,4 @@
-// text_test.cc — does the text trace form read and print exactly what DESIGN.md §5 says?
+// text_test.cc — does the text trace form read and print exactly what docs/language.md says?
 #include <gtest/gtest.h>
 
 #include <random>

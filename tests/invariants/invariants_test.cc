@@ -50,7 +50,7 @@ class InvariantsTest : public ::testing::Test {
     std::vector<Violation> v;
     check_vm_invariants(*k, v);
     std::string s;
-    for (const auto& x : v) s += x.invariant + ": " + x.detail + "\n";
+    for (const auto& x : v) s += x.text() + "\n";
     return s;
   }
 

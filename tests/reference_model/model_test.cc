@@ -1,8 +1,9 @@
-// model_test.cc — the reference model against DESIGN.md §5, rule by rule.
+// model_test.cc — the reference model against docs/language.md, rule by rule.
 //
 // Each test answers one question about the semantics, written above it. The expected
-// values come from the text of §5 (and the Decisions list in model.cc), never from running
-// the model: the model is the oracle, so these tests are the oracle's oracle.
+// values come from the text of docs/language.md ("detail N" below is its §Details N, "DN"
+// its §Decisions), never from running the model: the model is the oracle, so these tests
+// are the oracle's oracle.
 #include "reference_model/model.h"
 
 #include <gtest/gtest.h>

@@ -16,12 +16,14 @@
 #include <vector>
 
 #include "harness/invariants.h"
-#include "vm/bugs.h"
+#include "vm/machine/bugs.h"
 #include "vm/kernel.h"
 #include "tests/vm/vm_test_support.h"
 
 namespace vmfuzz::vm {
 namespace {
+
+using namespace vmfuzz::bugs;
 
 using test::P;
 using test::tag;
@@ -52,7 +54,7 @@ class Probe {
     std::vector<Violation> v;
     check_vm_invariants(k, v);
     check_tlb_coherence(k, v);
-    for (auto& x : v) seen.push_back(x.invariant + ": " + x.detail);
+    for (auto& x : v) seen.push_back(x.text());
   }
   /// Teardown with the teardown invariant.
   void finish() {
@@ -65,7 +67,7 @@ class Probe {
     }
     std::vector<Violation> v;
     check_teardown(k, v);
-    for (auto& x : v) seen.push_back(x.invariant + ": " + x.detail);
+    for (auto& x : v) seen.push_back(x.text());
   }
 
   Kernel k;
@@ -440,6 +442,17 @@ TEST(BugCatalogue, EveryBugHasAParagraphInDocs) {
 }
 
 TEST(BugCatalogue, AtLeastTwentyFiveBugs) { EXPECT_GE(kBugCount, 25u); }
+
+TEST(BugCatalogue, AnUnknownNameInTheEnvironmentIsAnErrorNamingTheKnownBugs) {
+  if (!bugs_compiled_in()) GTEST_SKIP() << "bug catalogue compiled out";
+  EXPECT_EXIT(
+      {
+        setenv("VMFUZZ_BUG", "missed_push,no_such_bug", 1);
+        bugs::detail::g_initialized = false;
+        (void)bug_enabled(Bug(0));
+      },
+      ::testing::ExitedWithCode(2), "VMFUZZ_BUG: unknown bug 'no_such_bug' \\(vm/machine/bugs.def knows: .*missed_push");
+}
 
 class EveryBug : public ::testing::TestWithParam<unsigned> {};
 

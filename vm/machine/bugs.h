@@ -1,13 +1,14 @@
 // bugs.h — the switch registry of the bug catalogue (vm/machine/bugs.def): named, realistic
 // VM bugs that can be switched on at run time in a test build (VMFUZZ_BUGS=1) so the
-// harness can measure its own power (DESIGN.md §9).
+// harness can measure its own power (docs/bugs.md).
 //
 // Theory of operation: each bug is one `if (VMFUZZ_BUG_ON(Name))` at the place the bug
 // would live in real code, in any layer: vm/, vm/pmap/ or vm/machine/. The registry lives
 // here, at the bottom of the layer stack (vm -> pmap -> machine), and depends on nothing
 // but the standard library, so every layer may include it without breaking the layer
-// rule; bugs.def stays the one table (names, descriptions, enum order). vm/bugs.h
-// re-exports the registry under vmfuzz::vm for the VM and its tests.
+// rule; bugs.def stays the one table (names, descriptions, enum order), and this is the
+// one header for it. An unknown name in VMFUZZ_BUG ends the process with exit code 2 and
+// the list of known bugs (a misspelt bug would otherwise run the correct VM).
 //
 // With VMFUZZ_BUGS undefined or 0 (the release preset) VMFUZZ_BUG_ON is the constant
 // false and the compiler drops the buggy branch. Otherwise the switches are one
@@ -18,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -81,7 +83,17 @@ inline void init_from_env() {
     size_t comma = list.find(',', pos);
     if (comma == std::string::npos) comma = list.size();
     Bug b{};
-    if (bug_from_name(list.substr(pos, comma - pos), &b)) g_mask |= uint64_t{1} << unsigned(b);
+    std::string name = list.substr(pos, comma - pos);
+    if (bug_from_name(name, &b)) {
+      g_mask |= uint64_t{1} << unsigned(b);
+    } else if (!name.empty()) {
+      // A misspelt bug must not run the correct VM and report it as caught or not caught.
+      std::string known;
+      for (unsigned i = 0; i < kBugCount; i++) known += std::string(i ? ", " : "") + bug_name(Bug(i));
+      std::fprintf(stderr, "VMFUZZ_BUG: unknown bug '%s' (vm/machine/bugs.def knows: %s)\n", name.c_str(),
+                   known.c_str());
+      std::exit(2);
+    }
     pos = comma + 1;
   }
 }

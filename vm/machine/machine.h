@@ -1,11 +1,9 @@
 // machine.h — the simulated x86-64 hardware: physical frames, 4-level page tables, the
 // page walker, per-CPU TLBs and page-fault delivery. Knows nothing of VM objects.
 //
-// CONTRACT HEADER (written first, implemented in vm/machine/*.cc). Signatures here are
-// what vm/pmap and the tests rely on; the implementation may add members and helpers,
-// but must not change these without updating every user.
+// Implemented in vm/machine/*.cc (physical_memory.cc, walk.cc, tlb.cc, machine.cc).
 //
-// Theory of operation: see the implementation files; summary:
+// Theory of operation:
 // - PhysicalMemory is one buffer of N 4 KiB frames and a deterministic frame allocator.
 //   Page-table pages live in frames like everything else and compete for them.
 // - Page-table entries use the real x86-64 bit layout (table below). The walker is a pure

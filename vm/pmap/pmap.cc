@@ -7,7 +7,7 @@
 // Intermediate entries are P|RW|US: rights are decided by the leaf alone. A leaf PTE for
 // a user page is P|US, plus RW when the protection allows writing, plus NX when it does
 // not allow execution. As on x86, any present PTE is readable: write-only and
-// execute-only protections read too (DESIGN.md §5: write implies read).
+// execute-only protections read too (docs/language.md §Ops, Accesses: write implies read).
 //
 // The PmapDomain holds what is per physical frame, shared by every pmap of a machine:
 //   pv list   — every (pmap, va) that maps the frame, in the order they were entered

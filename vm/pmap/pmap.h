@@ -1,9 +1,8 @@
 // pmap.h — the machine-dependent VM layer on the simulated MMU (Mach's pmap interface).
 //
-// CONTRACT HEADER (written first, implemented in vm/pmap/pmap.cc). The VM (vm/) relies on
-// exactly these signatures; the implementation may add members, not change these.
+// Implemented in vm/pmap/pmap.cc.
 //
-// Summary: a PmapDomain owns the per-frame state shared by all pmaps of one machine — pv
+// Theory of operation: a PmapDomain owns the per-frame state shared by all pmaps of one machine — pv
 // lists (every (pmap, va) mapping each frame) and the attribute bits (modified,
 // referenced) folded in from the MMU's D and A bits when mappings go away. A Pmap is one
 // address space: a PML4 frame and the tables below it, all in simulated frames.

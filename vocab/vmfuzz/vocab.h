@@ -7,7 +7,7 @@
 // that shares code with the system it judges shares its bugs — so the only thing they
 // have in common is this header: the result codes, the protection/inheritance/strategy
 // types, the op table, the Op value type, and `MemorySystem`, the abstract interface
-// both sides implement with one entry point per op of DESIGN.md §5.
+// both sides implement with one entry point per op of docs/language.md.
 //
 // Names. Tasks t0..t15, copy handles c0..c15 and memory objects m0..m15 are small
 // integers chosen by the caller. The caller (the harness) guarantees that a name passed
@@ -74,19 +74,15 @@ inline constexpr uint64_t round_page(uint64_t a) { return (a + kPageSize - 1) & 
 // ---------------------------------------------------------------------------------------
 // The op table (ops.def is the single source).
 enum class OpKind : uint8_t {
-#define VMFUZZ_OP(E, TEXT, NUM) E = NUM,
+#define VMFUZZ_OP(E, TEXT, NUM, ...) E = NUM,
 #include "vmfuzz/ops.def"
 #undef VMFUZZ_OP
 };
 inline constexpr unsigned kOpKindCount = 0
-#define VMFUZZ_OP(E, TEXT, NUM) +1
+#define VMFUZZ_OP(E, TEXT, NUM, ...) +1
 #include "vmfuzz/ops.def"
 #undef VMFUZZ_OP
     ;
-/// Does an op of this kind carry DATA (write, object, manager_write, device)?
-inline constexpr bool op_has_data(OpKind k) {
-  return k == OpKind::Write || k == OpKind::Object || k == OpKind::ManagerWrite || k == OpKind::Device;
-}
 /// Trace keyword of an op kind ("vm_copy").
 const char* op_kind_name(OpKind k);
 /// Parse a trace keyword; false if unknown.
@@ -118,31 +114,9 @@ struct Expect {
   bool operator==(const Expect&) const = default;
 };
 
-/// One operation of the language (DESIGN.md §5). Which fields an op uses:
-///   task t                         task
-///   allocate t addr|any size       task, addr|anywhere, size
-///   deallocate t addr size         task, addr, size
-///   protect t addr size [max] prot task, addr, size, set_max, prot
-///   inherit t addr size inh        task, addr, size, inherit
-///   write t addr DATA [cpu=N]      task, addr, data, cpu
-///   read t addr size [cpu=N]       task, addr, size, cpu
-///   fork t tchild                  task, task2
-///   terminate t                    task
-///   vm_copy t src size dst         task, addr, size, addr2
-///   vm_read t addr size c          task, addr, size, copy
-///   vm_write t addr c              task, addr, copy
-///   copyout t c                    task, copy
-///   discard c                      copy
-///   object m size strat persist DATA    object, size, strategy, persist, data (empty = zeros)
-///   map t addr|any size m off share|copy [prot= max= inherit=]
-///                                  task, addr|anywhere, size, object, offset, share,
-///                                  prot, max_prot, inherit
-///   manager_write m off DATA       object, offset, data
-///   file m off size                object, offset, size
-///   destroy m                      object
-///   device m size DATA             object, size, data (empty = zeros)
-///   pageout N|all                  size (N), all
-///   check                          —
+/// One operation of the language (docs/language.md). Which fields an op uses is its row
+/// in ops.def: each argument slot owns some of these fields (harness/op_table.h lists
+/// them); a field no slot of the kind owns stays at its default.
 struct Op {
   OpKind kind = OpKind::Check;
   uint8_t task = 0, task2 = 0, copy = 0, object = 0;
@@ -182,7 +156,7 @@ struct Access {
   uint64_t fault_addr = 0;
   std::vector<uint8_t> bytes;
   /// Same length as `bytes`, or empty when every byte is known: 1 marks a byte whose value
-  /// is undefined (DESIGN.md §5 detail 13) and must not be compared.
+  /// is undefined (docs/language.md §Details 13) and must not be compared.
   std::vector<uint8_t> unknown;
 };
 
@@ -202,9 +176,9 @@ enum class PeekStatus : uint8_t {
 };
 
 // ---------------------------------------------------------------------------------------
-/// The interface both sides implement: one entry point per op of DESIGN.md §5, plus the
+/// The interface both sides implement: one entry point per op of docs/language.md, plus the
 /// side-effect-free views the oracles compare. Addresses and sizes are raw trace values:
-/// each side does its own rounding and range checks and returns the codes §5 specifies.
+/// each side does its own rounding and range checks and returns the codes docs/language.md specifies.
 class MemorySystem {
  public:
   virtual ~MemorySystem() = default;

@@ -1,0 +1,79 @@
+// op_table.cc — the rows of vocab/vmfuzz/ops.def as OpSpec values (see op_table.h).
+#include "harness/op_table.h"
+
+#include <algorithm>
+#include <initializer_list>
+
+namespace vmfuzz {
+
+namespace {
+
+constexpr OpSpec make_spec(OpKind kind, const char* name, uint8_t number, uint8_t format, Returns returns,
+                           std::initializer_list<Slot> slots) {
+  OpSpec s{kind, name, number, format, returns, static_cast<uint8_t>(slots.size()), {}};
+  unsigned i = 0;
+  for (Slot slot : slots) s.slot_array[i++] = slot;
+  return s;
+}
+
+#define VMFUZZ_UNPAREN(...) __VA_ARGS__
+using enum Slot;
+using enum Returns;
+constexpr OpSpec kOps[] = {
+#define VMFUZZ_OP(E, TEXT, NUM, FORMAT, RETURNS, SLOTS) \
+  make_spec(OpKind::E, TEXT, NUM, FORMAT, RETURNS, {VMFUZZ_UNPAREN SLOTS}),
+#include "vmfuzz/ops.def"
+#undef VMFUZZ_OP
+};
+#undef VMFUZZ_UNPAREN
+
+constexpr bool rows_in_number_order() {
+  for (unsigned i = 0; i < std::size(kOps); i++)
+    if (kOps[i].number != i || static_cast<unsigned>(kOps[i].kind) != i) return false;
+  return true;
+}
+static_assert(std::size(kOps) == kOpKindCount, "op_table: one row per op kind");
+static_assert(rows_in_number_order(), "op_table: rows must be in binary-number order, numbered 0..N-1");
+
+constexpr const char* kSlotNames[kSlotCount] = {
+    "task", "new task", "child task", "ending task", "task (with cpu=)", "copy handle",
+    "new copy handle", "memory object", "new memory object", "address or any", "address",
+    "source address", "destination address", "size", "transfer size", "object size",
+    "device size", "offset", "protection", "inheritance", "data", "object flags",
+    "device contents", "map mode", "page count",
+};
+
+}  // namespace
+
+bool OpSpec::has(Slot s) const {
+  auto sl = slots();
+  return std::find(sl.begin(), sl.end(), s) != sl.end();
+}
+
+std::span<const OpSpec> op_table() { return kOps; }
+
+const OpSpec& op_spec(OpKind k) { return kOps[static_cast<unsigned>(k) % std::size(kOps)]; }
+
+bool op_has_data(OpKind k) {
+  const OpSpec& s = op_spec(k);
+  return s.has(Slot::Data) || s.has(Slot::ObjFlags) || s.has(Slot::DevData);
+}
+
+bool op_asserts_bytes(OpKind k) {
+  Returns r = op_spec(k).returns;
+  return r == Returns::Load || r == Returns::Bytes;
+}
+
+bool op_asserts_fault(OpKind k) {
+  Returns r = op_spec(k).returns;
+  return r == Returns::Load || r == Returns::Store;
+}
+
+bool op_returns_address(const Op& op) {
+  Returns r = op_spec(op.kind).returns;
+  return r == Returns::Address || (r == Returns::AddressIfAny && op.anywhere);
+}
+
+const char* slot_name(Slot s) { return kSlotNames[static_cast<unsigned>(s)]; }
+
+}  // namespace vmfuzz
