@@ -89,11 +89,22 @@ def section_campaigns(campaigns: list, out: Path) -> str:
         fig, axes = pyplot.subplots(1, len(SERIES), figsize=(15, 2.8))
         for c in cs:
             xs = [r["seconds"] for r in c.rows]
+            # The first finding of the campaign, where its timeline saw the crash count grow.
+            first_crash = next((r["seconds"] for r in c.rows if (r.get("crashes") or 0) > 0), None)
+            colour = None
+            fork = c.header.get("jobs") not in (None, "", "1")
             for ax, (key, _title) in zip(axes, SERIES):
+                if fork and key == "cov":
+                    continue  # libFuzzer -fork=N counts "cov" another way: not comparable
                 pts = [(x, r.get(key)) for x, r in zip(xs, c.rows) if r.get(key) is not None]
                 if pts:
                     style = "-" if c.finished else "--"
-                    ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=short_label(c), linewidth=1.2)
+                    marker = "o" if len(pts) < 3 else None  # a point or two is no line
+                    (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker=marker,
+                                      label=short_label(c), linewidth=1.2, color=colour)
+                    colour = line.get_color()
+                    if first_crash is not None:
+                        ax.axvline(first_crash, color=colour, linestyle=":", linewidth=1)
         for ax, (_key, title) in zip(axes, SERIES):
             ax.set_title(title)
             ax.set_xlabel("seconds")
@@ -102,7 +113,7 @@ def section_campaigns(campaigns: list, out: Path) -> str:
         if handles:
             fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
                        bbox_to_anchor=(0.5, -0.18 - 0.06 * (len(labels) // 4)))
-        fig.suptitle(f"{target}: growth over time (dashed: cut off)", y=1.03)
+        fig.suptitle(f"{target}: growth over time (dashed: cut off; dotted: first finding)", y=1.03)
         name = save(fig, out, "growth-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", target).strip("_") + ".svg")
         rows = []
         for c in cs:
@@ -116,7 +127,10 @@ def section_campaigns(campaigns: list, out: Path) -> str:
             if c.skipped:
                 rows.append(f"<tr><td colspan=11 class=note>{c.skipped} unreadable line(s) skipped in "
                             f"{html.escape(rel(c.source))} (a line cut in half when the campaign stopped)</td></tr>")
-        parts.append(f"<h3>{html.escape(target)}</h3><img class=wide src='{name}' alt='growth of {target}'>"
+        fork_note = ("<p class=note>Campaigns with several jobs (libFuzzer -fork) are left out of the coverage "
+                     "plot: fork mode counts its <code>cov</code> another way, not comparable with one job's.</p>"
+                     if any(c.header.get("jobs") not in (None, "", "1") for c in cs) else "")
+        parts.append(f"<h3>{html.escape(target)}</h3><img class=wide src='{name}' alt='growth of {target}'>{fork_note}"
                      "<table><tr><th>campaign</th><th>state</th><th>s</th><th>execs</th><th>cov</th><th>ft</th>"
                      "<th>VM states</th><th>corpus</th><th>exec/s</th><th>crashes</th><th>timeline</th></tr>"
                      + "".join(rows) + "</table>")
