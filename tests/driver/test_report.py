@@ -304,6 +304,29 @@ class VerbTest(unittest.TestCase):
             self.assertIn("<svg", svg.read_text())
 
 
+class ReportCheckTest(unittest.TestCase):
+    """The browser test's structural half must fail on a broken page (it is what runs alone
+    where Chromium is missing)."""
+
+    def test_broken_page_is_refused(self):
+        loader = importlib.machinery.SourceFileLoader("check_report_t", str(ROOT / "tests" / "report" / "check_report.py"))
+        spec = importlib.util.spec_from_loader(loader.name, loader)
+        check = importlib.util.module_from_spec(spec)
+        loader.exec_module(check)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            (out / "tiny.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>')
+            (out / "index.html").write_text(
+                "<h2 id='campaigns'></h2><img src='missing.svg'><img src='tiny.svg'>"
+                "<img src='https://example.com/x.svg'><a href='#findings'>x</a>")
+            errors = []
+            check.structural(out, errors)
+        text = "\n".join(errors)
+        for want in ("section #findings missing", "missing.svg: missing", "external or absolute reference: https://",
+                     "tiny.svg: missing or nearly empty", "no object graph of the finding", "not labelled as cut off"):
+            self.assertIn(want, text)
+
+
 class WorkflowsTest(unittest.TestCase):
     def test_workflows_parse_and_broken_variants_are_refused(self):
         proc = subprocess.run([debian_python("yaml"), str(ROOT / "tests" / "ossfuzz" / "check_workflows.py"),
