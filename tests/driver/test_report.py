@@ -304,6 +304,19 @@ class VerbTest(unittest.TestCase):
             self.assertIn("<svg", svg.read_text())
 
 
+class SetupTest(unittest.TestCase):
+    def test_only_report_verbs_ask_for_the_python_packages(self):
+        from unittest import mock
+        py_missing = lambda kind, what: kind != "py" and what != "chromium"  # noqa: E731
+        with mock.patch.object(vmfuzz, "probe_ok", side_effect=py_missing), \
+             mock.patch.object(vmfuzz.os, "geteuid", return_value=1000):
+            self.assertEqual(vmfuzz.ensure_setup(), 0)  # replay, fuzz, ... need none of them
+            err = io.StringIO()
+            with redirect_stderr(err):
+                self.assertEqual(vmfuzz.ensure_setup(report=True), 2)
+        self.assertIn("python3-matplotlib python3-scipy python3-yaml", err.getvalue())
+
+
 class ReportCheckTest(unittest.TestCase):
     """The browser test's structural half must fail on a broken page (it is what runs alone
     where Chromium is missing)."""
