@@ -405,11 +405,18 @@ def main(argv: list[str]) -> int:
               "(or `ci/vmfuzz mutants`, `ci/vmfuzz coverage`), then `ci/vmfuzz report`", file=sys.stderr)
         return 2
     index = out / "index.html"
-    if index.exists() and MARKER not in index.read_text(errors="replace")[:400]:
+    ours = index.exists() and MARKER in index.read_text(errors="replace")[:400]
+    if index.exists() and not ours:
         print(f"report: {index} exists and was not written by ci/vmfuzz report; not overwriting it "
               "(choose another --out)", file=sys.stderr)
         return 2
+    if out.is_dir() and not ours and any(out.iterdir()):
+        print(f"report: {out} holds files and no report of ours; not writing into it (choose an empty or new "
+              "--out)", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.svg"):  # an earlier report's pictures (ours: the folder has our index.html)
+        old.unlink()
     try:
         import matplotlib  # noqa: F401
     except ImportError:

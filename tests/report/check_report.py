@@ -11,7 +11,8 @@ Steps:
      and a stamp saying VMFUZZ_BUG=missed_push), a few corpus inputs, a kill matrix with a
      baseline comparison, and an llvm-cov summary.
   2. `ci/vmfuzz report` on an empty folder must exit 2 and say what to run; on the work
-     folder it must exit 0 and write index.html.
+     folder it must exit 0 and write index.html; asked to write into a folder of the
+     user's (files, no report of ours) it must exit 2 and leave it as it was.
   3. Structural checks (always): every section is there, every <img> names an SVG beside
      the page that parses as SVG with a size, nothing refers outside the page's folder
      (no http:, https:, file: or absolute paths), the finding's replay text shows the
@@ -204,6 +205,15 @@ def main() -> int:
             print(f"FAIL: ci/vmfuzz report exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
             return 1
         n = structural(out, errors)
+        # A folder of the user's is never written into (nor an index.html we did not write).
+        theirs = base / "theirs"
+        theirs.mkdir()
+        (theirs / "notes.txt").write_text("mine\n")
+        proc = subprocess.run([sys.executable, str(ROOT / "ci" / "vmfuzz"), "report", str(work), "--out", str(theirs)],
+                              capture_output=True, text=True)
+        if proc.returncode != 2 or sorted(p.name for p in theirs.iterdir()) != ["notes.txt"]:
+            errors.append(f"report into a folder of the user's: exit {proc.returncode}, "
+                          f"left {sorted(p.name for p in theirs.iterdir())}")
         browser_ran = browser.chromium() is not None
         if browser_ran:
             in_browser(out, n, base / "screenshot.png", errors)
