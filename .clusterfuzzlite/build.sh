@@ -8,6 +8,7 @@
 # $OUT/NAME_fuzzer.dict and $OUT/NAME_fuzzer.options when the project has them.
 # Tested locally by tests/ossfuzz (ctest), which runs this script with those variables.
 
+set -euo pipefail  # also when run as `bash build.sh`, which ignores the line above
 here=$(cd "$(dirname "$0")/.." && pwd)
 project=${VMFUZZ_SRC:-${SRC:-}/vmfuzz}
 [ -f "$project/CMakeLists.txt" ] || project=$here

@@ -408,23 +408,36 @@ def main(root: Path, args) -> int:
 
     code = 0
     vm, hb, san = {}, {}, {}
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     try:
+        import progress as progress_mod  # ci/progress.py
+    finally:
+        sys.path.pop(0)
+    # On stderr (stdout is the table or the JSON); rough weights in seconds.
+    # Plain lines: the builds print on stderr between the steps.
+    progress = progress_mod.Progress(4, "bench", total_weight=60 + 60 + 60 + 40, tty=False)
+    try:
+        progress.step("building the release benchmarks", 60)
         bdir = ensure_preset_targets(root, "release", [VM_BENCH, HARNESS_BENCH])
         vm_bin, hb_bin = bdir / "bench" / VM_BENCH, bdir / "bench" / HARNESS_BENCH
         for binary, sink in ((vm_bin, vm), (hb_bin, hb)):
+            progress.step(f"running {binary.name}", 60)
             try:
                 sink.update(run_benchmark(binary, flt))
             except BenchError as e:
                 note(f"error: {e}")
                 code = max(code, e.code)
+        progress.step("sanitized exec/s (vm_diff_fuzzer)", 40)
         try:
             san = sanitized(root, hb_bin, wanted)
         except BenchError as e:
             note(f"error: sanitized run: {e}")
             code = max(code, e.code)
     except BenchError as e:
+        progress.finish()
         print(f"bench: error: {e}", file=sys.stderr)
         return e.code
+    progress.finish("measured")
     fig, rows = figures_from(vm, hb, san)
     if getattr(args, "json", False):
         print(json.dumps({"figures": fig}, sort_keys=True))

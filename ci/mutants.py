@@ -35,7 +35,16 @@ Pure parts — catalogue parsing, median, the cell summary, the JSON document, t
 and the report — take plain data and are unit-tested in tests/driver/test_mutants.py.
 Output: the markdown report goes to work/mutants/report.md; stdout gets the matrix, or with
 --json exactly {"mutants": [{"name", "engine", "caught", "seconds", "trace_ops", ...}]}.
-Progress goes to stderr.
+Every run also keeps its document, with per-trial seconds ("trial_seconds") and the run's
+settings, as work/mutants/runs/STAMP.json (never overwritten): the kill matrix of
+`ci/vmfuzz report` and the baseline of a later run.
+Progress goes to stderr: one line per trial (bug, engine, trial k/K, time left), updating in
+place on a terminal (ci/progress.py).
+
+--baseline OLD.json compares this run with an earlier one, per bug and engine: median time
+to kill, Vargha-Delaney A12 and a two-sided Mann-Whitney U p-value, and a verdict
+(better / worse / no evidence). The statistics are scipy's (ci/stats.py, run under
+Debian's python3, which sees python3-scipy); OLD.json is checked before any trial runs.
 """
 
 from __future__ import annotations
@@ -53,6 +62,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import campaign  # noqa: E402  (ci/campaign.py: reads baselines)
+
+sys.path.pop(0)
 
 ENGINES = ("libfuzzer", "libfuzzer_empty", "rapidcheck", "afl")
 ENGINE_TITLES = {
@@ -125,13 +139,16 @@ def cell_json(cell: Cell) -> dict:
         "trace_ops": cell.trace_ops,
         "trials": len(cell.trials),
         "trials_caught": cell.caught_trials,
+        # Per trial, for `--baseline` statistics: seconds to kill, null where it missed.
+        "trial_seconds": [round(t.seconds, 3) if t.caught and t.seconds is not None else None for t in cell.trials],
         "signature": cell.signature,
     }
 
 
-def to_json(cells: list[Cell]) -> str:
-    """`{"mutants": [...]}` in catalogue order, then engine order."""
-    return json.dumps({"mutants": [cell_json(c) for c in cells]}, indent=1)
+def to_json(cells: list[Cell], **extra) -> str:
+    """`{"mutants": [...]}` in catalogue order, then engine order (plus `extra` keys:
+    settings, baseline, when given)."""
+    return json.dumps({"mutants": [cell_json(c) for c in cells], **extra}, indent=1)
 
 
 def format_cell(cell: Cell | None) -> str:
@@ -407,10 +424,41 @@ def build_afl(ctx) -> Path:
     return bdir / "fuzz" / "vm_diff" / "vm_diff_replay"
 
 
+def check_baseline(driver, path: Path) -> tuple[str, dict]:
+    """The interpreter for ci/stats.py and the baseline document, both checked before the
+    matrix runs (a bad file or a missing scipy is known now, not after an hour)."""
+    python = driver.debian_python("scipy")
+    doc = campaign.load_mutants_json(path)
+    for c in doc["mutants"]:
+        campaign.trial_times(c, str(path))
+    return python, doc
+
+
+def compare_with_baseline(root: Path, python: str, baseline: Path, current: Path) -> list[dict]:
+    proc = subprocess.run([python, str(root / "ci" / "stats.py"), str(baseline), str(current)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip() or f"ci/stats.py exited {proc.returncode}")
+    return json.loads(proc.stdout)
+
+
+def format_baseline(rows: list[dict], baseline: str) -> str:
+    """The comparison as markdown lines (ci/stats.py's one line per bug and engine)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        import stats  # ci/stats.py: imports scipy only to compute, not to format
+    finally:
+        sys.path.pop(0)
+    head = (f"Against baseline `{baseline}` (A12 = P(this run kills sooner) + 0.5 P(tie); "
+            "two-sided Mann-Whitney U; better/worse at p < 0.05):")
+    return "\n".join([head, ""] + ["- " + stats.format_row(r) for r in rows] +
+                     ([] if rows else ["- no bug and engine in common with the baseline"]))
+
+
 def main(root: Path, args) -> int:
     """Run the selected engines against the selected bugs; print and write the matrix.
     Returns 0 when every bug was caught by some engine, 1 when one was missed by all, 2 on
-    unusable arguments or a missing tool."""
+    unusable arguments, an unusable baseline or a missing tool."""
     catalogue = [name for name, _ in parse_catalogue((root / "vm" / "machine" / "bugs.def").read_text())]
     bugs = args.bug or catalogue
     unknown = [b for b in bugs if b not in catalogue]
@@ -428,21 +476,50 @@ def main(root: Path, args) -> int:
     else:
         engines = [args.engine]
     driver = load_driver(root)
+    baseline = Path(args.baseline) if getattr(args, "baseline", None) else None
+    stats_python = None
+    if baseline is not None:
+        try:
+            stats_python, _ = check_baseline(driver, baseline)
+        except (campaign.BadInput, driver.MissingTool) as e:  # one line says why
+            print(f"mutants: error: {e}", file=sys.stderr)
+            return 2
     with stdout_to_stderr():
         cells = run_matrix(root, driver, args, bugs, engines)
     settings = (f"ci/vmfuzz mutants --engine {args.engine} --time {args.time} --trials {args.trials}"
                 + (f" --bug {' '.join(args.bug)}" if args.bug else ""))
+    extra_env = {k: os.environ[k] for k in ("VMFUZZ_NO_STATE_FEEDBACK",) if os.environ.get(k)}
+    if extra_env:
+        settings += " (" + " ".join(f"{k}={v}" for k, v in extra_env.items()) + ")"
+    runs = root / "work" / "mutants" / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    saved = driver.unused_path(runs / (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + ".json"))
+    meta = {"settings": settings, "commit": driver.git_commit(), "time_limit": args.time}
+    saved.write_text(to_json(cells, **meta) + "\n")
     report = format_report(cells, bugs, engines, settings)
+    rows = None
+    if baseline is not None:
+        try:
+            rows = compare_with_baseline(root, stats_python, baseline, saved)
+        except RuntimeError as e:
+            print(f"mutants: error: comparing with {baseline}: {e}", file=sys.stderr)
+            return 2
+        meta["baseline"] = {"file": str(baseline), "comparison": rows}
+        saved.write_text(to_json(cells, **meta) + "\n")
+        report += "\n## Against the baseline\n\n" + format_baseline(rows, str(baseline)) + "\n"
     report_path = Path(args.report) if getattr(args, "report", None) else root / "work" / "mutants" / "report.md"
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(report)
     if args.json:
-        print(to_json(cells))
+        print(to_json(cells, **({"baseline": meta["baseline"]} if rows is not None else {})))
     else:
         print(format_summary(cells, engines))
         print()
         print(format_matrix(cells, bugs, engines))
-        print(f"\nreport: {report_path}")
+        if rows is not None:
+            print()
+            print(format_baseline(rows, str(baseline)))
+        print(f"\nreport: {report_path}\nrun kept as: {saved} (a baseline for the next run: --baseline {saved})")
     return 0 if all(any(c.caught for c in cells if c.name == b) for b in bugs) else 1
 
 
@@ -463,10 +540,21 @@ def run_matrix(root: Path, driver, args, bugs: list[str], engines: list[str]) ->
     if "afl" in engines:
         ctx.afl_target = build_afl(ctx) if not args.no_build else root / "build" / "afl" / "fuzz" / "vm_diff" / "vm_diff_replay"
     cells: list[Cell] = []
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        import progress as progress_mod
+    finally:
+        sys.path.pop(0)
+    # Weights: a fuzzing trial costs up to --time seconds; a rapidcheck trial about as much
+    # as a short one (its suites' default case counts), counted as 10 s.
+    weight = {e: (10.0 if e == "rapidcheck" else float(args.time)) for e in engines}
+    progress = progress_mod.Progress(len(bugs) * len(engines) * args.trials, "mutants",
+                                     total_weight=len(bugs) * sum(weight.values()) * args.trials)
     for bug in bugs:
         for engine in engines:
             cell = Cell(bug, engine)
             for k in range(args.trials):
+                progress.step(f"{bug} / {engine} trial {k + 1}/{args.trials}", weight[engine])
                 if engine == "libfuzzer":
                     t = run_libfuzzer(ctx, bug, args.time, k, seeded=True)
                 elif engine == "libfuzzer_empty":
@@ -478,5 +566,7 @@ def run_matrix(root: Path, driver, args, bugs: list[str], engines: list[str]) ->
                 cell.trials.append(t)
             minimize(ctx, bug, cell)
             cells.append(cell)
-            log(f"{bug} / {engine}: {format_cell(cell)}; trace {cell.trace_ops} ops; {cell.signature}")
+            progress.note(f"mutants: {bug} / {engine}: {format_cell(cell)}; trace {cell.trace_ops} ops; "
+                          f"{cell.signature}")
+    progress.finish(f"{len(cells)} cells, {len(cells) * args.trials} trials")
     return cells

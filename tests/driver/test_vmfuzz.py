@@ -58,10 +58,14 @@ class FuzzTargetsTest(unittest.TestCase):
 class ProgressTest(unittest.TestCase):
     def test_libfuzzer_status_line(self):
         line = "#4096\tpulse  cov: 812 ft: 2310 corp: 41/9831b lim: 4096 exec/s: 2048 rss: 61Mb"
-        m = vmfuzz.PROGRESS.search(line)
-        self.assertIsNotNone(m)
-        self.assertEqual((m.group(1), m.group(3), m.group(4), m.group(5), m.group(6)),
-                         ("4096", "812", "2310", "41", "2048"))
+        m = vmfuzz.ci_module("campaign").parse_status(line)
+        self.assertEqual(m, {"execs": 4096, "cov": 812, "ft": 2310, "corpus": 41, "exec_s": 2048})
+
+    def test_fork_mode_status_line(self):
+        # libFuzzer -fork=N (ci/vmfuzz fuzz --jobs N) prints another format, with its time.
+        line = "#252: cov: 12842 ft: 12842 corp: 73 exec/s 126 oom/timeout/crash: 0/0/0 time: 2s job: 1 dft_time: 0"
+        m = vmfuzz.ci_module("campaign").parse_status(line)
+        self.assertEqual(m, {"execs": 252, "cov": 12842, "ft": 12842, "corpus": 73, "exec_s": 126, "seconds": 2.0})
 
     def test_ctest_summary(self):
         m = vmfuzz.CTEST_SUMMARY.search("100% tests passed, 0 tests failed out of 57")
