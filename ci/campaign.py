@@ -23,7 +23,7 @@ Both libFuzzer formats are understood: the normal status line
 and the fork-mode (`--jobs N`) line
     #252: cov: 12842 ft: 12842 corp: 73 exec/s 126 oom/timeout/crash: 0/0/0 time: 2s job: 1
 
-Object graphs are the DOT text `vmfuzz-replay --dot` writes (harness/dot.h): `parse_dot`
+Object graphs are the DOT text `vmfuzz-replay --dot` writes (harness/exec/dot.h): `parse_dot`
 returns its objects (id, ref count, resident pages, flags) and its shadow and copy edges,
 from which `vm_shape` derives the numbers of the VM-state histogram: chain depth of every
 object, sharers (ref count) of every object, copy objects, and pagers (internal objects
@@ -250,7 +250,7 @@ def load_campaigns(work: Path) -> list[Campaign]:
 
 
 # ---------------------------------------------------------------------------------------
-# Object graphs (harness/dot.cc's DOT) and VM shapes.
+# Object graphs (harness/exec/dot.cc's DOT) and VM shapes.
 
 DOT_OBJECT = re.compile(r'^\s*"o(\d+)" \[shape=ellipse, label="object \d+\\nref (-?\d+), resident (\d+), '
                         r'size (0x[0-9a-f]+)\\n([^"]*)"')

@@ -1,4 +1,4 @@
-// replay_main.cc — runs a fuzz target's LLVMFuzzerTestOneInput on files, without libFuzzer.
+// standalone_driver.cc — runs a fuzz target's LLVMFuzzerTestOneInput on files, without libFuzzer.
 //
 // Usage: NAME_replay FILE|DIR...   Each file is one input; a directory means every regular
 // file in it, in name order (deterministic). Exit 0 when every input ran; a finding aborts

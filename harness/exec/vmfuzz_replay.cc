@@ -1,4 +1,4 @@
-// main_replay.cc — vmfuzz-replay: run traces and crash inputs on the VM and the model.
+// vmfuzz_replay.cc — vmfuzz-replay: run traces and crash inputs on the VM and the model.
 //
 // Theory of operation
 // -------------------
