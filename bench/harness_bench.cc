@@ -51,7 +51,7 @@ namespace {
 using namespace vmfuzz;
 namespace fs = std::filesystem;
 
-constexpr unsigned kFullCheckEvery = 16;  // as vm_diff
+constexpr unsigned kFullCheckEvery = harness::kFuzzFullCheckEvery;  // as vm_diff
 constexpr unsigned kRandomPrograms = 200;
 constexpr size_t kRandomOps = 64;
 

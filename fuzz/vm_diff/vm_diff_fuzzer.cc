@@ -14,7 +14,7 @@
 // The program then runs through the executor with vm::Kernel as subject and
 // model::Model as reference: results compared after every op, assertions (none in binary
 // inputs), TLB coherence after every op, a full comparison and the named invariants every
-// kFullCheckEvery ops and at the end, then teardown and check_teardown. Ops the VM does
+// kFuzzFullCheckEvery ops and at the end, then teardown and check_teardown. Ops the VM does
 // not implement yet are not applicable (skipped on both sides).
 //
 // Structure-aware mutation (LLVMFuzzerCustomMutator): three times in four the input is
@@ -61,7 +61,6 @@ namespace {
 
 using namespace vmfuzz;
 
-constexpr unsigned kFullCheckEvery = 16;
 
 // Where the last oracle's name is kept: each oracle function writes its own string, so
 // no two of them can be folded into one by the linker.
@@ -226,7 +225,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   harness::Subject vm = harness::make_vm_subject(config);
   model::Model model(config);
   harness::ExecOptions options;
-  options.full_check_every = kFullCheckEvery;
+  options.full_check_every = harness::kFuzzFullCheckEvery;
   // VM-state feedback (vm_state_feedback.h): the shapes reached after every op that ran.
   // VMFUZZ_NO_STATE_FEEDBACK=1 switches it off (to measure what it adds).
   static const bool feedback_on = std::getenv("VMFUZZ_NO_STATE_FEEDBACK") == nullptr;

@@ -94,6 +94,10 @@ Subject make_vm_subject(const SystemConfig& config);
 /// Purpose:    A fresh reference model as subject (Model vs Model), no observer.
 Subject make_model_subject(const SystemConfig& config);
 
+/// How often the vm_diff fuzzer (and replays of its findings, ci/vmfuzz) run the full check:
+/// every this many ops, and at the end. `vmfuzz-replay --build-info` reports it.
+inline constexpr unsigned kFuzzFullCheckEvery = 16;
+
 struct ExecOptions {
   unsigned full_check_every = 0;  // 0: only at `check` and at the end
   bool teardown = true;           // finish(): teardown and check_teardown

@@ -6,6 +6,7 @@
 //                 [--no-collapse] [--no-bypass] FILE...
 //   vmfuzz-replay --to-text FILE          print the program of a trace or binary input
 //   vmfuzz-replay --encode IN OUT         write the binary encoding of IN (text or binary)
+//   vmfuzz-replay --build-info            JSON: format_version, full_check_every, ops
 //
 // Each FILE is a text trace when it looks like one (printable, and its first non-blank line
 // starts with `#`, `config` or an op keyword), else a binary fuzz input (codec.h). A text
@@ -228,7 +229,15 @@ int main(int argc, char** argv) {
   Options opt;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
-    if (a == "--to-text") {
+    if (a == "--build-info") {
+      // What the driver must agree with this build on (ci/vmfuzz reads it, never copies it).
+      std::printf("{\"format_version\": %u, \"full_check_every\": %u, \"ops\": [", unsigned(vmfuzz::kFormatVersion),
+                  h::kFuzzFullCheckEvery);
+      for (unsigned k = 0; k < vmfuzz::kOpKindCount; k++)
+        std::printf("%s\"%s\"", k ? ", " : "", vmfuzz::op_kind_name(OpKind(k)));
+      std::printf("]}\n");
+      return 0;
+    } else if (a == "--to-text") {
       if (i + 2 != argc) return usage();
       return to_text(argv[i + 1]);
     } else if (a == "--encode") {

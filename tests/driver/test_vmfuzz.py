@@ -5,6 +5,7 @@ Run: python3 -m unittest discover -s tests/driver
 import importlib.machinery
 import importlib.util
 import io
+import re
 import tempfile
 import unittest
 from contextlib import redirect_stderr
@@ -124,11 +125,24 @@ class MinimizeHelpersTest(unittest.TestCase):
             self.assertFalse(q.exists())
 
 
+class BuildFactsTest(unittest.TestCase):
+    def test_the_driver_reads_what_the_build_says(self):
+        # ops.def's rows: keyword and format column; the build's facts must be exactly these.
+        rows = re.findall(r'^VMFUZZ_OP\(\s*\w+\s*,\s*"(\w+)"\s*,\s*(\d+)\s*,\s*(\d+)',
+                          (ROOT / "vocab" / "vmfuzz" / "ops.def").read_text(), re.M)
+        self.assertGreater(len(rows), 20)
+        facts = vmfuzz.build_facts()
+        self.assertEqual(facts["ops"], [name for name, _, _ in rows])
+        self.assertEqual(vmfuzz.format_version(), max(int(fmt) for _, _, fmt in rows))
+        self.assertEqual(vmfuzz.known_formats(), tuple(range(1, vmfuzz.format_version() + 1)))
+        self.assertGreater(vmfuzz.full_check_every(), 0)
+
+
 class StampTest(unittest.TestCase):
     def test_stamp_round_trip_and_mismatch_warnings(self):
         with tempfile.TemporaryDirectory() as tmp:
             crash = Path(tmp) / "crash-1"
-            crash.write_bytes(bytes([vmfuzz.FORMAT_VERSION, 0, 1, 2]))
+            crash.write_bytes(bytes([vmfuzz.format_version(), 0, 1, 2]))
             with mock.patch.object(vmfuzz, "git_commit", return_value="abc"), \
                  mock.patch.dict(vmfuzz.os.environ, {"VMFUZZ_BUG": "missed_push"}):
                 st = vmfuzz.stamp(crash, "vm_diff", "fuzz", "libfuzzer")
