@@ -1,0 +1,294 @@
+// task_helper.cc — vmfuzz-linux-task: the zygote and the trace tasks of the Linux backend.
+//
+// Theory of operation
+// -------------------
+// The harness executes this program once per harness process, with one end of a socket
+// pair as descriptor 3 (wire::kZygoteFd) and its own pid as argv[1]. The program is then
+// the *zygote*: it serves Spawn requests by forking a fresh task process, which serves the
+// socket passed with the request. A task serves Mmap, Munmap, Mprotect, Madvise, Read,
+// Write, Fork and Exit on its socket (protocol.h); Fork forks the task itself (the Linux
+// fork the trace asked for) and the child serves the socket passed with the request.
+//
+// Lifetime and safety (every process here must die with the harness):
+//   - the zygote has PR_SET_PDEATHSIG(SIGKILL) towards the harness, checked against
+//     argv[1] after setting it (no race with an early harness death), leads its own
+//     process group (Ctrl-C in the harness's terminal does not reach it, the harness kills
+//     the group by its id), and is a child subreaper, so tasks orphaned by `terminate` of
+//     their Linux parent stay its descendants (and the harness's);
+//   - tasks cannot use PDEATHSIG (their Linux parent is a trace task that may terminate
+//     first); each blocks in read() on its socket whenever idle, and the harness holds the
+//     only other end (close-on-exec), so the harness's death is EOF and the task exits.
+//     A task also has an alarm (SIGALRM kills it) and a CPU-time limit;
+//   - every task runs under an address-space limit (RLIMIT_AS, set by the zygote);
+//   - SIGCHLD is ignored, so exited children are reaped by the kernel.
+// The zygote runs with address-space randomization off (it re-executes itself once under
+// personality(ADDR_NO_RANDOMIZE)) so that where its own image lies — the only addresses a
+// trace cannot have — is the same on every run.
+//
+// This file is built without sanitizers and without libFuzzer instrumentation: an ASan
+// process maps shadow memory over a large part of the user address space, where the
+// trace's regions must go.
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "linux/protocol.h"
+
+namespace {
+
+using namespace vmfuzz::linux_backend::wire;
+
+constexpr uint64_t kPage = 4096;
+constexpr rlim_t kAddressSpaceLimit = rlim_t(64) << 30;  // 64 GiB per task
+constexpr rlim_t kCpuSeconds = 60;
+
+int g_sock = -1;
+
+/// Read exactly n bytes; false on EOF or error.
+bool read_all(int fd, void* p, size_t n) {
+  auto* c = static_cast<char*>(p);
+  while (n) {
+    ssize_t r = read(fd, c, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    c += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+bool write_all(int fd, const void* p, size_t n) {
+  auto* c = static_cast<const char*>(p);
+  while (n) {
+    ssize_t r = write(fd, c, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    c += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+/// Receive one Request header, and a descriptor if one came with it (else *fd = -1).
+bool recv_request(Request* rq, int* fd) {
+  *fd = -1;
+  struct iovec iov = {rq, sizeof *rq};
+  alignas(struct cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))];
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = ctrl;
+  mh.msg_controllen = sizeof ctrl;
+  ssize_t r;
+  do r = recvmsg(g_sock, &mh, MSG_CMSG_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  if (r <= 0) return false;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(fd, CMSG_DATA(c), sizeof(int));
+  size_t got = static_cast<size_t>(r);
+  if (got < sizeof *rq) return read_all(g_sock, reinterpret_cast<char*>(rq) + got, sizeof *rq - got);
+  return true;
+}
+
+void reply(const Reply& rp, const void* payload = nullptr) {
+  if (!write_all(g_sock, &rp, sizeof rp)) _exit(3);
+  if (rp.len && !write_all(g_sock, payload, rp.len)) _exit(3);
+}
+
+Reply result_of(long v) {
+  Reply rp;
+  rp.value = v;
+  if (v < 0) rp.err = errno;
+  return rp;
+}
+
+// --- In-process accesses ---------------------------------------------------------------
+sigjmp_buf g_jmp;
+volatile sig_atomic_t g_in_access = 0;
+volatile int g_fault_signo = 0, g_fault_code = 0;
+
+void on_fault(int signo, siginfo_t* si, void*) {
+  if (!g_in_access) _exit(4);  // a fault outside an access is the helper's own bug
+  g_fault_signo = signo;
+  g_fault_code = si->si_code;
+  siglongjmp(g_jmp, 1);
+}
+
+Fault fault_kind() {
+  if (g_fault_signo == SIGBUS) return Fault::Bus;
+  if (g_fault_code == SEGV_MAPERR) return Fault::MapErr;
+  if (g_fault_code == SEGV_ACCERR) return Fault::AccErr;
+  return Fault::Other;
+}
+
+/// Move bytes between the task's memory at `va` and `buf`, one page piece at a time, as
+/// loads (is_write false) or stores; stops at the first piece that faults. Pieces never
+/// cross a page, and permissions are per page, so a faulting piece moved nothing.
+void access(uint64_t va, uint64_t len, bool is_write, uint8_t* buf, Reply* rp) {
+  static uint64_t done;  // static: survives siglongjmp
+  done = 0;
+  while (done < len) {
+    uint64_t a = va + done;
+    uint64_t n = kPage - (a % kPage);
+    if (n > len - done) n = len - done;
+    if (sigsetjmp(g_jmp, 1)) {
+      g_in_access = 0;
+      rp->fault = fault_kind();
+      rp->fault_addr = a;
+      break;
+    }
+    g_in_access = 1;
+    if (is_write)
+      std::memcpy(reinterpret_cast<void*>(a), buf + done, n);
+    else
+      std::memcpy(buf + done, reinterpret_cast<const void*>(a), n);
+    g_in_access = 0;
+    done += n;
+  }
+  rp->len = is_write ? 0 : done;
+}
+
+// --- The task's request loop -----------------------------------------------------------
+[[noreturn]] void serve_task(unsigned alarm_s) {
+  alarm(alarm_s);
+  std::vector<uint8_t> buf;
+  for (;;) {
+    Request rq;
+    int fd;
+    if (!recv_request(&rq, &fd)) _exit(0);  // EOF: the harness is gone
+    if (rq.len) {
+      buf.resize(rq.len);
+      if (!read_all(g_sock, buf.data(), rq.len)) _exit(0);
+    }
+    switch (rq.cmd) {
+      case Cmd::Mmap: {
+        void* p = mmap(reinterpret_cast<void*>(rq.a), rq.b, static_cast<int>(rq.c), static_cast<int>(rq.d), fd,
+                       static_cast<off_t>(rq.e));
+        Reply rp = result_of(p == MAP_FAILED ? -1 : 0);
+        if (p != MAP_FAILED && reinterpret_cast<uint64_t>(p) != rq.a) {  // an old kernel ignoring NOREPLACE
+          munmap(p, rq.b);
+          rp.value = -1;
+          rp.err = EEXIST;
+        }
+        if (fd >= 0) close(fd);
+        reply(rp);
+        break;
+      }
+      case Cmd::Munmap: reply(result_of(munmap(reinterpret_cast<void*>(rq.a), rq.b))); break;
+      case Cmd::Mprotect:
+        reply(result_of(mprotect(reinterpret_cast<void*>(rq.a), rq.b, static_cast<int>(rq.c))));
+        break;
+      case Cmd::Madvise:
+        reply(result_of(madvise(reinterpret_cast<void*>(rq.a), rq.b, static_cast<int>(rq.c))));
+        break;
+      case Cmd::Read: {
+        buf.resize(rq.b);
+        Reply rp;
+        access(rq.a, rq.b, false, buf.data(), &rp);
+        reply(rp, buf.data());
+        break;
+      }
+      case Cmd::Write: {
+        Reply rp;
+        access(rq.a, rq.len, true, buf.data(), &rp);
+        reply(rp);
+        break;
+      }
+      case Cmd::Fork: {
+        pid_t pid = fork();
+        if (pid == 0) {
+          close(g_sock);
+          g_sock = fd;
+          alarm(alarm_s);
+          continue;  // the child serves the new socket; it replies to nothing yet
+        }
+        if (fd >= 0) close(fd);
+        reply(result_of(pid));
+        break;
+      }
+      case Cmd::Exit: _exit(0);
+      case Cmd::Ping: reply(result_of(getpid())); break;
+      default: {
+        Reply rp;
+        rp.value = -1;
+        rp.err = ENOSYS;
+        if (fd >= 0) close(fd);
+        reply(rp);
+      }
+    }
+  }
+}
+
+// --- The zygote ------------------------------------------------------------------------
+[[noreturn]] void serve_zygote() {
+  for (;;) {
+    Request rq;
+    int fd;
+    if (!recv_request(&rq, &fd)) _exit(0);
+    if (rq.cmd == Cmd::Ping) {
+      reply(result_of(getpid()));
+      continue;
+    }
+    if (rq.cmd != Cmd::Spawn || fd < 0) {
+      Reply rp;
+      rp.value = -1;
+      rp.err = EINVAL;
+      if (fd >= 0) close(fd);
+      reply(rp);
+      continue;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(g_sock);
+      g_sock = fd;
+      struct rlimit as = {kAddressSpaceLimit, kAddressSpaceLimit};
+      struct rlimit cpu = {kCpuSeconds, kCpuSeconds};
+      setrlimit(RLIMIT_AS, &as);
+      setrlimit(RLIMIT_CPU, &cpu);
+      serve_task(static_cast<unsigned>(rq.a ? rq.a : 60));
+    }
+    close(fd);
+    reply(result_of(pid));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    static const char msg[] = "vmfuzz-linux-task: started by the Linux backend, not by hand\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    return 2;
+  }
+  pid_t harness = static_cast<pid_t>(std::strtol(argv[1], nullptr, 10));
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != harness) _exit(1);
+  int pers = personality(0xffffffff);
+  if (pers != -1 && !(pers & ADDR_NO_RANDOMIZE) && personality(static_cast<unsigned long>(pers) | ADDR_NO_RANDOMIZE) != -1)
+    execv("/proc/self/exe", argv);  // once, to lay the image out without randomization;
+                                    // if it fails we carry on randomized
+  setpgid(0, 0);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  signal(SIGCHLD, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  struct sigaction sa = {};
+  sa.sa_sigaction = on_fault;
+  sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+  sigaction(SIGSEGV, &sa, nullptr);
+  sigaction(SIGBUS, &sa, nullptr);
+  g_sock = kZygoteFd;
+  serve_zygote();
+}
