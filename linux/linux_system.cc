@@ -436,13 +436,16 @@ void LinuxSystem::close_task(Task& tk) {
   tk = Task{};
 }
 
+/// The largest memfd: Linux files end below 2^63. Objects above it keep their size here
+/// (the §5 range checks use it) and a memfd of this size: bytes beyond it are zero and
+/// stay so, since storing there (manager_write, a shared mapping) is refused.
+constexpr uint64_t kShmCap = 0x7ffffffffffff000ull;
+
 int LinuxSystem::new_shm(uint64_t size, const char* what) {
   int fd = memfd_create(what, MFD_CLOEXEC);
   if (fd < 0) refused("memfd_create", errno);
   shms_.push_back(fd);
-  if (size > static_cast<uint64_t>(LLONG_MAX) || ftruncate(fd, static_cast<off_t>(size)) != 0)
-    throw OutOfProfile("a memory of " + hex(size) + " bytes: larger than a Linux file can be (ftruncate: " +
-                       errno_name(size > static_cast<uint64_t>(LLONG_MAX) ? EFBIG : errno) + ")");
+  if (ftruncate(fd, static_cast<off_t>(std::min(size, kShmCap))) != 0) refused("ftruncate(memfd)", errno);
   return static_cast<int>(shms_.size() - 1);
 }
 
@@ -921,8 +924,8 @@ kern_return_t LinuxSystem::map(unsigned t, uint64_t* addr, bool anywhere, uint64
   p.prot = prot;
   p.inherit = inh;
   if (share) {
-    if (offset > static_cast<uint64_t>(LLONG_MAX) - length)
-      throw OutOfProfile("map at file offset " + hex(offset) + ": beyond a Linux file offset");
+    if (offset > kShmCap - length)
+      throw OutOfProfile("map share at object offset " + hex(offset) + ": beyond the largest Linux file (2^63)");
     call_mmap(tk, start, length, linux_prot(prot), MAP_SHARED, shms_[static_cast<size_t>(o.shm)], offset, false);
     p.shm = o.shm;
     p.shm_off = offset;
@@ -940,6 +943,8 @@ kern_return_t LinuxSystem::manager_write(unsigned m, uint64_t offset, std::span<
   const Object& o = objects_[m];
   if (!o.live) throw KernelRefused("linux backend: no object m" + std::to_string(m));
   if (o.strategy != CopyStrategy::None || offset > o.size || data.size() > o.size - offset) return KERN_INVALID_ARGUMENT;
+  if (offset > kShmCap || data.size() > kShmCap - offset)
+    throw OutOfProfile("manager_write at object offset " + hex(offset) + ": beyond the largest Linux file (2^63)");
   if (!data.empty()) pwrite_all(shms_[static_cast<size_t>(o.shm)], data.data(), data.size(), offset, "memfd");
   return KERN_SUCCESS;
 }
