@@ -56,6 +56,10 @@ namespace w = wire;
 constexpr uint64_t kLastPage = ~uint64_t{0} & ~(kPageSize - 1);
 constexpr int kReplyTimeoutMs = 20000;
 constexpr unsigned kTaskAlarmSeconds = 120;
+/// The largest memfd: Linux files end below 2^63. Objects above it keep their size here
+/// (the §5 range checks use it) and a memfd of this size: bytes beyond it are zero and
+/// stay so, since storing there (manager_write, a shared mapping) is refused.
+constexpr uint64_t kShmCap = 0x7ffffffffffff000ull;
 
 std::string hex(uint64_t v) {
   char b[24];
@@ -324,7 +328,8 @@ std::vector<std::pair<uint64_t, uint64_t>> present_ranges(int pagemap_fd, uint64
 /// offsets.
 std::vector<std::pair<uint64_t, uint64_t>> file_data_ranges(int fd, uint64_t off, uint64_t len) {
   std::vector<std::pair<uint64_t, uint64_t>> out;
-  uint64_t end = off + len;
+  if (off >= kShmCap) return out;  // nothing lies beyond the cap
+  uint64_t end = len > kShmCap - off ? kShmCap : off + len;
   for (uint64_t at = off; at < end;) {
     off_t d = lseek(fd, static_cast<off_t>(at), SEEK_DATA);
     if (d < 0) {
@@ -342,6 +347,11 @@ std::vector<std::pair<uint64_t, uint64_t>> file_data_ranges(int fd, uint64_t off
 }
 
 void pread_all(int fd, uint8_t* out, uint64_t n, uint64_t off, const char* what) {
+  if (off >= kShmCap || n > kShmCap - off) {  // a memfd offset past the cap: zeros there
+    uint64_t keep = off >= kShmCap ? 0 : kShmCap - off;
+    std::memset(out + keep, 0, n - keep);
+    n = keep;
+  }
   while (n) {
     ssize_t r = pread(fd, out, n, static_cast<off_t>(off));
     if (r < 0 && errno == EINTR) continue;
@@ -435,11 +445,6 @@ void LinuxSystem::close_task(Task& tk) {
   if (tk.pagemap_fd >= 0) close(tk.pagemap_fd);
   tk = Task{};
 }
-
-/// The largest memfd: Linux files end below 2^63. Objects above it keep their size here
-/// (the §5 range checks use it) and a memfd of this size: bytes beyond it are zero and
-/// stay so, since storing there (manager_write, a shared mapping) is refused.
-constexpr uint64_t kShmCap = 0x7ffffffffffff000ull;
 
 int LinuxSystem::new_shm(uint64_t size, const char* what) {
   int fd = memfd_create(what, MFD_CLOEXEC);
@@ -929,6 +934,20 @@ kern_return_t LinuxSystem::map(unsigned t, uint64_t* addr, bool anywhere, uint64
     call_mmap(tk, start, length, linux_prot(prot), MAP_SHARED, shms_[static_cast<size_t>(o.shm)], offset, false);
     p.shm = o.shm;
     p.shm_off = offset;
+  } else if (inh == vm_inherit_t::Share) {
+    // A snapshot that forks share: a fresh memfd holding the window, mapped MAP_SHARED.
+    int shm = new_shm(length, "vmfuzz-shared");
+    int src = shms_[static_cast<size_t>(o.shm)], dst = shms_[static_cast<size_t>(shm)];
+    std::vector<uint8_t> buf(kPageSize);
+    for (auto [a, b] : file_data_ranges(src, offset, length))
+      for (uint64_t q = a; q < b; q += kPageSize) {
+        pread_all(src, buf.data(), kPageSize, q, "memfd");
+        if (!all_zero(buf.data(), kPageSize)) pwrite_all(dst, buf.data(), kPageSize, q - offset, "memfd");
+      }
+    call_mmap(tk, start, length, linux_prot(prot), MAP_SHARED, dst, 0, false);
+    p.shm = shm;
+    p.shm_off = 0;
+    counters_.shared_conversions++;
   } else {
     fill_private(tk, start, start + length, prot, o.shm, offset);  // a snapshot now
   }
