@@ -420,6 +420,11 @@ const LinuxSystem::Task& LinuxSystem::task(unsigned t) const {
   return tasks_[t];
 }
 
+void LinuxSystem::advise(unsigned t, uint64_t addr, uint64_t len, int advice) {
+  call_simple(task(t), static_cast<int>(w::Cmd::Madvise), addr, len, static_cast<uint64_t>(advice),
+              ("madvise(" + std::to_string(advice) + ")").c_str());
+}
+
 pid_t LinuxSystem::pid_of(unsigned t) const { return t < kMaxNames && tasks_[t].live ? tasks_[t].pid : -1; }
 
 void LinuxSystem::open_proc_files(Task& tk) {

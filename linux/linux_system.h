@@ -138,6 +138,10 @@ class LinuxSystem final : public MemorySystem {
   PeekStatus peek_object_page(unsigned m, uint64_t offset, std::span<uint8_t, kPageSize> out) const override;
   void object_pages_of_interest(unsigned m, std::vector<uint64_t>& out) const override;
 
+  /// Purpose:    madvise(advice) over [addr, addr+len) of task t: representation changes
+  ///             the language has no op for (MADV_HUGEPAGE for THP, MADV_PAGEOUT of one
+  ///             range), for the page-representation tests. Throws KernelRefused on error.
+  void advise(unsigned t, uint64_t addr, uint64_t len, int advice);
   /// The pid of task t's process (tests read /proc/PID/pagemap through it); -1 if none.
   pid_t pid_of(unsigned t) const;
   const LinuxCounters& counters() const { return counters_; }
