@@ -541,7 +541,7 @@ void LinuxSystem::call_simple(Task& tk, int cmd, uint64_t a, uint64_t b, uint64_
   rq.b = b;
   rq.c = c;
   w::Reply rp = rpc(tk.sock, rq, {}, -1, nullptr, what);
-  if (rp.value < 0) refused(std::string(what) + "(" + hex(a) + ", " + hex(b) + ")", rp.err);
+  if (rp.value < 0) refused(std::string(what) + " of " + hex(a) + "+" + hex(b), rp.err);
 }
 
 // --- Contents --------------------------------------------------------------------------

@@ -6,11 +6,17 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <cstddef>
+#include <map>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -233,6 +239,47 @@ TEST(ThreeWay, DoesEachVerdictComeOutWhereItShould) {
   threeway::ThreeWay bad = threeway::run_three_way(parse("allocate t0 0x10000 0x1000\nread t0 0x10000 1 == \"q\"\n"),
                                                    "<t>", {});
   EXPECT_EQ(bad.verdict, threeway::Verdict::BothDiffer);
+}
+
+// A kernel that refuses a call the profile needs (here a seccomp filter making madvise
+// fail, as an old kernel or a sandbox would): one line naming the call and the errno, and
+// the run counts as skipped, never as agreement.
+TEST(ThreeWay, IsARefusedCallSkippedWithTheCallAndErrnoNamed) {
+  REQUIRE_LINUX();
+  shutdown_linux_backend();  // the child's helpers must start under its filter
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_madvise, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+      _exit(3);
+    threeway::ThreeWay r =
+        threeway::run_three_way(parse("allocate t0 0x10000 0x1000\npageout all\n"), "<t>", {});
+    std::string out = std::string(threeway::verdict_key(r.verdict)) + "|" + r.reason;
+    (void)!::write(fds[1], out.data(), out.size());
+    shutdown_linux_backend();
+    _exit(0);
+  }
+  close(fds[1]);
+  char buf[512] = {};
+  ssize_t n = ::read(fds[0], buf, sizeof buf - 1);
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_GT(n, 0) << "the child could not install the filter (exit " << WEXITSTATUS(status) << ")";
+  std::string got(buf, static_cast<size_t>(n));
+  EXPECT_EQ(got.substr(0, got.find('|')), "skipped") << got;
+  EXPECT_NE(got.find("madvise(MADV_PAGEOUT)"), std::string::npos) << got;
+  EXPECT_NE(got.find("ENOSYS"), std::string::npos) << got;
 }
 
 // --- Random in-profile programs: the model against Linux ------------------------------
