@@ -9,7 +9,6 @@
 #include "linux/linux_system.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -24,7 +23,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "linux/protocol.h"
@@ -105,21 +103,16 @@ bool send_all(int fd, const void* p, size_t n) {
   return true;
 }
 
-/// Wait for readability; false on timeout.
-bool wait_readable(int fd, int timeout_ms) {
-  struct pollfd p = {fd, POLLIN, 0};
-  for (;;) {
-    int r = poll(&p, 1, timeout_ms);
-    if (r < 0 && errno == EINTR) continue;
-    return r > 0;
-  }
+/// Our end of a helper's socket: replies time out after kReplyTimeoutMs (SO_RCVTIMEO).
+void set_reply_timeout(int fd) {
+  struct timeval tv = {kReplyTimeoutMs / 1000, (kReplyTimeoutMs % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
 bool recv_all(int fd, void* p, size_t n) {
   auto* c = static_cast<char*>(p);
   while (n) {
-    if (!wait_readable(fd, kReplyTimeoutMs)) return false;
-    ssize_t r = read(fd, c, n);
+    ssize_t r = read(fd, c, n);  // EAGAIN after the timeout: the helper hung
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return false;
     c += r;
@@ -204,6 +197,7 @@ struct Zygote {
     }
     setpgid(p, p);  // both sides set it: no window where kill(-p) misses the group
     close(sv[1]);
+    set_reply_timeout(sv[0]);
     pid = p;
     sock = sv[0];
     static bool registered = false;
@@ -254,6 +248,7 @@ struct Zygote {
       close(sv[0]);
       refused("fork (zygote)", rp.err);
     }
+    set_reply_timeout(sv[0]);
     *our_end = sv[0];
     return static_cast<pid_t>(rp.value);
   }
@@ -423,6 +418,7 @@ const LinuxSystem::Task& LinuxSystem::task(unsigned t) const {
 void LinuxSystem::advise(unsigned t, uint64_t addr, uint64_t len, int advice) {
   call_simple(task(t), static_cast<int>(w::Cmd::Madvise), addr, len, static_cast<uint64_t>(advice),
               ("madvise(" + std::to_string(advice) + ")").c_str());
+  drain(task(t));  // synchronous: the caller reads pagemap next
 }
 
 pid_t LinuxSystem::pid_of(unsigned t) const { return t < kMaxNames && tasks_[t].live ? tasks_[t].pid : -1; }
@@ -437,13 +433,11 @@ void LinuxSystem::open_proc_files(Task& tk) {
 
 void LinuxSystem::close_task(Task& tk) {
   if (tk.sock >= 0) {
+    // Exit, and do not wait: the process is gone to every later op (its name is free, and
+    // what it shared lives on in the others), and waiting for its teardown would cost one
+    // scheduling round trip per task. Were the request lost, the EOF of close() ends it.
     w::Request rq{w::Cmd::Exit};
-    if (send_all(tk.sock, &rq, sizeof rq)) {
-      char c;
-      // The task closes its socket as it exits: wait for the EOF (bounded).
-      while (wait_readable(tk.sock, kReplyTimeoutMs) && ::read(tk.sock, &c, 1) > 0) {
-      }
-    }
+    (void)send_all(tk.sock, &rq, sizeof rq);
     close(tk.sock);
   }
   if (tk.mem_fd >= 0) close(tk.mem_fd);
@@ -517,6 +511,53 @@ bool LinuxSystem::range_free(const Task& tk, uint64_t start, uint64_t end) {
 
 // --- Kernel calls in a task ------------------------------------------------------------
 
+// Calls that must succeed are posted: sent without waiting, their replies read by the next
+// drain(), which every reader of the task's state and every waiting request runs first.
+// A failure is thus raised before any result that could depend on the call is used, and
+// one scheduling round trip per call is saved (the harness and the helper otherwise wake
+// each other once per mmap, mprotect, munmap and madvise).
+constexpr size_t kMaxPending = 64;
+
+void LinuxSystem::post(Task& tk, const void* request, int fd, std::string call) {
+  const auto& rq = *static_cast<const w::Request*>(request);
+  struct iovec iov = {const_cast<w::Request*>(&rq), sizeof rq};
+  alignas(struct cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (fd >= 0) {
+    mh.msg_control = ctrl;
+    mh.msg_controllen = sizeof ctrl;
+    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  ssize_t r;
+  do r = sendmsg(tk.sock, &mh, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  if (r != static_cast<ssize_t>(sizeof rq)) throw KernelRefused(call + ": the helper process died");
+  tk.pending.push_back(std::move(call));
+  if (tk.pending.size() >= kMaxPending) drain(tk);
+}
+
+void LinuxSystem::drain(const Task& tk) const {
+  while (!tk.pending.empty()) {
+    std::string call = std::move(tk.pending.front());
+    tk.pending.erase(tk.pending.begin());
+    w::Reply rp;
+    if (!recv_all(tk.sock, &rp, sizeof rp)) throw KernelRefused(call + ": the helper process died or did not answer");
+    if (rp.value >= 0) continue;
+    tk.pending.clear();  // the run ends here
+    if (call.rfind("mmap", 0) == 0 && rp.err == EEXIST)
+      throw OutOfProfile(call + ": EEXIST: the range holds the Linux helper's own image, heap or stack");
+    if (call.rfind("mmap", 0) == 0 && rp.err == ENOMEM)
+      throw OutOfProfile(call + ": ENOMEM: beyond a Linux task's address-space limit (64 GiB) or map count");
+    refused(call, rp.err);
+  }
+}
+
 void LinuxSystem::call_mmap(Task& tk, uint64_t addr, uint64_t len, int prot, int flags, int fd, uint64_t off,
                             bool replace) {
   w::Request rq{w::Cmd::Mmap};
@@ -525,14 +566,7 @@ void LinuxSystem::call_mmap(Task& tk, uint64_t addr, uint64_t len, int prot, int
   rq.c = static_cast<uint64_t>(prot);
   rq.d = static_cast<uint64_t>(flags | (replace ? MAP_FIXED : MAP_FIXED_NOREPLACE));
   rq.e = off;
-  w::Reply rp = rpc(tk.sock, rq, {}, fd, nullptr, "mmap");
-  if (rp.value >= 0) return;
-  std::string call = "mmap(" + hex(addr) + ", " + hex(len) + ")";
-  if (rp.err == EEXIST)
-    throw OutOfProfile(call + ": EEXIST: the range holds the Linux helper's own image, heap or stack");
-  if (rp.err == ENOMEM)
-    throw OutOfProfile(call + ": ENOMEM: beyond a Linux task's address-space limit (64 GiB) or map count");
-  refused(call, rp.err);
+  post(tk, &rq, fd, "mmap(" + hex(addr) + ", " + hex(len) + ")");
 }
 
 void LinuxSystem::call_simple(Task& tk, int cmd, uint64_t a, uint64_t b, uint64_t c, const char* what) {
@@ -540,18 +574,19 @@ void LinuxSystem::call_simple(Task& tk, int cmd, uint64_t a, uint64_t b, uint64_
   rq.a = a;
   rq.b = b;
   rq.c = c;
-  w::Reply rp = rpc(tk.sock, rq, {}, -1, nullptr, what);
-  if (rp.value < 0) refused(std::string(what) + " of " + hex(a) + "+" + hex(b), rp.err);
+  post(tk, &rq, -1, std::string(what) + " of " + hex(a) + "+" + hex(b));
 }
 
 // --- Contents --------------------------------------------------------------------------
 
 bool LinuxSystem::page_present(const Task& tk, uint64_t va) const {
+  drain(tk);
   auto r = present_ranges(tk.pagemap_fd, va, va + kPageSize);
   return !r.empty();
 }
 
 void LinuxSystem::read_page(const Task& tk, uint64_t va, uint8_t* out) const {
+  drain(tk);
   const Piece* p = find(tk, va);
   if (!p) {
     std::memset(out, 0, kPageSize);
@@ -569,6 +604,7 @@ void LinuxSystem::read_page(const Task& tk, uint64_t va, uint8_t* out) const {
 }
 
 void LinuxSystem::write_pages(Task& tk, uint64_t va, const uint8_t* data, uint64_t len) {
+  drain(tk);
   pwrite_all(tk.mem_fd, data, len, va, "/proc/PID/mem");
 }
 
@@ -576,6 +612,7 @@ void LinuxSystem::write_pages(Task& tk, uint64_t va, const uint8_t* data, uint64
 /// their protection (read from /proc/PID/mem and the memfds; absent private pages are zero).
 void LinuxSystem::collect(const Task& tk, uint64_t start, uint64_t end,
                           std::map<uint64_t, std::array<uint8_t, kPageSize>>* pages) const {
+  drain(tk);
   std::array<uint8_t, kPageSize> page;
   for (uint64_t va = start; va < end;) {
     const Piece* p = find(tk, va);
@@ -729,6 +766,7 @@ kern_return_t LinuxSystem::inherit(unsigned t, uint64_t addr, uint64_t size, vm_
   for (Piece* p : clip_range(tk, start, end)) {
     uint64_t len = p->end - p->start;
     if (inh == vm_inherit_t::Share && p->shm < 0) {
+      drain(tk);
       // Private anonymous memory cannot become shared: move its contents into a fresh
       // memfd mapped MAP_SHARED in its place (MAP_FIXED replaces the old pages atomically).
       int shm = new_shm(len, "vmfuzz-shared");
@@ -756,6 +794,7 @@ kern_return_t LinuxSystem::inherit(unsigned t, uint64_t addr, uint64_t size, vm_
 Access LinuxSystem::in_process(Task& tk, bool is_write, uint64_t addr, uint64_t size, std::span<const uint8_t> data) {
   Access a;
   if (size == 0) return a;
+  drain(tk);
   // Only pages of the trace's own pieces are touched: where the tracked map has a hole
   // the helper's own image could lie, so the access stops there with KERN_INVALID_ADDRESS.
   uint64_t reach = addr;
@@ -815,6 +854,7 @@ void LinuxSystem::fork(unsigned parent, unsigned child) {
                   "madvise(MADV_DONTFORK)");
       copied.push_back(p);
     }
+  drain(tk);
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) refused("socketpair", errno);
   w::Request rq{w::Cmd::Fork};
@@ -836,6 +876,7 @@ void LinuxSystem::fork(unsigned parent, unsigned child) {
   kid.live = true;
   kid.pid = static_cast<pid_t>(rp.value);
   kid.sock = sv[0];
+  set_reply_timeout(kid.sock);
   counters_.processes++;
   open_proc_files(kid);
   for (const Piece& p : copied)
@@ -1009,6 +1050,7 @@ void LinuxSystem::pageout(uint64_t count, bool all) {
 
 std::vector<RegionInfo> LinuxSystem::regions(unsigned t) const {
   const Task& tk = task(t);
+  drain(tk);
   // The kernel's VMAs: protection from the perms column, DONTFORK from VmFlags "dc".
   struct Vma {
     uint64_t start, end;
@@ -1016,8 +1058,28 @@ std::vector<RegionInfo> LinuxSystem::regions(unsigned t) const {
     bool dontfork;
   };
   std::vector<Vma> vmas;
-  std::ifstream in("/proc/" + std::to_string(tk.pid) + "/smaps");
-  if (!in) throw KernelRefused("open(/proc/" + std::to_string(tk.pid) + "/smaps): " + errno_name(errno));
+  // smaps costs a page-table walk per VMA; only its VmFlags ("dc": MADV_DONTFORK) are
+  // needed here, and only when the trace asked for inheritance none somewhere.
+  bool need_flags = std::any_of(tk.pieces.begin(), tk.pieces.end(),
+                                [](const auto& kv) { return kv.second.inherit == vm_inherit_t::None; });
+  std::string path = "/proc/" + std::to_string(tk.pid) + (need_flags ? "/smaps" : "/maps");
+  std::string text;
+  {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) refused("open(" + path + ")", errno);
+    char buf[1 << 16];
+    for (ssize_t r; (r = ::read(fd, buf, sizeof buf)) != 0;) {
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) {
+        int e = errno;
+        close(fd);
+        refused("read(" + path + ")", e);
+      }
+      text.append(buf, static_cast<size_t>(r));
+    }
+    close(fd);
+  }
+  std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("VmFlags:", 0) == 0) {
@@ -1044,7 +1106,8 @@ std::vector<RegionInfo> LinuxSystem::regions(unsigned t) const {
     for (const Vma& v : vmas) {
       uint64_t a = std::max(p.start, v.start), b = std::min(p.end, v.end);
       if (a >= b) continue;
-      // Inheritance: none is what the kernel says (dc); share and copy are the trace's.
+      // Inheritance: none is what the kernel says (dc, read whenever some piece is none);
+      // share and copy are the trace's.
       vm_inherit_t inh = v.dontfork ? vm_inherit_t::None
                                     : (p.inherit == vm_inherit_t::None ? vm_inherit_t::Copy : p.inherit);
       emit(RegionInfo{a, b, v.prot, VM_PROT_ALL, inh});
@@ -1054,6 +1117,7 @@ std::vector<RegionInfo> LinuxSystem::regions(unsigned t) const {
 
 void LinuxSystem::pages_of_interest(unsigned t, std::vector<uint64_t>& out) const {
   const Task& tk = task(t);
+  drain(tk);
   for (const auto& [start, p] : tk.pieces) {
     if (p.shm >= 0) {
       for (auto [a, b] : file_data_ranges(shms_[static_cast<size_t>(p.shm)], p.shm_off, p.end - p.start))

@@ -1,6 +1,7 @@
 // three_way.cc — the three-way verdict (three_way.h).
 #include "threeway/three_way.h"
 
+#include "harness/codec.h"
 #include "linux/linux_system.h"
 #include "linux/profile.h"
 #include "reference_model/model.h"
@@ -43,36 +44,52 @@ std::optional<std::string> program_out_of_profile(const vmfuzz::Program& p) {
   return std::nullopt;
 }
 
+std::optional<Op> restrict_op(const Op& in) {
+  if (in.kind == OpKind::Destroy) return std::nullopt;
+  Op op = in;
+  bool was_out = lb::op_out_of_profile(op).has_value();
+  if (op.kind == OpKind::Protect) op.set_max = false;
+  if (op.kind == OpKind::Map) op.max_prot = VM_PROT_ALL;
+  if ((op.kind == OpKind::Protect || op.kind == OpKind::Map) && lb::exec_only(op.prot)) op.prot |= VM_PROT_READ;
+  if (op.kind == OpKind::Object && op.strategy == CopyStrategy::Call) op.strategy = CopyStrategy::Delay;
+  if (op.kind == OpKind::Device) {  // to an observer a device is a strategy-none object
+    op.kind = OpKind::Object;
+    op.strategy = CopyStrategy::None;
+    op.persist = false;
+  }
+  if (was_out) op.expect = vmfuzz::Expect{};  // an assertion written for the old op may not hold
+  return op;
+}
+
 unsigned restrict_to_profile(vmfuzz::Program& p) {
   unsigned changed = 0;
   std::vector<Op> kept;
   std::vector<unsigned> lines;
   for (size_t i = 0; i < p.ops.size(); i++) {
-    Op op = p.ops[i];
-    bool was_out = lb::op_out_of_profile(op).has_value();
-    if (op.kind == OpKind::Destroy) {
-      changed++;
-      continue;
-    }
-    if (op.kind == OpKind::Protect) op.set_max = false;
-    if (op.kind == OpKind::Map) op.max_prot = VM_PROT_ALL;
-    if ((op.kind == OpKind::Protect || op.kind == OpKind::Map) && lb::exec_only(op.prot)) op.prot |= VM_PROT_READ;
-    if (op.kind == OpKind::Object && op.strategy == CopyStrategy::Call) op.strategy = CopyStrategy::Delay;
-    if (op.kind == OpKind::Device) {  // to an observer a device is a strategy-none object
-      op.kind = OpKind::Object;
-      op.strategy = CopyStrategy::None;
-      op.persist = false;
-    }
-    if (was_out) {
-      op.expect = vmfuzz::Expect{};  // an assertion written for the old op may not hold
-      changed++;
-    }
-    kept.push_back(op);
+    std::optional<Op> op = restrict_op(p.ops[i]);
+    if (!op || !(*op == p.ops[i])) changed++;
+    if (!op) continue;
+    kept.push_back(*op);
     lines.push_back(i < p.lines.size() ? p.lines[i] : 0);
   }
   p.ops = std::move(kept);
   p.lines = std::move(lines);
   return changed;
+}
+
+vmfuzz::Program decode_in_profile(std::span<const uint8_t> bytes) {
+  model::Model scratch(vmfuzz::Decoder(bytes).config());
+  scratch.task_create(0);
+  vmfuzz::Program p = vmfuzz::decode_program(bytes, [&](const Op& decoded) {
+    std::optional<Op> op = restrict_op(decoded);
+    if (!op || op->kind == OpKind::Check) return KERN_SUCCESS;
+    std::vector<uint8_t> data;
+    if (op_has_data(op->kind)) data = op->data.materialize();
+    return harness::execute_op(scratch, *op, data).kr;
+  });
+  restrict_to_profile(p);
+  harness::fold_fuzz_config(p.config);
+  return p;
 }
 
 harness::RunSummary run_linux_vs_model(const vmfuzz::Program& p, const std::string& file,

@@ -23,11 +23,14 @@
 //
 // `restrict_to_profile` is the fuzzers' and generators' way into the profile: every op
 // outside it is replaced by its nearest in-profile op (protect max -> protect, call ->
-// delay, device -> an object, map max= -> rwx, --x -> r-x) or dropped (destroy), which
-// never makes a name unusable (destroyed objects keep their names).
+// delay, device -> an object, map max= -> rwx, --x -> r-x) or dropped (destroy). The
+// changed ops can change which handles later ops find (see restrict_to_profile), so
+// binary inputs are restricted while they are decoded (decode_in_profile).
 #pragma once
 
+#include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "harness/executor.h"
@@ -56,9 +59,21 @@ struct ThreeWay {
 ///             or nullopt.
 std::optional<std::string> program_out_of_profile(const vmfuzz::Program& p);
 
-/// Purpose:    Replace or drop every op outside the Linux profile (see top).
+/// Purpose:    The in-profile op nearest to `op` (see top): op itself when it is in
+///             profile; nullopt when it is dropped (destroy).
+std::optional<Op> restrict_op(const Op& op);
+
+/// Purpose:    Replace or drop every op outside the Linux profile (see top). Names may
+///             then fail (a `protect` that lowered only the maximum now lowers the current
+///             protection, so a later vm_read may no longer make its handle): binary
+///             inputs use decode_in_profile, whose names follow the restricted ops.
 /// Results:    the number of ops changed or dropped.
 unsigned restrict_to_profile(vmfuzz::Program& p);
+
+/// Purpose:    Decode a binary input as decode_with_model does, but restricting each op as
+///             it is decoded, so that names follow the restricted program; the
+///             configuration folded as vm_diff folds it. Results: a usable in-profile program.
+vmfuzz::Program decode_in_profile(std::span<const uint8_t> bytes);
 
 /// Purpose:    Run Linux against the model only (the fuzz target and the random tests).
 /// Conditions: `p` usable (names valid).

@@ -3,10 +3,10 @@
 //
 // Theory of operation
 // -------------------
-// Any input bytes are a program: decoded as vm_diff decodes them (decode_with_model, the
-// configuration folded by fold_fuzz_config), then restricted to the Linux profile
-// (threeway/three_way.h: restrict_to_profile replaces every op Linux cannot run exactly
-// by its nearest in-profile op, or drops it). The program runs with the Linux backend
+// Any input bytes are a program: decoded as vm_diff decodes them (the configuration
+// folded by fold_fuzz_config), restricted to the Linux profile as it is decoded
+// (threeway/three_way.h: decode_in_profile replaces every op Linux cannot run exactly by
+// its nearest in-profile op, or drops it, and names follow the restricted ops). The program runs with the Linux backend
 // (linux/linux_system.h) as subject and the reference model as reference: results after
 // every op, a full comparison every kFullCheckEvery ops and at the end (no teardown: it
 // destroys memory objects).
@@ -54,11 +54,7 @@ struct Counts {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  std::span<const uint8_t> bytes(data, size);
-  model::Model scratch(Decoder(bytes).config());
-  Program p = harness::decode_with_model(bytes, scratch);
-  harness::fold_fuzz_config(p.config);
-  threeway::restrict_to_profile(p);
+  Program p = threeway::decode_in_profile(std::span<const uint8_t>(data, size));
   harness::ExecOptions eo;
   eo.full_check_every = kFullCheckEvery;
   std::string oop, skip;

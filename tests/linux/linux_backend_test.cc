@@ -305,10 +305,7 @@ TEST(ThreeWay, DoRandomInProfileProgramsAgreeBetweenModelAndLinux) {
     std::vector<uint8_t> bytes(16 + rng.next() % 480);
     for (uint8_t& b : bytes) b = static_cast<uint8_t>(rng.next());
     bytes[0] = 1;
-    model::Model scratch(Decoder(bytes).config());
-    Program p = harness::decode_with_model(bytes, scratch);
-    harness::fold_fuzz_config(p.config);
-    threeway::restrict_to_profile(p);
+    Program p = threeway::decode_in_profile(bytes);
     std::string why, skip;
     harness::RunSummary s = threeway::run_linux_vs_model(p, "<random>", harness::ExecOptions{.full_check_every = 8}, &why, &skip);
     if (!why.empty()) {
@@ -321,7 +318,7 @@ TEST(ThreeWay, DoRandomInProfileProgramsAgreeBetweenModelAndLinux) {
       ADD_FAILURE() << "program " << i << " skipped: " << skip;
       continue;
     }
-    ASSERT_FALSE(s.unusable) << s.unusable_reason;
+    ASSERT_FALSE(s.unusable) << "program " << i << ": " << s.unusable_reason;
     ASSERT_TRUE(s.ok) << "program " << i << ": model and Linux disagree\n"
                       << harness::format_failure(*s.failure) << print_program(p);
     judged++;
