@@ -23,7 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
+#include <string_view>
 
 #include "linux/protocol.h"
 
@@ -416,8 +416,7 @@ const LinuxSystem::Task& LinuxSystem::task(unsigned t) const {
 }
 
 void LinuxSystem::advise(unsigned t, uint64_t addr, uint64_t len, int advice) {
-  call_simple(task(t), static_cast<int>(w::Cmd::Madvise), addr, len, static_cast<uint64_t>(advice),
-              ("madvise(" + std::to_string(advice) + ")").c_str());
+  call_simple(task(t), static_cast<int>(w::Cmd::Madvise), addr, len, static_cast<uint64_t>(advice), "madvise");
   drain(task(t));  // synchronous: the caller reads pagemap next
 }
 
@@ -518,7 +517,7 @@ bool LinuxSystem::range_free(const Task& tk, uint64_t start, uint64_t end) {
 // each other once per mmap, mprotect, munmap and madvise).
 constexpr size_t kMaxPending = 64;
 
-void LinuxSystem::post(Task& tk, const void* request, int fd, std::string call) {
+void LinuxSystem::post(Task& tk, const void* request, int fd, const char* what) {
   const auto& rq = *static_cast<const w::Request*>(request);
   struct iovec iov = {const_cast<w::Request*>(&rq), sizeof rq};
   alignas(struct cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
@@ -537,25 +536,29 @@ void LinuxSystem::post(Task& tk, const void* request, int fd, std::string call) 
   ssize_t r;
   do r = sendmsg(tk.sock, &mh, MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
-  if (r != static_cast<ssize_t>(sizeof rq)) throw KernelRefused(call + ": the helper process died");
-  tk.pending.push_back(std::move(call));
-  if (tk.pending.size() >= kMaxPending) drain(tk);
+  if (r != static_cast<ssize_t>(sizeof rq)) throw KernelRefused(std::string(what) + ": the helper process died");
+  tk.pending.push_back({what, rq.a, rq.b});
+  if (tk.pending.size() - tk.pending_head >= kMaxPending) drain(tk);
 }
 
 void LinuxSystem::drain(const Task& tk) const {
-  while (!tk.pending.empty()) {
-    std::string call = std::move(tk.pending.front());
-    tk.pending.erase(tk.pending.begin());
+  while (tk.pending_head < tk.pending.size()) {
+    Task::Posted call = tk.pending[tk.pending_head++];
+    std::string name = std::string(call.what) + " of " + hex(call.a) + "+" + hex(call.b);
     w::Reply rp;
-    if (!recv_all(tk.sock, &rp, sizeof rp)) throw KernelRefused(call + ": the helper process died or did not answer");
+    if (!recv_all(tk.sock, &rp, sizeof rp)) throw KernelRefused(name + ": the helper process died or did not answer");
     if (rp.value >= 0) continue;
     tk.pending.clear();  // the run ends here
-    if (call.rfind("mmap", 0) == 0 && rp.err == EEXIST)
-      throw OutOfProfile(call + ": EEXIST: the range holds the Linux helper's own image, heap or stack");
-    if (call.rfind("mmap", 0) == 0 && rp.err == ENOMEM)
-      throw OutOfProfile(call + ": ENOMEM: beyond a Linux task's address-space limit (64 GiB) or map count");
-    refused(call, rp.err);
+    tk.pending_head = 0;
+    bool is_mmap = std::strncmp(call.what, "mmap", 4) == 0;
+    if (is_mmap && rp.err == EEXIST)
+      throw OutOfProfile(name + ": EEXIST: the range holds the Linux helper's own image, heap or stack");
+    if (is_mmap && rp.err == ENOMEM)
+      throw OutOfProfile(name + ": ENOMEM: beyond a Linux task's address-space limit (128 GiB) or map count");
+    refused(name, rp.err);
   }
+  tk.pending.clear();
+  tk.pending_head = 0;
 }
 
 void LinuxSystem::call_mmap(Task& tk, uint64_t addr, uint64_t len, int prot, int flags, int fd, uint64_t off,
@@ -566,7 +569,7 @@ void LinuxSystem::call_mmap(Task& tk, uint64_t addr, uint64_t len, int prot, int
   rq.c = static_cast<uint64_t>(prot);
   rq.d = static_cast<uint64_t>(flags | (replace ? MAP_FIXED : MAP_FIXED_NOREPLACE));
   rq.e = off;
-  post(tk, &rq, fd, "mmap(" + hex(addr) + ", " + hex(len) + ")");
+  post(tk, &rq, fd, "mmap");
 }
 
 void LinuxSystem::call_simple(Task& tk, int cmd, uint64_t a, uint64_t b, uint64_t c, const char* what) {
@@ -574,7 +577,7 @@ void LinuxSystem::call_simple(Task& tk, int cmd, uint64_t a, uint64_t b, uint64_
   rq.a = a;
   rq.b = b;
   rq.c = c;
-  post(tk, &rq, -1, std::string(what) + " of " + hex(a) + "+" + hex(b));
+  post(tk, &rq, -1, what);
 }
 
 // --- Contents --------------------------------------------------------------------------
@@ -1079,20 +1082,27 @@ std::vector<RegionInfo> LinuxSystem::regions(unsigned t) const {
     }
     close(fd);
   }
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmFlags:", 0) == 0) {
-      if (!vmas.empty()) vmas.back().dontfork = line.find(" dc") != std::string::npos;
+  // Lines "START-END PERMS ..." and, in smaps, "VmFlags: ..." after each VMA's header.
+  for (size_t at = 0; at < text.size();) {
+    size_t nl = text.find('\n', at);
+    if (nl == std::string::npos) nl = text.size();
+    const char* line = text.c_str() + at;
+    size_t len = nl - at;
+    at = nl + 1;
+    if (len > 8 && std::strncmp(line, "VmFlags:", 8) == 0) {
+      if (!vmas.empty()) vmas.back().dontfork = std::string_view(line, len).find(" dc") != std::string_view::npos;
       continue;
     }
-    unsigned long long a = 0, b = 0;
-    char perms[8] = {};
-    if (std::sscanf(line.c_str(), "%llx-%llx %7s", &a, &b, perms) == 3 && line.find(':') > line.find('-')) {
-      vm_prot_t pr = (perms[0] == 'r' ? VM_PROT_READ : 0) | (perms[1] == 'w' ? VM_PROT_WRITE : 0) |
-                     (perms[2] == 'x' ? VM_PROT_EXECUTE : 0);
-      vmas.push_back({a, b, pr, false});
-    }
+    char* end = nullptr;
+    unsigned long long a = std::strtoull(line, &end, 16);
+    if (end == line || *end != '-') continue;  // a field line of smaps
+    const char* bstart = end + 1;
+    unsigned long long b = std::strtoull(bstart, &end, 16);
+    if (end == bstart || *end != ' ' || end + 4 > line + len) continue;
+    const char* perms = end + 1;
+    vm_prot_t pr = (perms[0] == 'r' ? VM_PROT_READ : 0) | (perms[1] == 'w' ? VM_PROT_WRITE : 0) |
+                   (perms[2] == 'x' ? VM_PROT_EXECUTE : 0);
+    vmas.push_back({a, b, pr, false});
   }
   std::vector<RegionInfo> out;
   auto emit = [&](RegionInfo r) {

@@ -164,9 +164,14 @@ class LinuxSystem final : public MemorySystem {
     int pagemap_fd = -1;    // /proc/PID/pagemap
     std::map<uint64_t, Piece> pieces;
     /// Requests sent whose replies are not read yet (mmap, munmap, mprotect, madvise:
-    /// calls that must succeed), oldest first, each as the call to name if it failed.
-    /// Drained before anything reads the task or waits for a reply (see drain()).
-    mutable std::vector<std::string> pending;
+    /// calls that must succeed), oldest first, each with the name of the call, to report
+    /// if it failed. Drained before anything reads the task or waits for a reply.
+    struct Posted {
+      const char* what;
+      uint64_t a, b;
+    };
+    mutable std::vector<Posted> pending;
+    mutable size_t pending_head = 0;
   };
   struct Object {
     bool live = false;
@@ -196,7 +201,7 @@ class LinuxSystem final : public MemorySystem {
   // Kernel calls in a task.
   void call_mmap(Task& tk, uint64_t addr, uint64_t len, int prot, int flags, int fd, uint64_t off, bool replace);
   void call_simple(Task& tk, int cmd, uint64_t a, uint64_t b, uint64_t c, const char* what);
-  void post(Task& tk, const void* request, int fd, std::string call);
+  void post(Task& tk, const void* request, int fd, const char* what);
   void drain(const Task& tk) const;
   Access in_process(Task& tk, bool is_write, uint64_t addr, uint64_t size, std::span<const uint8_t> data);
   // Contents.

@@ -20,6 +20,7 @@
 //     only other end (close-on-exec), so the harness's death is EOF and the task exits.
 //     A task also has an alarm (SIGALRM kills it) and a CPU-time limit;
 //   - every task runs under an address-space limit (RLIMIT_AS, set by the zygote);
+//   - every task moves its stack away from the top of user space (move_stack_and_serve);
 //   - SIGCHLD is ignored, so exited children are reaped by the kernel.
 // The zygote runs with address-space randomization off (it re-executes itself once under
 // personality(ADDR_NO_RANDOMIZE)) so that where its own image lies — the only addresses a
@@ -166,7 +167,6 @@ void access(uint64_t va, uint64_t len, bool is_write, uint8_t* buf, Reply* rp) {
 }
 
 // --- The task's request loop -----------------------------------------------------------
-[[noreturn]] void serve_task(unsigned alarm_s);
 [[noreturn]] void serve_task(unsigned alarm_s) {
   alarm(alarm_s);
   std::vector<uint8_t> buf;
@@ -243,7 +243,6 @@ void access(uint64_t va, uint64_t len, bool is_write, uint8_t* buf, Reply* rp) {
 // Nothing on the old stack is used afterwards: argv and the environment are not read again
 // (no getenv), the auxiliary vector was consumed at startup, TLS is elsewhere.
 
-[[noreturn]] void serve_task(unsigned alarm_s);
 unsigned g_alarm_s = 60;
 
 /// Unmap the [stack] VMA; best effort (if it stays, the trace meets it as before).
