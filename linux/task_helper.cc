@@ -270,6 +270,14 @@ void unmap_old_stack() {
 
 [[noreturn]] void on_new_stack() {
   unmap_old_stack();
+  if (g_alarm_s == 0) {  // a spare (see make_spare): wait for the socket to serve
+    Request rq;
+    int fd;
+    if (!recv_request(&rq, &fd) || fd < 0) _exit(0);  // the zygote is gone
+    close(g_sock);
+    g_sock = fd;
+    g_alarm_s = static_cast<unsigned>(rq.a ? rq.a : 60);
+  }
   serve_task(g_alarm_s);
 }
 
@@ -285,6 +293,67 @@ void unmap_old_stack() {
 }
 
 // --- The zygote ------------------------------------------------------------------------
+// The zygote keeps one spare task forked ahead of the next Spawn, its limits set and its
+// stack moved, waiting on a control socket for the socket it is to serve: a Spawn costs
+// the harness one message, and the fork of the next spare runs after the reply.
+pid_t g_spare = -1;
+int g_spare_ctl = -1;
+
+void set_task_limits() {
+  struct rlimit as = {kAddressSpaceLimit, kAddressSpaceLimit};
+  struct rlimit cpu = {kCpuSeconds, kCpuSeconds};
+  setrlimit(RLIMIT_AS, &as);
+  setrlimit(RLIMIT_CPU, &cpu);
+}
+
+void make_spare() {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return;
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return;
+  }
+  if (pid == 0) {
+    close(g_sock);  // the harness's socket to the zygote: only the zygote may hold it
+    close(sv[0]);
+    g_sock = sv[1];
+    set_task_limits();
+    move_stack_and_serve(0);
+  }
+  close(sv[1]);
+  g_spare = pid;
+  g_spare_ctl = sv[0];
+}
+
+/// Hand `fd` to the spare; false if there is none or it is gone.
+bool hand_to_spare(int fd, uint64_t alarm_s) {
+  if (g_spare < 0) return false;
+  Request rq{Cmd::Spawn};
+  rq.a = alarm_s;
+  struct iovec iov = {&rq, sizeof rq};
+  alignas(struct cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = ctrl;
+  mh.msg_controllen = sizeof ctrl;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  bool ok = sendmsg(g_spare_ctl, &mh, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof rq);
+  close(g_spare_ctl);
+  g_spare_ctl = -1;
+  if (!ok) {
+    kill(g_spare, SIGKILL);
+    g_spare = -1;
+  }
+  return ok;
+}
+
 [[noreturn]] void serve_zygote() {
   for (;;) {
     Request rq;
@@ -292,6 +361,7 @@ void unmap_old_stack() {
     if (!recv_request(&rq, &fd)) _exit(0);
     if (rq.cmd == Cmd::Ping) {
       reply(result_of(getpid()));
+      if (g_spare < 0) make_spare();
       continue;
     }
     if (rq.cmd != Cmd::Spawn || fd < 0) {
@@ -302,18 +372,20 @@ void unmap_old_stack() {
       reply(rp);
       continue;
     }
-    pid_t pid = fork();
-    if (pid == 0) {
-      close(g_sock);
-      g_sock = fd;
-      struct rlimit as = {kAddressSpaceLimit, kAddressSpaceLimit};
-      struct rlimit cpu = {kCpuSeconds, kCpuSeconds};
-      setrlimit(RLIMIT_AS, &as);
-      setrlimit(RLIMIT_CPU, &cpu);
-      move_stack_and_serve(static_cast<unsigned>(rq.a ? rq.a : 60));
+    if (g_spare < 0) make_spare();
+    pid_t pid = g_spare;
+    if (!hand_to_spare(fd, rq.a)) {
+      close(fd);
+      Reply rp;
+      rp.value = -1;
+      rp.err = EAGAIN;
+      reply(rp);
+      continue;
     }
+    g_spare = -1;
     close(fd);
     reply(result_of(pid));
+    make_spare();  // off the harness's critical path
   }
 }
 

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <span>
 #include <string>
 
@@ -44,12 +45,21 @@ constexpr unsigned kFullCheckEvery = 16;
 
 struct Counts {
   unsigned long long judged = 0, out_of_profile = 0, skipped = 0;
+  std::map<std::string, unsigned long long> reasons;  // out of profile, by the text after the call
   ~Counts() {
     if (judged + out_of_profile + skipped)
       std::fprintf(stderr, "linux_diff: %llu programs judged (model and Linux agree), %llu out of profile, "
                            "%llu skipped\n", judged, out_of_profile, skipped);
+    for (const auto& [r, n] : reasons) std::fprintf(stderr, "linux_diff:   %llu out of profile: %s\n", n, r.c_str());
   }
 } g_counts;
+
+/// "mmap of 0x10000+0x1000: EEXIST: ..." -> "mmap: EEXIST: ...": the reason without numbers.
+std::string reason_kind(const std::string& why) {
+  size_t of = why.find(" of 0x"), colon = why.find(": ");
+  if (of != std::string::npos && colon != std::string::npos && of < colon) return why.substr(0, of) + why.substr(colon);
+  return why;
+}
 
 }  // namespace
 
@@ -61,6 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   harness::RunSummary sum = threeway::run_linux_vs_model(p, "<input>", eo, &oop, &skip);
   if (!oop.empty()) {
     g_counts.out_of_profile++;
+    g_counts.reasons[reason_kind(oop)]++;
     return 0;
   }
   if (!skip.empty()) {
