@@ -28,6 +28,13 @@ class ParserTest(unittest.TestCase):
             args = parser.parse_args(argv)
             self.assertIs(args.func, vmfuzz.VERBS[verb][0])
 
+    def test_replay_on_linux_parses_and_defaults_to_the_vm(self):
+        parser = vmfuzz.make_parser()
+        self.assertEqual(parser.parse_args(["replay", "x.trace"]).on, "vm")
+        self.assertEqual(parser.parse_args(["replay", "--on", "linux", "x.trace"]).on, "linux")
+        with redirect_stderr(io.StringIO()), self.assertRaises(SystemExit):
+            parser.parse_args(["replay", "--on", "bsd", "x.trace"])
+
     def test_fuzz_defaults_are_the_readme_job(self):
         args = vmfuzz.make_parser().parse_args(["fuzz"])
         self.assertEqual((args.engine, args.time, args.jobs, args.target), ("libfuzzer", 60, 1, None))

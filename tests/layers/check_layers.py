@@ -19,6 +19,7 @@ LAYERS = [
     ("vm/kernel.cc", "vm/pmap/pmap.h", ["reference_model/model.h", "harness/exec/executor.h"]),
     ("reference_model/model.cc", "vmfuzz/vocab.h", ["vm/kernel.h", "vm/machine/machine.h", "harness/lang/text.h"]),
     ("harness/lang/text.cc", "harness/lang/codec.h", ["vm/kernel.h", "reference_model/model.h", "harness/exec/executor.h"]),
+    ("linux/profile.cc", "linux/profile.h", ["vm/kernel.h", "reference_model/model.h", "harness/lang/text.h"]),
     ("harness/exec/executor.cc", "vm/kernel.h", ["fuzz/vm_diff/vm_state_feedback.h", "props/support/prop_support.h"]),
 ]
 
