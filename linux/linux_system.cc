@@ -55,7 +55,7 @@ constexpr uint64_t kLastPage = ~uint64_t{0} & ~(kPageSize - 1);
 constexpr int kReplyTimeoutMs = 20000;
 constexpr unsigned kTaskAlarmSeconds = 120;
 /// The largest memfd: Linux files end below 2^63. Objects above it keep their size here
-/// (the §5 range checks use it) and a memfd of this size: bytes beyond it are zero and
+/// (the range checks of docs/language.md use it) and a memfd of this size: bytes beyond it are zero and
 /// stay so, since storing there (manager_write, a shared mapping) is refused.
 constexpr uint64_t kShmCap = 0x7ffffffffffff000ull;
 

@@ -8,7 +8,7 @@
 // regions at the trace's own addresses. The translation, op by op:
 //
 //   allocate      anonymous private mmap (MAP_FIXED_NOREPLACE | MAP_NORESERVE) at the
-//                 address §5 chooses (`any`: the lowest fit, computed here from the
+//                 address docs/language.md chooses (`any`: the lowest fit, computed here from the
 //                 task's regions, which this side tracks for exactly that purpose)
 //   deallocate    munmap of each mapped piece (holes are ignored, as in Mach)
 //   protect       mprotect of each mapped piece (current protection only)
@@ -33,7 +33,7 @@
 //   object        a memfd of the object's size holding its contents, held here
 //   map share     MAP_SHARED mapping of the memfd window
 //   map copy      a snapshot: an anonymous private mapping filled from the memfd now
-//   manager_write pwrite on the memfd (strategy none only, as §5 says)
+//   manager_write pwrite on the memfd (strategy none only, as docs/language.md says)
 //   file          pread on the memfd
 //   pageout       MADV_PAGEOUT over the tasks' pieces in task and address order
 //   collect       nothing: no call frees a process's page tables, and what collect
@@ -41,7 +41,7 @@
 //   destroy, device, max protection, COPY_CALL objects, execute-only protection:
 //                 out of profile (profile.h); throws OutOfProfile if reached anyway.
 //
-// The checks §5 assigns to each op (wrap, user-space bounds, overlap, holes, permissions
+// The checks docs/language.md assigns to each op (wrap, user-space bounds, overlap, holes, permissions
 // of kernel copies, alignment) are made here from the tracked regions; what the kernel
 // decides itself — contents through fork, COW, sharing, memfds and pageout, and the
 // faults of user accesses — is what this backend judges the model by. The views

@@ -3,7 +3,7 @@
 // Theory of operation
 // -------------------
 // A trace is *in profile* when every op in it can be run on Linux with exactly the
-// meaning §5 of the language gives it (docs/linux.md lists what maps and why). Most of the
+// meaning docs/language.md gives it (docs/linux.md lists what maps and why). Most of the
 // profile is a property of single ops, decided here before anything runs
 // (op_out_of_profile). What depends on the state the program reaches — an address the
 // helper's own image holds, a mapping beyond the task's address-space limit — is found
