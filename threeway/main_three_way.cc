@@ -43,42 +43,13 @@ int usage() {
   return 2;
 }
 
-bool looks_like_text(const std::vector<uint8_t>& b) {
-  for (uint8_t c : b)
-    if (!(c == '\n' || c == '\t' || c == '\r' || (c >= 0x20 && c < 0x7f))) return false;
-  return true;
-}
-
 /// Load FILE as a usable Program; 0, or 2 with the message printed.
 int load(const std::string& file, vmfuzz::Program* prog) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "%s: cannot read\n", file.c_str());
-    return 2;
-  }
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (looks_like_text(bytes)) {
-    vmfuzz::ParseError err;
-    std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    if (!vmfuzz::parse_trace(text, file, prog, &err)) {
-      std::fprintf(stderr, "%s\n", err.what().c_str());
-      return 2;
-    }
-    vmfuzz::model::Model scratch(prog->config);
-    size_t index = 0;
-    std::string reason;
-    if (!h::validate_names(*prog, scratch, &index, &reason)) {
-      vmfuzz::ParseError pe{file, index < prog->lines.size() ? prog->lines[index] : 0, reason};
-      std::fprintf(stderr, "%s\n", pe.what().c_str());
-      return 2;
-    }
-    return 0;
-  }
-  vmfuzz::model::Model scratch(vmfuzz::Decoder(bytes).config());
-  *prog = h::decode_with_model(bytes, scratch);
-  h::fold_fuzz_config(prog->config);
-  prog->source = file;
-  return 0;
+  std::string error;
+  bool is_text = false;
+  if (h::load_program(file, prog, &is_text, &error)) return 0;
+  std::fprintf(stderr, "%s\n", error.c_str());
+  return 2;
 }
 
 std::string summary_json(const h::RunSummary& s) {

@@ -11,6 +11,8 @@
 #include <cassert>
 #include <cinttypes>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <utility>
 
 #include "harness/lang/codec.h"
@@ -794,5 +796,74 @@ bool validate_names(const vmfuzz::Program& program, MemorySystem& scratch_model,
   }
   return true;
 }
+
+namespace {
+
+bool read_whole_file(const std::string& path, std::vector<uint8_t>* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return !in.bad();
+}
+
+// A text trace: only printable ASCII, tabs, CRs and newlines outside quoted strings' \x
+// escapes (which are themselves printable), and a first non-blank line that starts with
+// `#`, `config` or an op keyword.
+bool looks_like_text(const std::vector<uint8_t>& b) {
+  for (uint8_t c : b)
+    if (!(c == '\n' || c == '\t' || c == '\r' || (c >= 0x20 && c < 0x7f))) return false;
+  size_t i = 0;
+  while (i < b.size() && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n')) i++;
+  if (i == b.size()) return true;  // empty or blank: an empty trace
+  if (b[i] == '#') return true;
+  size_t j = i;
+  while (j < b.size() && ((b[j] >= 'a' && b[j] <= 'z') || b[j] == '_')) j++;
+  std::string word(b.begin() + i, b.begin() + j);
+  OpKind k;
+  return word == "config" || vmfuzz::op_kind_from_name(word, &k);
+}
+
+}  // namespace
+
+bool load_program(const std::string& file, vmfuzz::Program* prog, bool* is_text, std::string* error) {
+  std::vector<uint8_t> bytes;
+  if (!read_whole_file(file, &bytes)) {
+    *error = file + ": cannot read";
+    return false;
+  }
+  // A *.trace file is text whatever it holds (a misspelt first word, or UTF-8 in a
+  // comment, must be a parse error, not a binary input that "passes"); any other file is
+  // text when it looks like a trace.
+  bool named_trace = file.size() >= 6 && file.compare(file.size() - 6, 6, ".trace") == 0;
+  *is_text = named_trace || looks_like_text(bytes);
+  if (*is_text) {
+    vmfuzz::ParseError err;
+    std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (!vmfuzz::parse_trace(text, file, prog, &err)) {
+      *error = err.what();
+      return false;
+    }
+    // Names depend on results: follow them with the model alone, so that a trace that
+    // misuses a name is unusable before either side runs.
+    vmfuzz::model::Model scratch(prog->config);
+    size_t index = 0;
+    std::string reason;
+    if (!validate_names(*prog, scratch, &index, &reason)) {
+      vmfuzz::ParseError pe;
+      pe.file = file;
+      pe.line = index < prog->lines.size() ? prog->lines[index] : 0;
+      pe.reason = reason;
+      *error = pe.what();
+      return false;
+    }
+    return true;
+  }
+  vmfuzz::model::Model scratch(vmfuzz::Decoder(bytes).config());
+  *prog = decode_with_model(bytes, scratch);
+  fold_fuzz_config(prog->config);  // as vm_diff runs it
+  prog->source = file;
+  return true;
+}
+
 
 }  // namespace vmfuzz::harness

@@ -223,6 +223,15 @@ inline void fold_fuzz_config(SystemConfig& c) {
 bool validate_names(const vmfuzz::Program& program, MemorySystem& scratch_model, size_t* index,
                     std::string* reason);
 
+/// Purpose:    Load FILE as a program, as every tool does: a text trace (a file named
+///             *.trace, or one that looks like a trace: printable ASCII whose first word is
+///             `#`, `config` or an op) is parsed and its names checked with a model run;
+///             anything else is a binary input, decoded with a model run and its config
+///             folded as vm_diff runs it.
+/// Results:    true and *prog, *is_text; false and *error ("FILE:LINE: reason", or
+///             "FILE: cannot read") for unusable input.
+bool load_program(const std::string& file, vmfuzz::Program* prog, bool* is_text, std::string* error);
+
 /// Callback of run_program: called after each step with the op and its outcome.
 using StepListener = std::function<void(uint64_t index, const Op& op, Executor::Step step,
                                         const Executor& exec)>;

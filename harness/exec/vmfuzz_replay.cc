@@ -74,69 +74,12 @@ int usage() {
   return 2;
 }
 
-bool read_file(const std::string& path, std::vector<uint8_t>* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return !in.bad();
-}
-
-// A text trace: only printable ASCII, tabs, CRs and newlines outside quoted strings' \x
-// escapes (which are themselves printable), and a first non-blank line that starts with
-// `#`, `config` or an op keyword.
-bool looks_like_text(const std::vector<uint8_t>& b) {
-  for (uint8_t c : b)
-    if (!(c == '\n' || c == '\t' || c == '\r' || (c >= 0x20 && c < 0x7f))) return false;
-  size_t i = 0;
-  while (i < b.size() && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n')) i++;
-  if (i == b.size()) return true;  // empty or blank: an empty trace
-  if (b[i] == '#') return true;
-  size_t j = i;
-  while (j < b.size() && ((b[j] >= 'a' && b[j] <= 'z') || b[j] == '_')) j++;
-  std::string word(b.begin() + i, b.begin() + j);
-  OpKind k;
-  return word == "config" || vmfuzz::op_kind_from_name(word, &k);
-}
-
 // Load FILE as a Program. Returns 0, or 2 with the message printed.
 int load(const std::string& file, Program* prog, bool* is_text) {
-  std::vector<uint8_t> bytes;
-  if (!read_file(file, &bytes)) {
-    std::fprintf(stderr, "%s: cannot read\n", file.c_str());
-    return 2;
-  }
-  // A *.trace file is text whatever it holds (a misspelt first word, or UTF-8 in a
-  // comment, must be a parse error, not a binary input that "passes"); any other file is
-  // text when it looks like a trace.
-  bool named_trace = file.size() >= 6 && file.compare(file.size() - 6, 6, ".trace") == 0;
-  *is_text = named_trace || looks_like_text(bytes);
-  if (*is_text) {
-    vmfuzz::ParseError err;
-    std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    if (!vmfuzz::parse_trace(text, file, prog, &err)) {
-      std::fprintf(stderr, "%s\n", err.what().c_str());
-      return 2;
-    }
-    // Names depend on results: follow them with the model alone, so that a trace that
-    // misuses a name is unusable before either side runs.
-    vmfuzz::model::Model scratch(prog->config);
-    size_t index = 0;
-    std::string reason;
-    if (!h::validate_names(*prog, scratch, &index, &reason)) {
-      vmfuzz::ParseError pe;
-      pe.file = file;
-      pe.line = index < prog->lines.size() ? prog->lines[index] : 0;
-      pe.reason = reason;
-      std::fprintf(stderr, "%s\n", pe.what().c_str());
-      return 2;
-    }
-    return 0;
-  }
-  vmfuzz::model::Model scratch(vmfuzz::Decoder(bytes).config());
-  *prog = h::decode_with_model(bytes, scratch);
-  h::fold_fuzz_config(prog->config);  // as vm_diff runs it
-  prog->source = file;
-  return 0;
+  std::string error;
+  if (h::load_program(file, prog, is_text, &error)) return 0;
+  std::fprintf(stderr, "%s\n", error.c_str());
+  return 2;
 }
 
 int to_text(const std::string& file) {
