@@ -385,17 +385,21 @@ void dies_with_harness(int signo) {
   std::sscanf(line.c_str() + line.rfind(')') + 2, "%*c %d", &ppid);
   all.push_back(ppid);
   ASSERT_EQ(live_processes(all).size(), 5u) << "the helpers were not running";
-  // Every process of the zygote's group (the spare task too), found from /proc.
-  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-    std::string name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat(e.path() / "stat");
-    std::string l;
-    if (!std::getline(stat, l) || l.rfind(')') == std::string::npos) continue;
-    int pp = 0, pgrp = 0;
-    std::sscanf(l.c_str() + l.rfind(')') + 2, "%*c %d %d", &pp, &pgrp);
-    pid_t pid = static_cast<pid_t>(std::stoi(name));
-    if (pgrp == ppid && std::find(all.begin(), all.end(), pid) == all.end()) all.push_back(pid);
+  // Every process of the zygote's group (the spare task too, which the zygote forks ahead
+  // on its own time: wait up to 2 s for it), found from /proc.
+  for (int tries = 0; tries < 200 && all.size() < 6; tries++) {
+    if (tries) usleep(10000);
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+      std::string name = e.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream stat(e.path() / "stat");
+      std::string l;
+      if (!std::getline(stat, l) || l.rfind(')') == std::string::npos) continue;
+      int pp = 0, pgrp = 0;
+      std::sscanf(l.c_str() + l.rfind(')') + 2, "%*c %d %d", &pp, &pgrp);
+      pid_t pid = static_cast<pid_t>(std::stoi(name));
+      if (pgrp == ppid && std::find(all.begin(), all.end(), pid) == all.end()) all.push_back(pid);
+    }
   }
   EXPECT_GE(all.size(), 6u) << "no spare task in the zygote's group";
   kill(harness, signo);
