@@ -32,24 +32,11 @@ uint64_t shaped_size(const Pick& pick) {
   }
 }
 
-DataSpec fill(uint8_t value, uint64_t length) {
-  DataSpec d;
-  d.form = DataSpec::Form::Fill;
-  d.value = value;
-  d.length = length;
-  return d;
-}
-
 DataSpec shaped_data(const Pick& pick) {
   static constexpr uint64_t kLengths[] = {0x10, kPage, 2 * kPage, 3};
   uint8_t b = static_cast<uint8_t>(1 + pick(255));
   uint64_t len = kLengths[pick(std::size(kLengths))];
-  if (pick(4) == 0) {
-    DataSpec d = fill(b, len);
-    d.form = DataSpec::Form::Pat;
-    return d;
-  }
-  return fill(b, len);
+  return pick(4) == 0 ? DataSpec::pat(b, len) : DataSpec::fill(b, len);
 }
 
 }  // namespace
@@ -94,7 +81,7 @@ Op shaped_op(OpKind k, const Pick& pick) {
         op.persist = pick(2);
         [[fallthrough]];
       case Slot::DevData:
-        if (pick(4) != 0) op.data = fill(static_cast<uint8_t>(1 + pick(255)), op.size - pick(2) * (op.size / 2));
+        if (pick(4) != 0) op.data = DataSpec::fill(static_cast<uint8_t>(1 + pick(255)), op.size - pick(2) * (op.size / 2));
         break;
       case Slot::MapMode:
         op.share = pick(2);

@@ -369,22 +369,6 @@ rc::Gen<uint64_t> gen_read_size() {
   });
 }
 
-DataSpec fill_spec(uint8_t v, uint64_t len) {
-  DataSpec d;
-  d.form = DataSpec::Form::Fill;
-  d.value = v;
-  d.length = len;
-  return d;
-}
-
-DataSpec pat_spec(uint8_t seed, uint64_t len) {
-  DataSpec d;
-  d.form = DataSpec::Form::Pat;
-  d.value = seed;
-  d.length = len;
-  return d;
-}
-
 DataSpec bytes_spec(DataSpec::Form form, std::vector<uint8_t> b) {
   DataSpec d;
   d.form = form;
@@ -404,10 +388,10 @@ rc::Gen<DataSpec> gen_data(uint64_t max_len) {
     return gen::mapcat(len(1, hi), [byte](uint64_t n) { return gen::container<std::vector<uint8_t>>(size_t(n), byte); });
   };
   return gen::weightedOneOf<DataSpec>({
-      {40, gen::apply(fill_spec, gen::nonZero<uint8_t>(), len(1, 17))},
+      {40, gen::apply(&DataSpec::fill, gen::nonZero<uint8_t>(), len(1, 17))},
       {20, gen::map(small_bytes(17), [](std::vector<uint8_t> b) { return bytes_spec(DataSpec::Form::Hex, std::move(b)); })},
-      {15, gen::apply(pat_spec, byte, len(1, 6001))},
-      {15, gen::apply(fill_spec, gen::nonZero<uint8_t>(), len(kPageSize - 8, 2 * kPageSize + 1))},
+      {15, gen::apply(&DataSpec::pat, byte, len(1, 6001))},
+      {15, gen::apply(&DataSpec::fill, gen::nonZero<uint8_t>(), len(kPageSize - 8, 2 * kPageSize + 1))},
       {10, gen::map(small_bytes(9), [](std::vector<uint8_t> b) { return bytes_spec(DataSpec::Form::Text, std::move(b)); })},
   });
 }
@@ -552,7 +536,7 @@ MaybeGen gen_access_op(const GenContext& c, OpKind k) {
                               [ft, hi](uint64_t a, DataSpec d, uint8_t cpu) {
                                 Op op = make(OpKind::Write);
                                 op.task = ft, op.addr = a, op.data = std::move(d), op.cpu = cpu;
-                                if (op.data.size() > hi - a) op.data = fill_spec(0x5f, hi - a);
+                                if (op.data.size() > hi - a) op.data = DataSpec::fill(0x5f, hi - a);
                                 return op;
                               },
                               gen::inRange<uint64_t>(b.fence_lo, hi), gen_data(hi - b.fence_lo), c.cpu())});
@@ -619,8 +603,8 @@ MaybeGen gen_create_op(const GenContext& c, OpKind k) {
           [sz](uint8_t m, int form, uint8_t v) {
             Op op = make(OpKind::Device);
             op.object = m, op.size = sz;
-            if (form == 1) op.data = fill_spec(v, round_page(sz));
-            if (form == 2) op.data = pat_spec(v, sz / 2 + 1);
+            if (form == 1) op.data = DataSpec::fill(v, round_page(sz));
+            if (form == 2) op.data = DataSpec::pat(v, sz / 2 + 1);
             return op;
           },
           pick(fr), gen::inRange(0, 3), gen::arbitrary<uint8_t>());
@@ -634,9 +618,9 @@ MaybeGen gen_create_op(const GenContext& c, OpKind k) {
         [sz](uint8_t m, CopyStrategy st, bool persist, int form, uint8_t v) {
           Op op = make(OpKind::Object);
           op.object = m, op.size = sz, op.strategy = st, op.persist = persist;
-          if (form == 1) op.data = fill_spec(v, round_page(sz));
-          if (form == 2) op.data = pat_spec(v, round_page(sz));
-          if (form == 3) op.data = pat_spec(v, sz / 2 + 1);
+          if (form == 1) op.data = DataSpec::fill(v, round_page(sz));
+          if (form == 2) op.data = DataSpec::pat(v, round_page(sz));
+          if (form == 3) op.data = DataSpec::pat(v, sz / 2 + 1);
           return op;
         },
         pick(fr), gen::element(CopyStrategy::Delay, CopyStrategy::None, CopyStrategy::Call), gen::arbitrary<bool>(),

@@ -101,6 +101,9 @@ struct DataSpec {
   /// The bytes this spec stands for. Pat byte i is (SEED + 7*i + (i >> 8)) mod 256.
   std::vector<uint8_t> materialize() const;
   bool operator==(const DataSpec&) const = default;
+  /// `fill:VALUE*LENGTH` and `pat:SEED*LENGTH`.
+  static DataSpec fill(uint8_t value, uint64_t length) { return {Form::Fill, {}, value, length}; }
+  static DataSpec pat(uint8_t seed, uint64_t length) { return {Form::Pat, {}, seed, length}; }
 };
 
 /// An assertion written after an op: `== DATA` and/or `=> RESULT`.
