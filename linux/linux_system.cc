@@ -123,8 +123,8 @@ bool recv_all(int fd, void* p, size_t n) {
 
 /// One request and its reply on `sock`; pass_fd (>= 0) goes with the header. Throws
 /// KernelRefused when the helper does not answer (died, hung).
-w::Reply rpc(int sock, const w::Request& rq, std::span<const uint8_t> payload, int pass_fd,
-             std::vector<uint8_t>* out, const char* who) {
+/// Send one request, with `pass_fd` (if >= 0) as SCM_RIGHTS; false if the helper is gone.
+bool send_request(int sock, const w::Request& rq, int pass_fd) {
   struct iovec iov = {const_cast<w::Request*>(&rq), sizeof rq};
   alignas(struct cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
   struct msghdr mh = {};
@@ -142,7 +142,12 @@ w::Reply rpc(int sock, const w::Request& rq, std::span<const uint8_t> payload, i
   ssize_t r;
   do r = sendmsg(sock, &mh, MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
-  bool ok = r == static_cast<ssize_t>(sizeof rq) && (payload.empty() || send_all(sock, payload.data(), payload.size()));
+  return r == static_cast<ssize_t>(sizeof rq);
+}
+
+w::Reply rpc(int sock, const w::Request& rq, std::span<const uint8_t> payload, int pass_fd,
+             std::vector<uint8_t>* out, const char* who) {
+  bool ok = send_request(sock, rq, pass_fd) && (payload.empty() || send_all(sock, payload.data(), payload.size()));
   w::Reply rp;
   ok = ok && recv_all(sock, &rp, sizeof rp);
   if (ok && rp.len) {
@@ -521,24 +526,7 @@ constexpr size_t kMaxPending = 64;
 
 void LinuxSystem::post(Task& tk, const void* request, int fd, const char* what) {
   const auto& rq = *static_cast<const w::Request*>(request);
-  struct iovec iov = {const_cast<w::Request*>(&rq), sizeof rq};
-  alignas(struct cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  if (fd >= 0) {
-    mh.msg_control = ctrl;
-    mh.msg_controllen = sizeof ctrl;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  }
-  ssize_t r;
-  do r = sendmsg(tk.sock, &mh, MSG_NOSIGNAL);
-  while (r < 0 && errno == EINTR);
-  if (r != static_cast<ssize_t>(sizeof rq)) throw KernelRefused(std::string(what) + ": the helper process died");
+  if (!send_request(tk.sock, rq, fd)) throw KernelRefused(std::string(what) + ": the helper process died");
   tk.pending.push_back({what, rq.a, rq.b});
   if (tk.pending.size() - tk.pending_head >= kMaxPending) drain(tk);
 }
