@@ -48,6 +48,11 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import vmfuzzlib as lib  # noqa: E402  (ci/vmfuzzlib.py: the one build helper)
+
+sys.path.pop(0)
+
 VM_BENCH = "vmfuzz_vm_bench"
 HARNESS_BENCH = "vmfuzz_harness_bench"
 SANITIZED_RUNS = 4000          # libFuzzer -runs for each fuzzing-mode measurement
@@ -80,23 +85,15 @@ def note(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def run_quiet(cmd: list, cwd: Path) -> None:
-    """Run a build command with its output on stderr (stdout stays clean for --json)."""
-    note("+ " + " ".join(str(c) for c in cmd))
-    rc = subprocess.call([str(c) for c in cmd], cwd=str(cwd), stdout=sys.stderr, stderr=sys.stderr)
-    if rc != 0:
-        raise BenchError(f"command failed with exit code {rc}: {' '.join(str(c) for c in cmd)}", 2)
-
-
-def ensure_preset_targets(root: Path, preset: str, targets: list) -> Path:
-    """Configure `preset` if its build tree is missing, then build `targets`. Returns the tree."""
-    if shutil.which("cmake") is None:
-        raise BenchError("cmake not found; install it with: sudo apt-get install -y cmake ninja-build", 2)
-    bdir = root / "build" / preset
-    if not (bdir / "CMakeCache.txt").exists():
-        run_quiet(["cmake", "--preset", preset], root)
-    run_quiet(["cmake", "--build", "--preset", preset, "--target", *targets], root)
-    return bdir
+def ensure_preset_targets(preset: str, targets: list) -> Path:
+    """Build `targets` of `preset` with the driver's one build helper, its output on stderr
+    (stdout stays clean for --json). Returns the tree."""
+    try:
+        return lib.ensure_built(preset, targets, show="stderr")
+    except lib.CommandFailed as e:
+        raise BenchError(str(e), 2) from e
+    except lib.MissingTool as e:
+        raise BenchError(str(e), 2) from e
 
 
 # ---------------------------------------------------------------------------------------
@@ -212,7 +209,7 @@ def sanitized(root: Path, harness_bin: Path, wanted) -> dict:
         raise BenchError("clang++ not found (the fuzz preset needs it); install it with: "
                          "sudo apt-get install -y clang libclang-rt-14-dev", 2)
     targets = ["vm_diff_fuzzer"] + (["linux_diff_fuzzer", "vmfuzz-linux-task"] if wanted("Sanitized/LinuxCorpus") else [])
-    bdir = ensure_preset_targets(root, "fuzz", targets)
+    bdir = ensure_preset_targets("fuzz", targets)
     fuzzer = bdir / "fuzz" / "vm_diff" / "vm_diff_fuzzer"
     if not fuzzer.exists():
         raise BenchError(f"{fuzzer} was not built", 2)
@@ -432,7 +429,7 @@ def main(root: Path, args) -> int:
     progress = progress_mod.Progress(4, "bench", total_weight=60 + 60 + 60 + 40, tty=False)
     try:
         progress.step("building the release benchmarks", 60)
-        bdir = ensure_preset_targets(root, "release", [VM_BENCH, HARNESS_BENCH])
+        bdir = ensure_preset_targets("release", [VM_BENCH, HARNESS_BENCH])
         vm_bin, hb_bin = bdir / "bench" / VM_BENCH, bdir / "bench" / HARNESS_BENCH
         for binary, sink in ((vm_bin, vm), (hb_bin, hb)):
             progress.step(f"running {binary.name}", 60)

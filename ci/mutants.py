@@ -26,7 +26,7 @@ Engines (each a function returning one Trial):
                    crash it saves (AFL_BENCH_UNTIL_CRASH); only when afl-fuzz is installed.
 
 A finding becomes a text trace (vmfuzz-replay --to-text), which is minimized with the
-driver's op-level delta debugging (`minimize_trace`) against the signature vmfuzz-replay
+op-level delta debugging of ci/vmfuzzlib.py (`minimize_trace`) against the signature vmfuzz-replay
 reports with the same bug switched on (VMFUZZ_BUG is set in this process's environment
 while minimizing, and every child inherits it). A finding the replay tool does not
 reproduce keeps its unminimized length and the engine's own signature.
@@ -50,8 +50,6 @@ Debian's python3, which sees python3-scipy); OLD.json is checked before any tria
 from __future__ import annotations
 
 import contextlib
-import importlib.machinery
-import importlib.util
 import json
 import os
 import re
@@ -65,6 +63,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import campaign  # noqa: E402  (ci/campaign.py: reads baselines)
+import vmfuzzlib as lib  # noqa: E402  (ci/vmfuzzlib.py: builds, binaries, signatures, minimizer)
 
 sys.path.pop(0)
 
@@ -239,15 +238,6 @@ def log(msg: str) -> None:
     print(f"mutants: {msg}", file=sys.stderr, flush=True)
 
 
-def load_driver(root: Path):
-    """ci/vmfuzz as a module (for minimize_trace, replay_signature, build helpers)."""
-    loader = importlib.machinery.SourceFileLoader("vmfuzz_driver_for_mutants", str(root / "ci" / "vmfuzz"))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
 def bug_env(bug: str, **extra: str) -> dict:
     env = dict(os.environ)
     env["VMFUZZ_BUG"] = bug
@@ -276,7 +266,7 @@ def run_libfuzzer(ctx, bug: str, seconds: int, trial: int, seeded: bool) -> Tria
         artifacts = sorted(p for p in Path(tmp).iterdir() if p.is_file() and p.name.startswith(("crash-", "timeout-", "oom-", "leak-")))
         if not artifacts:
             return Trial(False)
-        return Trial(True, elapsed, to_text(ctx.replay, artifacts[0]), ctx.driver.crash_signature(proc.stdout))
+        return Trial(True, elapsed, to_text(ctx.replay, artifacts[0]), lib.crash_signature(proc.stdout))
 
 
 def run_rapidcheck(ctx, bug: str, trial: int) -> Trial:
@@ -295,7 +285,7 @@ def run_rapidcheck(ctx, bug: str, trial: int) -> Trial:
                 traces = sorted(Path(tmp).glob("rc-counterexample-*.trace"))
                 text = traces[0].read_text() if traces else None
                 failed = re.findall(r"^\[  FAILED  \] (\S+)", proc.stdout, re.M)
-                sig = ctx.driver.crash_signature(proc.stdout) or (f"property {failed[0]}" if failed else
+                sig = lib.crash_signature(proc.stdout) or (f"property {failed[0]}" if failed else
                                                                   f"{binary.name}: exit {proc.returncode}")
                 return Trial(True, total, text, sig)
     return Trial(False)
@@ -348,9 +338,9 @@ def run_afl(ctx, bug: str, seconds: int, trial: int) -> Trial:
         return Trial(False)
 
 
-def count_ops(driver, text: str) -> int:
+def count_ops(text: str) -> int:
     """Op lines of a trace (a closing `check` is an op of the language and counts)."""
-    return len(driver.trace_ops(text)[1])
+    return len(lib.trace_ops(text)[1])
 
 
 def minimize(ctx, bug: str, cell: Cell) -> None:
@@ -359,11 +349,11 @@ def minimize(ctx, bug: str, cell: Cell) -> None:
     if not texts:
         cell.signature = next((t.signature for t in cell.trials if t.caught and t.signature), None)
         return
-    trial = min(texts, key=lambda t: count_ops(ctx.driver, t.trace))
+    trial = min(texts, key=lambda t: count_ops(t.trace))
     key = (bug, trial.trace)
     if key in ctx.minimized:
         cell.minimized, cell.signature = ctx.minimized[key]
-        cell.trace_ops = count_ops(ctx.driver, cell.minimized)
+        cell.trace_ops = count_ops(cell.minimized)
         return
     old = os.environ.get("VMFUZZ_BUG")
     os.environ["VMFUZZ_BUG"] = bug
@@ -371,19 +361,19 @@ def minimize(ctx, bug: str, cell: Cell) -> None:
         with tempfile.TemporaryDirectory(prefix="vmfuzz-mutant-min-") as tmp:
             probe = Path(tmp) / "finding.trace"
             probe.write_text(trial.trace)
-            sig = ctx.driver.replay_signature(probe)
+            sig = lib.replay_signature(probe)
             if sig is None:
                 cell.signature = (trial.signature or "?") + " (not reproduced by vmfuzz-replay)"
                 cell.minimized = trial.trace
             else:
                 cell.signature = sig
-                cell.minimized = ctx.driver.minimize_trace(trial.trace, sig, log=lambda _m: None)
+                cell.minimized = lib.minimize_trace(trial.trace, sig, log=lambda _m: None)
     finally:
         if old is None:
             del os.environ["VMFUZZ_BUG"]
         else:
             os.environ["VMFUZZ_BUG"] = old
-    cell.trace_ops = count_ops(ctx.driver, cell.minimized)
+    cell.trace_ops = count_ops(cell.minimized)
     ctx.minimized[key] = (cell.minimized, cell.signature)
 
 
@@ -405,7 +395,6 @@ def stdout_to_stderr():
 @dataclass
 class Context:
     root: Path
-    driver: object
     replay: Path
     fuzzer: Path | None = None
     libfuzzer_opts: list[str] = field(default_factory=list)
@@ -414,20 +403,14 @@ class Context:
     minimized: dict = field(default_factory=dict)
 
 
-def build_afl(ctx) -> Path:
-    bdir = ctx.root / "build" / "afl"
-    if not (bdir / "CMakeCache.txt").exists():
-        ctx.driver.run(["cmake", "-S", str(ctx.root), "-B", str(bdir), "-G", "Ninja",
-                        "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DCMAKE_CXX_COMPILER=afl-clang-fast++",
-                        "-DVMFUZZ_TESTS=OFF"])
-    ctx.driver.run(["cmake", "--build", str(bdir), "--target", "vm_diff_replay"])
-    return bdir / "fuzz" / "vm_diff" / "vm_diff_replay"
+def build_afl() -> Path:
+    return lib.ensure_built("afl", targets=["vm_diff_replay"]) / "fuzz" / "vm_diff" / "vm_diff_replay"
 
 
-def check_baseline(driver, path: Path) -> tuple[str, dict]:
+def check_baseline(path: Path) -> tuple[str, dict]:
     """The interpreter for ci/stats.py and the baseline document, both checked before the
     matrix runs (a bad file or a missing scipy is known now, not after an hour)."""
-    python = driver.debian_python("scipy")
+    python = lib.debian_python("scipy")
     doc = campaign.load_mutants_json(path)
     for c in doc["mutants"]:
         campaign.trial_times(c, str(path))
@@ -475,17 +458,16 @@ def main(root: Path, args) -> int:
         return 2
     else:
         engines = [args.engine]
-    driver = load_driver(root)
     baseline = Path(args.baseline) if getattr(args, "baseline", None) else None
     stats_python = None
     if baseline is not None:
         try:
-            stats_python, _ = check_baseline(driver, baseline)
-        except (campaign.BadInput, driver.MissingTool) as e:  # one line says why
+            stats_python, _ = check_baseline(baseline)
+        except (campaign.BadInput, lib.MissingTool) as e:  # one line says why
             print(f"mutants: error: {e}", file=sys.stderr)
             return 2
     with stdout_to_stderr():
-        cells = run_matrix(root, driver, args, bugs, engines)
+        cells = run_matrix(root, args, bugs, engines)
     settings = (f"ci/vmfuzz mutants --engine {args.engine} --time {args.time} --trials {args.trials}"
                 + (f" --bug {' '.join(args.bug)}" if args.bug else ""))
     extra_env = {k: os.environ[k] for k in ("VMFUZZ_NO_STATE_FEEDBACK",) if os.environ.get(k)}
@@ -493,8 +475,8 @@ def main(root: Path, args) -> int:
         settings += " (" + " ".join(f"{k}={v}" for k, v in extra_env.items()) + ")"
     runs = root / "work" / "mutants" / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    saved = driver.unused_path(runs / (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + ".json"))
-    meta = {"settings": settings, "commit": driver.git_commit(), "time_limit": args.time}
+    saved = lib.unused_path(runs / (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + ".json"))
+    meta = {"settings": settings, "commit": lib.git_commit(), "time_limit": args.time}
     saved.write_text(to_json(cells, **meta) + "\n")
     report = format_report(cells, bugs, engines, settings)
     rows = None
@@ -523,22 +505,22 @@ def main(root: Path, args) -> int:
     return 0 if all(any(c.caught for c in cells if c.name == b) for b in bugs) else 1
 
 
-def run_matrix(root: Path, driver, args, bugs: list[str], engines: list[str]) -> list[Cell]:
+def run_matrix(root: Path, args, bugs: list[str], engines: list[str]) -> list[Cell]:
     """Build what the engines need (unless --no-build), then run every trial and minimize."""
-    ctx = Context(root=root, driver=driver, replay=driver.replay_binary())
+    ctx = Context(root=root, replay=lib.replay_binary())
     if not args.no_build:
-        driver.ensure_built("dev", targets=["vmfuzz-replay"] + (["state_machine", "targeted"] if "rapidcheck" in engines else []))
+        lib.ensure_built("dev", targets=["vmfuzz-replay"] + (["state_machine", "targeted"] if "rapidcheck" in engines else []))
         if any(e.startswith("libfuzzer") for e in engines):
-            driver.ensure_built("fuzz", targets=["vm_diff_fuzzer"])
+            lib.ensure_built("fuzz", targets=["vm_diff_fuzzer"])
     if any(e.startswith("libfuzzer") for e in engines):
-        ctx.fuzzer = driver.fuzzer_binary("vm_diff")
-        ctx.libfuzzer_opts = driver.libfuzzer_options("vm_diff")
+        ctx.fuzzer = lib.fuzzer_binary("vm_diff")
+        ctx.libfuzzer_opts = lib.libfuzzer_options("vm_diff")
     if "rapidcheck" in engines:
-        props_dir = driver.build_dir("dev") / "props"
+        props_dir = lib.build_dir("dev") / "props"
         ctx.props = sorted(p for p in props_dir.iterdir()
                            if p.is_file() and os.access(p, os.X_OK) and p.name != "language")
     if "afl" in engines:
-        ctx.afl_target = build_afl(ctx) if not args.no_build else root / "build" / "afl" / "fuzz" / "vm_diff" / "vm_diff_replay"
+        ctx.afl_target = build_afl() if not args.no_build else root / "build" / "afl" / "fuzz" / "vm_diff" / "vm_diff_replay"
     cells: list[Cell] = []
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     try:

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "ci"))
 import campaign  # noqa: E402
 import progress  # noqa: E402
 import stats  # noqa: E402  (imports scipy only inside compare())
+import vmfuzzlib as lib  # noqa: E402
 
 sys.path.pop(0)
 _loader = importlib.machinery.SourceFileLoader("vmfuzz_driver_r", str(ROOT / "ci" / "vmfuzz"))
@@ -37,8 +38,8 @@ ROW = "{s}\t{e}\t100\t{c}\t900\t80\t-\t0\n"
 
 def debian_python(*modules):
     try:
-        return vmfuzz.debian_python(*modules)
-    except vmfuzz.MissingTool as e:
+        return lib.debian_python(*modules)
+    except lib.MissingTool as e:
         raise AssertionError(f"{e} — run ci/vmfuzz setup") from None
 
 
@@ -308,12 +309,12 @@ class SetupTest(unittest.TestCase):
     def test_only_report_verbs_ask_for_the_python_packages(self):
         from unittest import mock
         py_missing = lambda kind, what: kind != "py" and what != "chromium"  # noqa: E731
-        with mock.patch.object(vmfuzz, "probe_ok", side_effect=py_missing), \
-             mock.patch.object(vmfuzz.os, "geteuid", return_value=1000):
-            self.assertEqual(vmfuzz.ensure_setup(), 0)  # replay, fuzz, ... need none of them
+        with mock.patch.object(lib, "probe_ok", side_effect=py_missing), \
+             mock.patch.object(lib.os, "geteuid", return_value=1000):
+            self.assertEqual(lib.ensure_setup(), 0)  # replay, fuzz, ... need none of them
             err = io.StringIO()
             with redirect_stderr(err):
-                self.assertEqual(vmfuzz.ensure_setup(report=True), 2)
+                self.assertEqual(lib.ensure_setup(report=True), 2)
         self.assertIn("python3-matplotlib python3-scipy python3-yaml", err.getvalue())
 
 

@@ -6,6 +6,7 @@ import importlib.machinery
 import importlib.util
 import io
 import re
+import sys
 import tempfile
 import unittest
 from contextlib import redirect_stderr
@@ -13,6 +14,10 @@ from pathlib import Path
 from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "ci"))
+import vmfuzzlib as lib  # noqa: E402  (ci/vmfuzzlib.py: what the driver and its verbs share)
+
+sys.path.pop(0)
 _loader = importlib.machinery.SourceFileLoader("vmfuzz_driver", str(ROOT / "ci" / "vmfuzz"))
 _spec = importlib.util.spec_from_loader("vmfuzz_driver", _loader)
 vmfuzz = importlib.util.module_from_spec(_spec)
@@ -45,9 +50,43 @@ class ParserTest(unittest.TestCase):
         self.assertEqual(cm.exception.code, 2)
 
 
+class ModuleShapeTest(unittest.TestCase):
+    """ci/ depends one way: the driver -> its verb modules -> ci/vmfuzzlib.py. A verb module
+    that loaded the driver back, or a second place that runs cmake, would undo that."""
+
+    def ci_sources(self):
+        return [ROOT / "ci" / "vmfuzz"] + sorted((ROOT / "ci").glob("*.py"))
+
+    def test_no_module_of_ci_loads_the_driver(self):
+        for path in self.ci_sources():
+            if path.name == "vmfuzz":
+                continue
+            text = path.read_text()
+            self.assertNotIn("SourceFileLoader", text, f"{path.name} loads a script as a module")
+            self.assertIsNone(re.search(r'"ci"\s*/\s*"vmfuzz"|ci/vmfuzz"', text), f"{path.name} names the driver's file")
+
+    def test_cmake_runs_in_one_place(self):
+        for path in self.ci_sources():
+            if path.name == "vmfuzzlib.py":
+                continue
+            self.assertNotIn('"cmake"', path.read_text(), f"{path.name} runs cmake itself: use lib.ensure_built")
+
+    def test_ensure_built_shows_a_failed_build_only_when_asked_to_keep_quiet(self):
+        err = io.StringIO()
+        with redirect_stderr(err):
+            rc = lib.run([sys.executable, "-c", "print('compiler says no'); raise SystemExit(3)"],
+                         check=False, show="failure")
+        self.assertEqual(rc, 3)
+        self.assertIn("compiler says no", err.getvalue())
+        err = io.StringIO()
+        with redirect_stderr(err):
+            self.assertEqual(lib.run([sys.executable, "-c", "print('fine')"], show="failure"), 0)
+        self.assertEqual(err.getvalue(), "")
+
+
 class FuzzTargetsTest(unittest.TestCase):
     def test_vm_diff_is_the_default_when_present(self):
-        targets = vmfuzz.fuzz_targets()
+        targets = lib.fuzz_targets()
         self.assertTrue(targets, "fuzz/ has no target")
         if "vm_diff" in targets:
             self.assertEqual(targets[0], "vm_diff")
@@ -58,21 +97,21 @@ class FuzzTargetsTest(unittest.TestCase):
             (root / "fuzz" / "t").mkdir(parents=True)
             (root / "fuzz" / "t" / "t.options").write_text("[libfuzzer]\nmax_len = 4096\n# c\n[afl]\nx=1\n")
             (root / "fuzz" / "t" / "t.dict").write_text('"a"\n')
-            with mock.patch.object(vmfuzz, "ROOT", root):
-                flags = vmfuzz.libfuzzer_options("t")
+            with mock.patch.object(lib, "ROOT", root):
+                flags = lib.libfuzzer_options("t")
         self.assertEqual(flags, ["-max_len=4096", f"-dict={root}/fuzz/t/t.dict"])
 
 
 class ProgressTest(unittest.TestCase):
     def test_libfuzzer_status_line(self):
         line = "#4096\tpulse  cov: 812 ft: 2310 corp: 41/9831b lim: 4096 exec/s: 2048 rss: 61Mb"
-        m = vmfuzz.ci_module("campaign").parse_status(line)
+        m = lib.ci_module("campaign").parse_status(line)
         self.assertEqual(m, {"execs": 4096, "cov": 812, "ft": 2310, "corpus": 41, "exec_s": 2048})
 
     def test_fork_mode_status_line(self):
         # libFuzzer -fork=N (ci/vmfuzz fuzz --jobs N) prints another format, with its time.
         line = "#252: cov: 12842 ft: 12842 corp: 73 exec/s 126 oom/timeout/crash: 0/0/0 time: 2s job: 1 dft_time: 0"
-        m = vmfuzz.ci_module("campaign").parse_status(line)
+        m = lib.ci_module("campaign").parse_status(line)
         self.assertEqual(m, {"execs": 252, "cov": 12842, "ft": 12842, "corpus": 73, "exec_s": 126, "seconds": 2.0})
 
     def test_ctest_summary(self):
@@ -82,17 +121,17 @@ class ProgressTest(unittest.TestCase):
 
 class SetupTest(unittest.TestCase):
     def test_missing_package_without_root_prints_the_install_line(self):
-        with mock.patch.object(vmfuzz, "missing_packages", return_value=["afl++", "graphviz"]), \
-             mock.patch.object(vmfuzz.os, "geteuid", return_value=1000):
+        with mock.patch.object(lib, "missing_packages", return_value=["afl++", "graphviz"]), \
+             mock.patch.object(lib.os, "geteuid", return_value=1000):
             err = io.StringIO()
             with redirect_stderr(err):
-                rc = vmfuzz.ensure_setup()
+                rc = lib.ensure_setup()
         self.assertEqual(rc, 2)
         self.assertIn("apt-get install -y --no-install-recommends afl++ graphviz", err.getvalue())
 
     def test_probe_of_an_absent_file(self):
-        self.assertFalse(vmfuzz.probe_ok("file", "/nonexistent/vmfuzz/header.h"))
-        self.assertFalse(vmfuzz.probe_ok("bin", "vmfuzz-no-such-tool"))
+        self.assertFalse(lib.probe_ok("file", "/nonexistent/vmfuzz/header.h"))
+        self.assertFalse(lib.probe_ok("bin", "vmfuzz-no-such-tool"))
 
 
 if __name__ == "__main__":
@@ -101,33 +140,33 @@ if __name__ == "__main__":
 
 class MinimizeHelpersTest(unittest.TestCase):
     def test_ddmin_finds_the_two_ops_that_matter(self):
-        self.assertEqual(vmfuzz.ddmin(list(range(40)), lambda l: 3 in l and 31 in l), [3, 31])
+        self.assertEqual(lib.ddmin(list(range(40)), lambda l: 3 in l and 31 in l), [3, 31])
 
     def test_trace_split_keeps_header_and_drops_comments(self):
-        header, ops = vmfuzz.trace_ops("# what if?\nconfig frames=64\n\nallocate t0 0x10000 0x1000\n# x\ncheck\n")
+        header, ops = lib.trace_ops("# what if?\nconfig frames=64\n\nallocate t0 0x10000 0x1000\n# x\ncheck\n")
         self.assertEqual(header, ["# what if?", "config frames=64", ""])
         self.assertEqual(ops, ["allocate t0 0x10000 0x1000", "check"])
 
     def test_renumber_names_in_order_of_use(self):
-        self.assertEqual(vmfuzz.renumber_names(["task t3", "fork t3 t5", "vm_read t5 0x10000 0x1000 c7"]),
+        self.assertEqual(lib.renumber_names(["task t3", "fork t3 t5", "vm_read t5 0x10000 0x1000 c7"]),
                          ["task t1", "fork t1 t2", "vm_read t2 0x10000 0x1000 c0"])
 
     def test_shrink_line_args_keeps_only_what_holds(self):
         # The "bug" needs a size of at least 0x3000: the shrinker must stop there.
         keeps = lambda line: int(line.split()[3], 0) >= 0x3000
-        self.assertEqual(vmfuzz.shrink_line_args("allocate t0 0x10000 0x8000", keeps).split()[3], "0x4000")
+        self.assertEqual(lib.shrink_line_args("allocate t0 0x10000 0x8000", keeps).split()[3], "0x4000")
 
     def test_signature_drops_positions_and_addresses(self):
         out = "==1==ERROR: AddressSanitizer: x\nSUMMARY: AddressSanitizer: heap-use-after-free /s/vm/a.cc:12:3 in f(0x12)\n"
-        self.assertEqual(vmfuzz.crash_signature(out), "AddressSanitizer: heap-use-after-free in f(ADDR)")
-        self.assertEqual(vmfuzz.crash_signature("ERROR: vmfuzz divergence: content_mismatch in write\n"),
+        self.assertEqual(lib.crash_signature(out), "AddressSanitizer: heap-use-after-free in f(ADDR)")
+        self.assertEqual(lib.crash_signature("ERROR: vmfuzz divergence: content_mismatch in write\n"),
                          "vmfuzz divergence: content_mismatch in write")
 
     def test_unused_path_never_overwrites(self):
         with tempfile.TemporaryDirectory() as tmp:
             p = Path(tmp) / "a.min.trace"
             p.write_text("x")
-            q = vmfuzz.unused_path(p)
+            q = lib.unused_path(p)
             self.assertNotEqual(p, q)
             self.assertFalse(q.exists())
 
@@ -138,25 +177,25 @@ class BuildFactsTest(unittest.TestCase):
         rows = re.findall(r'^VMFUZZ_OP\(\s*\w+\s*,\s*"(\w+)"\s*,\s*(\d+)\s*,\s*(\d+)',
                           (ROOT / "vocab" / "vmfuzz" / "ops.def").read_text(), re.M)
         self.assertGreater(len(rows), 20)
-        facts = vmfuzz.build_facts()
+        facts = lib.build_facts()
         self.assertEqual(facts["ops"], [name for name, _, _ in rows])
-        self.assertEqual(vmfuzz.format_version(), max(int(fmt) for _, _, fmt in rows))
-        self.assertEqual(vmfuzz.known_formats(), tuple(range(1, vmfuzz.format_version() + 1)))
-        self.assertGreater(vmfuzz.full_check_every(), 0)
+        self.assertEqual(lib.format_version(), max(int(fmt) for _, _, fmt in rows))
+        self.assertEqual(lib.known_formats(), tuple(range(1, lib.format_version() + 1)))
+        self.assertGreater(lib.full_check_every(), 0)
 
 
 class StampTest(unittest.TestCase):
     def test_stamp_round_trip_and_mismatch_warnings(self):
         with tempfile.TemporaryDirectory() as tmp:
             crash = Path(tmp) / "crash-1"
-            crash.write_bytes(bytes([vmfuzz.format_version(), 0, 1, 2]))
+            crash.write_bytes(bytes([lib.format_version(), 0, 1, 2]))
             with mock.patch.object(vmfuzz, "git_commit", return_value="abc"), \
-                 mock.patch.dict(vmfuzz.os.environ, {"VMFUZZ_BUG": "missed_push"}):
+                 mock.patch.dict(lib.os.environ, {"VMFUZZ_BUG": "missed_push"}):
                 st = vmfuzz.stamp(crash, "vm_diff", "fuzz", "libfuzzer")
                 self.assertEqual(vmfuzz.stamp_warnings(crash), [])
             self.assertTrue(st.name.endswith(".stamp.json"))
             with mock.patch.object(vmfuzz, "git_commit", return_value="def"), \
-                 mock.patch.dict(vmfuzz.os.environ, {"VMFUZZ_BUG": ""}):
+                 mock.patch.dict(lib.os.environ, {"VMFUZZ_BUG": ""}):
                 warnings = vmfuzz.stamp_warnings(crash)
             self.assertEqual(len(warnings), 2)
             self.assertIn("found at commit abc", warnings[0])
