@@ -69,7 +69,6 @@
 #include <rapidcheck/state.h>
 
 #include "harness/exec/executor.h"
-#include "harness/exec/forwarding_system.h"
 #include "harness/lang/names.h"
 #include "harness/lang/program.h"
 #include "vmfuzz/vocab.h"
@@ -148,7 +147,6 @@ class OpCommand final : public rc::state::Command<OpState, PropSystem> {
  private:
   Op op_;
 };
-using harness::ForwardingSystem;
 
 using OpCommands = rc::state::Commands<rc::state::Command<OpState, PropSystem>>;
 

@@ -24,7 +24,6 @@
 #include "harness/lang/codec.h"
 #include "harness/exec/dot.h"
 #include "harness/exec/executor.h"
-#include "harness/exec/forwarding_system.h"
 #include "harness/exec/invariants.h"
 #include "harness/exec/oracles.h"
 #include "harness/exec/report.h"

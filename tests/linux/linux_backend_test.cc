@@ -26,7 +26,6 @@
 
 #include "harness/lang/codec.h"
 #include "harness/exec/executor.h"
-#include "harness/exec/forwarding_system.h"
 #include "harness/lang/text.h"
 #include "linux/linux_system.h"
 #include "linux/profile.h"
@@ -204,7 +203,7 @@ struct OwnedModel {
   explicit OwnedModel(const SystemConfig& c) : m_(c) {}
   model::Model m_;
 };
-class FlipPeek final : private OwnedModel, public harness::ForwardingSystem {
+class FlipPeek final : private OwnedModel, public ForwardingSystem {
  public:
   explicit FlipPeek(const SystemConfig& c) : OwnedModel(c), ForwardingSystem(m_) {}
   bool flip_regions = false;
