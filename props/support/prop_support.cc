@@ -1,7 +1,7 @@
 // prop_support.cc — model state, generators, command and system under test of the
 // property suites (theory of operation in prop_support.h).
 //
-// Layout: biases; OpState; the generators (values, then one per op kind, then gen_op);
+// Layout: biases; OpState; the generators (values, then one per slot type, then gen_op);
 // OpCommand; PropSystem and counterexamples; images of task memory; rapidcheck glue.
 #include "props/support/prop_support.h"
 
@@ -15,7 +15,6 @@
 #include <sstream>
 
 #include "harness/exec/report.h"
-#include "harness/lang/op_shapes.h"
 #include "harness/lang/op_table.h"
 #include "harness/lang/text.h"
 #include "vm/kernel.h"
@@ -421,347 +420,207 @@ Op make(OpKind k) {
 }
 
 // ---------------------------------------------------------------------------------------
-// One generator per op kind, grouped by what the ops name. Each returns nullopt when the
-// state has no usable names.
+// The context of generation.
 
-/// What every generator needs from the state: usable names, the window, the CPUs.
+/// What the generators need from the state: usable and free names, the window, the CPUs.
 struct GenContext {
   explicit GenContext(const OpState& s)
-      : state(s),
-        bias(*s.bias),
+      : bias(*s.bias),
         pages(bias.window_pages),
         tasks(usable_tasks(s)),
         copies(usable_copies(s)),
+        free_tasks(vmfuzz::props::free_tasks(s)),
+        free_copies(vmfuzz::props::free_copies(s)),
         objects_ok(!bias.forbid_objects),
         objects(objects_ok ? live_objects(s) : std::vector<uint8_t>{}),
+        free_objects(vmfuzz::props::free_objects(s)),
         cpus(s.config.cpus),
         hints(s.mapped_hint) {}
 
-  /// A usable task and an address for it (the task's mapped-page hint first).
-  rc::Gen<std::pair<uint8_t, uint64_t>> task_addr(bool aligned) const {
-    return gen::mapcat(pick(tasks), [h = hints, p = pages, aligned](uint8_t t) {
-      return gen::map(gen_addr_for(h[t], p, aligned), [t](uint64_t a) { return std::make_pair(t, a); });
-    });
-  }
   rc::Gen<uint8_t> cpu() const {
     return gen::map(gen::weightedOneOf<unsigned>({{3, gen::just(0u)}, {1, gen::inRange(0u, cpus)}}),
                     [](unsigned c) { return uint8_t(c); });
   }
 
-  const OpState& state;
-  const Bias& bias;
-  const unsigned pages;
-  const std::vector<uint8_t> tasks, copies;
-  const bool objects_ok;
-  const std::vector<uint8_t> objects;
-  const unsigned cpus;
-  const std::array<uint64_t, kMaxNames> hints;
+  // Copies, not references: a generator keeps its context after the state has moved on
+  // (rapidcheck re-runs it when it shrinks).
+  Bias bias;
+  unsigned pages;
+  std::vector<uint8_t> tasks, copies, free_tasks, free_copies;
+  bool objects_ok;
+  std::vector<uint8_t> objects, free_objects;
+  unsigned cpus;
+  std::array<uint64_t, kMaxNames> hints;
 };
 
 using MaybeGen = std::optional<rc::Gen<Op>>;
 
-/// task, fork, terminate.
-MaybeGen gen_task_op(const GenContext& c, OpKind k) {
-  auto fr = free_tasks(c.state);
-  if (k == OpKind::Task) {
-    if (fr.empty()) return std::nullopt;
-    return gen::map(pick(fr), [](uint8_t t) { Op op = make(OpKind::Task); op.task = t; return op; });
-  }
-  if (c.tasks.empty()) return std::nullopt;
-  if (k == OpKind::Terminate)
-    return gen::map(pick(c.tasks), [](uint8_t t) { Op op = make(OpKind::Terminate); op.task = t; return op; });
-  if (fr.empty()) return std::nullopt;
-  return gen::apply(
-      [](uint8_t p, uint8_t ch) {
-        Op op = make(OpKind::Fork);
-        op.task = p, op.task2 = ch;
-        return op;
-      },
-      pick(c.tasks), pick(fr));
-}
+// ---------------------------------------------------------------------------------------
+// One generator for every op: the row's slots (harness/lang/op_table.h), in row order,
+// each drawn from the shape of its slot type below. A slot may read what an earlier slot
+// of the same op drew: an address reads its task's mapped-page hint, object contents read
+// the object's size. What differs per op is only its weight in the bias; what differs
+// per slot is a property of the row (an address of a user access, one with a CPU, may sit
+// anywhere in a page; one of a range op is page-aligned mostly; a size that places new
+// memory has a wider spread). So adding an op needs no generator here.
 
-/// allocate, deallocate, protect, inherit.
-MaybeGen gen_region_op(const GenContext& c, OpKind k) {
-  if (c.tasks.empty()) return std::nullopt;
-  const unsigned pages = c.pages;
-  if (k == OpKind::Allocate)
-    return gen::apply(
-        [](uint8_t t, bool any, uint64_t a, uint64_t sz) {
-          Op op = make(OpKind::Allocate);
-          op.task = t, op.anywhere = any, op.addr = any ? 0 : a, op.size = sz;
-          return op;
-        },
-        pick(c.tasks), gen::weightedElement<bool>({{6, false}, {1, true}}), gen_aligned_addr(pages),
-        gen::weightedOneOf<uint64_t>(
-            {{6, gen_size(pages)},
-             {4, gen::map(gen::inRange<uint64_t>(4, pages + 1), [](uint64_t n) { return n * kPageSize; })}}));
-  return gen::apply(
-      [k](std::pair<uint8_t, uint64_t> ta, uint64_t sz, bool set_max, vm_prot_t prot, vm_inherit_t inh) {
-        Op op = make(k);
-        op.task = ta.first, op.addr = ta.second, op.size = sz;
-        if (k == OpKind::Protect) op.set_max = set_max, op.prot = prot;
-        if (k == OpKind::Inherit) op.inherit = inh;
-        return op;
-      },
-      c.task_addr(true), gen_size(pages), gen::weightedElement<bool>({{4, false}, {1, true}}), gen_prot(),
-      gen::weightedElement<vm_inherit_t>({{4, vm_inherit_t::Copy}, {4, vm_inherit_t::Share}, {2, vm_inherit_t::None}}));
-}
-
-/// write (also into the bias's fenced window), read.
-MaybeGen gen_access_op(const GenContext& c, OpKind k) {
-  if (k == OpKind::Read) {
-    if (c.tasks.empty()) return std::nullopt;
-    return gen::apply(
-        [](std::pair<uint8_t, uint64_t> ta, uint64_t sz, uint8_t cpu) {
-          Op op = make(OpKind::Read);
-          op.task = ta.first, op.addr = ta.second, op.size = sz, op.cpu = cpu;
-          return op;
-        },
-        c.task_addr(false), gen_read_size(), c.cpu());
-  }
-  const Bias& b = c.bias;
-  std::vector<std::pair<std::size_t, rc::Gen<Op>>> choices;
-  if (!c.tasks.empty())
-    choices.push_back({3, gen::apply(
-                              [](std::pair<uint8_t, uint64_t> ta, DataSpec d, uint8_t cpu) {
-                                Op op = make(OpKind::Write);
-                                op.task = ta.first, op.addr = ta.second, op.data = std::move(d), op.cpu = cpu;
-                                return op;
-                              },
-                              c.task_addr(false), gen_data(2 * kPageSize + 1), c.cpu())});
-  if (b.fence_task >= 0 && b.fence_hi > b.fence_lo) {
-    const uint8_t ft = uint8_t(b.fence_task);
-    const uint64_t hi = b.fence_hi;
-    choices.push_back({2, gen::apply(
-                              [ft, hi](uint64_t a, DataSpec d, uint8_t cpu) {
-                                Op op = make(OpKind::Write);
-                                op.task = ft, op.addr = a, op.data = std::move(d), op.cpu = cpu;
-                                if (op.data.size() > hi - a) op.data = DataSpec::fill(0x5f, hi - a);
-                                return op;
-                              },
-                              gen::inRange<uint64_t>(b.fence_lo, hi), gen_data(hi - b.fence_lo), c.cpu())});
-  }
-  if (choices.empty()) return std::nullopt;
-  return weighted(std::move(choices));
-}
-
-/// vm_copy, vm_read, vm_write, copyout, discard.
-MaybeGen gen_copy_op(const GenContext& c, OpKind k) {
-  const unsigned pages = c.pages;
-  if (k == OpKind::Discard) {
-    if (c.copies.empty()) return std::nullopt;
-    return gen::map(pick(c.copies), [](uint8_t h) { Op op = make(OpKind::Discard); op.copy = h; return op; });
-  }
-  if (c.tasks.empty()) return std::nullopt;
-  if (k == OpKind::VmCopy)
-    return gen::apply(
-        [](std::pair<uint8_t, uint64_t> ta, uint64_t sz, uint64_t dst) {
-          Op op = make(OpKind::VmCopy);
-          op.task = ta.first, op.addr = ta.second, op.size = sz, op.addr2 = dst;
-          return op;
-        },
-        c.task_addr(true), gen_size(pages), gen_aligned_addr(pages));
-  if (k == OpKind::VmRead) {
-    auto fr = free_copies(c.state);
-    if (fr.empty()) return std::nullopt;
-    return gen::apply(
-        [](std::pair<uint8_t, uint64_t> ta, uint64_t sz, uint8_t h) {
-          Op op = make(OpKind::VmRead);
-          op.task = ta.first, op.addr = ta.second, op.size = sz, op.copy = h;
-          return op;
-        },
-        c.task_addr(true), gen_size(pages), pick(fr));
-  }
-  if (c.copies.empty()) return std::nullopt;
-  if (k == OpKind::VmWrite)
-    return gen::apply(
-        [](std::pair<uint8_t, uint64_t> ta, uint8_t h) {
-          Op op = make(OpKind::VmWrite);
-          op.task = ta.first, op.addr = ta.second, op.copy = h;
-          return op;
-        },
-        c.task_addr(true), pick(c.copies));
-  return gen::apply(
-      [](uint8_t t, uint8_t h) {
-        Op op = make(OpKind::Copyout);
-        op.task = t, op.copy = h;
-        return op;
-      },
-      pick(c.tasks), pick(c.copies));
-}
-
-/// object, device: a fresh memory-object name, a size, initial contents.
-MaybeGen gen_create_op(const GenContext& c, OpKind k) {
-  auto fr = free_objects(c.state);
-  if (!c.objects_ok || fr.empty()) return std::nullopt;
-  if (k == OpKind::Device) {
-    auto size = gen::weightedOneOf<uint64_t>(
-        {{9, gen::map(gen::inRange<uint64_t>(1, 9), [](uint64_t n) { return n * kPageSize; })},
-         {1, gen::inRange<uint64_t>(1, kMaxDeviceSize + 1)}});
-    return gen::mapcat(size, [fr](uint64_t sz) {
-      return gen::apply(
-          [sz](uint8_t m, int form, uint8_t v) {
-            Op op = make(OpKind::Device);
-            op.object = m, op.size = sz;
-            if (form == 1) op.data = DataSpec::fill(v, round_page(sz));
-            if (form == 2) op.data = DataSpec::pat(v, sz / 2 + 1);
-            return op;
-          },
-          pick(fr), gen::inRange(0, 3), gen::arbitrary<uint8_t>());
-    });
-  }
-  auto size = gen::weightedOneOf<uint64_t>(
-      {{9, gen::map(gen::inRange<uint64_t>(1, 9), [](uint64_t n) { return n * kPageSize; })},
-       {1, gen::inRange<uint64_t>(1, 5 * kPageSize)}});
-  return gen::mapcat(size, [fr](uint64_t sz) {
-    return gen::apply(
-        [sz](uint8_t m, CopyStrategy st, bool persist, int form, uint8_t v) {
-          Op op = make(OpKind::Object);
-          op.object = m, op.size = sz, op.strategy = st, op.persist = persist;
-          if (form == 1) op.data = DataSpec::fill(v, round_page(sz));
-          if (form == 2) op.data = DataSpec::pat(v, round_page(sz));
-          if (form == 3) op.data = DataSpec::pat(v, sz / 2 + 1);
-          return op;
-        },
-        pick(fr), gen::element(CopyStrategy::Delay, CopyStrategy::None, CopyStrategy::Call), gen::arbitrary<bool>(),
-        gen::inRange(0, 4), gen::arbitrary<uint8_t>());
-  });
-}
-
-/// map, manager_write, file, destroy: a live memory object.
-MaybeGen gen_object_op(const GenContext& c, OpKind k) {
-  if (c.objects.empty()) return std::nullopt;
-  const unsigned pages = c.pages;
-  switch (k) {
-    case OpKind::Map:
-      if (c.tasks.empty()) return std::nullopt;
-      return gen::apply(
-          [](uint8_t t, bool any, uint64_t a, uint64_t sz, uint8_t m, uint64_t off, bool share, bool opts,
-             vm_prot_t prot, vm_prot_t max, vm_inherit_t inh) {
-            Op op = make(OpKind::Map);
-            op.task = t, op.anywhere = any, op.addr = any ? 0 : a, op.size = sz, op.object = m, op.offset = off;
-            op.share = share;
-            if (opts) op.prot = prot, op.max_prot = max, op.inherit = inh;
-            return op;
-          },
-          pick(c.tasks), gen::weightedElement<bool>({{2, false}, {1, true}}), gen_aligned_addr(pages),
-          gen::weightedOneOf<uint64_t>(
-              {{9, gen::map(gen::inRange<uint64_t>(1, 5), [](uint64_t n) { return n * kPageSize; })},
-               {1, gen_size(pages)}}),
-          pick(c.objects),
-          gen::weightedOneOf<uint64_t>(
-              {{9, gen::map(gen::inRange<uint64_t>(0, 4), [](uint64_t n) { return n * kPageSize; })},
-               {1, gen::inRange<uint64_t>(1, 3 * kPageSize)}}),
-          gen::arbitrary<bool>(), gen::weightedElement<bool>({{4, false}, {1, true}}), gen_prot(),
-          gen::weightedOneOf<vm_prot_t>({{3, gen::just(VM_PROT_ALL)}, {1, gen_prot()}}),
-          gen::element(vm_inherit_t::Copy, vm_inherit_t::Share, vm_inherit_t::None));
-    case OpKind::ManagerWrite:
-      return gen::apply(
-          [](uint8_t m, uint64_t off, DataSpec d) {
-            Op op = make(OpKind::ManagerWrite);
-            op.object = m, op.offset = off, op.data = std::move(d);
-            return op;
-          },
-          pick(c.objects), gen::inRange<uint64_t>(0, 8 * kPageSize), gen_data(kPageSize + 16));
-    case OpKind::File:
-      return gen::apply(
-          [](uint8_t m, uint64_t off, uint64_t sz) {
-            Op op = make(OpKind::File);
-            op.object = m, op.offset = off, op.size = sz;
-            return op;
-          },
-          pick(c.objects), gen::inRange<uint64_t>(0, 8 * kPageSize), gen_read_size());
-    default:  // destroy
-      return gen::map(pick(c.objects), [](uint8_t m) { Op op = make(OpKind::Destroy); op.object = m; return op; });
-  }
-}
-
-/// Any kind without a generator of its own: the row's slots drawn from their shapes
-/// (harness/lang/op_shapes.h), then each name replaced by a usable one of the state (a
-/// live name where the slot needs one, a free one where it makes one).
-MaybeGen gen_from_slots(const GenContext& c, OpKind k) {
-  const OpSpec& spec = op_spec(k);
-  auto fr_tasks = free_tasks(c.state), fr_copies = free_copies(c.state), fr_objects = free_objects(c.state);
+/// Can every name slot of `k` be filled in this state (a usable name where the slot
+/// needs one, a free one where it makes one)?
+bool names_available(const GenContext& c, const OpSpec& spec) {
   for (Slot s : spec.slots()) {
-    bool ok = true;
     switch (s) {
-      case Slot::Task: case Slot::EndTask: case Slot::TaskCpu: ok = !c.tasks.empty(); break;
-      case Slot::NewTask: case Slot::ChildTask: ok = !fr_tasks.empty(); break;
-      case Slot::Copy: ok = !c.copies.empty(); break;
-      case Slot::NewCopy: ok = !fr_copies.empty(); break;
-      case Slot::Object: ok = !c.objects.empty(); break;
-      case Slot::NewObject: ok = c.objects_ok && !fr_objects.empty(); break;
-      default: break;
+      case Slot::Task: case Slot::EndTask: case Slot::TaskCpu:
+        if (c.tasks.empty()) return false;
+        break;
+      case Slot::NewTask: case Slot::ChildTask:
+        if (c.free_tasks.empty()) return false;
+        break;
+      case Slot::Copy:
+        if (c.copies.empty()) return false;
+        break;
+      case Slot::NewCopy:
+        if (c.free_copies.empty()) return false;
+        break;
+      case Slot::Object:
+        if (c.objects.empty()) return false;
+        break;
+      case Slot::NewObject:
+        if (!c.objects_ok || c.free_objects.empty()) return false;
+        break;
+      default:
+        break;
     }
-    if (!ok) return std::nullopt;
   }
-  return gen::exec([k, tasks = c.tasks, copies = c.copies, objects = c.objects, fr_tasks, fr_copies,
-                    fr_objects, cpus = c.cpus] {
-    Op op = shaped_op(k, [](uint64_t n) { return *gen::inRange<uint64_t>(0, n); });
-    for (Slot s : op_spec(k).slots()) {
-      switch (s) {
-        case Slot::Task: case Slot::EndTask: op.task = *pick(tasks); break;
-        case Slot::TaskCpu: op.task = *pick(tasks), op.cpu = uint8_t(*gen::inRange(0u, cpus)); break;
-        case Slot::NewTask: op.task = *pick(fr_tasks); break;
-        case Slot::ChildTask: op.task2 = *pick(fr_tasks); break;
-        case Slot::Copy: op.copy = *pick(copies); break;
-        case Slot::NewCopy: op.copy = *pick(fr_copies); break;
-        case Slot::Object: op.object = *pick(objects); break;
-        case Slot::NewObject: op.object = *pick(fr_objects); break;
-        default: break;
+  return true;
+}
+
+/// Contents of a new object or device of `size` bytes: none (zero), a page-rounded fill,
+/// a page-rounded pattern (objects only) or a pattern over half of it plus one byte.
+DataSpec draw_contents(uint64_t size, bool device) {
+  const int form = *gen::inRange(0, device ? 3 : 4);
+  const uint8_t v = *gen::arbitrary<uint8_t>();
+  const int half = device ? 2 : 3;
+  if (form == 1) return DataSpec::fill(v, round_page(size));
+  if (form == 2 && !device) return DataSpec::pat(v, round_page(size));
+  if (form == half) return DataSpec::pat(v, size / 2 + 1);
+  return DataSpec{};
+}
+
+/// Fill the fields `s` owns. `spec` is the op's row.
+void draw_slot(const GenContext& c, const OpSpec& spec, Slot s, Op& op) {
+  const unsigned pages = c.pages;
+  const bool user_access = spec.has(Slot::TaskCpu);
+  const bool places = spec.has(Slot::AddrOrAny);
+  switch (s) {
+    case Slot::Task: case Slot::EndTask: op.task = *pick(c.tasks); break;
+    case Slot::TaskCpu: op.task = *pick(c.tasks), op.cpu = *c.cpu(); break;
+    case Slot::NewTask: op.task = *pick(c.free_tasks); break;
+    case Slot::ChildTask: op.task2 = *pick(c.free_tasks); break;
+    case Slot::Copy: op.copy = *pick(c.copies); break;
+    case Slot::NewCopy: op.copy = *pick(c.free_copies); break;
+    case Slot::Object: op.object = *pick(c.objects); break;
+    case Slot::NewObject: op.object = *pick(c.free_objects); break;
+    case Slot::AddrOrAny:
+      // allocate places more often at an address (its faults follow), map more often
+      // anywhere (mapping objects twice side by side).
+      op.anywhere = *gen::weightedElement<bool>({{spec.has(Slot::Object) ? 2u : 6u, false}, {1, true}});
+      op.addr = *gen_aligned_addr(pages);
+      if (op.anywhere) op.addr = 0;
+      break;
+    case Slot::Addr: op.addr = *gen_addr_for(c.hints[op.task], pages, /*aligned=*/!user_access); break;
+    case Slot::SrcAddr: op.addr = *gen_addr_for(c.hints[op.task], pages, true); break;
+    case Slot::DstAddr: op.addr2 = *gen_aligned_addr(pages); break;
+    case Slot::Size:
+      if (!places) op.size = *gen_size(pages);
+      else if (spec.has(Slot::Object))  // a mapping: mostly a few pages of the object
+        op.size = *gen::weightedOneOf<uint64_t>(
+            {{9, gen::map(gen::inRange<uint64_t>(1, 5), [](uint64_t n) { return n * kPageSize; })},
+             {1, gen_size(pages)}});
+      else  // new memory: also ranges of 4 pages up to the whole window
+        op.size = *gen::weightedOneOf<uint64_t>(
+            {{6, gen_size(pages)},
+             {4, gen::map(gen::inRange<uint64_t>(4, pages + 1), [](uint64_t n) { return n * kPageSize; })}});
+      break;
+    case Slot::Xfer: op.size = *gen_read_size(); break;
+    case Slot::ObjSize:
+    case Slot::DevSize:
+      op.size = *gen::weightedOneOf<uint64_t>(
+          {{9, gen::map(gen::inRange<uint64_t>(1, 9), [](uint64_t n) { return n * kPageSize; })},
+           {1, gen::inRange<uint64_t>(1, s == Slot::DevSize ? kMaxDeviceSize + 1 : 5 * kPageSize)}});
+      break;
+    case Slot::Offset:
+      if (places)  // the offset of a mapping: mostly a page boundary of a small object
+        op.offset = *gen::weightedOneOf<uint64_t>(
+            {{9, gen::map(gen::inRange<uint64_t>(0, 4), [](uint64_t n) { return n * kPageSize; })},
+             {1, gen::inRange<uint64_t>(1, 3 * kPageSize)}});
+      else
+        op.offset = *gen::inRange<uint64_t>(0, 8 * kPageSize);
+      break;
+    case Slot::ProtMax:
+      op.set_max = *gen::weightedElement<bool>({{4, false}, {1, true}});
+      op.prot = *gen_prot();
+      break;
+    case Slot::Inheritance:
+      op.inherit = *gen::weightedElement<vm_inherit_t>(
+          {{4, vm_inherit_t::Copy}, {4, vm_inherit_t::Share}, {2, vm_inherit_t::None}});
+      break;
+    case Slot::Data:
+      // A user store may cross two pages; a manager's write stays near one.
+      op.data = *gen_data(user_access ? 2 * kPageSize + 1 : kPageSize + 16);
+      break;
+    case Slot::ObjFlags:
+      op.strategy = *gen::element(CopyStrategy::Delay, CopyStrategy::None, CopyStrategy::Call);
+      op.persist = *gen::arbitrary<bool>();
+      op.data = draw_contents(op.size, /*device=*/false);
+      break;
+    case Slot::DevData: op.data = draw_contents(op.size, /*device=*/true); break;
+    case Slot::MapMode:
+      op.share = *gen::arbitrary<bool>();
+      if (*gen::weightedElement<bool>({{4, false}, {1, true}})) {
+        op.prot = *gen_prot();
+        op.max_prot = *gen::weightedOneOf<vm_prot_t>({{3, gen::just(VM_PROT_ALL)}, {1, gen_prot()}});
+        op.inherit = *gen::element(vm_inherit_t::Copy, vm_inherit_t::Share, vm_inherit_t::None);
       }
-    }
+      break;
+    case Slot::PageCount:
+      if (*gen::weightedElement<bool>({{2, false}, {1, true}})) op.all = true;
+      else op.size = *gen::inRange<uint64_t>(1, 33);
+      break;
+  }
+}
+
+/// An op of kind `k` usable in the state, or nullopt when its names cannot be filled.
+MaybeGen gen_kind(const GenContext& c, OpKind k) {
+  const OpSpec& spec = op_spec(k);
+  if (!names_available(c, spec)) return std::nullopt;
+  return gen::exec([c, &spec] {
+    Op op = make(spec.kind);
+    for (Slot s : spec.slots()) draw_slot(c, spec, s, op);
     return op;
   });
 }
 
-MaybeGen gen_kind(const OpState& s, OpKind k) {
-  const GenContext c(s);
-  switch (k) {
-    case OpKind::Task:
-    case OpKind::Fork:
-    case OpKind::Terminate:
-      return gen_task_op(c, k);
-    case OpKind::Allocate:
-    case OpKind::Deallocate:
-    case OpKind::Protect:
-    case OpKind::Inherit:
-      return gen_region_op(c, k);
-    case OpKind::Write:
-    case OpKind::Read:
-      return gen_access_op(c, k);
-    case OpKind::VmCopy:
-    case OpKind::VmRead:
-    case OpKind::VmWrite:
-    case OpKind::Copyout:
-    case OpKind::Discard:
-      return gen_copy_op(c, k);
-    case OpKind::Object:
-    case OpKind::Device:
-      return gen_create_op(c, k);
-    case OpKind::Map:
-    case OpKind::ManagerWrite:
-    case OpKind::File:
-    case OpKind::Destroy:
-      return gen_object_op(c, k);
-    case OpKind::Pageout:
-      return gen::map(gen::weightedOneOf<uint64_t>({{2, gen::inRange<uint64_t>(1, 33)}, {1, gen::just(UINT64_MAX)}}),
-                      [](uint64_t n) {
-                        Op op = make(OpKind::Pageout);
-                        if (n == UINT64_MAX) op.all = true;
-                        else op.size = n;
-                        return op;
-                      });
-    case OpKind::Check:
-      return gen::just(make(OpKind::Check));
-    default:  // the argument shapes of the op table
-      return gen_from_slots(c, k);
-  }
+/// A write into the bias's fence: the fenced task's window, which its other ops may not
+/// touch (the copy-isolation properties change one side of a copy through it).
+MaybeGen gen_fenced_write(const GenContext& c) {
+  const Bias& b = c.bias;
+  if (b.fence_task < 0 || b.fence_hi <= b.fence_lo) return std::nullopt;
+  const uint8_t ft = uint8_t(b.fence_task);
+  const uint64_t hi = b.fence_hi;
+  return gen::apply(
+      [ft, hi](uint64_t a, DataSpec d, uint8_t cpu) {
+        Op op = make(OpKind::Write);
+        op.task = ft, op.addr = a, op.data = std::move(d), op.cpu = cpu;
+        if (op.data.size() > hi - a) op.data = DataSpec::fill(0x5f, hi - a);
+        return op;
+      },
+      gen::inRange<uint64_t>(b.fence_lo, hi), gen_data(hi - b.fence_lo), c.cpu());
 }
 
 }  // namespace
 
 rc::Gen<Op> gen_op(const OpState& s) {
+  const GenContext c(s);
   std::vector<std::pair<std::size_t, rc::Gen<Op>>> choices;
   // Until some usable task probably has memory, most accesses would only fault: allocate.
   bool mapped = false;
@@ -772,14 +631,15 @@ rc::Gen<Op> gen_op(const OpState& s) {
     if (!mapped && OpKind(k) == OpKind::Allocate) w *= 5;
     if (w == 0) continue;
     OpKind kind = OpKind(k);
-    if (auto g = gen_kind(s, kind)) choices.push_back({w, *g});
+    MaybeGen g = gen_kind(c, kind);
+    // Writes: three parts anywhere, two parts into the fence when the bias has one.
+    if (kind == OpKind::Write)
+      if (MaybeGen f = gen_fenced_write(c)) g = g ? weighted({{3, *g}, {2, *f}}) : *f;
+    if (g) choices.push_back({w, *g});
   }
   if (choices.empty()) choices.push_back({1, gen::just(make(OpKind::Check))});
   return gen::map(weighted(std::move(choices)), [](Op op) { return canonical_op(op); });
 }
-
-// ---------------------------------------------------------------------------------------
-// The command.
 
 OpCommand::OpCommand(Op op) : op_(canonical_op(op)) {}
 
