@@ -20,6 +20,15 @@ std::optional<std::string> op_out_of_profile(const Op& op) {
       return "destroy: no Linux manager can destroy memory under its mappings (the contents would be undefined)";
     case OpKind::Device:
       return "device: device memory is not in the Linux profile";
+    case OpKind::Hold:
+    case OpKind::Reply:
+    case OpKind::Run:
+    case OpKind::Quiesce:
+      // docs/concurrency.md: a held manager and its schedule. Linux pages in from its own
+      // page cache at once; no user process can hold a page-in and answer it later
+      // (userfaultfd answers faults of memory it owns, not of a shared file's pages).
+      return std::string(op_kind_name(op.kind)) +
+             ": a held memory manager and its schedule are not in the Linux profile (docs/concurrency.md)";
     case OpKind::Task: case OpKind::Allocate: case OpKind::Deallocate: case OpKind::Inherit:
     case OpKind::Write: case OpKind::Read: case OpKind::Fork: case OpKind::Terminate:
     case OpKind::VmCopy: case OpKind::VmRead: case OpKind::VmWrite: case OpKind::Copyout:

@@ -8,6 +8,7 @@
 //   (checked in vm_map_copyin and vm_map_copy_overwrite);
 // - deallocate, protect and inherit treat ranges outside user space as holes.
 #include "vm/kernel.h"
+#include "vm/machine/bugs.h"
 
 #include <algorithm>
 #include <cassert>
@@ -160,35 +161,136 @@ kern_return_t Kernel::inherit(unsigned t, uint64_t addr, uint64_t size, vm_inher
 
 // --- User accesses -----------------------------------------------------------------------------
 
-Access Kernel::write(unsigned t, uint64_t addr, std::span<const uint8_t> data, unsigned cpu) {
+Access Kernel::run_access(KThread& th, std::span<const uint8_t> wdata, bool* blocked) {
   Access a;
-  if (data.empty()) return a;
-  if (!switch_to(t, cpu)) {
-    a.kr = KERN_RESOURCE_SHORTAGE;
-    a.fault_addr = addr;
+  *blocked = false;
+  const uint64_t start = th.addr + th.done;  // wraps as the hardware's adder does
+  if (th.memory_error) {  // its request was answered data_error (vm_fault: KERN_MEMORY_ERROR)
+    a.kr = KERN_MEMORY_ERROR;
+    a.fault_addr = start;
     return a;
   }
-  machine::AccessResult r = machine_.store(cpu, addr, data);
+  if (!switch_to(th.task, th.cpu)) {
+    a.kr = KERN_RESOURCE_SHORTAGE;
+    a.fault_addr = start;
+    return a;
+  }
+  sys_.sched.current = &th;
+  machine::AccessResult r;
+  if (th.write) {
+    r = machine_.store(th.cpu, start, wdata);
+    a.bytes.assign(wdata.begin(), wdata.begin() + std::ptrdiff_t(r.done));
+  } else {
+    a.bytes.resize(th.size - th.done);
+    r = machine_.load(th.cpu, start, a.bytes);
+    a.bytes.resize(r.done);
+  }
+  sys_.sched.current = nullptr;
+  th.woken_from = WaitEvent{};
+  th.done += r.done;
+  if (r.kr == kFaultBlocked) {
+    assert(th.state == KThread::State::Blocked && th.id != 0 && "run_access: blocked without assert_wait");
+    *blocked = true;
+    a.kr = KERN_SUCCESS;
+    a.fault_addr = r.fault_addr;
+    return a;
+  }
   a.kr = r.kr;
   a.fault_addr = r.kr == KERN_SUCCESS ? 0 : r.fault_addr;
-  a.bytes.assign(data.begin(), data.begin() + std::ptrdiff_t(r.done));
+  return a;
+}
+
+Access Kernel::write(unsigned t, uint64_t addr, std::span<const uint8_t> data, unsigned cpu) {
+  if (data.empty()) return Access{};
+  KThread th;
+  th.task = t, th.cpu = cpu, th.write = true, th.addr = addr, th.size = data.size();
+  bool blocked = false;
+  Access a = run_access(th, data, &blocked);
+  if (blocked) {
+    th.data.assign(data.begin(), data.end());
+    a.thread = th.id;
+    sys_.sched.threads.emplace(th.id, std::move(th));
+  }
   return a;
 }
 
 Access Kernel::read(unsigned t, uint64_t addr, uint64_t size, unsigned cpu) {
-  Access a;
-  if (size == 0) return a;
-  if (!switch_to(t, cpu)) {
-    a.kr = KERN_RESOURCE_SHORTAGE;
-    a.fault_addr = addr;
-    return a;
+  if (size == 0) return Access{};
+  KThread th;
+  th.task = t, th.cpu = cpu, th.write = false, th.addr = addr, th.size = size;
+  bool blocked = false;
+  Access a = run_access(th, {}, &blocked);
+  if (blocked) {
+    a.thread = th.id;
+    sys_.sched.threads.emplace(th.id, std::move(th));
   }
-  a.bytes.resize(size);
-  machine::AccessResult r = machine_.load(cpu, addr, a.bytes);
-  a.kr = r.kr;
-  a.fault_addr = r.kr == KERN_SUCCESS ? 0 : r.fault_addr;
-  a.bytes.resize(r.done);
   return a;
+}
+
+// --- Concurrency: held managers, replies, the schedule (docs/concurrency.md) -------------------
+
+void Kernel::run_thread(uint32_t id) {
+  KThread& th = sys_.sched.threads.at(id);
+  assert(th.state == KThread::State::Runnable && "run_thread: thread is not runnable");
+  ++sys_.sched.step;
+  std::span<const uint8_t> w;
+  if (th.write) w = std::span<const uint8_t>(th.data).subspan(th.done);
+  ThreadStep st;
+  st.thread = id;
+  st.access = run_access(th, w, &st.blocked);
+  if (!st.blocked) sys_.sched.threads.erase(id);
+  steps_.push_back(std::move(st));
+}
+
+void Kernel::hold(unsigned m) { manager_ref(m).hold(); }
+
+kern_return_t Kernel::reply(unsigned m, unsigned choice, bool exact, ReplyHow how, ReplyInfo* out) {
+  ManagerPager& mp = manager_ref(m);
+  *out = ReplyInfo{};
+  const size_t n = mp.requests.size();
+  if (exact ? choice >= n : n == 0) return KERN_SUCCESS;
+  const size_t i = exact ? choice : choice % n;
+  out->exists = true;
+  out->offset = mp.requests[i].pager_offset;
+  out->owner = mp.requests[i].owner;
+  // As for manager_write: a manager may change its data only when no lazy copy reads it.
+  if (how == ReplyHow::Unavailable && mp.strategy() != CopyStrategy::None) return KERN_INVALID_ARGUMENT;
+  memory_object_reply(sys_, mp, i, how);
+  reclaim_unseen_pages();
+  return KERN_SUCCESS;
+}
+
+bool Kernel::run(unsigned choice, bool exact) {
+  std::vector<uint32_t> r = sys_.sched.runnable();
+  if (exact) {
+    if (std::find(r.begin(), r.end(), choice) == r.end()) return false;
+    run_thread(choice);
+    return true;
+  }
+  if (!r.empty()) run_thread(r[choice % r.size()]);
+  return true;
+}
+
+MemorySystem::Quiesce Kernel::quiesce_step() {
+  std::vector<uint32_t> r = sys_.sched.runnable();
+  if (!r.empty()) {
+    run_thread(r.front());
+    return Quiesce::Progress;
+  }
+  // Nothing runnable: the lowest-numbered manager with a request answers its oldest.
+  for (auto& mp : mobjs_) {
+    if (!mp || mp->requests.empty()) continue;
+    memory_object_reply(sys_, *mp, 0, ReplyHow::Supply);
+    reclaim_unseen_pages();
+    return Quiesce::Progress;
+  }
+  return sys_.sched.threads.empty() ? Quiesce::Done : Quiesce::Deadlock;
+}
+
+std::vector<ThreadStep> Kernel::take_steps() {
+  std::vector<ThreadStep> s;
+  s.swap(steps_);
+  return s;
 }
 
 // --- Fork and termination ------------------------------------------------------------------------
@@ -201,6 +303,10 @@ void Kernel::fork(unsigned parent, unsigned child) {
 
 void Kernel::terminate(unsigned t) {
   VmMap& map = task_map_ref(t);
+  // The task's threads in flight are aborted (thread_terminate): their accesses end here,
+  // with the bytes they moved; their requests stay in flight with no owner.
+  for (auto it = sys_.sched.threads.begin(); it != sys_.sched.threads.end();)
+    it = it->second.task == t ? sys_.sched.threads.erase(it) : std::next(it);
   vm_map_destroy(map);
   for (int& ct : cpu_task_)
     if (ct == int(t)) ct = -1;
@@ -415,7 +521,8 @@ PeekStatus Kernel::peek_object_page(unsigned m, uint64_t offset,
   // What `file` would return: the kernel's resident page (dirty or clean, it is the
   // newest) or else the store.
   if (const VmObject* o = mp->kobject) {
-    if (const VmPage* p = vm_page_lookup(o, offset)) {
+    const VmPage* p = vm_page_lookup(o, offset);
+    if (p != nullptr && !p->absent) {
       std::memcpy(out.data(), machine_.memory().frame(p->frame), kPageSize);
       return PeekStatus::Mapped;
     }

@@ -41,6 +41,13 @@
 //   destroy  -> memory_object_destroy (copies made independent first)
 //   pageout  -> vm_pageout_scan (internal objects go to the default pager, vm_pageout.h)
 //   collect  -> pmap_collect of the task's pmap (page tables freed, pages stay resident)
+//   hold     -> the manager queues data requests (ManagerPager::hold)
+//   reply    -> memory_object_reply (data_supply / data_unavailable / data_error)
+//   run      -> one step of one runnable kernel thread (sched.h)
+//   quiesce  -> run and answer until no thread is left (or a deadlock is found)
+// A user access that must wait for a held manager becomes a kernel thread (sched.h,
+// docs/concurrency.md): read/write return it in flight, and its later runs come out of
+// take_steps() in the order they happened.
 // Memory objects m0..m15 are ManagerPagers owned here; their VM objects are found through
 // the manager (vm_object_enter) and may sit in the object cache (bound: config.cache).
 #pragma once
@@ -151,6 +158,13 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   void pageout(uint64_t count, bool all) override;
   void collect(unsigned t) override;
 
+  bool concurrent() const override { return true; }
+  void hold(unsigned m) override;
+  kern_return_t reply(unsigned m, unsigned choice, bool exact, ReplyHow how, ReplyInfo* out) override;
+  bool run(unsigned choice, bool exact) override;
+  Quiesce quiesce_step() override;
+  std::vector<ThreadStep> take_steps() override;
+
   std::vector<RegionInfo> regions(unsigned t) const override;
   void pages_of_interest(unsigned t, std::vector<uint64_t>& out) const override;
   PeekStatus peek_page(unsigned t, uint64_t va, std::span<uint8_t, kPageSize> out) const override;
@@ -185,9 +199,17 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   const ManagerPager* memory_object(unsigned m) const { return m < kMaxNames ? mobjs_[m].get() : nullptr; }
   /// Terminate every cached object (the cache flush before the teardown oracle, docs/oracles.md).
   void flush_cache();
+  /// Kernel threads in flight, the step counter (sched.h).
+  const Scheduler& scheduler() const { return sys_.sched; }
+
 
  private:
   kern_return_t page_fault(unsigned cpu, uint64_t cr2, uint32_t error_code) override;
+  /// One run of a user access from th.done (`wdata`: for a write, its bytes from th.done).
+  /// *blocked: it stopped at the returned fault_addr to wait (th keeps its progress).
+  Access run_access(KThread& th, std::span<const uint8_t> wdata, bool* blocked);
+  /// One scheduler step of thread id (runnable): its run goes to steps_.
+  void run_thread(uint32_t id);
   VmMap& task_map_ref(unsigned t);
   /// Load task t's pmap on cpu; false when no frame is free for the pmap.
   bool switch_to(unsigned t, unsigned cpu);
@@ -211,6 +233,7 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   std::array<Handle, kMaxNames> copies_;
   std::vector<int> cpu_task_;  // task whose pmap is loaded on each CPU, -1 none
   std::vector<ObjectWindow> reclaim_windows_;  // scratch of reclaim_unseen_pages
+  std::vector<ThreadStep> steps_;              // thread runs not yet taken (take_steps)
 };
 
 }  // namespace vmfuzz::vm

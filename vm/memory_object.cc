@@ -273,6 +273,12 @@ void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start,
                                 bool should_return, bool should_flush) {
   for (VmPage* p = vm_page_next(object, start); p != nullptr && p->offset < end;) {
     uint64_t next = p->offset + kPageSize;
+    if (p->absent) {
+      // In transit from a held manager: nothing cached to return or drop (the data the
+      // manager will supply is its store's, as it is when it answers).
+      p = vm_page_next(object, next);
+      continue;
+    }
     assert(!p->busy && "memory_object_lock_request: busy page");
     if (p->private_page) {
       // A device page is the device's memory itself: nothing to return, nothing to drop.
@@ -333,6 +339,101 @@ static void detach_call_copies(VmSystem& sys, ManagerPager& manager, VmObject* s
   }
 }
 
+void ManagerPager::data_request(uint64_t object, uint64_t offset, uint64_t pager_offset, uint32_t owner) {
+  assert(held() && "data_request: the manager is not held");
+  requests.push_back(PagerRequest{next_request_++, object, offset, pager_offset, owner});
+}
+
+namespace {
+
+/// The busy absent page a request waits to fill, or nullptr when it is gone.
+VmPage* request_page(VmSystem& sys, const PagerRequest& req, VmObject** object) {
+  auto it = sys.objects.find(req.object);
+  *object = it == sys.objects.end() ? nullptr : it->second;
+  if (*object == nullptr) return nullptr;
+  VmPage* m = vm_page_lookup(*object, req.offset);
+  return m != nullptr && m->busy && m->absent ? m : nullptr;
+}
+
+/// The end of a request: accounting, wakeups, the paging reference.
+void request_done(VmSystem& sys, VmObject* o, const PagerRequest& req, bool absent_cleared, bool wake_page) {
+  if (absent_cleared) --o->absent_count;
+  assert(o->paging_in_progress > 0 && "request_done: no paging in progress");
+  --o->paging_in_progress;
+  if (wake_page) sys.sched.thread_wakeup(WaitEvent{WaitEvent::Kind::PageBusy, o->id, req.offset});
+  sys.sched.thread_wakeup(WaitEvent{WaitEvent::Kind::AbsentBelow, o->id, 0});
+  if (!VMFUZZ_BUG_ON(RequestTakesNoReference)) vm_object_deallocate(sys, o);
+}
+
+}  // namespace
+
+void memory_object_reply(VmSystem& sys, ManagerPager& manager, size_t i, ReplyHow how) {
+  assert(i < manager.requests.size() && "memory_object_reply: no such request");
+  PagerRequest req = manager.requests[i];
+  manager.requests.erase(manager.requests.begin() + static_cast<std::ptrdiff_t>(i));
+  ++sys.sched.step;
+  VmObject* o = nullptr;
+  VmPage* m = request_page(sys, req, &o);
+  if (m == nullptr) return;  // nothing waits for it any more (only after a bug)
+  if (how == ReplyHow::Unavailable) {
+    assert(manager.strategy() == CopyStrategy::None && "memory_object_reply: unavailable needs COPY_NONE");
+    manager.forget_page(req.pager_offset);
+  }
+  bool fail = how == ReplyHow::Error && !VMFUZZ_BUG_ON(DataErrorZeroFills);
+  if (fail) {
+    // memory_object_data_error: the page goes; the fault that asked gets the error, others
+    // that wait retry (and ask again).
+    m->busy = m->absent = false;
+    vm_page_free(sys, m);
+    auto t = sys.sched.threads.find(req.owner);
+    if (t != sys.sched.threads.end()) t->second.memory_error = true;
+  } else {
+    // data_supply (or, for unavailable, the zero fill of vm_fault_page's absent page at
+    // the bottom of the chain: the manager has forgotten the page, so it reads zero).
+    const uint8_t* d = how == ReplyHow::Supply ? manager.data(req.pager_offset) : nullptr;
+    uint8_t* frame = sys.machine.memory().frame(m->frame);
+    if (d != nullptr) std::memcpy(frame, d, kPageSize);
+    else std::memset(frame, 0, kPageSize);
+    m->busy = m->absent = false;
+    m->dirty = false;
+    sys.domain.pmap_clear_modify(m->frame);
+    m->page_lock = manager.lock_value(req.pager_offset);
+    ++sys.counters.pageins;
+  }
+  bool leak = how == ReplyHow::Unavailable && VMFUZZ_BUG_ON(AbsentCountLeak);
+  bool lost = how == ReplyHow::Supply && VMFUZZ_BUG_ON(LostWakeup);
+  request_done(sys, o, req, !leak, !lost);
+}
+
+bool memory_object_answer_now(VmSystem& sys, VmObject* object, uint64_t offset) {
+  auto* manager = dynamic_cast<ManagerPager*>(object->pager);
+  if (manager == nullptr) return false;
+  for (size_t i = 0; i < manager->requests.size(); ++i) {
+    const PagerRequest& r = manager->requests[i];
+    if (r.object == object->id && r.offset == offset) {
+      memory_object_reply(sys, *manager, i, ReplyHow::Supply);
+      return true;
+    }
+  }
+  return false;
+}
+
+void vm_object_abort_activity(VmSystem& sys, ManagerPager& manager) {
+  std::vector<PagerRequest> reqs;
+  reqs.swap(manager.requests);
+  for (const PagerRequest& req : reqs) {
+    VmObject* o = nullptr;
+    VmPage* m = request_page(sys, req, &o);
+    if (m == nullptr) continue;
+    bool forget = VMFUZZ_BUG_ON(AbortLeavesAbsent);
+    if (!forget) {
+      m->busy = m->absent = false;
+      vm_page_free(sys, m);
+    }
+    request_done(sys, o, req, !forget, !forget);
+  }
+}
+
 void memory_object_destroy(VmSystem& sys, ManagerPager& manager) {
   assert(!manager.destroyed && "memory_object_destroy: already destroyed");
   if (VmObject* s = manager.kobject) {
@@ -343,8 +444,15 @@ void memory_object_destroy(VmSystem& sys, ManagerPager& manager) {
       detach_delay_copy(sys, s, cands);
       detach_call_copies(sys, manager, s, cands);
     }
+    // Requests in flight are aborted (their waiters retry and find the pager gone).
+    vm_object_abort_activity(sys, manager);
     // The source loses its pager: its pages go, later faults get KERN_MEMORY_ERROR.
-    while (VmPage* p = s->pages.lower_bound(0)) vm_page_free(sys, p);
+    // (A page still busy here is in transit only after bug abort_leaves_absent: it stays.)
+    for (VmPage* p = s->pages.lower_bound(0); p != nullptr;) {
+      VmPage* next = vm_page_next(s, p->offset + kPageSize);
+      if (!p->busy) vm_page_free(sys, p);
+      p = next;
+    }
     s->pager = nullptr;
     s->pager_lost = true;
     manager.kobject = nullptr;

@@ -62,6 +62,18 @@ namespace vmfuzz::vm {
 
 class ManagerPager;
 
+/// A data request the kernel sent to a held manager, not yet answered (Mach's
+/// memory_object_data_request in flight). The page (object, offset) is busy and absent
+/// meanwhile; the request holds a paging reference on the object and counts in its
+/// paging_in_progress and absent_count.
+struct PagerRequest {
+  uint64_t id = 0;            // kernel-wide, in sending order
+  uint64_t object = 0;        // the waiting page's object id (never a pointer)
+  uint64_t offset = 0;        // ... and its offset in that object
+  uint64_t pager_offset = 0;  // offset in the memory object (offset + paging_offset)
+  uint32_t owner = 0;         // the thread whose fault sent it (0: gone)
+};
+
 /// The memory object a COPY_CALL manager makes for one copy: pages saved before the
 /// source changed them (data_unavailable elsewhere: read through the shadow).
 class CopyCallPager final : public Pager {
@@ -107,6 +119,15 @@ class ManagerPager final : public Pager {
   void data_unlock(uint64_t offset, const uint8_t* current) override;
   void terminate() override { kobject = nullptr; }
   machine::pfn_t device_frame(uint64_t offset) const override;
+  bool held() const override { return held_ && device_mem_ == nullptr && !destroyed; }
+  void data_request(uint64_t object, uint64_t offset, uint64_t pager_offset, uint32_t owner) override;
+
+  /// `hold`: answer requests by message from now on (a device pager maps at once: no effect).
+  void hold() { held_ = true; }
+  /// The requests not answered yet, in arrival order.
+  std::vector<PagerRequest> requests;
+  /// data_unavailable: the manager has no data for the page any more (it reads zero).
+  void forget_page(uint64_t offset) { store_.erase(offset); }
 
   /// The manager changes its own data (bytes may cross pages).
   void store_write(uint64_t offset, const uint8_t* bytes, uint64_t len);
@@ -132,6 +153,8 @@ class ManagerPager final : public Pager {
   bool persist_;
   std::map<uint64_t, std::array<uint8_t, kPageSize>> store_;  // absent pages are zero
   std::vector<CopyCallPager*> pending_;
+  bool held_ = false;
+  uint64_t next_request_ = 1;
   machine::PhysicalMemory* device_mem_ = nullptr;  // a device pager's memory, else null
   machine::pfn_t device_base_ = machine::kNoFrame;
 };
@@ -173,7 +196,28 @@ void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start,
                                 bool should_return, bool should_flush);
 
 /// Purpose:    The manager destroys its memory object (see the theory above). Conditions:
-///             not destroyed yet.
+///             not destroyed yet. Requests in flight are aborted first (abort_activity).
 void memory_object_destroy(VmSystem& sys, ManagerPager& pager);
+
+/// Purpose:    Deliver a held manager's answer to manager.requests[i] (docs/concurrency.md
+///             §Managers): data_supply (the store's page), data_unavailable (the manager
+///             forgets the page; the kernel zero-fills it) or data_error (the page goes; the
+///             fault that asked fails with KERN_MEMORY_ERROR). The page stops being busy,
+///             absent_count and paging_in_progress drop, the paging reference goes, and
+///             every thread waiting on the page (and on the absent bound) is woken.
+/// Conditions: i < requests.size(); unavailable only for copy strategy none (the caller checks).
+///             A reply whose page is no longer waiting (its object gone) is dropped, as
+///             Mach drops a supply for a page that is not absent.
+void memory_object_reply(VmSystem& sys, ManagerPager& manager, size_t i, ReplyHow how);
+
+/// Purpose:    A kernel path that runs no thread (and so cannot wait) met the busy page
+///             (object, offset) in transit: its held manager answers that request now
+///             (supply). Results: false when no request waits for the page (after a bug).
+bool memory_object_answer_now(VmSystem& sys, VmObject* object, uint64_t offset);
+
+/// Purpose:    Mach's vm_object_abort_activity: every request of the manager in flight is
+///             forgotten; its absent page is freed and its waiters woken (they retry from
+///             the top and find what is there now).
+void vm_object_abort_activity(VmSystem& sys, ManagerPager& manager);
 
 }  // namespace vmfuzz::vm

@@ -2,21 +2,68 @@
 //
 // Theory of operation: vm_fault_page walks from the top object down the shadow chain.
 // Mach keeps a busy placeholder page in the top object while it walks, and holds
-// paging_in_progress on the objects where it holds busy pages; this VM is single-threaded,
-// so it marks the result page busy and the first object paging for the duration of the
-// step (they are cleared before returning) and asserts nobody else left them set.
+// paging_in_progress on the objects where it holds busy pages. Here a fault runs to its
+// end within one scheduler step, so it marks the result page busy and the first object
+// paging for the duration of the step only. The busy pages that outlive a step are the
+// absent pages of requests in flight to a held manager (docs/concurrency.md): a fault that
+// finds one waits on it (yield point page_busy) and never asks again; a fault that must ask
+// a held manager makes the page busy and absent, sends the request and waits
+// (data_request), unless the object already has kAbsentMax pages absent (absent_max).
+// A blocked fault returns kFaultBlocked; woken, the thread retries from the top.
+// Kernel paths that run no thread (sched.current == nullptr) never block: a held
+// manager's request they meet is answered at once (memory_object_answer_now).
 #include "vm/vm_fault.h"
 #include "vm/machine/bugs.h"
 
 #include <cassert>
 #include <cstring>
 
+#include "vm/memory_object.h"
 #include "vm/vm_map.h"
 #include "vm/vm_pageout.h"
 
 namespace vmfuzz::vm {
 
 namespace {
+
+/// Step 2a: the page at (object, offset) is busy: in transit from a held manager. Wait
+/// for it (page_busy); never send a second request, never install a second page.
+kern_return_t fault_wait_busy(VmSystem& sys, VmObject* object, uint64_t offset, VmPage* m) {
+  assert(m->absent && "vm_fault_page: busy page that is not in transit from a manager");
+  KThread* self = sys.sched.current;
+  if (self == nullptr)  // this kernel path cannot wait: its manager answers now
+    return memory_object_answer_now(sys, object, offset) ? KERN_SUCCESS : KERN_MEMORY_ERROR;
+  sys.sched.assert_wait(WaitEvent{WaitEvent::Kind::PageBusy, object->id, offset}, YieldPoint::PageBusy);
+  if (VMFUZZ_BUG_ON(SecondDataRequest) && object->pager != nullptr && object->pager->held())
+    object->pager->data_request(object->id, offset, offset + object->paging_offset, self->id);
+  ++sys.counters.thread_blocks;
+  return kFaultBlocked;
+}
+
+/// Step 2b: the data is the held manager's: make the page busy and absent, send
+/// memory_object_data_request with a paging reference, and wait (data_request) — or, with
+/// kAbsentMax pages of the object already absent, wait for one to arrive (absent_max).
+kern_return_t fault_data_request(VmSystem& sys, VmObject* object, uint64_t offset) {
+  KThread* self = sys.sched.current;
+  if (object->absent_count >= kAbsentMax && !VMFUZZ_BUG_ON(AbsentMaxIgnored)) {
+    sys.sched.assert_wait(WaitEvent{WaitEvent::Kind::AbsentBelow, object->id, 0}, YieldPoint::AbsentMax);
+    ++sys.counters.thread_blocks;
+    return kFaultBlocked;
+  }
+  VmPage* m = vm_page_grab(sys);
+  if (m == nullptr) return KERN_RESOURCE_SHORTAGE;
+  assert(vm_page_lookup(object, offset) == nullptr && "vm_fault_page: requested page appeared");
+  vm_page_insert(sys, m, object, offset);
+  m->busy = m->absent = true;
+  ++object->absent_count;
+  ++object->paging_in_progress;
+  if (!VMFUZZ_BUG_ON(RequestTakesNoReference)) vm_object_reference(object);  // the paging reference
+  sys.sched.assert_wait(WaitEvent{WaitEvent::Kind::PageBusy, object->id, offset}, YieldPoint::DataRequest);
+  object->pager->data_request(object->id, offset, offset + object->paging_offset, self->id);
+  ++sys.counters.data_requests;
+  ++sys.counters.thread_blocks;
+  return kFaultBlocked;
+}
 
 /// Step 2: walk the chain. Finds the resident page nearest the top, or pages one in from
 /// the pager of the first object that has the data (into that object, as Mach does), or
@@ -26,7 +73,16 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
   uint64_t offset = fs.first_offset;
   for (;;) {
     if (VmPage* m = vm_page_lookup(object, offset)) {
-      assert(!m->busy && "vm_fault_page: busy page outside a fault");
+      // Woken from this very page, a fault must still look at it again: it may be busy
+      // with another request now (bug fault_no_recheck takes it as it is).
+      const bool trust_wakeup = VMFUZZ_BUG_ON(FaultNoRecheck) && sys.sched.current != nullptr &&
+                                sys.sched.current->woken_from ==
+                                    WaitEvent{WaitEvent::Kind::PageBusy, object->id, offset};
+      if (m->busy && !trust_wakeup) {
+        kern_return_t kr = fault_wait_busy(sys, object, offset, m);
+        if (kr == KERN_SUCCESS) continue;  // answered at once: look again
+        return kr;
+      }
       fs.object = object;
       fs.offset = offset;
       fs.page = m;
@@ -47,6 +103,7 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
     // unknown (docs/language.md §Details 13); the walk goes on and zero-fills, so tasks that
     // still map it keep usable (if meaningless) memory.
     if (vm_object_pager_data(object, offset) != nullptr) {
+      if (object->pager->held() && sys.sched.current != nullptr) return fault_data_request(sys, object, offset);
       VmPage* m = vm_page_grab(sys);
       if (m == nullptr) return KERN_RESOURCE_SHORTAGE;
       // Look again: the grab may have evicted pages (never this offset: it is not resident).

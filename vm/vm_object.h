@@ -61,6 +61,7 @@
 
 #include "vm/machine/machine.h"
 #include "vm/pmap/pmap.h"
+#include "vm/sched.h"
 #include "vm/vm_page.h"
 #include "vmfuzz/vocab.h"
 
@@ -101,6 +102,13 @@ class Pager {
   virtual machine::pfn_t device_frame(uint64_t offset) const {
     (void)offset;
     return machine::kNoFrame;
+  }
+  /// A held manager (docs/concurrency.md) answers data requests by message, later: a
+  /// fault queues a request (data_request) and blocks instead of reading data() now.
+  virtual bool held() const { return false; }
+  /// Queue a data request (only when held()). `object`/`offset`: the kernel page waiting.
+  virtual void data_request(uint64_t object, uint64_t offset, uint64_t pager_offset, uint32_t owner) {
+    (void)object, (void)offset, (void)pager_offset, (void)owner;
   }
 };
 
@@ -187,6 +195,10 @@ struct VmCounters {
   uint64_t device_pages_mapped = 0;    // private pages made by vm_object_page_map
   uint64_t device_pages_released = 0;  // private pages dropped (their frames stay the device's)
   uint64_t deallocate_collapses = 0;  // collapses started by a reference drop (one shadower left)
+  uint64_t data_requests = 0;      // requests queued to held managers (docs/concurrency.md)
+  uint64_t thread_blocks = 0;      // faults that blocked a thread (any yield point)
+  uint64_t terminated_while_paging = 0;  // vm_object_terminate with paging in progress:
+                                         // always 0 unless a bug [invariant paging_accounting]
   uint64_t hidden_pages_freed = 0;    // pages of shadow-only objects no shadower can see
 };
 
@@ -231,6 +243,8 @@ class VmSystem {
   /// Frees page-table frames of every pmap (pmap_collect in task order; set by the Kernel,
   /// which owns the maps). Returns the frames freed. Used under frame pressure.
   std::function<unsigned()> collect_page_tables;
+  /// Kernel threads and their scheduler (vm/sched.h, docs/concurrency.md).
+  Scheduler sched;
 };
 
 // --- Pages --------------------------------------------------------------------------------

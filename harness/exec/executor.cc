@@ -94,6 +94,9 @@ std::optional<DataSpec> compact_data(const std::vector<uint8_t>& b) {
 
 std::string format_result(const Op& op, const OpResult& r) {
   if (op_returns_nothing(op.kind)) return {};
+  if (r.access.thread != 0)
+    return "# in flight as thread " + std::to_string(r.access.thread) + " (moved " +
+           std::to_string(r.access.bytes.size()) + " bytes, waits at " + hex_addr(r.access.fault_addr) + ")";
   std::string s;
   if (op.kind == OpKind::Read || op.kind == OpKind::File) {
     bool has_unknown = std::any_of(r.access.unknown.begin(), r.access.unknown.end(), [](uint8_t u) { return u != 0; });
@@ -370,7 +373,175 @@ bool Executor::run_vm_findings(void (VmObserver::*checker)(std::vector<Violation
 bool Executor::after_op_oracles() {
   if (!observer_) return true;
   if (!run_vm_findings(&VmObserver::check_tlb_coherence)) return false;
+  return step_invariants();
+}
+
+bool Executor::step_invariants() {
+  return !observer_ || run_vm_findings(&VmObserver::check_step_invariants);
+}
+
+// ---------------------------------------------------------------------------------------
+// Concurrency: threads in flight and the schedule (docs/concurrency.md).
+
+namespace {
+// The part [from, from + len) of an access op: the same op over a sub-range.
+Op sub_access(const Op& op, uint64_t from, uint64_t len, const std::vector<uint8_t>& data,
+              std::vector<uint8_t>* sub_data) {
+  Op s = op;
+  s.expect = Expect{};
+  uint64_t rel = from - op.addr;
+  s.addr = from;
+  if (op.kind == OpKind::Write)
+    sub_data->assign(data.begin() + static_cast<std::ptrdiff_t>(rel),
+                     data.begin() + static_cast<std::ptrdiff_t>(rel + len));
+  else
+    s.size = len;
+  return s;
+}
+
+void append_access(OpResult& total, const OpResult& part) {
+  Access& a = total.access;
+  const Access& b = part.access;
+  if (!a.unknown.empty() || !b.unknown.empty()) {
+    a.unknown.resize(a.bytes.size(), 0);
+    std::vector<uint8_t> bu = b.unknown;
+    bu.resize(b.bytes.size(), 0);
+    a.unknown.insert(a.unknown.end(), bu.begin(), bu.end());
+  }
+  a.bytes.insert(a.bytes.end(), b.bytes.begin(), b.bytes.end());
+  a.kr = b.kr;
+  a.fault_addr = b.fault_addr;
+  total.kr = part.kr;
+}
+}  // namespace
+
+bool Executor::apply_thread_step(const ThreadStep& st) {
+  auto it = in_flight_.find(st.thread);
+  std::string who = "thread " + std::to_string(st.thread);
+  if (it == in_flight_.end()) {
+    fail(Oracle::linearization, who, "the VM ran thread " + std::to_string(st.thread) +
+                                         ", which is no access in flight (never started, completed or aborted)");
+    return false;
+  }
+  InFlight& f = it->second;
+  notes_.push_back("thread " + std::to_string(st.thread) + " (" + print_op(f.op) + "): " +
+                   (st.blocked ? "moved " + std::to_string(st.access.bytes.size()) + " bytes, waits at " +
+                                     hex_addr(st.access.fault_addr)
+                               : "completed, " + describe(OpResult{st.access.kr, false, 0, true, true, st.access})));
+  const uint64_t size = f.op.kind == OpKind::Write ? f.data.size() : f.op.size;
+  const uint64_t from = f.op.addr + f.vm.access.bytes.size();
+  const uint64_t left = size - f.vm.access.bytes.size();
+  OpResult v;
+  v.is_access = v.mmu = true;
+  v.access = st.access;
+  v.kr = st.access.kr;
+  if (!fault_loop_oracle(v)) return false;
+  if (st.blocked && (st.access.fault_addr < from || st.access.fault_addr - from > left)) {
+    fail(Oracle::linearization, who, "blocked at " + hex_addr(st.access.fault_addr) + ", outside what is left of " +
+                                         print_op(f.op) + " (from " + hex_addr(from) + ")");
+    return false;
+  }
+  const uint64_t len = st.blocked ? st.access.fault_addr - from : left;
+  std::vector<uint8_t> sub_data;
+  Op part = sub_access(f.op, from, len, f.data, &sub_data);
+  OpResult m;
+  m.is_access = m.mmu = true;
+  if (f.error_pending) {
+    // memory_object_data_error: the fault that asked fails where it waited (vm_fault's
+    // KERN_MEMORY_ERROR), whatever the map says now; nothing more moves.
+    m.kr = m.access.kr = KERN_MEMORY_ERROR;
+    m.access.fault_addr = from;
+  } else if (len != 0) {
+    vm_result_ = v;  // run_model_access follows the VM's stop at an unknown byte
+    m = run_model_access(part, sub_data);
+  }
+  vm_result_ = v;
+  model_result_ = m;
+  if (st.blocked && m.kr != KERN_SUCCESS) {
+    // The VM moved [from, fault_addr) and waits: the model must move exactly that.
+    fail(Oracle::linearization, who, print_op(f.op) + ": the VM moved " + hex_addr(from) + ".." +
+                                         hex_addr(st.access.fault_addr) + " and waits; the model: " + describe(m));
+    return false;
+  }
+  if (!compare_results(part)) return false;
+  append_access(f.vm, v);
+  append_access(f.model, m);
+  if (st.blocked) return true;
+  // Completed: the op's own assertions, on the whole access.
+  OpResult fv = f.vm, fm = f.model;
+  Op op = f.op;
+  in_flight_.erase(it);
+  model_result_ = fm;
+  vm_result_ = fv;
+  if (!check_assertion(op, fm, "model")) return false;
+  if (!check_assertion(op, fv, "vm")) return false;
   return true;
+}
+
+bool Executor::apply_thread_steps() {
+  for (const ThreadStep& st : vm_.take_steps()) {
+    if (!apply_thread_step(st) || !after_op_oracles()) return false;
+  }
+  return true;
+}
+
+bool Executor::drain() {
+  for (unsigned n = 0; n < kQuiesceSteps; ++n) {
+    MemorySystem::Quiesce q = vm_.quiesce_step();
+    if (!apply_thread_steps() || !step_invariants()) return false;
+    if (q == MemorySystem::Quiesce::Done) return true;
+    if (q == MemorySystem::Quiesce::Deadlock) break;
+  }
+  std::string who = observer_ ? observer_->threads() : std::string();
+  fail(Oracle::deadlock, "", "threads are blocked, nothing is runnable and no manager has a request to answer:\n" + who);
+  return false;
+}
+
+Executor::Step Executor::step_schedule(const Op& op) {
+  ops_run_++;
+  vm_result_ = model_result_ = OpResult{};
+  switch (op.kind) {
+    case OpKind::Hold:
+      vm_.hold(op.object);
+      break;
+    case OpKind::Run:
+      if (!vm_.run(op.choice, op.choice_exact)) {
+        unusable_ = "run " + std::to_string(op.choice) + ": no runnable thread " + std::to_string(op.choice) +
+                    " (write ~N to choose among the runnable ones)";
+        return Step::Unusable;
+      }
+      break;
+    case OpKind::Quiesce:
+      if (!drain()) return Step::Failed;
+      break;
+    case OpKind::Reply: {
+      ReplyInfo info;
+      vm_result_.kr = vm_.reply(op.object, op.choice, op.choice_exact, op.how, &info);
+      if (op.choice_exact && !info.exists) {
+        unusable_ = "reply m" + std::to_string(op.object) + " " + std::to_string(op.choice) +
+                    ": m" + std::to_string(op.object) + " has no pending request " + std::to_string(op.choice) +
+                    " (requests count from 0 in arrival order)";
+        return Step::Unusable;
+      }
+      if (info.exists && op.how == ReplyHow::Unavailable) {
+        // The manager forgets the page: for the model, its store's page becomes zero.
+        std::vector<uint8_t> zeros(kPageSize, 0);
+        model_result_.kr = model_.manager_write(op.object, info.offset, zeros);
+      }
+      if (info.exists && op.how == ReplyHow::Error && vm_result_.kr == KERN_SUCCESS) {
+        auto it = in_flight_.find(info.owner);
+        if (it != in_flight_.end()) it->second.error_pending = true;
+      }
+      if (!check_assertion(op, model_result_, "model")) return Step::Failed;
+      if (!check_assertion(op, vm_result_, "vm")) return Step::Failed;
+      if (!compare_results(op)) return Step::Failed;
+      break;
+    }
+    default:
+      assert(false && "step_schedule: not a schedule op");
+  }
+  if (!apply_thread_steps() || !after_op_oracles()) return Step::Failed;
+  return Step::Ran;
 }
 
 bool Executor::fault_loop_oracle(const OpResult& r) {
@@ -387,6 +558,7 @@ bool Executor::fault_loop_oracle(const OpResult& r) {
 
 Executor::Step Executor::step(const Op& op) {
   assert(!failure_ && unusable_.empty() && "Executor::step: called after a failure or unusable input");
+  notes_.clear();
   uint64_t index = next_index_++;
   set_context(index, &op, nullptr, nullptr);
 
@@ -400,12 +572,48 @@ Executor::Step Executor::step(const Op& op) {
     return Step::Unusable;
   }
 
+  if (op.kind == OpKind::Hold || op.kind == OpKind::Reply || op.kind == OpKind::Run ||
+      op.kind == OpKind::Quiesce)
+    return step_schedule(op);
+
   // 2. Run on the same materialized data: model then VM; user accesses VM then model.
   std::vector<uint8_t> data;
   if (op_has_data(op.kind))
     data = op.data.materialize();
   if (op.kind == OpKind::Read || op.kind == OpKind::Write) {
     vm_result_ = execute_op(vm_, op, data);
+    if (uint32_t th = vm_result_.access.thread) {
+      // The access waits for a held manager: the model moves what the VM moved; the
+      // rest comes with the thread's runs.
+      InFlight f;
+      f.op = op;
+      f.data = std::move(data);
+      std::vector<uint8_t> head_data;
+      uint64_t moved = vm_result_.access.bytes.size();
+      Op head = sub_access(op, op.addr, moved, f.data, &head_data);
+      OpResult m;
+      m.is_access = m.mmu = true;
+      if (moved != 0) m = execute_op(model_, head, head_data);
+      model_result_ = m;
+      ops_run_++;
+      if (!fault_loop_oracle(vm_result_)) return Step::Failed;
+      if (m.kr != KERN_SUCCESS || in_flight_.count(th)) {
+        fail(Oracle::linearization, "thread " + std::to_string(th),
+             "the VM moved " + std::to_string(moved) + " bytes and waits; the model: " + describe(m));
+        return Step::Failed;
+      }
+      OpResult v = vm_result_;
+      v.kr = KERN_SUCCESS;
+      vm_result_ = v;
+      if (!compare_results(head)) return Step::Failed;
+      f.vm = v;
+      f.vm.access.thread = 0;
+      f.model = m;
+      in_flight_.emplace(th, std::move(f));
+      names_.apply(op, KERN_SUCCESS);
+      if (!after_op_oracles()) return Step::Failed;
+      return Step::Ran;
+    }
     model_result_ = run_model_access(op, data);
   } else {
     model_result_ = execute_op(model_, op, data);
@@ -428,6 +636,9 @@ Executor::Step Executor::step(const Op& op) {
   }
   names_.apply(op, model_result_.kr);
   if (op.kind == OpKind::Destroy && model_result_.kr == KERN_SUCCESS) objects_destroyed_ |= 1u << op.object;
+  if (op.kind == OpKind::Terminate)  // the task's threads were aborted with it
+    for (auto it = in_flight_.begin(); it != in_flight_.end();)
+      it = it->second.op.task == op.task ? in_flight_.erase(it) : std::next(it);
 
   // 6-7. VM oracles after every op; periodic full check.
   if (!after_op_oracles()) return Step::Failed;
@@ -604,7 +815,10 @@ bool Executor::teardown() {
 
 bool Executor::finish_check() {
   if (failure_) return false;
+  notes_.clear();
   set_context(next_index_, nullptr, "(end of program)", "end");
+  // Everything in flight is drained before the final check (docs/concurrency.md).
+  if (!drain()) return false;
   return full_check_now();
 }
 

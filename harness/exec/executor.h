@@ -22,6 +22,17 @@
 //   6. VM oracles after every op: TLB coherence and the machine's fault-loop detector.
 //   7. a full check at `check`, and every `full_check_every` ops if non-zero.
 //
+// Concurrency (docs/concurrency.md). A user access the VM could not finish because it
+// waits for a held manager comes back in flight (Access::thread): the model runs only the
+// part the VM moved, and the access goes on as a kernel thread. Every later run of a
+// thread (ThreadStep, from `run`, `quiesce` and the drain at the end) is applied to the
+// model at once, at its place in the run order — the run is the linearization point of
+// the pages it moves — and compared (oracle linearization); the op's own assertions are
+// checked when its last run completes it. `reply` tells the model what a manager's answer
+// changes (data_unavailable: the manager forgets the page, as manager_write of zeros
+// would say it). After every op and every scheduler step the step invariants run. Before
+// the final check, everything is drained (deadlock: threads left with nothing to run).
+//
 // A full check compares, without side effects (peek_page / peek_object_page): regions(t)
 // of every live task; the union of both sides' pages_of_interest, page by page (pages the
 // model says are Unknown are skipped); the store of every memory object ever created;
@@ -40,6 +51,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -79,6 +91,12 @@ class VmObserver {
   virtual std::string object_provenance(unsigned m, uint64_t offset) const = 0;
   /// Graphviz DOT of the VM's object graph, highlighting the object behind `site`.
   virtual std::string dot(const FailureSite& site) const = 0;
+  /// The step invariants of docs/concurrency.md (paging_accounting, wait_target), after
+  /// every op and every scheduler step. A VM with no concurrency has nothing to check.
+  virtual void check_step_invariants(std::vector<Violation>& out) const { (void)out; }
+  /// Every kernel thread in flight, one line each (where it blocked, on what, since
+  /// which step), and the requests in flight; empty when there is none.
+  virtual std::string threads() const { return {}; }
 };
 
 /// A subject to judge: the memory system and, for the VM, its observer.
@@ -154,6 +172,9 @@ class Executor {
   const NameState& names() const { return names_; }
   uint64_t ops_run() const { return ops_run_; }              // steps that ran
   uint64_t ops_seen() const { return next_index_; }          // every step
+  /// The kernel threads' runs during the last step (or the final drain), one line each:
+  /// "thread 1 (read t0 0x40000 0x10): completed, KERN_SUCCESS (16 bytes transferred)".
+  const std::vector<std::string>& thread_notes() const { return notes_; }
 
  private:
   bool full_check_now();  // the full check in the current context
@@ -167,6 +188,21 @@ class Executor {
   bool run_vm_findings(void (VmObserver::*checker)(std::vector<Violation>&) const);
   bool after_op_oracles();
   bool fault_loop_oracle(const OpResult& r);
+  // Concurrency.
+  Step step_schedule(const Op& op);       // hold, reply, run, quiesce
+  bool apply_thread_steps();              // the VM's thread runs so far, onto the model
+  bool apply_thread_step(const ThreadStep& st);
+  bool drain();                           // quiesce: until Done (or a deadlock)
+  bool step_invariants();
+  /// An access in flight: the op, its data, and what both sides moved so far.
+  struct InFlight {
+    Op op;
+    std::vector<uint8_t> data;
+    OpResult vm, model;
+    bool error_pending = false;  // its request was answered data_error
+  };
+  std::map<uint32_t, InFlight> in_flight_;  // by VM thread id
+  std::vector<std::string> notes_;          // thread_notes()
   bool teardown();
   void fail(Oracle oracle, std::string sub, std::string detail, std::string diff = {},
             FailureSite site = {});

@@ -211,6 +211,11 @@ VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& o
         if (ce.object != nullptr) refs.push_back(ce.object);
   for (const auto& [id, o] : sys.objects)
     if (o->shadow != nullptr) refs.push_back(o->shadow);
+  // A request in flight to a held manager holds a paging reference on its object.
+  for (unsigned m = 0; m < kMaxNames; ++m)
+    if (const vm::ManagerPager* mp = k.memory_object(m))
+      for (const vm::PagerRequest& r : mp->requests)
+        if (auto it = sys.objects.find(r.object); it != sys.objects.end()) refs.push_back(it->second);
   std::sort(refs.begin(), refs.end(), std::less<const VmObject*>());
   size_t pages = 0;
   // The page found owning each frame (indexed by frame; frames beyond the table are kept
@@ -246,7 +251,7 @@ VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& o
       if (p->object != o)
         add(out, Oracle::page_in_one_object,
             fmt("object %" PRIu64 " offset 0x%" PRIx64 ": page names another object", id, p->offset));
-      if (p->busy)
+      if (p->busy && !p->absent)  // absent busy pages are requests in flight: paging_accounting
         add(out, Oracle::page_in_one_object,
             fmt("object %" PRIu64 " offset 0x%" PRIx64 ": page left busy", id, p->offset));
       if (const VmPage* first = claim(p))
@@ -481,6 +486,104 @@ VMFUZZ_NO_COVERAGE void check_teardown(const vm::Kernel& k, std::vector<Violatio
     }
     add(out, Oracle::teardown, fmt("%" PRIu64 " object(s) remain:%s", n, ids.c_str()));
   }
+}
+
+// --- Step invariants (docs/concurrency.md) ------------------------------------------------
+
+VMFUZZ_NO_COVERAGE void check_step_invariants(const Kernel& k, std::vector<Violation>& out) {
+  const vm::VmSystem& sys = k.system();
+  if (sys.counters.data_requests == 0 && sys.sched.threads.empty() && sys.counters.terminated_while_paging == 0)
+    return;  // no held manager was ever asked: nothing can be in flight
+  if (sys.counters.terminated_while_paging != 0)
+    add(out, Oracle::paging_accounting,
+        fmt("%" PRIu64 " object(s) terminated with paging in progress or a page in transit",
+            sys.counters.terminated_while_paging));
+  // Requests in flight, by page and by object (ids: no pointer order).
+  std::map<std::pair<uint64_t, uint64_t>, unsigned> per_page;
+  std::map<uint64_t, unsigned> per_object;
+  for (unsigned m = 0; m < kMaxNames; ++m) {
+    const vm::ManagerPager* mp = k.memory_object(m);
+    if (mp == nullptr) continue;
+    for (const vm::PagerRequest& r : mp->requests) {
+      ++per_object[r.object];
+      if (++per_page[{r.object, r.offset}] == 2)
+        add(out, Oracle::paging_accounting,
+            fmt("object %" PRIu64 " offset 0x%" PRIx64 ": a second data_request in flight for one page", r.object,
+                r.offset));
+      auto it = sys.objects.find(r.object);
+      const VmPage* p = it == sys.objects.end() ? nullptr : vm::vm_page_lookup(it->second, r.offset);
+      if (p == nullptr || !p->busy || !p->absent)
+        add(out, Oracle::paging_accounting,
+            fmt("m%u request for object %" PRIu64 " offset 0x%" PRIx64 ": %s", m, r.object, r.offset,
+                it == sys.objects.end() ? "the object is gone" : "no busy absent page waits for it"));
+    }
+  }
+  for (const auto& [id, o] : sys.objects) {
+    unsigned absent = 0;
+    for (const VmPage* p = vm::vm_page_next(o, 0); p != nullptr; p = vm::vm_page_next(o, p->offset + kPageSize)) {
+      if (p->absent) ++absent;
+      if (p->busy && (!p->absent || per_page.count({id, p->offset}) == 0))
+        add(out, Oracle::paging_accounting,
+            fmt("object %" PRIu64 " offset 0x%" PRIx64 ": busy page with no request in flight", id, p->offset));
+    }
+    if (o->absent_count != absent)
+      add(out, Oracle::paging_accounting,
+          fmt("object %" PRIu64 ": absent_count %u, absent pages %u", id, o->absent_count, absent));
+    if (o->absent_count > vm::kAbsentMax)
+      add(out, Oracle::paging_accounting,
+          fmt("object %" PRIu64 ": absent_count %u above vm_object_absent_max %u", id, o->absent_count, vm::kAbsentMax));
+    auto po = per_object.find(id);
+    unsigned inflight = po == per_object.end() ? 0 : po->second;
+    if (o->paging_in_progress != inflight)
+      add(out, Oracle::paging_accounting,
+          fmt("object %" PRIu64 ": paging_in_progress %u, requests in flight %u", id, o->paging_in_progress, inflight));
+  }
+  // wait_target: every blocked thread waits on an event that can still be posted.
+  for (const auto& [tid, t] : sys.sched.threads) {
+    if (t.state != vm::KThread::State::Blocked) continue;
+    bool ok = false;
+    auto it = sys.objects.find(t.event.object);
+    const VmObject* o = it == sys.objects.end() ? nullptr : it->second;
+    switch (t.event.kind) {
+      case vm::WaitEvent::Kind::None: break;
+      case vm::WaitEvent::Kind::PageBusy: {
+        const VmPage* p = o ? vm::vm_page_lookup(o, t.event.offset) : nullptr;
+        ok = p != nullptr && p->busy && per_page.count({t.event.object, t.event.offset}) != 0;
+        break;
+      }
+      case vm::WaitEvent::Kind::AbsentBelow:
+        ok = o != nullptr && o->absent_count >= vm::kAbsentMax && per_object.count(t.event.object) != 0;
+        break;
+    }
+    if (!ok)
+      add(out, Oracle::wait_target,
+          fmt("thread %u blocked at %s on %s since step %" PRIu64 ": nobody can post it", tid,
+              vm::yield_point_name(t.where), vm::wait_event_name(t.event).c_str(), t.since_step));
+  }
+}
+
+std::string describe_threads(const Kernel& k) {
+  const vm::VmSystem& sys = k.system();
+  std::string s;
+  for (const auto& [tid, t] : sys.sched.threads) {
+    s += fmt("thread %u: %s t%u 0x%" PRIx64 " size 0x%" PRIx64 " cpu=%u, moved 0x%" PRIx64 ", ", tid,
+             t.write ? "write" : "read", t.task, t.addr, t.size, t.cpu, t.done);
+    if (t.state == vm::KThread::State::Runnable)
+      s += fmt("runnable since step %" PRIu64 "\n", t.since_step);
+    else
+      s += fmt("blocked at %s on %s since step %" PRIu64 "\n", vm::yield_point_name(t.where),
+               vm::wait_event_name(t.event).c_str(), t.since_step);
+  }
+  for (unsigned m = 0; m < kMaxNames; ++m) {
+    const vm::ManagerPager* mp = k.memory_object(m);
+    if (mp == nullptr) continue;
+    for (size_t i = 0; i < mp->requests.size(); ++i) {
+      const vm::PagerRequest& r = mp->requests[i];
+      s += fmt("m%u request %zu: object %" PRIu64 " offset 0x%" PRIx64 " (pager offset 0x%" PRIx64 "), from thread %u\n",
+               m, i, r.object, r.offset, r.pager_offset, r.owner);
+    }
+  }
+  return s;
 }
 
 }  // namespace vmfuzz

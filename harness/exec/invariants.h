@@ -29,6 +29,15 @@ void check_vm_invariants(const vm::Kernel& k, std::vector<Violation>& out);
 /// Purpose:    tlb_coherent only (cheap: O(TLB entries); after every op).
 void check_tlb_coherence(const vm::Kernel& k, std::vector<Violation>& out);
 
+/// Purpose:    The step invariants of docs/concurrency.md: paging_accounting and
+///             wait_target, at every scheduler step (after every op and every thread run).
+///             O(objects + pages) once the kernel has ever sent a request to a held
+///             manager; nothing before.
+void check_step_invariants(const vm::Kernel& k, std::vector<Violation>& out);
+
+/// Every kernel thread in flight and every request in flight, one line each.
+std::string describe_threads(const vm::Kernel& k);
+
 /// Purpose:    teardown: call when every task and handle is gone.
 void check_teardown(const vm::Kernel& k, std::vector<Violation>& out);
 

@@ -36,6 +36,8 @@ class KernelObserver final : public VmObserver {
   }
 
   std::string dot(const FailureSite& site) const override { return dot_graph(k_, site); }
+  void check_step_invariants(std::vector<Violation>& out) const override { vmfuzz::check_step_invariants(k_, out); }
+  std::string threads() const override { return describe_threads(k_); }
 
  private:
   vm::Kernel& k_;

@@ -138,6 +138,7 @@ int replay_one(const std::string& file, const Program& prog, const Options& opt,
       std::string r = h::format_result(op, ex.vm_result());
       if (!r.empty()) line += "  " + r;
       std::printf("%s\n", line.c_str());
+      for (const std::string& n : ex.thread_notes()) std::printf("#   %s\n", n.c_str());
     };
   }
   h::RunSummary sum = h::run_program(prog, file, *subject.system, model, subject.observer.get(), eo, listener,

@@ -311,6 +311,16 @@ bool Decoder::slot(Slot s, const NameState& names, Op* op) {
       else if (b == 0xfe) return u64(&op->size, 8);
       else op->size = b;
       return true;
+    case Slot::Choice:
+      // Binary choices are always `~N`: any byte picks among what exists when the op runs.
+      if (!byte(&b)) return false;
+      op->choice = b;
+      op->choice_exact = false;
+      return true;
+    case Slot::ReplyHow:
+      if (!byte(&b)) return false;
+      op->how = static_cast<ReplyHow>(b % 3);
+      return true;
   }
   return false;
 }
@@ -502,6 +512,8 @@ void Encoder::op(const Op& o) {
           raw(o.size, 8);
         }
         break;
+      case Slot::Choice: byte(o.choice & 0xffu); break;  // an exact N is folded to ~(N mod 256)
+      case Slot::ReplyHow: byte(static_cast<unsigned>(o.how)); break;
     }
   }
 }

@@ -33,7 +33,8 @@
 //            (1, 0, and anything above: totality) decodes as format 1; Decoder::version()
 //            reports the byte. Format V knows the ops of ops.def whose format column is at
 //            most V (ops_in_format(V): they are numbered 0..n-1, rows being appended): 1
-//            knows ops 0..20, 2 adds `device` (21). Everything else is the same in every
+//            knows ops 0..20, 2 adds `device` (21), 3 `collect` (22), 4 the concurrency
+//            ops `hold`, `reply`, `run` and `quiesce` (23..26). Everything else is the same in every
 //            format, so a kind byte means the same op in each format that knows it. The
 //            encoder writes the lowest version that can say the program (the highest
 //            format column of its ops), so older programs keep their bytes. A new op is a
@@ -89,6 +90,9 @@
 //     MAPF                  byte: share = b & 1, has MAPO = (b >> 1) & 1
 //     MAPO                  byte: prot = b & 7, max = (b >> 3) & 7, inherit = (b >> 6) % 3
 //     PAGEOUT               byte: 0xff: all; 0xfe: count = u64; else count = b
+//     CHOICE                byte c: `~c` (run, reply: the c-th, modulo, of what exists then;
+//                           binary has no exact form, so an exact N encodes as ~(N mod 256))
+//     HOWB                  byte: b % 3 (supply, unavailable, error)
 //   An op whose names cannot be chosen is skipped after its kind byte (see above).
 #pragma once
 
@@ -126,6 +130,8 @@ inline constexpr unsigned kVersion2OpKinds = ops_in_format(2);
 // What the formats mean never changes: these counts are part of them.
 static_assert(kVersion1OpKinds == 21, "codec: format 1 knows exactly ops 0..20 (ops.def)");
 static_assert(kVersion2OpKinds == 22, "codec: format 2 knows exactly ops 0..21 (ops.def)");
+static_assert(ops_in_format(3) == 23, "codec: format 3 knows exactly ops 0..22 (ops.def)");
+static_assert(ops_in_format(4) == 27, "codec: format 4 knows exactly ops 0..26 (ops.def)");
 /// Largest materialized DATA and largest read/file size the decoder produces (64 KiB).
 inline constexpr uint64_t kMaxCodecTransfer = 64 * 1024;
 

@@ -95,6 +95,8 @@ Op shaped_op(OpKind k, const Pick& pick) {
         op.all = pick(3) == 0;
         op.size = op.all ? 0 : 1 + pick(8);
         break;
+      case Slot::Choice: op.choice = static_cast<uint16_t>(pick(4)); break;  // `~N`: any N is usable
+      case Slot::ReplyHow: op.how = static_cast<ReplyHow>(pick(3)); break;
     }
   }
   return op;

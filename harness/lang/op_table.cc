@@ -40,7 +40,7 @@ constexpr const char* kSlotNames[kSlotCount] = {
     "new copy handle", "memory object", "new memory object", "address or any", "address",
     "source address", "destination address", "size", "transfer size", "object size",
     "device size", "offset", "protection", "inheritance", "data", "object flags",
-    "device contents", "map mode", "page count",
+    "device contents", "map mode", "page count", "choice", "reply",
 };
 
 }  // namespace

@@ -39,6 +39,8 @@
 //   DevData      [DATA]                    DEVF [DATA]             data         data fits
 //   MapMode      share|copy [prot= max= inherit=]  MAPF [MAPO]     share, prot, max_prot, inherit
 //   PageCount    N | all                   PAGEOUT                 size, all
+//   Choice       N | ~N                    CHOICE                  choice, choice_exact   (run, reply)
+//   ReplyHow     supply|unavailable|error  HOWB                    how
 #pragma once
 
 #include <cstdint>
@@ -52,9 +54,9 @@ namespace vmfuzz {
 enum class Slot : uint8_t {
   Task, NewTask, ChildTask, EndTask, TaskCpu, Copy, NewCopy, Object, NewObject,
   AddrOrAny, Addr, SrcAddr, DstAddr, Size, Xfer, ObjSize, DevSize, Offset,
-  ProtMax, Inheritance, Data, ObjFlags, DevData, MapMode, PageCount,
+  ProtMax, Inheritance, Data, ObjFlags, DevData, MapMode, PageCount, Choice, ReplyHow,
 };
-inline constexpr unsigned kSlotCount = static_cast<unsigned>(Slot::PageCount) + 1;
+inline constexpr unsigned kSlotCount = static_cast<unsigned>(Slot::ReplyHow) + 1;
 
 /// What an op answers, and so which assertions may follow it in a trace.
 enum class Returns : uint8_t {

@@ -191,6 +191,15 @@ const char* strategy_name(CopyStrategy s) {
   return "delay";
 }
 
+const char* reply_how_name(ReplyHow h) {
+  switch (h) {
+    case ReplyHow::Supply: return "supply";
+    case ReplyHow::Unavailable: return "unavailable";
+    case ReplyHow::Error: return "error";
+  }
+  return "supply";
+}
+
 // ---------------------------------------------------------------------------------------
 // One line.
 
@@ -486,6 +495,29 @@ bool LineParser::slot(Slot s, Op& op) {
         return true;
       }
       return number("page count (or all)", &op.size);
+    case Slot::Choice: {
+      // `N`: that thread or request, which must exist when the op runs; `~N`: the N-th
+      // (modulo) of what exists then (docs/concurrency.md §Schedule).
+      if (!take("choice", &t)) return false;
+      std::string v = t->text;
+      op.choice_exact = true;
+      if (!t->quoted && !v.empty() && v[0] == '~') {
+        op.choice_exact = false;
+        v.erase(0, 1);
+      }
+      uint64_t n = 0;
+      if (t->quoted || !parse_number(v, &n) || n > 0xffff)
+        return fail(std::string(op_name_) + ": bad choice '" + t->text + "' (N or ~N, N at most 65535)");
+      op.choice = static_cast<uint16_t>(n);
+      return true;
+    }
+    case Slot::ReplyHow:
+      if (!take("reply", &t)) return false;
+      if (t->text == "supply" && !t->quoted) op.how = ReplyHow::Supply;
+      else if (t->text == "unavailable" && !t->quoted) op.how = ReplyHow::Unavailable;
+      else if (t->text == "error" && !t->quoted) op.how = ReplyHow::Error;
+      else return fail(std::string(op_name_) + ": bad reply '" + t->text + "' (supply, unavailable or error)");
+      return true;
   }
   return fail("unknown argument slot");
 }
@@ -700,6 +732,8 @@ Op canonical_op(const Op& op) {
         c.inherit = op.inherit;
         break;
       case Slot::PageCount: c.all = op.all, c.size = op.all ? 0 : op.size; break;
+      case Slot::Choice: c.choice = op.choice, c.choice_exact = op.choice_exact; break;
+      case Slot::ReplyHow: c.how = op.how; break;
     }
   }
   // Assertions, restricted to what the kind can assert.
@@ -769,6 +803,8 @@ std::string print_op(const Op& op) {
         if (op.inherit != vm_inherit_t::Copy) opts += std::string(" inherit=") + inherit_name(op.inherit);
         break;
       case Slot::PageCount: arg(op.all ? "all" : std::to_string(op.size)); break;
+      case Slot::Choice: arg((op.choice_exact ? "" : "~") + std::to_string(op.choice)); break;
+      case Slot::ReplyHow: arg(reply_how_name(op.how)); break;
     }
   }
   return s + opts + expect_suffix(op);

@@ -586,6 +586,14 @@ void draw_slot(const GenContext& c, const OpSpec& spec, Slot s, Op& op) {
       if (*gen::weightedElement<bool>({{2, false}, {1, true}})) op.all = true;
       else op.size = *gen::inRange<uint64_t>(1, 33);
       break;
+    case Slot::Choice:  // `~N`: always usable, whatever is runnable or pending then
+      op.choice = *gen::inRange<uint16_t>(0, 4);
+      op.choice_exact = false;
+      break;
+    case Slot::ReplyHow:
+      op.how = *gen::weightedElement<ReplyHow>(
+          {{6, ReplyHow::Supply}, {2, ReplyHow::Unavailable}, {2, ReplyHow::Error}});
+      break;
   }
 }
 

@@ -30,6 +30,7 @@
 #include "harness/lang/text.h"
 #include "reference_model/model.h"
 #include "vm/kernel.h"
+#include "vm/machine/bugs.h"
 
 namespace vmfuzz::harness {
 namespace {
@@ -722,6 +723,44 @@ std::optional<Oracle> oracle_of_run(const std::string& trace, void (*knob)(Broke
   return s.failure->oracle;
 }
 
+// A held manager's request in flight (docs/concurrency.md): t0 reads m0's first page.
+const char* const kHeldRead =
+    "object m0 0x2000 none persist pat:0x11*0x2000\nmap t0 0x40000 0x2000 m0 0x0 share\nhold m0\n"
+    "read t0 0x40000 0x10\n";
+
+/// The first oracle of a run of `trace` on the real VM with race bug `bug` switched on
+/// (through `wrap`, when given, a decorator of the kernel).
+std::optional<Oracle> oracle_of_vm_run(const std::string& trace, std::optional<bugs::Bug> bug,
+                                       const std::function<std::unique_ptr<MemorySystem>(MemorySystem&)>& wrap = {}) {
+  Program p = parse(trace);
+  Subject s = make_vm_subject(p.config);
+  std::unique_ptr<MemorySystem> wrapped = wrap ? wrap(*s.system) : nullptr;
+  model::Model model(p.config);
+  if (bug) bugs::set_bug(*bug, true);
+  RunSummary r = run_program(p, "test.trace", wrapped ? *wrapped : *s.system, model, s.observer.get(), {});
+  if (bug) bugs::set_bug(*bug, false);
+  if (!r.failure) return std::nullopt;
+  return r.failure->oracle;
+}
+
+/// A VM that reports its threads' runs under other numbers.
+class RenumberedSteps final : public ForwardingSystem {
+ public:
+  using ForwardingSystem::ForwardingSystem;
+  std::vector<ThreadStep> take_steps() override {
+    std::vector<ThreadStep> s = in_.take_steps();
+    for (ThreadStep& x : s) x.thread += 100;
+    return s;
+  }
+};
+
+/// A VM whose drain gives up while a thread is in flight.
+class StuckDrain final : public ForwardingSystem {
+ public:
+  using ForwardingSystem::ForwardingSystem;
+  Quiesce quiesce_step() override { return Quiesce::Deadlock; }
+};
+
 /// The oracles a broken state of `o` makes fire; nullopt for rows of other targets.
 std::optional<std::set<Oracle>> fire(Oracle o) {
   using S = std::set<Oracle>;
@@ -833,6 +872,16 @@ std::optional<std::set<Oracle>> fire(Oracle o) {
       });
     case Oracle::teardown:
       return with_broken_kernel([](vm::Kernel&) { return std::function<void()>([] {}); }, true);  // t0, t1 live
+    case Oracle::linearization:
+      return one(oracle_of_vm_run(std::string(kHeldRead) + "reply m0 0 supply\nrun 1\n", std::nullopt,
+                                  [](MemorySystem& k) { return std::make_unique<RenumberedSteps>(k); }));
+    case Oracle::paging_accounting:
+      return one(oracle_of_vm_run(std::string(kHeldRead) + "reply m0 0 unavailable\n", bugs::Bug::AbsentCountLeak));
+    case Oracle::wait_target:
+      return one(oracle_of_vm_run(std::string(kHeldRead) + "reply m0 0 supply\n", bugs::Bug::LostWakeup));
+    case Oracle::deadlock:
+      return one(oracle_of_vm_run(kHeldRead, std::nullopt,
+                                  [](MemorySystem& k) { return std::make_unique<StuckDrain>(k); }));
     // Rows of the mmu and codec fuzzers: judged by those targets, on their own inputs.
     case Oracle::access:
     case Oracle::fault:

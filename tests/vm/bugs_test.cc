@@ -54,7 +54,48 @@ class Probe {
     std::vector<Violation> v;
     check_vm_invariants(k, v);
     check_tlb_coherence(k, v);
+    check_step_invariants(k, v);
     for (auto& x : v) seen.push_back(x.text());
+  }
+  /// The step invariants only (docs/concurrency.md), as the executor runs them each step.
+  void step_invariants() {
+    std::vector<Violation> v;
+    check_step_invariants(k, v);
+    for (auto& x : v) seen.push_back(x.text());
+  }
+  /// A held memory object m0 of `pages` pages of pat:0x11, mapped shared at 0x40000 in t0.
+  void held_object(unsigned pages, bool persist = true) {
+    k.object_create(0, pages * P, CopyStrategy::None, persist, DataSpec::pat(0x11, pages * P).materialize());
+    uint64_t a = 0x40000;
+    expect_code(k.map(0, &a, false, pages * P, 0, 0, true, VM_PROT_DEFAULT, VM_PROT_ALL, vm_inherit_t::Copy),
+                KERN_SUCCESS, "map");
+    k.hold(0);
+  }
+  /// A read that must block: its thread id (0, and a finding, if it did not block).
+  uint32_t blocked_read(uint64_t va, uint64_t size) {
+    Access a = k.read(0, va, size, 0);
+    if (a.thread == 0) seen.push_back("read did not block on the held manager");
+    return a.thread;
+  }
+  kern_return_t reply(ReplyHow how, unsigned n = 0) {
+    ReplyInfo info;
+    return k.reply(0, n, true, how, &info);
+  }
+  /// Run thread id once; its step.
+  ThreadStep run(uint32_t id) {
+    if (!k.run(id, true)) seen.push_back("thread " + std::to_string(id) + " is not runnable");
+    std::vector<ThreadStep> s = k.take_steps();
+    return s.empty() ? ThreadStep{} : s.back();
+  }
+  /// Drain everything; a deadlock is a finding.
+  void drain() {
+    for (unsigned n = 0; n < 1000; ++n) {
+      MemorySystem::Quiesce q = k.quiesce_step();
+      step_invariants();
+      if (q == MemorySystem::Quiesce::Done) return;
+      if (q == MemorySystem::Quiesce::Deadlock) break;
+    }
+    seen.push_back("deadlock: " + std::to_string(k.scheduler().threads.size()) + " threads left");
   }
   /// Teardown with the teardown invariant.
   void finish() {
@@ -365,6 +406,84 @@ std::vector<std::pair<const char*, Scenario>> scenarios() {
     p.expect_code(p.k.manager_write(0, 0, {reinterpret_cast<const uint8_t*>("dev"), 3}), KERN_SUCCESS,
                   "manager_write");
     p.expect(0, 0x10000, "dev");
+    p.invariants();
+  });
+  // Races (docs/concurrency.md): a held manager answers when the scenario says so.
+  s.emplace_back("what if two reads fault on one page while its data request is in flight?", [](Probe& p) {
+    p.held_object(2);
+    p.blocked_read(0x40000, 8);
+    p.blocked_read(0x40004, 8);  // waits on the busy page; no second request
+    p.step_invariants();
+    p.drain();
+    p.expect(0, 0x40000, std::string("\x11\x18\x1f\x26", 4));
+    p.invariants();
+  });
+  s.emplace_back("what if the mapping goes away while its page is being paged in?", [](Probe& p) {
+    p.held_object(1, /*persist=*/false);
+    p.blocked_read(0x40000, 8);
+    p.expect_code(p.k.deallocate(0, 0x40000, P), KERN_SUCCESS, "deallocate");
+    p.step_invariants();  // the request's paging reference keeps the object alive
+    p.expect_code(p.reply(ReplyHow::Supply), KERN_SUCCESS, "reply");
+    p.step_invariants();
+    p.drain();
+    p.invariants();
+  });
+  s.emplace_back("what if the manager destroys its object while a request is in flight?", [](Probe& p) {
+    p.held_object(1);
+    p.blocked_read(0x40000, 8);
+    p.blocked_read(0x40000, 4);
+    p.expect_code(p.k.destroy(0), KERN_SUCCESS, "destroy");
+    p.step_invariants();
+    p.drain();  // the waiters retry and find the pager gone
+    p.invariants();
+  });
+  s.emplace_back("what if the data arrives and the fault waiting for it is woken?", [](Probe& p) {
+    p.held_object(1);
+    uint32_t t = p.blocked_read(0x40000, 8);
+    p.expect_code(p.reply(ReplyHow::Supply), KERN_SUCCESS, "reply");
+    p.step_invariants();
+    ThreadStep st = p.run(t);
+    if (st.blocked || st.access.kr != KERN_SUCCESS) p.seen.push_back("woken read did not complete");
+    p.drain();
+  });
+  s.emplace_back("what if faults touch more pages of one object than may be absent at once?", [](Probe& p) {
+    p.held_object(6);
+    for (unsigned i = 0; i < 6; ++i) p.blocked_read(0x40000 + i * P, 4);
+    p.step_invariants();
+    p.drain();
+    p.invariants();
+  });
+  s.emplace_back("what if the manager answers a request with data_error?", [](Probe& p) {
+    p.held_object(1);
+    uint32_t t = p.blocked_read(0x40000, 8);
+    p.expect_code(p.reply(ReplyHow::Error), KERN_SUCCESS, "reply");
+    ThreadStep st = p.run(t);
+    if (st.blocked || st.access.kr != KERN_MEMORY_ERROR || st.access.fault_addr != 0x40000)
+      p.seen.push_back("data_error did not fail the read with KERN_MEMORY_ERROR at its page");
+    p.drain();
+    p.invariants();
+  });
+  s.emplace_back("what if two faults wake from a page whose request failed?", [](Probe& p) {
+    p.held_object(1);
+    p.blocked_read(0x40000, 8);
+    uint32_t second = p.blocked_read(0x40000, 8);
+    uint32_t third = p.blocked_read(0x40000, 8);
+    p.expect_code(p.reply(ReplyHow::Error), KERN_SUCCESS, "reply");
+    ThreadStep st = p.run(second);  // the page is gone: it asks again, and waits
+    if (!st.blocked) p.seen.push_back("the second fault completed without its page");
+    st = p.run(third);  // woken from the same page, now busy with the second's request
+    if (!st.blocked) p.seen.push_back("the third fault took a page still in transit");
+    p.step_invariants();
+    p.drain();
+    p.invariants();
+  });
+  s.emplace_back("what if the manager says data_unavailable?", [](Probe& p) {
+    p.held_object(1);
+    p.blocked_read(0x40000, 8);
+    p.expect_code(p.reply(ReplyHow::Unavailable), KERN_SUCCESS, "reply");
+    p.step_invariants();
+    p.drain();
+    p.expect(0, 0x40000, std::string(8, '\0'));
     p.invariants();
   });
   return s;

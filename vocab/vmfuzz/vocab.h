@@ -60,6 +60,11 @@ enum class vm_inherit_t : uint8_t { Share = 0, Copy = 1, None = 2 };
 // Copy strategy of a memory object (mach/memory_object.h numbers).
 enum class CopyStrategy : uint8_t { None = 0, Call = 1, Delay = 2 };
 
+// How a held memory manager answers one of its pending data requests (`reply`,
+// docs/concurrency.md): memory_object_data_supply with its store's page, data_unavailable
+// (it drops the page from its store: it reads zero from then on) or data_error.
+enum class ReplyHow : uint8_t { Supply = 0, Unavailable = 1, Error = 2 };
+
 inline constexpr uint64_t kPageSize = 4096;
 inline constexpr unsigned kPageShift = 12;
 inline constexpr uint64_t kUserMin = 0x10000;          // lowest user address
@@ -134,6 +139,9 @@ struct Op {
   vm_prot_t max_prot = VM_PROT_ALL;
   vm_inherit_t inherit = vm_inherit_t::Copy;
   CopyStrategy strategy = CopyStrategy::Delay;
+  uint16_t choice = 0;        // run, reply: which thread or request (docs/concurrency.md)
+  bool choice_exact = false;  // `N` (that one, which must exist) rather than `~N` (N-th modulo)
+  ReplyHow how = ReplyHow::Supply;
   DataSpec data;
   Expect expect;
   bool operator==(const Op&) const = default;
@@ -161,6 +169,29 @@ struct Access {
   /// Same length as `bytes`, or empty when every byte is known: 1 marks a byte whose value
   /// is undefined (docs/language.md §Details 13) and must not be compared.
   std::vector<uint8_t> unknown;
+  /// A concurrent side only (docs/concurrency.md): non-zero when the access blocked before
+  /// it completed and goes on as this kernel thread. Then `bytes` are the bytes moved
+  /// before it blocked, `fault_addr` is where it blocked, and `kr` is KERN_SUCCESS; the
+  /// rest of the access arrives later as ThreadSteps.
+  uint32_t thread = 0;
+};
+
+/// One run of a kernel thread (docs/concurrency.md §Threads): from where it resumed until it
+/// blocked again or its op completed. Runs are reported in the order they happened; the
+/// executor applies each to the model at that point (the linearization rule).
+struct ThreadStep {
+  uint32_t thread = 0;
+  bool blocked = false;  // true: stopped at access.fault_addr, waiting; false: the op is done
+  /// What this run moved. Completed: kr and fault_addr are the access's outcome (bytes
+  /// before fault_addr moved in this run). Blocked: kr is KERN_SUCCESS.
+  Access access;
+};
+
+/// What a `reply` answered (docs/concurrency.md §Managers).
+struct ReplyInfo {
+  bool exists = false;   // a pending request was chosen (false: none, or an exact N that is not pending)
+  uint64_t offset = 0;   // the requested page's offset in the memory object
+  uint32_t owner = 0;    // the thread whose fault sent the request (0: it is gone)
 };
 
 /// One map entry as a task sees it (merged where adjacent entries agree).
@@ -245,6 +276,35 @@ class MemorySystem {
                                       std::span<uint8_t, kPageSize> out) const = 0;
   /// Appends the page offsets of object m that may hold non-zero or unknown bytes.
   virtual void object_pages_of_interest(unsigned m, std::vector<uint64_t>& out) const = 0;
+
+  // --- Concurrency (docs/concurrency.md) --------------------------------------------------
+  // A sequential side (the reference model; Linux refuses these ops out of profile) runs
+  // every op to completion at once: it has no threads, no held manager, nothing pending.
+  // These defaults say exactly that; only a concurrent side (the VM) overrides them.
+  /// Does this side run blocked ops as kernel threads?
+  virtual bool concurrent() const { return false; }
+  /// `hold m`: m's manager queues the kernel's requests instead of answering at once.
+  virtual void hold(unsigned /*m*/) {}
+  /// `reply m N HOW`: the manager answers one pending request (`exact`: the N-th in
+  /// arrival order, which must exist; else the N-th modulo the pending count).
+  /// KERN_INVALID_ARGUMENT (nothing answered) for `unavailable` when m's copy strategy is
+  /// not none (the manager may not change data a lazy copy still reads, as for manager_write).
+  virtual kern_return_t reply(unsigned /*m*/, unsigned /*choice*/, bool /*exact*/, ReplyHow /*how*/,
+                              ReplyInfo* out) {
+    *out = ReplyInfo{};
+    return KERN_SUCCESS;
+  }
+  /// `run N`: run one runnable thread until it blocks or completes. False only when
+  /// `exact` names a thread that is not runnable (unusable input).
+  virtual bool run(unsigned /*choice*/, bool /*exact*/) { return true; }
+  /// One step of `quiesce` (and of the drain at the end of a program): run the
+  /// lowest-numbered runnable thread, else let the lowest-numbered manager with a pending
+  /// request answer its oldest (supply). Done: nothing is left. Deadlock: threads are
+  /// blocked, nothing is runnable and nothing is pending.
+  enum class Quiesce : uint8_t { Done, Progress, Deadlock };
+  virtual Quiesce quiesce_step() { return Quiesce::Done; }
+  /// The thread runs since the last call, in order (moved out).
+  virtual std::vector<ThreadStep> take_steps() { return {}; }
 };
 
 /// A MemorySystem that forwards every call to another: the base of the decorators with
@@ -298,6 +358,14 @@ class ForwardingSystem : public MemorySystem {
   void object_pages_of_interest(unsigned m, std::vector<uint64_t>& out) const override {
     in_.object_pages_of_interest(m, out);
   }
+  bool concurrent() const override { return in_.concurrent(); }
+  void hold(unsigned m) override { in_.hold(m); }
+  kern_return_t reply(unsigned m, unsigned c, bool exact, ReplyHow how, ReplyInfo* out) override {
+    return in_.reply(m, c, exact, how, out);
+  }
+  bool run(unsigned c, bool exact) override { return in_.run(c, exact); }
+  Quiesce quiesce_step() override { return in_.quiesce_step(); }
+  std::vector<ThreadStep> take_steps() override { return in_.take_steps(); }
 
  protected:
   MemorySystem& in_;
@@ -321,6 +389,9 @@ struct OpResult {
 ///             are written together).
 /// Conditions: the op's names are usable on that side (the harness checked them); `data`
 ///             is op.data materialized for the ops that carry data.
+/// quiesce gives up after this many steps (a livelock is then reported as a deadlock).
+inline constexpr unsigned kQuiesceSteps = 1u << 16;
+
 inline OpResult run_op(MemorySystem& s, const Op& op, std::span<const uint8_t> data) {
   OpResult r;
   switch (op.kind) {
@@ -408,6 +479,21 @@ inline OpResult run_op(MemorySystem& s, const Op& op, std::span<const uint8_t> d
       break;
     case OpKind::Collect:
       s.collect(op.task);
+      break;
+    case OpKind::Hold:
+      s.hold(op.object);
+      break;
+    case OpKind::Reply: {
+      ReplyInfo info;
+      r.kr = s.reply(op.object, op.choice, op.choice_exact, op.how, &info);
+      break;
+    }
+    case OpKind::Run:
+      s.run(op.choice, op.choice_exact);
+      break;
+    case OpKind::Quiesce:
+      for (unsigned n = 0; n < kQuiesceSteps && s.quiesce_step() == MemorySystem::Quiesce::Progress; ++n) {
+      }
       break;
     case OpKind::Check:
       break;
