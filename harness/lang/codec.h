@@ -91,7 +91,9 @@
 //     MAPO                  byte: prot = b & 7, max = (b >> 3) & 7, inherit = (b >> 6) % 3
 //     PAGEOUT               byte: 0xff: all; 0xfe: count = u64; else count = b
 //     CHOICE                byte c: `~c` (run, reply: the c-th, modulo, of what exists then;
-//                           binary has no exact form, so an exact N encodes as ~(N mod 256))
+//                           binary has no exact form, so an exact N encodes as ~(N mod 256):
+//                           the same request for a usable `reply m N`, not in general the
+//                           same thread for `run N`, whose N is a thread id)
 //     HOWB                  byte: b % 3 (supply, unavailable, error)
 //   An op whose names cannot be chosen is skipped after its kind byte (see above).
 #pragma once
