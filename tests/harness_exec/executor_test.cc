@@ -228,6 +228,53 @@ TEST(Executor, WhatIfEveryHandWrittenTraceRunsModelAgainstModel) {
   EXPECT_LE(concurrent, files.size() / 2) << "most hand-written traces must stay sequential";
 }
 
+/// The full event log of one run of a trace on the VM: every op with its result and
+/// the thread runs it caused, the final drain's runs, and the verdict.
+std::vector<std::string> event_log(const Program& p) {
+  Subject s = make_vm_subject(p.config);
+  model::Model model(p.config);
+  Executor ex(*s.system, model, p.config, {4, true});
+  ex.set_observer(s.observer.get());
+  std::vector<std::string> log;
+  auto notes = [&] {
+    for (const std::string& n : ex.thread_notes()) log.push_back("  " + n);
+  };
+  for (size_t i = 0; i < p.ops.size(); i++) {
+    Executor::Step st = ex.step(p.ops[i]);
+    log.push_back(print_op(p.ops[i]) + " " + format_result(p.ops[i], ex.vm_result()) + " " +
+                  std::to_string(int(st)));
+    notes();
+    if (st != Executor::Step::Ran) return log;
+  }
+  bool ok = ex.finish_check();
+  notes();
+  ok = ok && ex.finish_teardown();
+  log.push_back(ok ? "ok" : format_failure(*ex.failure()));
+  return log;
+}
+
+TEST(Executor, WhatIfARaceTraceIsReplayedTwiceAreTheEventLogsTheSame) {
+  namespace fs = std::filesystem;
+  unsigned n = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(VMFUZZ_SOURCE_DIR) / "corpus" / "traces")) {
+    if (e.path().filename().string().rfind("race_", 0) != 0) continue;
+    std::ifstream in(e.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    Program p;
+    ParseError err;
+    ASSERT_TRUE(parse_trace(ss.str(), e.path().string(), &p, &err)) << err.what();
+    std::vector<std::string> a = event_log(p), b = event_log(p);
+    EXPECT_EQ(a, b) << e.path();
+    EXPECT_EQ(a.back(), "ok") << e.path();
+    // A race trace is one: some access goes on as a thread.
+    EXPECT_TRUE(std::ranges::any_of(a, [](const std::string& l) { return l.find("in flight as thread") != std::string::npos; }))
+        << e.path();
+    n++;
+  }
+  EXPECT_GE(n, 20u);
+}
+
 TEST(Executor, WhatIfTheCodecChangesAreTheVmDiffSeedsStillTheTraces) {
   // corpus/vm_diff/NAME.bin is `vmfuzz-replay --encode corpus/traces/NAME.trace`: it must
   // decode to the trace's ops (assertions dropped). Re-encode the seeds when this fails.

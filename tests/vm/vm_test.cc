@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -1026,5 +1028,52 @@ TEST_F(VmTest, InvariantCheckerReportsACorruptedRefCount) {
   --o->ref_count;
 }
 
+// --- Concurrency (docs/concurrency.md) -------------------------------------------------
+
+TEST(YieldPoints, TableMatchesTheDocs) {
+  // docs/concurrency.md shows vm/yield_points.def as a table between two markers.
+  std::ifstream in(std::string(VMFUZZ_SOURCE_DIR) + "/docs/concurrency.md");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string doc = ss.str();
+  const std::string begin = "<!-- yield points: begin -->\n", end = "<!-- yield points: end -->";
+  size_t b = doc.find(begin), e = doc.find(end);
+  ASSERT_NE(b, std::string::npos);
+  ASSERT_NE(e, std::string::npos);
+  std::string want = "| yield point | where | waits for |\n|---|---|---|\n";
+#define VMFUZZ_YIELD(E, NAME, WHERE, WAITS) want += std::string("| `") + NAME + "` | " + WHERE + " | " + WAITS + " |\n";
+#include "vm/yield_points.def"
+#undef VMFUZZ_YIELD
+  EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), want);
+}
+
+TEST(Scheduler, WhatIfAReadWaitsForAHeldManagerItResumesWhereItStopped) {
+  Kernel k(SystemConfig{});
+  k.task_create(0);
+  k.object_create(0, 2 * P, CopyStrategy::None, true, std::vector<uint8_t>(2 * P, 0x5a));
+  uint64_t a = 0x40000;
+  ASSERT_EQ(k.map(0, &a, false, 2 * P, 0, 0, true, VM_PROT_DEFAULT, VM_PROT_ALL, vm_inherit_t::Copy), KERN_SUCCESS);
+  ASSERT_EQ(k.read(0, 0x40000, 4, 0).thread, 0u);  // not held: at once
+  k.hold(0);
+  Access r = k.read(0, 0x40ffe, 4, 0);  // page 0 resident, page 1 must be asked for
+  ASSERT_EQ(r.thread, 1u);
+  EXPECT_EQ(r.bytes, std::vector<uint8_t>(2, 0x5a));
+  EXPECT_EQ(r.fault_addr, 0x41000u);
+  ASSERT_EQ(k.memory_object(0)->requests.size(), 1u);
+  EXPECT_EQ(k.scheduler().threads.at(1).where, YieldPoint::DataRequest);
+  EXPECT_FALSE(k.run(1, true)) << "a blocked thread is not runnable";
+  ReplyInfo info;
+  ASSERT_EQ(k.reply(0, 0, true, ReplyHow::Supply, &info), KERN_SUCCESS);
+  EXPECT_TRUE(info.exists);
+  EXPECT_EQ(info.offset, P);
+  EXPECT_EQ(info.owner, 1u);
+  ASSERT_TRUE(k.run(0, false));
+  std::vector<ThreadStep> steps = k.take_steps();
+  ASSERT_EQ(steps.size(), 1u);
+  EXPECT_FALSE(steps[0].blocked);
+  EXPECT_EQ(steps[0].access.bytes, std::vector<uint8_t>(2, 0x5a));
+  EXPECT_TRUE(k.scheduler().threads.empty());
+  EXPECT_EQ(k.quiesce_step(), MemorySystem::Quiesce::Done);
+}
 }  // namespace
 }  // namespace vmfuzz::vm
