@@ -54,6 +54,8 @@ void state_machine(const Bias& bias, bool pressure, const std::string& property,
   RC_CLASSIFY(c.collapses > 0, "collapse");
   RC_CLASSIFY(c.bypasses > 0, "bypass");
   RC_CLASSIFY(c.pushes > 0, "push to copy object");
+  RC_CLASSIFY(c.data_requests > 0, "request to a held manager");
+  RC_CLASSIFY(c.data_requests > 2, "3+ requests to held managers");
 }
 
 VMFUZZ_PROP(StateMachine, MixedPrograms, 1000, ()) { state_machine(Bias::mixed(), false, current_property()); }
@@ -74,6 +76,17 @@ VMFUZZ_PROP(StateMachine, SnapshotsUnderPressure, 500, ()) {
 
 VMFUZZ_PROP(StateMachine, MemoryPressure, 500, ()) {
   state_machine(Bias::mixed(), true, current_property());
+}
+
+// Q: do accesses that wait for held managers, answered late, out of order, with
+// data_unavailable or data_error, and scheduled in any order, give results some
+// per-page linearization explains, with every step invariant holding? (docs/concurrency.md)
+VMFUZZ_PROP(StateMachine, ConcurrentAccesses, 1000, ()) {
+  state_machine(Bias::concurrency(), false, current_property());
+}
+
+VMFUZZ_PROP(StateMachine, ConcurrentAccessesUnderPressure, 500, ()) {
+  state_machine(Bias::concurrency(), true, current_property());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -147,6 +147,35 @@ Bias Bias::snapshots() {
   return b;
 }
 
+// Accesses that wait for held managers: objects mapped shared (and copied), held, then
+// reads and writes on their pages interleaved with replies of every kind, runs of any
+// runnable thread, forks, deallocations, pageouts, destroys and drains.
+Bias Bias::concurrency() {
+  Bias b;
+  b.window_pages = 6;
+  set_weight(b, OpKind::Allocate, 1);
+  set_weight(b, OpKind::Deallocate, 1);
+  set_weight(b, OpKind::Protect, 1);
+  set_weight(b, OpKind::Write, 14);
+  set_weight(b, OpKind::Read, 14);
+  set_weight(b, OpKind::Fork, 2);
+  set_weight(b, OpKind::Terminate, 1);
+  set_weight(b, OpKind::VmRead, 1);
+  set_weight(b, OpKind::VmWrite, 1);
+  set_weight(b, OpKind::Object, 6);
+  set_weight(b, OpKind::Map, 14);
+  set_weight(b, OpKind::ManagerWrite, 2);
+  set_weight(b, OpKind::File, 2);
+  set_weight(b, OpKind::Destroy, 1);
+  set_weight(b, OpKind::Pageout, 5);  // evicted pages are asked for again
+  set_weight(b, OpKind::Check, 1);
+  set_weight(b, OpKind::Hold, 10);
+  set_weight(b, OpKind::Reply, 14);
+  set_weight(b, OpKind::Run, 14);
+  set_weight(b, OpKind::Quiesce, 1);
+  return b;
+}
+
 Bias Bias::setup() {
   Bias b;
   b.window_pages = 8;

@@ -105,6 +105,8 @@ struct Bias {
   static Bias objects();     // memory objects, mappings, manager writes, pageout
   static Bias setup();       // writes, forks, vm_copy, reads: no op that unmaps or ends
   static Bias snapshots();   // share, fork, vm_read, write, pageout on 6 pages: copy objects under pressure
+  static Bias concurrency(); // held managers, accesses that wait, replies and the schedule
+                             // (docs/concurrency.md) over mapped memory objects
 };
 
 /// The rc::state model state (see the top of this file).
