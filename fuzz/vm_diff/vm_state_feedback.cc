@@ -44,6 +44,10 @@ enum Feature : uint32_t {
   kCounter = 8,           // value: counter index x log2 bucket of its count
   kTasks = 9,             // value: live tasks with entries
   kObjects = 10,          // value: log2 bucket of the number of objects
+  kInterleave = 11,       // value: a blocked thread's yield point x another thread blocked on
+                          //        the same object x runnable threads (capped at 3)
+  kInFlight = 12,         // value: threads in flight (capped) x absent_count bucket of the
+                          //        busiest object (docs/concurrency.md)
 };
 
 unsigned log2_bucket(uint64_t n) { return n == 0 ? 0 : unsigned(std::bit_width(n)); }
@@ -105,6 +109,21 @@ void record_vm_state(const vm::Kernel& kernel) {
     }
   }
   bump(kTasks, tasks);
+  // Interleavings (docs/concurrency.md): which yield point a thread reached while another
+  // thread waits on the same object, and how much is in flight.
+  if (!sys.sched.threads.empty() || sys.counters.data_requests != 0) {
+    unsigned runnable = 0, absent = 0;
+    for (const auto& [id, t] : sys.sched.threads) runnable += t.state == vm::KThread::State::Runnable;
+    for (const auto& [id, t] : sys.sched.threads) {
+      if (t.state != vm::KThread::State::Blocked) continue;
+      bool shared = false;
+      for (const auto& [id2, u] : sys.sched.threads)
+        shared |= id2 != id && u.state == vm::KThread::State::Blocked && u.event.object == t.event.object;
+      bump(kInterleave, unsigned(t.where) * 8 + (shared ? 4u : 0u) + std::min(runnable, 3u));
+    }
+    for (const auto& [id, o] : sys.objects) absent = std::max(absent, o->absent_count);
+    bump(kInFlight, std::min<unsigned>(unsigned(sys.sched.threads.size()), 7u) * 8 + std::min(absent, 7u));
+  }
   // Every mechanism counter, bucketed. VmCounters is a plain struct of uint64_t counters.
   const vm::VmCounters& counters = kernel.counters();
   static_assert(std::is_trivially_copyable_v<vm::VmCounters> && sizeof(vm::VmCounters) % sizeof(uint64_t) == 0,

@@ -87,6 +87,22 @@ std::vector<uint8_t> reference_counters(const vm::Kernel& kernel) {
     }
   }
   bump(9, tasks);
+  // Interleavings: from the scheduler's threads and the objects' absent counts.
+  const vm::Scheduler& sched = kernel.scheduler();
+  if (!sched.threads.empty() || kernel.counters().data_requests != 0) {
+    std::vector<const vm::KThread*> blocked;
+    unsigned runnable = 0, absent = 0;
+    for (const auto& [id, t] : sched.threads) {
+      if (t.state == vm::KThread::State::Runnable) runnable++;
+      else blocked.push_back(&t);
+    }
+    for (const vm::KThread* t : blocked) {
+      bool shared = std::ranges::any_of(blocked, [&](const vm::KThread* u) { return u != t && u->event.object == t->event.object; });
+      bump(11, unsigned(t->where) * 8 + (shared ? 4u : 0u) + std::min(runnable, 3u));
+    }
+    for (const auto& o : objects) absent = std::max(absent, o.absent_count);
+    bump(12, std::min<unsigned>(unsigned(sched.threads.size()), 7u) * 8 + std::min(absent, 7u));
+  }
   uint64_t values[sizeof(vm::VmCounters) / sizeof(uint64_t)];
   std::memcpy(values, &kernel.counters(), sizeof values);
   for (uint32_t i = 0; i < std::size(values); i++)
