@@ -182,6 +182,21 @@ std::string dot_graph(const vm::Kernel& k, const FailureSite& site) {
            strategy_name(mo->strategy()) + (mo->persist() ? ", persist" : "") +
            (mo->destroyed ? ", destroyed" : "") + ")\"];\n";
     if (mo->kobject) out += "  \"" + name + "\" -> \"o" + std::to_string(mo->kobject->id) + "\" [style=dotted];\n";
+    if (!mo->requests.empty())
+      out += "  \"" + name + "\" [xlabel=\"" + std::to_string(mo->requests.size()) + " request(s) in flight\"];\n";
+  }
+  // Kernel threads in flight (docs/concurrency.md): each points at the object it waits on.
+  for (const auto& [tid, th] : k.scheduler().threads) {
+    std::string name = "thread" + std::to_string(tid);
+    bool blocked = th.state == vm::KThread::State::Blocked;
+    std::string label = "thread " + std::to_string(tid) + "\\n" + (th.write ? "write" : "read") + " t" +
+                        std::to_string(th.task) + " " + hex_addr(th.addr + th.done) + "\\n" +
+                        (blocked ? std::string("blocked at ") + vm::yield_point_name(th.where) : std::string("runnable")) +
+                        "\\nsince step " + std::to_string(th.since_step);
+    out += "  \"" + name + "\" [shape=hexagon, label=\"" + label + "\"];\n";
+    if (blocked && th.event.object != 0)
+      out += "  \"" + name + "\" -> \"o" + std::to_string(th.event.object) + "\" [style=bold, label=\"" +
+             vm::wait_event_name(th.event) + "\"];\n";
   }
   for (const auto& [id, o] : objs) {
     if (o.shadow)

@@ -167,6 +167,10 @@ void Executor::fail(Oracle oracle, std::string sub, std::string detail, std::str
   f.detail = std::move(detail);
   f.diff = std::move(diff);
   f.site = site;
+  if (observer_ && oracle != Oracle::deadlock) {
+    std::string threads = observer_->threads();  // docs/concurrency.md: every thread's wait
+    if (!threads.empty()) f.detail += "\nthreads and requests in flight:\n" + threads;
+  }
   if (observer_) {
     if (site.kind == FailureSite::Kind::TaskPage) f.provenance = observer_->provenance(site.task, site.addr);
     if (site.kind == FailureSite::Kind::ObjectPage) f.provenance = observer_->object_provenance(site.object, site.addr);
@@ -470,12 +474,23 @@ bool Executor::apply_thread_step(const ThreadStep& st) {
   // Completed: the op's own assertions, on the whole access.
   OpResult fv = f.vm, fm = f.model;
   Op op = f.op;
+  const unsigned f_line = f.line;
   in_flight_.erase(it);
   model_result_ = fm;
   vm_result_ = fv;
-  if (!check_assertion(op, fm, "model")) return false;
-  if (!check_assertion(op, fv, "vm")) return false;
-  return true;
+  // A failed assertion names the access it was written on (line and all), not the op
+  // whose step completed it.
+  const uint64_t index = ctx_index_;
+  const unsigned line = ctx_line_, saved_line = line_;
+  const Op* saved_op = ctx_op_ptr_;
+  const char *saved_text = ctx_text_, *saved_kind = ctx_kind_;
+  line_ = f_line;
+  set_context(index, &op, nullptr, nullptr);
+  bool ok = check_assertion(op, fm, "model") && check_assertion(op, fv, "vm");
+  line_ = saved_line;
+  set_context(index, saved_op, saved_text, saved_kind);
+  ctx_line_ = line;
+  return ok;
 }
 
 bool Executor::apply_thread_steps() {
@@ -587,6 +602,7 @@ Executor::Step Executor::step(const Op& op) {
       // rest comes with the thread's runs.
       InFlight f;
       f.op = op;
+      f.line = line_;
       f.data = std::move(data);
       std::vector<uint8_t> head_data;
       uint64_t moved = vm_result_.access.bytes.size();

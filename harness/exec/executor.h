@@ -200,6 +200,7 @@ class Executor {
     std::vector<uint8_t> data;
     OpResult vm, model;
     bool error_pending = false;  // its request was answered data_error
+    unsigned line = 0;           // its source line
   };
   std::map<uint32_t, InFlight> in_flight_;  // by VM thread id
   std::vector<std::string> notes_;          // thread_notes()
