@@ -571,6 +571,76 @@ VMFUZZ_PROP(Determinism, SameProgramSameResultsAndCounters, 300, ()) {
     b->fail("the same program's teardown left different VM counters");
 }
 
+// ---------------------------------------------------------------------------------------
+// A hostile manager (docs/concurrency.md §What a misbehaving manager may do).
+
+// Tasks whose memory can hold bytes of a memory object after `ops`: those that map one,
+// and, transitively, fork children of such tasks and tasks that receive a copy handle or a
+// vm_copy made from such a task's memory. Every other live task holds anonymous memory only.
+uint16_t tasks_touching_objects(const std::vector<Op>& ops) {
+  uint16_t tainted = 0, handles = 0;
+  for (const Op& op : ops) {
+    const uint16_t t = uint16_t(1u << op.task);
+    switch (op.kind) {
+      case OpKind::Map: tainted |= t; break;
+      case OpKind::Fork: if (tainted & t) tainted |= uint16_t(1u << op.task2); break;
+      case OpKind::VmRead: if (tainted & t) handles |= uint16_t(1u << op.copy); break;
+      case OpKind::VmWrite:
+      case OpKind::Copyout: if (handles >> op.copy & 1) tainted |= t; break;
+      case OpKind::Task: tainted &= uint16_t(~t); break;
+      default: break;
+    }
+  }
+  return tainted;
+}
+
+// Q: whatever a held manager answers — late, out of order, data_unavailable, data_error,
+// nothing until the final drain — is the memory of every task that maps none of its
+// objects exactly what it is when every manager supplies each request at once?
+VMFUZZ_PROP(HostileManager, MemoryNotMappingItIsUnaffected, 300, ()) {
+  const std::string property = current_property();
+  SystemConfig cfg;
+  Op t1;
+  t1.kind = OpKind::Task;
+  t1.task = 1;
+  // t0 maps a held object over the window (its accesses wait for the manager); t1 holds
+  // anonymous memory at the same addresses of its own space.
+  Op obj;
+  obj.kind = OpKind::Object, obj.object = 0, obj.size = 6 * kPageSize, obj.strategy = CopyStrategy::None;
+  obj.persist = true, obj.data = DataSpec::pat(0x31, 6 * kPageSize);
+  Op map;
+  map.kind = OpKind::Map, map.task = 0, map.addr = kWindow, map.size = 6 * kPageSize, map.object = 0, map.share = true;
+  Op hold;
+  hold.kind = OpKind::Hold, hold.object = 0;
+  std::vector<Op> hostile = draw_program(OpState(cfg, Bias::concurrency()),
+                                         {t1, op_allocate(1, kWindow, 4 * kPageSize), op_write_pat(1, kWindow, 9, 4 * kPageSize),
+                                          obj, map, hold});
+  // The same program with a tame manager: every `hold` and every reply made a plain supply
+  // of the oldest request; then both drain.
+  std::vector<Op> tame;
+  for (const Op& op : hostile) {
+    if (op.kind == OpKind::Hold) continue;
+    if (op.kind == OpKind::Reply) continue;
+    tame.push_back(op);
+  }
+  Op drain;
+  drain.kind = OpKind::Quiesce;
+  hostile.push_back(drain);
+  tame.push_back(drain);
+  auto a = run_ops(cfg, hostile, property);
+  auto b = run_ops(cfg, tame, property);
+  uint16_t clean = uint16_t(a->exec().names().tasks_mask() & ~tasks_touching_objects(hostile));
+  RC_CLASSIFY(a->kernel().counters().data_requests > 0, "manager held and asked");
+  RC_CLASSIFY(std::ranges::any_of(hostile, [](const Op& op) { return op.kind == OpKind::Reply && op.how != ReplyHow::Supply; }),
+              "unavailable or error answered");
+  if (clean != (b->exec().names().tasks_mask() & ~tasks_touching_objects(tame)))
+    a->fail("the tame run has other live tasks");
+  if (int t = first_changed(images(a->vm(), clean, &a->model()), images(b->vm(), clean, &b->model())); t >= 0)
+    a->fail("task t" + std::to_string(t) + " maps no memory object, yet its memory depends on how a manager answered");
+  a->finish();
+  b->finish();
+}
+
 VMFUZZ_PROP(NVersion, ConfigurationsAgree, 300, ()) {
   const std::string property = current_property();
   SystemConfig base;
