@@ -18,10 +18,12 @@
 // The self-test proves the machinery can fail: a decorator that corrupts one byte after
 // every successful vm_copy must be caught, shrunk to a short trace, and the trace written
 // must replay: cleanly against the real VM, and failing against the decorated one.
+#include <array>
 #include <fstream>
 #include <sstream>
 
 #include "harness/exec/report.h"
+#include "harness/lang/op_shapes.h"
 #include "harness/lang/text.h"
 #include "props/support/prop_support.h"
 #include "vm/kernel.h"
@@ -42,12 +44,15 @@ rc::Gen<SystemConfig> gen_config(bool pressure) {
       gen::element(16u, 1u, 2u, 4u, 64u), gen::inRange(0u, 9u));
 }
 
+using GenCommand = rc::Gen<std::shared_ptr<const rc::state::Command<OpState, PropSystem>>> (*)(const OpState&);
+
 // One run of the state machine with `bias`; wrap (may be empty) decorates the VM.
-void state_machine(const Bias& bias, bool pressure, const std::string& property, const Decorator& wrap = {}) {
+void state_machine(const Bias& bias, bool pressure, const std::string& property, const Decorator& wrap = {},
+                   GenCommand gen = &gen_command) {
   SystemConfig cfg = *gen_config(pressure);
   PropSystem sys(cfg, property, wrap);
   OpState s0(cfg, bias);
-  rc::state::check(s0, sys, &gen_command);
+  rc::state::check(s0, sys, gen);
   sys.finish();
   const auto& c = sys.kernel().counters();
   RC_CLASSIFY(sys.ops().size() >= 30, "30+ ops");
@@ -87,6 +92,37 @@ VMFUZZ_PROP(StateMachine, ConcurrentAccesses, 1000, ()) {
 
 VMFUZZ_PROP(StateMachine, ConcurrentAccessesUnderPressure, 500, ()) {
   state_machine(Bias::concurrency(), true, current_property());
+}
+
+// Q: do the shapes VM bugs need (harness/lang/op_shapes.h: fork chains, copy objects under
+//    pressure, kernel writes into shared object mappings, the edges of user space, ...),
+//    mixed into ordinary programs, with or without memory pressure, keep VM and model equal?
+VMFUZZ_PROP(StateMachine, ShapedSequences, 500, ()) {
+  const bool pressure = *gen::arbitrary<bool>();
+  state_machine(Bias::mixed(), pressure, current_property(), {}, &gen_shaped_command);
+}
+
+// Q: do the rapidcheck generators make programs of the three classes that no engine
+//    reached before (op_shapes.h: classify_shapes)? Counted over generated command
+//    sequences, the state machine's generators against the shaped ones.
+TEST(ShapedSequences, GeneratorsMakeAllThreeMissedClasses) {
+  auto count = [](GenCommand g) {
+    std::array<unsigned, 3> n{};
+    for (uint64_t seed = 0; seed < 100; seed++) {
+      SystemConfig cfg;
+      OpState s0(cfg, Bias::mixed());
+      const auto cmds = rc::state::gen::commands(s0, g)(rc::Random(seed + 1), 100).value();
+      const ShapeClasses c = classify_shapes(ops_of(cmds));
+      n[0] += c.edge, n[1] += c.pageout_collapse, n[2] += c.kernel_write_file;
+    }
+    return n;
+  };
+  const auto plain = count(&gen_command), shaped = count(&gen_shaped_command);
+  std::cout << "of 100 generated programs: edge " << plain[0] << ", pageout_collapse " << plain[1]
+            << ", kernel_write_file " << plain[2] << " (gen_command)\n";
+  std::cout << "of 100 generated programs: edge " << shaped[0] << ", pageout_collapse " << shaped[1]
+            << ", kernel_write_file " << shaped[2] << " (gen_shaped_command)\n";
+  for (unsigned k = 0; k < 3; k++) EXPECT_GE(shaped[k], 5u) << "class " << k << " in under 5% of the programs";
 }
 
 // ---------------------------------------------------------------------------------------

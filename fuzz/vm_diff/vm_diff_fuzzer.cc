@@ -17,15 +17,13 @@
 // kFuzzFullCheckEvery ops and at the end, then teardown and check_teardown. Ops the VM does
 // not implement yet are not applicable (skipped on both sides).
 //
-// Structure-aware mutation (LLVMFuzzerCustomMutator): three times in four the input is
+// Structure-aware mutation (LLVMFuzzerCustomMutator): six times in eight the input is
 // decoded (or, when it is the input just run, taken from that run), changed at the op
-// level — an op from a table of copy-on-write building blocks (fork, a write over a page,
-// terminate, vm_copy, inherit share, protect, pageout, memory object maps, ...) inserted
-// with random task, page and byte; an op of any kind of the op table inserted with its
-// slots drawn from their shapes (harness/lang/op_shapes.h: colliding pages, edge addresses and
-// sizes); an op deleted, duplicated or moved; an op's task renamed — and encoded again;
-// otherwise libFuzzer's byte mutation runs. Names that the change leaves dangling are remapped by the decoder (codec.h), so
-// every mutant is a valid program.
+// level (op_mutator.h) — two of the six insert a whole shaped sequence (a fork chain, a
+// snapshot under pressure, a kernel write into a shared object mapping, the edges of
+// user space, ...: harness/lang/op_shapes.h), four change one op — and encoded again;
+// otherwise libFuzzer's byte mutation runs. Names that the change leaves dangling are
+// remapped by the decoder (codec.h), so every mutant is a valid program.
 //
 // VM-state feedback (vm_state_feedback.h): after every op that ran, the kernel's shape
 // (chain depths, copy objects, sharers, pagers, entry shapes, mechanism counters) bumps
@@ -50,9 +48,9 @@
 
 #include "harness/lang/codec.h"
 #include "harness/exec/executor.h"
-#include "harness/lang/op_shapes.h"
 #include "harness/exec/report.h"
 #include "harness/lang/text.h"
+#include "fuzz/vm_diff/op_mutator.h"
 #include "fuzz/vm_diff/vm_state_feedback.h"
 #include "reference_model/model.h"
 #include "vm/kernel.h"
@@ -90,63 +88,9 @@ VMFUZZ_ORACLE(other)
 
 // --- Op-level mutation ---------------------------------------------------------------------
 
-// Building blocks, as trace lines; T/U are tasks, P/Q page addresses, B a byte.
-constexpr const char* kTemplates[] = {
-    "fork tT tU",
-    "terminate tT",
-    "task tT",
-    "allocate tT P 0x4000",
-    "deallocate tT P 0x1000",
-    "write tT P fill:B*0x1000",
-    "write tT P fill:B*0x10 cpu=1",
-    "read tT P 0x1000",
-    "read tT P 0x10 cpu=1",
-    "protect tT P 0x2000 r--",
-    "protect tT P 0x2000 rw-",
-    "inherit tT P 0x4000 share",
-    "inherit tT P 0x4000 copy",
-    "vm_copy tT P 0x2000 Q",
-    "vm_read tT P 0x2000 c0",
-    "copyout tT c0",
-    "vm_write tT Q c0",
-    "pageout all",
-    "pageout 3",
-    "object m0 0x4000 delay persist fill:B*0x4000",
-    "object m1 0x4000 call nopersist fill:B*0x1000",
-    "object m2 0x4000 none persist fill:B*0x10",
-    "map tT P 0x4000 m0 0x0 share",
-    "map tT P 0x4000 m1 0x0 copy",
-    "map tT P 0x4000 m2 0x0 share",
-    "manager_write m2 0x0 fill:B*0x20",
-    "file m0 0x0 0x20",
-    "destroy m1",
-    "device m3 0x4000 fill:B*0x2000",
-    "map tT P 0x4000 m3 0x0 share",
-    "map tT P 0x2000 m3 0x1000 copy",
-    "manager_write m3 0x1000 fill:B*0x10",
-    "file m3 0x1000 0x10",
-    "check",
-};
-
-std::string fill_template(std::string t, std::minstd_rand& rng) {
-  auto replace = [&](const char* key, const std::string& value) {
-    for (size_t pos; (pos = t.find(key)) != std::string::npos;) t.replace(pos, std::strlen(key), value);
-  };
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%x", 0x10000u + unsigned(rng() % 8) * 0x1000u);
-  replace(" P ", std::string(" ") + buf + " ");
-  std::snprintf(buf, sizeof buf, "0x%x", 0x10000u + unsigned(rng() % 8) * 0x1000u);
-  replace(" Q", std::string(" ") + buf);
-  std::snprintf(buf, sizeof buf, "0x%02x", unsigned(rng() % 255) + 1);
-  replace("B*", std::string(buf) + "*");
-  replace("tT", "t" + std::to_string(rng() % 4));
-  replace("tU", "t" + std::to_string(1 + rng() % 5));
-  return t;
-}
-
 // The input LLVMFuzzerTestOneInput ran last and its program as decode_with_model gives it
 // (its own config, not folded). libFuzzer mutates the unit it has just run (mutation depth
-// > 1) more often than not; mutate_ops then takes the program from here instead of
+// > 1) more often than not; mutate_program then takes the program from here instead of
 // decoding it again with a model run.
 std::vector<uint8_t> g_last_input;
 Program g_last_program;
@@ -158,45 +102,12 @@ Program decoded_program(std::span<const uint8_t> bytes) {
   return harness::decode_with_model(bytes, scratch);
 }
 
-size_t mutate_ops(uint8_t* data, size_t size, size_t max_size, std::minstd_rand& rng) {
+// Two in eight mutations insert a whole shaped sequence, four change one op (op_mutator.h),
+// two are libFuzzer's byte mutations.
+size_t mutate_program(uint8_t* data, size_t size, size_t max_size, std::minstd_rand& rng, bool sequence) {
   Program p = decoded_program(std::span<const uint8_t>(data, size));
-  auto pos = [&](size_t n) { return n == 0 ? 0 : size_t(rng() % n); };
-  switch (rng() % 6) {
-    case 0:
-    case 1: {  // insert a building block
-      Op op;
-      std::string reason;
-      std::string line = fill_template(kTemplates[rng() % std::size(kTemplates)], rng);
-      if (!parse_op_line(line, &op, &reason)) return 0;
-      p.ops.insert(p.ops.begin() + std::ptrdiff_t(pos(p.ops.size() + 1)), op);
-      break;
-    }
-    case 2: {  // insert an op of any kind of the op table, its slots drawn from their shapes
-      OpKind kind = OpKind(rng() % kOpKindCount);
-      Op op = shaped_op(kind, [&rng](uint64_t n) { return uint64_t(rng()) % n; });
-      p.ops.insert(p.ops.begin() + std::ptrdiff_t(pos(p.ops.size() + 1)), op);
-      break;
-    }
-    case 3:  // delete
-      if (p.ops.empty()) return 0;
-      p.ops.erase(p.ops.begin() + std::ptrdiff_t(pos(p.ops.size())));
-      break;
-    case 4: {  // duplicate or move one op
-      if (p.ops.empty()) return 0;
-      size_t from = pos(p.ops.size());
-      Op op = p.ops[from];
-      if (rng() % 2) p.ops.erase(p.ops.begin() + std::ptrdiff_t(from));
-      p.ops.insert(p.ops.begin() + std::ptrdiff_t(pos(p.ops.size() + 1)), op);
-      break;
-    }
-    default: {  // rename one op's task
-      if (p.ops.empty()) return 0;
-      Op& op = p.ops[pos(p.ops.size())];
-      op.task = uint8_t(rng() % 4);
-      break;
-    }
-  }
-  p.lines.assign(p.ops.size(), 0);
+  if (sequence) fuzz::insert_shaped_sequence(p, rng);
+  else if (!fuzz::mutate_one_op(p, rng)) return 0;
   std::vector<uint8_t> out = encode_program(p);
   if (out.size() > max_size) return 0;
   std::copy(out.begin(), out.end(), data);
@@ -210,8 +121,8 @@ extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size) 
 
 extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size, unsigned int seed) {
   std::minstd_rand rng(seed);
-  if (rng() % 4 != 0) {
-    size_t n = mutate_ops(data, size, max_size, rng);
+  if (unsigned r = rng() % 8; r < 6) {
+    size_t n = mutate_program(data, size, max_size, rng, /*sequence=*/r < 2);
     if (n != 0) return n;
   }
   return LLVMFuzzerMutate ? LLVMFuzzerMutate(data, size, max_size) : size;

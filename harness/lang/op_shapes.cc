@@ -1,10 +1,15 @@
 // op_shapes.cc — the shapes of each argument slot (see op_shapes.h).
 #include "harness/lang/op_shapes.h"
 
+#include <cassert>
+#include <cstdio>
 #include <iterator>
+#include <string>
+#include <string_view>
 
 #include "harness/lang/codec.h"
 #include "harness/lang/op_table.h"
+#include "harness/lang/text.h"
 
 namespace vmfuzz {
 
@@ -100,6 +105,240 @@ Op shaped_op(OpKind k, const Pick& pick) {
     }
   }
   return op;
+}
+
+
+// --- Whole shapes ----------------------------------------------------------------------
+
+namespace {
+
+/// One family: its name and its trace lines. Placeholders, drawn per sequence:
+///   {T} the acting task (mostly t0); {U} {V} new tasks; {C} {C2} new handles; {M} a new object
+///   {A} the region's base, {A1} its second page, {N} its size (2..4 pages), {P} one page
+///   {D} a second region of {N} bytes, {L} {L2} where the first and second copyout land
+///       when the low window is free (0x10000, 0x10000 + {N})
+///   {B1} {B2} {B3} bytes; {S} a copy strategy; {Q} a pageout count ("all" or 1..4)
+///   {E...} edge lines: a few of kEdgeLines, in order
+struct Family {
+  const char* name;
+  const char* lines;
+};
+
+constexpr Family kFamilies[] = {
+    {"fork_chain",  // collapse_overwrites, bypass_while_needed: writes at each level, the middle ends
+     "allocate {T} {A} {N}\nwrite {T} {A} fill:{B1}*{N}\nfork {T} {U}\nwrite {T} {A} fill:{B2}*0x10\n"
+     "fork {U} {V}\nwrite {U} {A1} fill:{B3}*0x10\nterminate {U}\nread {V} {A} 0x20\nread {T} {A} 0x20\n"
+     "read {V} {A1} 0x10\nwrite {V} {A} fill:{B1}*0x10\nread {T} {A} 0x10"},
+    {"fork_clipped",  // shadow_offset_twice, clip_offset_wrong: a fork of a clipped region
+     "allocate {T} {A} {N}\nwrite {T} {A} pat:{B1}*{N}\ndeallocate {T} {A} {P}\nfork {T} {U}\n"
+     "write {U} {A1} fill:{B2}*0x10\nfork {U} {V}\nterminate {U}\nread {V} {A1} 0x1000\nread {T} {A1} 0x1000"},
+    {"snapshot_then_write",  // missed_push: a vm_read snapshot of a shared region, then a write
+     "allocate {T} {A} {N}\nwrite {T} {A} fill:{B1}*{N}\ninherit {T} {A} {N} share\nfork {T} {U}\nvm_read {T} {A} {N} {C}\nwrite {T} {A} fill:{B2}*0x10\n"
+     "allocate {T} {D} {N}\nvm_write {T} {D} {C}\nread {T} {D} 0x20\nvm_read {T} {A} {N} {C}\ncopyout {T} {C}\n"
+     "write {T} {A} fill:{B3}*0x1000\nread {T} {L} 0x20"},
+    {"share_after_copy",  // share_without_shadow: fork COPY, then SHARE of the same needs_copy entry
+     "allocate {T} {A} {N}\nwrite {T} {A} fill:{B1}*{N}\nfork {T} {U}\ninherit {T} {A} {N} share\nfork {T} {V}\n"
+     "write {V} {A} fill:{B2}*0x10\nread {U} {A} 0x10\nread {T} {A} 0x10"},
+    {"shared_region_copied",  // missed_push through a shared region, stale copies
+     "allocate {T} {A} {N}\nwrite {T} {A} fill:{B1}*{N}\ninherit {T} {A} {N} share\nfork {T} {U}\n"
+     "vm_read {U} {A} {N} {C}\nwrite {T} {A} fill:{B2}*0x10\ncopyout {U} {C}\nread {U} {L} 0x10\n"
+     "pageout {Q}\nwrite {U} {A1} fill:{B3}*0x10\nread {U} {L} 0x1010"},
+    {"snapshot_pressure",  // time_rewind: an untouched shared page, snapshot read, original written, pageout
+     "allocate {T} {A} {N}\ninherit {T} {A} {N} share\nfork {T} {U}\nvm_read {T} {A} {N} {C}\ncopyout {T} {C}\n"
+     "read {T} {L} 0x10\nwrite {U} {A} fill:{B2}*0x10\npageout {Q}\nread {T} {L} 0x10\nread {U} {A} 0x10"},
+    {"pageout_between_snapshot_and_write",  // push_over_paged_out
+     "allocate {T} {A} {N}\nwrite {T} {A} fill:{B1}*{N}\ninherit {T} {A} {N} share\nfork {T} {U}\nvm_read {T} {A} {N} {C}\ncopyout {T} {C}\nread {T} {L} 0x10\n"
+     "pageout {Q}\nwrite {T} {A} fill:{B2}*0x10\nread {T} {L} 0x10\nwrite {T} {A1} fill:{B3}*0x10\nread {T} {L} 0x1010"},
+    {"second_snapshot",  // copy_object_always_reused, old_copy_not_repointed
+     "allocate {T} {A} {N}\nwrite {T} {A} fill:{B1}*{N}\ninherit {T} {A} {N} share\nfork {T} {U}\nvm_read {T} {A} {N} {C}\nwrite {T} {A} fill:{B2}*0x10\n"
+     "vm_read {T} {A} {N} {C2}\nwrite {T} {A1} fill:{B3}*0x10\ncopyout {T} {C}\ncopyout {T} {C2}\n"
+     "read {T} {L} 0x1010\nread {T} {L2} 0x1010"},
+    {"pageout_then_collapse",  // a shadowing object's own pages paged out, then a collapse into it
+     "allocate {T} {A} {N}\nwrite {T} {A} fill:{B1}*{N}\nfork {T} {U}\nwrite {T} {A} fill:{B2}*{N}\n"
+     "write {U} {A1} fill:{B3}*0x10\npageout {Q}\nterminate {U}\nread {T} {A} 0x20\nread {T} {A1} 0x20\n"
+     "write {T} {A} fill:{B3}*0x10\npageout all\nread {T} {A1} 0x10"},
+    {"kernel_write_shared_object",  // vm_copy / vm_write into a shared mapping, seen by the manager
+     "object {M} {N} {S} persist fill:{B1}*{N}\nmap {T} {A} {N} {M} 0x0 share\nallocate {T} {D} {N}\n"
+     "write {T} {D} fill:{B2}*{N}\n{K}\nfile {M} 0x0 0x20\nfile {M} {P} 0x10\nread {T} {A} 0x10"},
+    {"edges",  // the last page below the hole, the hole, non-canonical, wrap-around
+     "allocate {T} 0x7fffffffe000 0x1000\nwrite {T} 0x7fffffffe000 fill:{B1}*0x10\n{E}"},
+    {"copy_call_twice",  // unlock_keeps_mappings, copy_call_not_write_locked
+     "object {M} {N} call nopersist fill:{B1}*{N}\nmap {T} {A} {N} {M} 0x0 share\nread {T} {A} 0x10\n"
+     "map {T} {D} {N} {M} 0x0 copy\nread {T} {D} 0x10\nwrite {T} {A} fill:{B2}*0x10\nread {T} {D} 0x10\n"
+     "fork {T} {U}\nwrite {T} {A} fill:{B3}*0x10\nread {U} {D} 0x10"},
+    {"destroy_after_copies",  // destroy_loses_copies
+     "object {M} {N} {S} persist fill:{B1}*{N}\nmap {T} {A} {N} {M} 0x0 share\nwrite {T} {A} fill:{B2}*0x10\n"
+     "map {T} {D} {N} {M} 0x0 copy\nvm_read {T} {A} {N} {C}\ndestroy {M}\nread {T} {D} 0x20\ncopyout {T} {C}\n"
+     "read {T} {L} 0x20"},
+    {"cached_object_remapped",  // cached_object_not_found
+     "object {M} {N} {S} persist fill:{B1}*{N}\nmap {T} {A} {N} {M} 0x0 share\nwrite {T} {A} fill:{B2}*0x10\n"
+     "deallocate {T} {A} {N}\nmap {T} {A} {N} {M} 0x0 share\nread {T} {A} 0x20\nfile {M} 0x0 0x10"},
+    {"coalesce_after_shrink",  // coalesce_keeps_stale
+     "allocate {T} {A} {N}\nwrite {T} {A1} fill:{B1}*0x1000\ndeallocate {T} {A1} {P}\nallocate {T} {A1} {P}\n"
+     "read {T} {A1} 0x10"},
+    {"protect_after_fork",  // pmap_protect_raises, protect_no_pmap, no_shootdown_after_protect
+     "allocate {T} {A} {N}\nprotect {T} {A} {N} rwx\nwrite {T} {A} fill:{B1}*0x10 cpu=1\nfork {T} {U}\n"
+     "protect {T} {A} {N} rw-\nwrite {T} {A} fill:{B2}*0x10 cpu=1\nread {U} {A} 0x10\nprotect {T} {A} {N} r--\n"
+     "write {T} {A} fill:{B3}*0x10 cpu=1\nread {T} {A} 0x10"},
+    {"dirty_after_read",  // tlb_write_skips_dirty, dirty_bit_lost
+     "allocate {T} {A} {N}\nread {T} {A} 0x10\nwrite {T} {A} fill:{B1}*0x10\npageout {Q}\nread {T} {A} 0x10\n"
+     "write {T} {A1} fill:{B2}*0x10 cpu=1\npageout all\nread {T} {A1} 0x10"},
+    {"shared_then_deallocated",  // stale_shared_mapping, freed_while_mapped, no_shootdown_after_remove
+     "allocate {T} {A} {N}\nwrite {T} {A} fill:{B1}*{N}\ninherit {T} {A} {N} share\nfork {T} {U}\n"
+     "write {U} {A1} fill:{B2}*0x10\nfork {T} {V}\nread {T} {A1} 0x10 cpu=1\ndeallocate {T} {A} {N}\n"
+     "read {T} {A1} 0x10 cpu=1\nallocate {T} {A} {N}\nwrite {T} {A} fill:{B3}*{N}\nread {U} {A} 0x10\nread {V} {A1} 0x10"},
+};
+static_assert(std::size(kFamilies) == kShapeFamilies);
+
+// The edges family's tail: lines around the last page below the hole, the hole itself,
+// non-canonical addresses and ranges that wrap past 2^64. A few, in order.
+constexpr const char* kEdgeLines[] = {
+    "write {T} 0x7fffffffeff8 fill:{B2}*0x10",       // crosses into the hole: a fault after 8 bytes
+    "read {T} 0x7fffffffeff0 0x20",
+    "allocate {T} 0x7ffffffff000 0x1000",             // the first page outside user space
+    "allocate {T} 0x800000000000 0x1000",             // non-canonical
+    "allocate {T} 0xffff800000000000 0x1000",
+    "deallocate {T} 0x7fffffffe000 0x3000",
+    "protect {T} 0x7fffffffe000 0x2000 r--",
+    "protect {T} 0xfffffffffffff000 0x2000 r--",      // wraps
+    "inherit {T} 0x7fffffffe000 0x1000 share",
+    "inherit {T} 0xffffffffffffe000 0x3000 none",     // wraps
+    "vm_read {T} 0x7fffffffe000 0x2000 {C}",          // runs into the hole
+    "vm_read {T} 0x7fffffffe000 0x1000 {C}",
+    "copyout {T} {C}",
+    "vm_copy {T} 0x7fffffffe000 0x1000 0xfffffffffffff000",
+    "vm_copy {T} 0xffffffffffffe000 0x3000 0x7fffffffe000",
+    "fork {T} {U}",
+    "read {U} 0x7fffffffe000 0x10",
+    "write {T} 0x7fffffffe000 fill:{B3}*0x10",
+    "deallocate {T} 0xfffffffffffff000 0x2000",       // wraps
+    "allocate {T} 0xffffffffffffe000 0x3000",         // wraps
+};
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+void replace_all(std::string& t, std::string_view key, const std::string& value) {
+  for (size_t pos = 0; (pos = t.find(key, pos)) != std::string::npos; pos += value.size())
+    t.replace(pos, key.size(), value);
+}
+
+}  // namespace
+
+const char* shape_family_name(unsigned f) {
+  assert(f < kShapeFamilies && "shape_family_name: no such family");
+  return kFamilies[f].name;
+}
+
+std::vector<Op> shaped_sequence(const Pick& pick, unsigned family) {
+  assert(family <= kShapeFamilies && "shaped_sequence: no such family");
+  const Family& fam = kFamilies[family < kShapeFamilies ? family : pick(kShapeFamilies)];
+  std::string t = fam.lines;
+  // The edges tail first: its lines hold placeholders of their own.
+  if (t.find("{E}") != std::string::npos) {
+    std::string tail;
+    for (const char* line : kEdgeLines)
+      if (pick(3) == 0) tail += std::string(tail.empty() ? "" : "\n") + line;
+    if (tail.empty()) tail = kEdgeLines[pick(std::size(kEdgeLines))];
+    replace_all(t, "{E}", tail);
+  }
+  const uint64_t pages = 2 + pick(3);
+  const uint64_t n = pages * kPage;
+  // The region: mostly pages 8..11 of the low window (so a copyout of up to 8 pages lands
+  // at 0x10000 when the window is free), sometimes a far base, sometimes the last pages
+  // below the hole.
+  uint64_t a;
+  switch (pick(8)) {
+    case 0: a = kFarBases[pick(std::size(kFarBases))]; break;
+    case 1: a = kUserMax - n; break;
+    default: a = 0x18000 + pick(4) * kPage; break;
+  }
+  const uint64_t d = a == kUserMax - n ? 0x30000 + pick(4) * kPage : a + n + pick(3) * kPage;
+  const unsigned name = 6 + static_cast<unsigned>(pick(6));  // slots 6..12: rarely taken
+  static constexpr const char* kStrategies[] = {"delay", "none", "call"};
+  static constexpr const char* kKernelWrites[] = {
+      "vm_copy {T} {D} {N} {A}",
+      "vm_read {T} {D} {N} {C}\nvm_write {T} {A} {C}",
+      "read {T} {A} 0x10\nvm_copy {T} {D} {P} {A1}",
+      "pageout all\nvm_read {T} {D} {N} {C}\nvm_write {T} {A} {C}",
+  };
+  replace_all(t, "{K}", kKernelWrites[pick(std::size(kKernelWrites))]);
+  const uint64_t q = pick(3);
+  replace_all(t, "{Q}", q == 0 ? std::string("all") : std::to_string(q + pick(3)));
+  replace_all(t, "{T}", "t" + std::to_string(pick(4) == 0 ? pick(4) : 0));
+  replace_all(t, "{U}", "t" + std::to_string(name));
+  replace_all(t, "{V}", "t" + std::to_string(name + 1));
+  replace_all(t, "{C2}", "c" + std::to_string(name + 1));
+  replace_all(t, "{C}", "c" + std::to_string(name));
+  replace_all(t, "{M}", "m" + std::to_string(name));
+  replace_all(t, "{A1}", hex(a + kPage));
+  replace_all(t, "{A}", hex(a));
+  replace_all(t, "{D}", hex(d));
+  replace_all(t, "{N}", hex(n));
+  replace_all(t, "{P}", hex(kPage));
+  replace_all(t, "{L2}", hex(kUserMin + n));
+  replace_all(t, "{L}", hex(kUserMin));
+  replace_all(t, "{S}", kStrategies[pick(3)]);
+  for (const char* b : {"{B1}", "{B2}", "{B3}"}) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "0x%02x", static_cast<unsigned>(1 + pick(255)));
+    replace_all(t, b, buf);
+  }
+  std::vector<Op> ops;
+  for (size_t start = 0; start < t.size();) {
+    size_t end = t.find('\n', start);
+    if (end == std::string::npos) end = t.size();
+    Op op;
+    std::string reason;
+    const bool ok = parse_op_line(std::string_view(t).substr(start, end - start), &op, &reason);
+    assert(ok && "shaped_sequence: a family line does not parse");
+    if (ok) ops.push_back(canonical_op(op));
+    start = end + 1;
+  }
+  return ops;
+}
+
+// --- The three classes -------------------------------------------------------------------
+
+ShapeClasses classify_shapes(std::span<const Op> ops) {
+  ShapeClasses c;
+  // pageout_collapse: fork, write, pageout, terminate/deallocate, access — in this order.
+  int stage = 0;
+  // kernel_write_file: objects mapped shared (bit per slot), a kernel write seen since.
+  uint32_t shared_objects = 0;
+  bool kernel_write = false;
+  for (const Op& op : ops) {
+    const OpSpec& spec = op_spec(op.kind);
+    if (spec.has(Slot::Addr) || spec.has(Slot::SrcAddr) || (spec.has(Slot::AddrOrAny) && !op.anywhere)) {
+      const uint64_t size = spec.has(Slot::Size) || spec.has(Slot::Xfer) ? op.size
+                            : op.kind == OpKind::Write                  ? op.data.size()
+                                                                        : 0;
+      if (op.addr >= kUserMax - kPage || op.addr + size < op.addr) c.edge = true;
+    }
+    if (spec.has(Slot::DstAddr) && (op.addr2 >= kUserMax - kPage || op.addr2 + op.size < op.addr2)) c.edge = true;
+    switch (op.kind) {
+      case OpKind::Fork: if (stage == 0) stage = 1; break;
+      case OpKind::Write:
+        if (stage == 1) stage = 2;
+        kernel_write = false;
+        break;
+      case OpKind::Pageout: if (stage == 2) stage = 3; break;
+      case OpKind::Terminate:
+      case OpKind::Deallocate: if (stage == 3) stage = 4; break;
+      case OpKind::Read: if (stage == 4) c.pageout_collapse = true; break;
+      case OpKind::Map: if (op.share && op.object < 32) shared_objects |= 1u << op.object; break;
+      case OpKind::VmCopy:
+      case OpKind::VmWrite: if (shared_objects) kernel_write = true; break;
+      case OpKind::File:
+        if (kernel_write && op.object < 32 && (shared_objects >> op.object & 1)) c.kernel_write_file = true;
+        break;
+      default: break;
+    }
+  }
+  return c;
 }
 
 }  // namespace vmfuzz

@@ -11,10 +11,20 @@
 // (op_table.h), one draw per slot, so a new op has shapes the day its row is written.
 // Names are only suggestions: the codec's decoder moves a name that does not exist (or
 // already exists) to the next usable slot, so every shaped op becomes a usable one.
+//
+// One op at a time rarely builds the state a VM bug needs: five or more ops in one order
+// (share, fork, vm_read, write, pageout). `shaped_sequence` writes whole shapes, one
+// family per bug mechanism, each a few trace lines with its addresses, sizes, bytes and
+// names drawn; the vm_diff mutator inserts them and a property suite runs them
+// (StateMachine.ShapedSequences), so a user's new VM change meets these shapes without
+// seeds. `classify_shapes` recognizes the three classes no engine reached before, so a test
+// can count them in what the engines actually produce.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <span>
+#include <vector>
 
 #include "vmfuzz/vocab.h"
 
@@ -27,5 +37,41 @@ using Pick = std::function<uint64_t(uint64_t n)>;
 /// Results:    canonical (canonical_op(op) == op), no assertions. Deterministic in the
 ///             sequence of numbers `pick` returns.
 Op shaped_op(OpKind k, const Pick& pick);
+
+/// Purpose:    A short program of one of the shapes VM bugs need (kShapeFamilies below):
+///             a fork chain, a copy object under pressure, a shared region copied, a
+///             pageout between a snapshot and a write, pageout of a shadowing object's
+///             own pages then a collapse, kernel-side vm_copy/vm_write into a shared
+///             mapping of a memory object observed through `file`, addresses at and
+///             beyond the edges of user space, ... Each family sets up its own memory
+///             and names (tasks, handles and objects in slots 6..13, rarely used by
+///             other ops, so that the decoder keeps them), then touches it and reads.
+/// Conditions: `family` < kShapeFamilies, or kShapeFamilies to let `pick` choose.
+/// Results:    canonical ops, no assertions; every op parses from and prints to its text.
+///             Names are suggestions as for shaped_op: the decoder remaps a name that is
+///             dead (or taken) when the sequence lands in a program. Deterministic in
+///             the numbers `pick` returns.
+inline constexpr unsigned kShapeFamilies = 18;
+std::vector<Op> shaped_sequence(const Pick& pick, unsigned family = kShapeFamilies);
+
+/// The name of family `f` (< kShapeFamilies), for tests and counters.
+const char* shape_family_name(unsigned f);
+
+/// The three classes of program that no engine reached before shaped sequences (docs/bugs.md,
+/// "From an empty corpus"), recognized in a program's ops by their structure alone:
+///   edge              an address op at or above the last page below the hole
+///                     (kUserMax - 4096: the last page, the hole, non-canonical addresses)
+///                     or whose range wraps past 2^64;
+///   pageout_collapse  a fork, then a write, then a pageout, then a terminate or deallocate
+///                     (what collapses the forked object into its shadow), then an access;
+///   kernel_write_file a shared `map` of an object, then a vm_copy or vm_write, then a
+///                     `file` of that object with no user store between the kernel-side
+///                     write and the `file`.
+struct ShapeClasses {
+  bool edge = false;
+  bool pageout_collapse = false;
+  bool kernel_write_file = false;
+};
+ShapeClasses classify_shapes(std::span<const Op> ops);
 
 }  // namespace vmfuzz

@@ -15,6 +15,8 @@
 #include <sstream>
 
 #include "harness/exec/report.h"
+#include "harness/lang/codec.h"
+#include "harness/lang/op_shapes.h"
 #include "harness/lang/op_table.h"
 #include "harness/lang/text.h"
 #include "vm/kernel.h"
@@ -694,11 +696,69 @@ rc::Gen<std::shared_ptr<const rc::state::Command<OpState, PropSystem>>> gen_comm
   });
 }
 
+SequenceCommand::SequenceCommand(std::vector<Op> ops) : ops_(std::move(ops)) {}
+
+void SequenceCommand::checkPreconditions(const OpState& s) const {
+  OpState t = s;
+  for (const Op& op : ops_) {
+    RC_PRE(!t.unusable(op));
+    t.apply(op);
+  }
+}
+
+void SequenceCommand::apply(OpState& s) const {
+  for (const Op& op : ops_) s.apply(op);
+}
+
+void SequenceCommand::run(const OpState&, PropSystem& sys) const {
+  for (const Op& op : ops_) sys.run(op);
+}
+
+void SequenceCommand::show(std::ostream& os) const {
+  for (size_t i = 0; i < ops_.size(); i++) os << (i ? "\n" : "") << print_op(ops_[i]);
+}
+
+namespace {
+/// `ops` with their names moved to usable slots in `s`, as the codec's decoder moves them
+/// (each op encoded alone and decoded against the names so far); ops whose names cannot be
+/// had, or that the bias forbids, are left out.
+std::vector<Op> with_usable_names(const OpState& s, const std::vector<Op>& ops) {
+  OpState t = s;
+  std::vector<Op> out;
+  for (const Op& op : ops) {
+    Program one;
+    one.config = s.config;
+    one.has_config = true;
+    one.ops = {op};
+    std::vector<uint8_t> bytes = encode_program(one);
+    Decoder dec(bytes);
+    Op named;
+    if (!dec.next(t.names, &named) || t.unusable(named)) continue;
+    t.apply(named);
+    out.push_back(named);
+  }
+  return out;
+}
+}  // namespace
+
+rc::Gen<std::shared_ptr<const rc::state::Command<OpState, PropSystem>>> gen_shaped_command(const OpState& s) {
+  using CommandPtr = std::shared_ptr<const rc::state::Command<OpState, PropSystem>>;
+  rc::Gen<CommandPtr> sequence = gen::exec([s] {
+    std::vector<Op> seq = shaped_sequence([](uint64_t n) { return *gen::inRange<uint64_t>(0, n); });
+    return CommandPtr(std::make_shared<const SequenceCommand>(with_usable_names(s, seq)));
+  });
+  return gen::weightedOneOf<CommandPtr>({{4, gen_command(s)}, {1, sequence}});
+}
+
 std::vector<Op> ops_of(const OpCommands& cmds) {
   std::vector<Op> ops;
   for (const auto& c : cmds) {
+    if (const auto* sc = dynamic_cast<const SequenceCommand*>(c.get())) {
+      ops.insert(ops.end(), sc->ops().begin(), sc->ops().end());
+      continue;
+    }
     const auto* oc = dynamic_cast<const OpCommand*>(c.get());
-    assert(oc && "ops_of: a command that is not an OpCommand");
+    assert(oc && "ops_of: a command that is neither an OpCommand nor a SequenceCommand");
     ops.push_back(oc->op());
   }
   return ops;

@@ -155,7 +155,28 @@ using OpCommands = rc::state::Commands<rc::state::Command<OpState, PropSystem>>;
 /// The generation function of rc::state::check / gen::commands.
 rc::Gen<std::shared_ptr<const rc::state::Command<OpState, PropSystem>>> gen_command(const OpState& s);
 
-/// The ops of a command sequence.
+/// A command of several ops: one shaped sequence (harness/lang/op_shapes.h), its names
+/// chosen for the state it was drawn in. checkPreconditions re-checks every op in turn
+/// (shrinking drops commands before it); show prints one trace line per op.
+class SequenceCommand final : public rc::state::Command<OpState, PropSystem> {
+ public:
+  explicit SequenceCommand(std::vector<Op> ops);
+  void checkPreconditions(const OpState& s) const override;
+  void apply(OpState& s) const override;
+  void run(const OpState& s, PropSystem& sys) const override;
+  void show(std::ostream& os) const override;
+  const std::vector<Op>& ops() const { return ops_; }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+/// The generation function of StateMachine.ShapedSequences: one part in five a whole
+/// shaped sequence (a family of op_shapes.h; names that are dead or taken in `s` move to
+/// the next usable slot, as the codec's decoder moves them), otherwise gen_command's op.
+rc::Gen<std::shared_ptr<const rc::state::Command<OpState, PropSystem>>> gen_shaped_command(const OpState& s);
+
+/// The ops of a command sequence (one per OpCommand, all of each SequenceCommand).
 std::vector<Op> ops_of(const OpCommands& cmds);
 
 

@@ -134,6 +134,8 @@ class VerbTest(unittest.TestCase):
         args = vmfuzz.make_parser().parse_args(
             ["mutants", "--engine", "rapidcheck", "--time", "5", "--trials", "1", "--json", "--bug", "a", "b"])
         self.assertEqual((args.engine, args.time, args.trials, args.json, args.bug), ("rapidcheck", 5, 1, True, ["a", "b"]))
+        args = vmfuzz.make_parser().parse_args(["mutants", "--engine", "libfuzzer_empty"])
+        self.assertEqual(args.engine, "libfuzzer_empty")
 
     def test_unknown_bug_is_refused(self):
         args = vmfuzz.make_parser().parse_args(["mutants", "--bug", "no_such_bug", "--no-build"])
