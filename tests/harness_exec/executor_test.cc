@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "harness/lang/codec.h"
+#include "tests/doc_block.h"
 #include "harness/exec/dot.h"
 #include "harness/exec/executor.h"
 #include "harness/exec/invariants.h"
@@ -975,15 +976,9 @@ TEST(OracleTable, EveryDifferentialOracleFiresOnABrokenStateUnderItsOwnName) {
 }
 
 TEST(OracleTable, DocsShowTheTable) {
-  std::ifstream in(std::string(VMFUZZ_SOURCE_DIR) + "/docs/oracles.md");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string doc = ss.str();
-  const std::string begin = "<!-- oracle table: begin -->\n", end = "<!-- oracle table: end -->";
-  size_t b = doc.find(begin), e = doc.find(end);
-  ASSERT_NE(b, std::string::npos) << "docs/oracles.md: no '" << begin << "'";
-  ASSERT_NE(e, std::string::npos);
-  EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), oracle_table_markdown())
+  const auto shown = vmfuzz::test::doc_block(std::string(VMFUZZ_SOURCE_DIR) + "/docs/oracles.md", "oracle table");
+  ASSERT_TRUE(shown) << "docs/oracles.md: no '<!-- oracle table: begin -->' ... '<!-- oracle table: end -->'";
+  EXPECT_EQ(*shown, oracle_table_markdown())
       << "docs/oracles.md's table differs from harness/exec/oracles.def; the table should read:\n"
       << oracle_table_markdown();
 }

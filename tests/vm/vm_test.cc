@@ -12,6 +12,7 @@
 
 #include "harness/exec/invariants.h"
 #include "vm/kernel.h"
+#include "tests/doc_block.h"
 #include "tests/vm/vm_test_support.h"
 
 namespace vmfuzz::vm {
@@ -1032,19 +1033,13 @@ TEST_F(VmTest, InvariantCheckerReportsACorruptedRefCount) {
 
 TEST(YieldPoints, TableMatchesTheDocs) {
   // docs/concurrency.md shows vm/yield_points.def as a table between two markers.
-  std::ifstream in(std::string(VMFUZZ_SOURCE_DIR) + "/docs/concurrency.md");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string doc = ss.str();
-  const std::string begin = "<!-- yield points: begin -->\n", end = "<!-- yield points: end -->";
-  size_t b = doc.find(begin), e = doc.find(end);
-  ASSERT_NE(b, std::string::npos);
-  ASSERT_NE(e, std::string::npos);
+  const auto shown = vmfuzz::test::doc_block(std::string(VMFUZZ_SOURCE_DIR) + "/docs/concurrency.md", "yield points");
+  ASSERT_TRUE(shown) << "docs/concurrency.md: no yield points table between markers";
   std::string want = "| yield point | where | waits for |\n|---|---|---|\n";
 #define VMFUZZ_YIELD(E, NAME, WHERE, WAITS) want += std::string("| `") + NAME + "` | " + WHERE + " | " + WAITS + " |\n";
 #include "vm/yield_points.def"
 #undef VMFUZZ_YIELD
-  EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), want);
+  EXPECT_EQ(*shown, want);
 }
 
 TEST(Scheduler, WhatIfAReadWaitsForAHeldManagerItResumesWhereItStopped) {
