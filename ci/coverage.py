@@ -158,6 +158,7 @@ def compare(minutes: float, seed: int, corpus_runs: list[list[str]], objects: li
 
     a, b = line_summary(objects, base), line_summary(objects, empty)
     units = sum(1 for _ in corpus.iterdir())
+    stats = dict(re.findall(r"^stat::(\w+):\s+(\d+)", (campaign_dir / "fuzz.log").read_text(), re.M))
     rows = [f"vm/ line coverage: the checked-in corpus and traces, and a {minutes:g}-minute vm_diff campaign "
             f"from an empty corpus (seed {seed}, {units} units kept, {len(crashes)} crash file(s))",
             f"{'file':32} {'lines':>6} {'corpus':>8} {'empty':>8}"]
@@ -173,10 +174,13 @@ def compare(minutes: float, seed: int, corpus_runs: list[list[str]], objects: li
     unreached = unreached_lines(objects, merged)
     count = sum(len(v) for v in unreached.values())
     rows.append(f"lines of vm/ that neither reaches: {count} (listed in {out / 'unreached.txt'})")
+    rows.append(f"campaign: {stats.get('number_of_executed_units', '?')} runs, "
+                f"{stats.get('average_exec_per_sec', '?')} exec/s, peak RSS {stats.get('peak_rss_mb', '?')} MB "
+                f"(libFuzzer's final stats, {campaign_dir / 'fuzz.log'})")
     text = "\n".join(rows) + "\n"
     (out / "compare.txt").write_text(text)
     (out / "compare.json").write_text(json.dumps(
-        {"minutes": minutes, "seed": seed, "units": units, "crashes": [str(c) for c in crashes], "files": table,
+        {"minutes": minutes, "seed": seed, "units": units, "stats": {k: int(v) for k, v in stats.items()}, "crashes": [str(c) for c in crashes], "files": table,
          "total": {"lines": total[0], "corpus": total[1], "empty": total[2]}}, indent=1) + "\n")
     listing = []
     for name, lines in unreached.items():
