@@ -21,8 +21,8 @@ ordinary coverage run. Steps:
 3. `llvm-cov export -summary-only` gives each vm/ file's line counts under each profile;
    one table prints both side by side (work/coverage/compare.txt, and compare.json for
    scripts: {"files": {PATH: {"lines", "corpus", "empty"}}, "total": {...}}).
-4. The two profiles are merged and `llvm-cov show` lists every line of vm/ that has code
-   and ran zero times under both: work/coverage/unreached.txt, by file, with the source
+4. The two profiles are merged and `llvm-cov export`'s segments list every line of vm/
+   where code starts and that ran zero times under both: work/coverage/unreached.txt, by file, with the source
    text, so each one can be explained (docs/bugs.md, "What no engine reaches") or reached.
 """
 
@@ -104,35 +104,34 @@ def line_summary(objects: list[str], profdata: Path) -> dict[str, tuple[int, int
     return dict(sorted(files.items()))
 
 
-SHOW_LINE = re.compile(r"^\s*(\d+)\|\s*([0-9.]+[kMGTE]?)?\|(.*)$")
-
-
 def unreached_lines(objects: list[str], profdata: Path) -> dict[str, list[tuple[int, str]]]:
-    """{vm/ file: [(line, source)]} of the lines with code that ran zero times (under every
-    path of a header: a line some path ran is reached)."""
-    out = subprocess.run([LLVM_COV, "show", "-format=text", "-show-line-counts", "-use-color=0",
-                          *object_args(objects), f"-instr-profile={profdata}", IGNORE],
+    """{vm/ file: [(line, source)]} of the lines where code starts and never ran.
+
+    From llvm-cov's segments, not its line counts: a line counts when a code region
+    (not a gap) starts on it, and it is unreached when every region starting on it ran
+    zero times. llvm-cov's own per-line count also gives a line the count of the region
+    it sits in, which after an `assert` is the never-taken failure branch: the line after
+    every assert would be listed. Under several paths of one header (layers), a line
+    some path ran is reached."""
+    out = subprocess.run([LLVM_COV, "export", *object_args(objects), f"-instr-profile={profdata}", IGNORE],
                          capture_output=True, text=True, check=True)
-    zero: dict[str, dict[int, str]] = {}
-    ran: dict[str, set[int]] = {}
-    current = None
-    for line in out.stdout.splitlines():
-        if line.startswith("/") and line.endswith(":"):
-            name = tree_name(line[:-1])
-            current = name if VM_FILE.match(name) else None
+    best: dict[str, dict[int, int]] = {}
+    for f in json.loads(out.stdout)["data"][0]["files"]:
+        name = tree_name(f["filename"])
+        if not VM_FILE.match(name):
             continue
-        m = SHOW_LINE.match(line)
-        if current and m and m.group(2) is not None:
-            if m.group(2) == "0":
-                zero.setdefault(current, {})[int(m.group(1))] = m.group(3).rstrip()
-            else:
-                ran.setdefault(current, set()).add(int(m.group(1)))
+        lines = best.setdefault(name, {})
+        for line, _col, count, has_count, is_entry, *rest in f["segments"]:
+            gap = bool(rest[0]) if rest else False
+            if has_count and is_entry and not gap:
+                lines[line] = max(lines.get(line, 0), count)
     result = {}
-    for name, lines in zero.items():
-        left = [(n, src) for n, src in sorted(lines.items()) if n not in ran.get(name, set())]
-        if left:
-            result[name] = left
-    return dict(sorted(result.items()))
+    for name, lines in sorted(best.items()):
+        zero = sorted(n for n, c in lines.items() if c == 0)
+        if zero:
+            source = (lib.ROOT / name).read_text().splitlines() if (lib.ROOT / name).is_file() else []
+            result[name] = [(n, source[n - 1].rstrip() if n <= len(source) else "") for n in zero]
+    return result
 
 
 def pct(covered: int, lines: int) -> str:

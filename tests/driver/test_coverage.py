@@ -21,53 +21,44 @@ def completed(stdout: str):
     return subprocess.CompletedProcess(args=[], returncode=0, stdout=stdout, stderr="")
 
 
-SHOW = f"""{ROOT}/vm/vm_object.cc:
-    1|       |// a comment
-    2|     12|int f() {{
-    3|      0|  return 1;
-    4|  1.20k|}}
-    5|      0|
-{ROOT}/harness/exec/executor.cc:
-    7|      0|  never();
-{ROOT}/vm/pmap/pmap.cc:
-   10|      0|  pmap_never();
-   11|      3|  pmap_often();
-"""
+def export(files):
+    """llvm-cov export's JSON: files of (path, segments [line, col, count, has_count, entry, gap])."""
+    return json.dumps({"data": [{"files": [{"filename": name, "segments": segs} for name, segs in files]}]})
 
 
 class UnreachedLinesTest(unittest.TestCase):
-    def test_lists_only_zero_count_lines_of_vm_files(self):
-        with mock.patch.object(coverage.subprocess, "run", return_value=completed(SHOW)):
-            got = coverage.unreached_lines(["bin"], Path("x.profdata"))
-        self.assertEqual(got, {"vm/pmap/pmap.cc": [(10, "  pmap_never();")],
-                               "vm/vm_object.cc": [(3, "  return 1;"), (5, "")]})
+    def unreached(self, files):
+        with mock.patch.object(coverage.subprocess, "run", return_value=completed(export(files))):
+            return coverage.unreached_lines(["bin"], Path("x.profdata"))
 
-    def test_lines_without_code_and_counted_lines_are_not_unreached(self):
-        with mock.patch.object(coverage.subprocess, "run", return_value=completed(SHOW)):
-            got = coverage.unreached_lines(["bin"], Path("x.profdata"))
-        reached = {n for lines in got.values() for n, _ in lines}
-        self.assertNotIn(1, reached)  # no count: no code
-        self.assertNotIn(4, reached)  # "1.20k"
-        self.assertNotIn(7, reached)  # not a vm/ file
+    def test_lists_lines_whose_every_region_ran_zero_times(self):
+        got = self.unreached([(f"{ROOT}/vm/vm_fault.cc", [
+            [10, 1, 5, True, True, False],   # ran
+            [11, 3, 0, True, True, False],   # never ran
+            [12, 3, 0, True, True, False],   # a region that never ran...
+            [12, 9, 2, True, True, False],   # ...and one that ran on the same line: reached
+            [13, 1, 0, True, False, False],  # not a region entry (a region resumes): no code starts
+            [14, 1, 0, True, True, True],    # a gap region: no code
+            [15, 1, 0, False, False, False]]),  # end of a region
+            (f"{ROOT}/harness/exec/executor.cc", [[3, 1, 0, True, True, False]])])  # not vm/
+        self.assertEqual(list(got), ["vm/vm_fault.cc"])
+        self.assertEqual([n for n, _ in got["vm/vm_fault.cc"]], [11])
+        # The source line comes from the tree.
+        self.assertEqual(got["vm/vm_fault.cc"][0][1],
+                         (ROOT / "vm" / "vm_fault.cc").read_text().splitlines()[10].rstrip())
 
-
-class LayerPathsTest(unittest.TestCase):
-    """A header reached through a layer's symlink (build/P/layers/T/vm -> vm) is one file."""
-
-    def test_a_line_one_path_ran_is_reached_and_the_file_counts_once(self):
+    def test_a_header_under_a_layer_symlink_is_one_file(self):
         with tempfile.TemporaryDirectory() as tmp:
             link = Path(tmp) / "layers" / "vmfuzz_vm"
             link.mkdir(parents=True)
             (link / "vm").symlink_to(ROOT / "vm")
-            show = (f"{link}/vm/vm_object.h:\n    3|      0|  a();\n    4|      0|  b();\n"
-                    f"{ROOT}/vm/vm_object.h:\n    3|      5|  a();\n    4|      0|  b();\n")
-            with mock.patch.object(coverage.subprocess, "run", return_value=completed(show)):
-                got = coverage.unreached_lines(["bin"], Path("x.profdata"))
-            self.assertEqual(got, {"vm/vm_object.h": [(4, "  b();")]})
-            export = {"data": [{"files": [
+            got = self.unreached([(f"{link}/vm/vm_object.h", [[3, 1, 0, True, True, False], [4, 1, 0, True, True, False]]),
+                                  (f"{ROOT}/vm/vm_object.h", [[3, 1, 7, True, True, False]])])
+            self.assertEqual([n for n, _ in got["vm/vm_object.h"]], [4])  # line 3 ran under one path
+            summary = {"data": [{"files": [
                 {"filename": f"{link}/vm/vm_object.h", "summary": {"lines": {"count": 4, "covered": 1}}},
                 {"filename": f"{ROOT}/vm/vm_object.h", "summary": {"lines": {"count": 4, "covered": 3}}}]}]}
-            with mock.patch.object(coverage.subprocess, "run", return_value=completed(json.dumps(export))):
+            with mock.patch.object(coverage.subprocess, "run", return_value=completed(json.dumps(summary))):
                 self.assertEqual(coverage.line_summary(["bin"], Path("x.profdata")), {"vm/vm_object.h": (4, 3)})
 
 
