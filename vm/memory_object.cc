@@ -179,6 +179,20 @@ VmObject* vm_object_enter(VmSystem& sys, ManagerPager& pager) {
 
 kern_return_t vm_object_read_page(const VmSystem& sys, const VmObject* object, uint64_t offset,
                                   uint8_t* out) {
+  if (VMFUZZ_BUG_ON(CopyReadsAbsentPage)) {
+    // The bug: the first page of the chain is taken as it is, even an absent one whose
+    // frame holds no data yet (the manager's reply will bring it).
+    uint64_t off = offset;
+    for (const VmObject* o = object; o != nullptr; off += o->shadow_offset, o = o->shadow) {
+      const VmPage* p = vm_page_lookup(o, off);
+      if (p == nullptr) continue;
+      if (p->absent) {
+        std::memcpy(out, sys.machine.memory().frame(p->frame), kPageSize);
+        return KERN_SUCCESS;
+      }
+      break;
+    }
+  }
   ChainLookup l = vm_object_chain_lookup(object, offset);
   if (l.lost) return KERN_MEMORY_ERROR;  // unknown bytes: callers copy zeros or skip
   if (l.page != nullptr)
@@ -273,6 +287,15 @@ void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start,
                                 bool should_return, bool should_flush) {
   for (VmPage* p = vm_page_next(object, start); p != nullptr && p->offset < end;) {
     uint64_t next = p->offset + kPageSize;
+    if (p->absent && should_flush && VMFUZZ_BUG_ON(FlushTakesAbsent)) {
+      // The bug: the page in transit is flushed as if it were cached; its request stays
+      // in flight with no page to fill, and the faults waiting on it are never woken.
+      p->busy = p->absent = false;
+      --object->absent_count;
+      vm_page_free(sys, p);
+      p = vm_page_next(object, next);
+      continue;
+    }
     if (p->absent) {
       // In transit from a held manager: nothing cached to return or drop (the data the
       // manager will supply is its store's, as it is when it answers).

@@ -78,7 +78,10 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
       const bool trust_wakeup = VMFUZZ_BUG_ON(FaultNoRecheck) && sys.sched.current != nullptr &&
                                 sys.sched.current->woken_from ==
                                     WaitEvent{WaitEvent::Kind::PageBusy, object->id, offset};
-      if (m->busy && !trust_wakeup) {
+      // A kernel path that cannot wait has the page's request answered first (bug
+      // kernel_path_takes_busy takes the page in transit as if it were resident).
+      const bool ignore_busy = VMFUZZ_BUG_ON(KernelPathTakesBusy) && sys.sched.current == nullptr && m->absent;
+      if (m->busy && !trust_wakeup && !ignore_busy) {
         kern_return_t kr = fault_wait_busy(sys, object, offset, m);
         if (kr == KERN_SUCCESS) continue;  // answered at once: look again
         return kr;

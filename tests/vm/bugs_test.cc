@@ -486,6 +486,36 @@ std::vector<std::pair<const char*, Scenario>> scenarios() {
     p.expect(0, 0x40000, std::string(8, '\0'));
     p.invariants();
   });
+  s.emplace_back("what if an eager copy of an object is made while one of its pages is absent?", [](Probe& p) {
+    p.held_object(1);
+    p.blocked_read(0x40000, 4);
+    uint64_t a = 0x60000;
+    p.expect_code(p.k.map(0, &a, false, P, 0, 0, false, VM_PROT_DEFAULT, VM_PROT_ALL, vm_inherit_t::Copy),
+                  KERN_SUCCESS, "map copy");
+    p.expect(0, 0x60000, std::string("\x11\x18\x1f\x26", 4));  // the manager's data, not the frame's
+    p.drain();
+    p.invariants();
+  });
+  s.emplace_back("what if vm_copy overwrites a page whose data request is in flight?", [](Probe& p) {
+    p.held_object(1);
+    p.alloc(0, 0x80000, P);
+    p.put(0, 0x80000, "copied");
+    p.blocked_read(0x40000, 4);
+    p.expect_code(p.k.vm_copy(0, 0x80000, P, 0x40000), KERN_SUCCESS, "vm_copy");
+    p.step_invariants();  // the request was answered first, then overwritten
+    p.drain();
+    p.expect(0, 0x40000, "copied");
+    p.invariants();
+  });
+  s.emplace_back("what if the manager flushes its object while a page of it is absent?", [](Probe& p) {
+    p.held_object(2);
+    p.blocked_read(0x40000, 4);
+    p.expect_code(p.k.manager_write(0, 0, {reinterpret_cast<const uint8_t*>("new"), 3}), KERN_SUCCESS,
+                  "manager_write");
+    p.step_invariants();  // the page in transit is not the flush's to drop
+    p.drain();
+    p.invariants();
+  });
   return s;
 }
 
