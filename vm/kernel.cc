@@ -244,6 +244,14 @@ void Kernel::run_thread(uint32_t id) {
 
 void Kernel::hold(unsigned m) { manager_ref(m).hold(); }
 
+kern_return_t Kernel::supply(unsigned m, uint64_t offset) {
+  ManagerPager& mp = manager_ref(m);
+  if (mp.destroyed || offset >= mp.size()) return KERN_INVALID_ARGUMENT;
+  memory_object_data_supply(sys_, mp, trunc_page(offset));
+  reclaim_unseen_pages();
+  return KERN_SUCCESS;
+}
+
 kern_return_t Kernel::reply(unsigned m, unsigned choice, bool exact, ReplyHow how, ReplyInfo* out) {
   ManagerPager& mp = manager_ref(m);
   *out = ReplyInfo{};

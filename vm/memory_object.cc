@@ -428,6 +428,47 @@ void memory_object_reply(VmSystem& sys, ManagerPager& manager, size_t i, ReplyHo
   request_done(sys, o, req, !leak, !lost);
 }
 
+void memory_object_data_supply(VmSystem& sys, ManagerPager& manager, uint64_t offset) {
+  VmObject* o = manager.kobject;
+  if (o == nullptr || manager.is_device() || offset < o->paging_offset) return;
+  const uint64_t off = offset - o->paging_offset;
+  if (off >= o->size) return;
+  VmPage* m = vm_page_lookup(o, off);
+  if (m != nullptr && m->busy && m->absent) {  // in transit: this is its answer
+    memory_object_answer_now(sys, o, off);
+    return;
+  }
+  const uint8_t* d = manager.data(offset);
+  if (m != nullptr) {
+    if (VMFUZZ_BUG_ON(UnrequestedSupplyOverwrites) && !m->busy && !m->private_page) {
+      // The bug: the supply lands over the resident page, dirty or not.
+      uint8_t* frame = sys.machine.memory().frame(m->frame);
+      if (d != nullptr) std::memcpy(frame, d, kPageSize);
+      else std::memset(frame, 0, kPageSize);
+      m->dirty = false;
+      sys.domain.pmap_clear_modify(m->frame);
+    }
+    return;  // the kernel's page is the newer: the supply is ignored
+  }
+  if (o->ref_count == 0) return;  // a cached object is not grown by a supply (it could be collected)
+  VmPage* n = vm_page_grab(sys);
+  if (n == nullptr) return;
+  if (vm_page_lookup(o, off) != nullptr) {  // cannot happen (nothing runs in a grab), but be plain
+    vm_page_free(sys, n);
+    return;
+  }
+  d = manager.data(offset);  // looked up again: the grab may have returned pages to the store
+  uint8_t* frame = sys.machine.memory().frame(n->frame);
+  if (d != nullptr) std::memcpy(frame, d, kPageSize);
+  else std::memset(frame, 0, kPageSize);
+  vm_page_insert(sys, n, o, off);
+  n->dirty = false;
+  sys.domain.pmap_clear_modify(n->frame);
+  n->page_lock = manager.lock_value(offset);
+  vm_page_activate(sys, n);
+  ++sys.counters.pageins;
+}
+
 bool memory_object_answer_now(VmSystem& sys, VmObject* object, uint64_t offset) {
   auto* manager = dynamic_cast<ManagerPager*>(object->pager);
   if (manager == nullptr) return false;

@@ -210,6 +210,15 @@ void memory_object_destroy(VmSystem& sys, ManagerPager& pager);
 ///             Mach drops a supply for a page that is not absent.
 void memory_object_reply(VmSystem& sys, ManagerPager& manager, size_t i, ReplyHow how);
 
+/// Purpose:    An unrequested memory_object_data_supply of the page at `offset` (page
+///             aligned) of the manager's memory object, with its store's bytes. Mach
+///             ignores a supply for a resident page (the kernel's page is the newer: it
+///             may be dirty); a page in transit takes it as the answer to its request (as
+///             memory_object_reply with supply); a page not resident is entered clean
+///             (cached) when the object is referenced and a frame can be had, else the
+///             supply is dropped. A device's pager maps its memory and never supplies.
+void memory_object_data_supply(VmSystem& sys, ManagerPager& manager, uint64_t offset);
+
 /// Purpose:    A kernel path that runs no thread (and so cannot wait) met the busy page
 ///             (object, offset) in transit: its held manager answers that request now
 ///             (supply). Results: false when no request waits for the page (after a bug).

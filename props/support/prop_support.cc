@@ -175,6 +175,7 @@ Bias Bias::concurrency() {
   set_weight(b, OpKind::Reply, 14);
   set_weight(b, OpKind::Run, 14);
   set_weight(b, OpKind::Quiesce, 1);
+  set_weight(b, OpKind::Supply, 3);  // unasked supplies over resident, absent and missing pages
   return b;
 }
 

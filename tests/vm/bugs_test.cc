@@ -516,6 +516,16 @@ std::vector<std::pair<const char*, Scenario>> scenarios() {
     p.drain();
     p.invariants();
   });
+  s.emplace_back("what if the manager supplies, unasked, a page a task has written?", [](Probe& p) {
+    p.k.object_create(0, P, CopyStrategy::None, true, DataSpec::pat(0x11, P).materialize());
+    uint64_t a = 0x40000;
+    p.expect_code(p.k.map(0, &a, false, P, 0, 0, true, VM_PROT_DEFAULT, VM_PROT_ALL, vm_inherit_t::Copy),
+                  KERN_SUCCESS, "map");
+    p.put(0, 0x40000, "dirty");
+    p.expect_code(p.k.supply(0, 0), KERN_SUCCESS, "supply");  // ignored: the page is resident
+    p.expect(0, 0x40000, "dirty");
+    p.invariants();
+  });
   return s;
 }
 

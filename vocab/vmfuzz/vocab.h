@@ -294,6 +294,13 @@ class MemorySystem {
     *out = ReplyInfo{};
     return KERN_SUCCESS;
   }
+  /// `supply m OFFSET`: m's manager sends memory_object_data_supply for the page at
+  /// OFFSET unasked, with its store's bytes. The kernel ignores it for a resident page,
+  /// takes it as the answer to a request in flight for the page, and may cache it
+  /// otherwise: nothing any task or `file` sees changes. KERN_INVALID_ARGUMENT when m is
+  /// destroyed or OFFSET is not inside it. This default is the sequential reading (the
+  /// model overrides it only to check the arguments).
+  virtual kern_return_t supply(unsigned /*m*/, uint64_t /*offset*/) { return KERN_SUCCESS; }
   /// `run N`: run one runnable thread until it blocks or completes. False only when
   /// `exact` names a thread that is not runnable (unusable input).
   virtual bool run(unsigned /*choice*/, bool /*exact*/) { return true; }
@@ -363,6 +370,7 @@ class ForwardingSystem : public MemorySystem {
   kern_return_t reply(unsigned m, unsigned c, bool exact, ReplyHow how, ReplyInfo* out) override {
     return in_.reply(m, c, exact, how, out);
   }
+  kern_return_t supply(unsigned m, uint64_t o) override { return in_.supply(m, o); }
   bool run(unsigned c, bool exact) override { return in_.run(c, exact); }
   Quiesce quiesce_step() override { return in_.quiesce_step(); }
   std::vector<ThreadStep> take_steps() override { return in_.take_steps(); }
@@ -488,6 +496,9 @@ inline OpResult run_op(MemorySystem& s, const Op& op, std::span<const uint8_t> d
       r.kr = s.reply(op.object, op.choice, op.choice_exact, op.how, &info);
       break;
     }
+    case OpKind::Supply:
+      r.kr = s.supply(op.object, op.offset);
+      break;
     case OpKind::Run:
       s.run(op.choice, op.choice_exact);
       break;
