@@ -244,6 +244,13 @@ void Kernel::run_thread(uint32_t id) {
 
 void Kernel::hold(unsigned m) { manager_ref(m).hold(); }
 
+void Kernel::hold_init(unsigned m) { manager_ref(m).hold_init(); }
+
+void Kernel::ready(unsigned m) {
+  memory_object_ready(sys_, manager_ref(m));
+  reclaim_unseen_pages();
+}
+
 kern_return_t Kernel::supply(unsigned m, uint64_t offset) {
   ManagerPager& mp = manager_ref(m);
   if (mp.destroyed || offset >= mp.size()) return KERN_INVALID_ARGUMENT;
@@ -285,10 +292,12 @@ MemorySystem::Quiesce Kernel::quiesce_step() {
     run_thread(r.front());
     return Quiesce::Progress;
   }
-  // Nothing runnable: the lowest-numbered manager with a request answers its oldest.
+  // Nothing runnable: the lowest-numbered manager with a message to answer answers its
+  // oldest: a pending memory_object_init (ready) before any data request (supply).
   for (auto& mp : mobjs_) {
-    if (!mp || mp->requests.empty()) continue;
-    memory_object_reply(sys_, *mp, 0, ReplyHow::Supply);
+    if (!mp || (mp->requests.empty() && mp->init_object == 0)) continue;
+    if (mp->init_object != 0) memory_object_ready(sys_, *mp);
+    else memory_object_reply(sys_, *mp, 0, ReplyHow::Supply);
     reclaim_unseen_pages();
     return Quiesce::Progress;
   }

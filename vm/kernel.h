@@ -161,6 +161,8 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   bool concurrent() const override { return true; }
   void hold(unsigned m) override;
   kern_return_t supply(unsigned m, uint64_t offset) override;
+  void hold_init(unsigned m) override;
+  void ready(unsigned m) override;
   kern_return_t reply(unsigned m, unsigned choice, bool exact, ReplyHow how, ReplyInfo* out) override;
   bool run(unsigned choice, bool exact) override;
   Quiesce quiesce_step() override;

@@ -174,6 +174,13 @@ VmObject* vm_object_enter(VmSystem& sys, ManagerPager& pager) {
   o->copy_strategy = pager.strategy();
   o->can_persist = pager.persist();
   pager.kobject = o;
+  if (pager.init_held()) {
+    // memory_object_init is sent (pager_initialized) and waits in the manager's queue:
+    // the object is not ready until memory_object_ready comes back.
+    o->pager_ready = false;
+    pager.init_object = o->id;
+    ++sys.counters.inits_queued;
+  }
   return o;
 }
 
@@ -469,6 +476,27 @@ void memory_object_data_supply(VmSystem& sys, ManagerPager& manager, uint64_t of
   ++sys.counters.pageins;
 }
 
+void memory_object_ready(VmSystem& sys, ManagerPager& manager) {
+  if (manager.init_object == 0) return;
+  auto it = sys.objects.find(manager.init_object);
+  manager.init_object = 0;
+  ++sys.sched.step;
+  if (it == sys.objects.end()) return;  // the object is gone: the answer is dropped
+  VmObject* o = it->second;
+  o->pager_ready = true;
+  if (!VMFUZZ_BUG_ON(ReadyWakesNobody))
+    sys.sched.thread_wakeup(WaitEvent{WaitEvent::Kind::PagerReady, o->id, 0});
+}
+
+void memory_object_ready_now(VmSystem& sys, VmObject* object) {
+  auto* manager = dynamic_cast<ManagerPager*>(object->pager);
+  if (manager != nullptr && manager->init_object == object->id) {
+    memory_object_ready(sys, *manager);
+    return;
+  }
+  object->pager_ready = true;  // no init to answer (only after a bug): do not loop
+}
+
 bool memory_object_answer_now(VmSystem& sys, VmObject* object, uint64_t offset) {
   auto* manager = dynamic_cast<ManagerPager*>(object->pager);
   if (manager == nullptr) return false;
@@ -483,6 +511,16 @@ bool memory_object_answer_now(VmSystem& sys, VmObject* object, uint64_t offset) 
 }
 
 void vm_object_abort_activity(VmSystem& sys, ManagerPager& manager) {
+  if (manager.init_object != 0) {
+    // The init will never be answered: the object stops waiting (it loses its pager
+    // next), and the faults waiting for it retry and find the pager gone.
+    auto it = sys.objects.find(manager.init_object);
+    manager.init_object = 0;
+    if (it != sys.objects.end()) {
+      it->second->pager_ready = true;
+      sys.sched.thread_wakeup(WaitEvent{WaitEvent::Kind::PagerReady, it->first, 0});
+    }
+  }
   std::vector<PagerRequest> reqs;
   reqs.swap(manager.requests);
   for (const PagerRequest& req : reqs) {

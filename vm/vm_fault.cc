@@ -91,6 +91,21 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
       fs.page = m;
       return KERN_SUCCESS;
     }
+    // The manager has not answered memory_object_init yet (hold_init): it cannot be asked
+    // for anything. A thread waits (pager_ready); a kernel path that cannot wait has the
+    // manager answer now, as it does for a page in transit.
+    if (object->pager != nullptr && !object->pager_ready) {
+      if (VMFUZZ_BUG_ON(FaultIgnoresPagerReady)) {
+        ++sys.counters.pageins_before_ready;
+      } else if (sys.sched.current != nullptr) {
+        sys.sched.assert_wait(WaitEvent{WaitEvent::Kind::PagerReady, object->id, 0}, YieldPoint::PagerReady);
+        ++sys.counters.thread_blocks;
+        return kFaultBlocked;
+      } else {
+        memory_object_ready_now(sys, object);
+        continue;
+      }
+    }
     // A device pager answers by mapping its memory into the object (vm_object_page_map,
     // as GNU Mach's device_pager_data_request does): the page is found on the next turn.
     if (object->pager != nullptr) {

@@ -519,6 +519,12 @@ Executor::Step Executor::step_schedule(const Op& op) {
     case OpKind::Hold:
       vm_.hold(op.object);
       break;
+    case OpKind::HoldInit:
+      vm_.hold_init(op.object);
+      break;
+    case OpKind::Ready:
+      vm_.ready(op.object);
+      break;
     case OpKind::Run:
       if (!vm_.run(op.choice, op.choice_exact)) {
         unusable_ = "run " + std::to_string(op.choice) + ": no runnable thread " + std::to_string(op.choice) +
@@ -588,7 +594,7 @@ Executor::Step Executor::step(const Op& op) {
   }
 
   if (op.kind == OpKind::Hold || op.kind == OpKind::Reply || op.kind == OpKind::Run ||
-      op.kind == OpKind::Quiesce)
+      op.kind == OpKind::Quiesce || op.kind == OpKind::HoldInit || op.kind == OpKind::Ready)
     return step_schedule(op);
 
   // 2. Run on the same materialized data: model then VM; user accesses VM then model.

@@ -526,6 +526,21 @@ std::vector<std::pair<const char*, Scenario>> scenarios() {
     p.expect(0, 0x40000, "dirty");
     p.invariants();
   });
+  s.emplace_back("what if a task faults before its manager answered memory_object_init?", [](Probe& p) {
+    p.k.object_create(0, P, CopyStrategy::None, true, DataSpec::pat(0x11, P).materialize());
+    p.k.hold_init(0);
+    uint64_t a = 0x40000;
+    p.expect_code(p.k.map(0, &a, false, P, 0, 0, true, VM_PROT_DEFAULT, VM_PROT_ALL, vm_inherit_t::Copy),
+                  KERN_SUCCESS, "map");
+    uint32_t t = p.blocked_read(0x40000, 4);  // waits for pager_ready, asks nothing yet
+    p.step_invariants();
+    p.k.ready(0);
+    p.step_invariants();  // the waiter is runnable now
+    ThreadStep st = p.run(t);
+    if (st.blocked || st.access.kr != KERN_SUCCESS) p.seen.push_back("the read did not complete once ready");
+    p.drain();
+    p.invariants();
+  });
   return s;
 }
 

@@ -301,6 +301,12 @@ class MemorySystem {
   /// destroyed or OFFSET is not inside it. This default is the sequential reading (the
   /// model overrides it only to check the arguments).
   virtual kern_return_t supply(unsigned /*m*/, uint64_t /*offset*/) { return KERN_SUCCESS; }
+  /// `hold_init m`: m's manager answers memory_object_init by message from now on: the
+  /// next kernel object made for m is not ready (faults on it wait) until `ready m`.
+  virtual void hold_init(unsigned /*m*/) {}
+  /// `ready m`: m's manager answers its pending memory_object_init (memory_object_ready);
+  /// no effect when none is pending.
+  virtual void ready(unsigned /*m*/) {}
   /// `run N`: run one runnable thread until it blocks or completes. False only when
   /// `exact` names a thread that is not runnable (unusable input).
   virtual bool run(unsigned /*choice*/, bool /*exact*/) { return true; }
@@ -371,6 +377,8 @@ class ForwardingSystem : public MemorySystem {
     return in_.reply(m, c, exact, how, out);
   }
   kern_return_t supply(unsigned m, uint64_t o) override { return in_.supply(m, o); }
+  void hold_init(unsigned m) override { in_.hold_init(m); }
+  void ready(unsigned m) override { in_.ready(m); }
   bool run(unsigned c, bool exact) override { return in_.run(c, exact); }
   Quiesce quiesce_step() override { return in_.quiesce_step(); }
   std::vector<ThreadStep> take_steps() override { return in_.take_steps(); }
@@ -498,6 +506,12 @@ inline OpResult run_op(MemorySystem& s, const Op& op, std::span<const uint8_t> d
     }
     case OpKind::Supply:
       r.kr = s.supply(op.object, op.offset);
+      break;
+    case OpKind::HoldInit:
+      s.hold_init(op.object);
+      break;
+    case OpKind::Ready:
+      s.ready(op.object);
       break;
     case OpKind::Run:
       s.run(op.choice, op.choice_exact);
