@@ -27,6 +27,7 @@ std::optional<std::string> op_out_of_profile(const Op& op) {
     case OpKind::Supply:
     case OpKind::HoldInit:
     case OpKind::Ready:
+    case OpKind::Silent:
       // docs/concurrency.md: a held manager and its schedule. Linux pages in from its own
       // page cache at once; no user process can hold a page-in and answer it later
       // (userfaultfd answers faults of memory it owns, not of a shared file's pages), nor

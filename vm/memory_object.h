@@ -129,7 +129,10 @@ class ManagerPager final : public Pager {
   void hold() { held_ = true; }
   /// `hold_init`: answer memory_object_init by message from now on (no effect on a device).
   void hold_init() { held_init_ = true; }
-  bool init_held() const { return held_init_ && device_mem_ == nullptr && !destroyed; }
+  bool init_held() const { return (held_init_ || silent_) && device_mem_ == nullptr && !destroyed; }
+  /// `silent`: never answer again (requests and init stay pending); implies hold and hold_init.
+  void silence() { silent_ = held_ = held_init_ = true; }
+  bool silent() const { return silent_; }
   /// The kernel object whose memory_object_init waits for this manager's
   /// memory_object_ready (its pager_ready is false), 0 when none.
   uint64_t init_object = 0;
@@ -164,6 +167,7 @@ class ManagerPager final : public Pager {
   std::vector<CopyCallPager*> pending_;
   bool held_ = false;
   bool held_init_ = false;
+  bool silent_ = false;
   uint64_t next_request_ = 1;
   machine::PhysicalMemory* device_mem_ = nullptr;  // a device pager's memory, else null
   machine::pfn_t device_base_ = machine::kNoFrame;

@@ -589,6 +589,7 @@ std::string describe_threads(const Kernel& k) {
   for (unsigned m = 0; m < kMaxNames; ++m) {
     const vm::ManagerPager* mp = k.memory_object(m);
     if (mp == nullptr) continue;
+    if (mp->silent() && (mp->init_object != 0 || !mp->requests.empty())) s += fmt("m%u is silent: it answers nothing\n", m);
     if (mp->init_object != 0) s += fmt("m%u memory_object_init pending: object %" PRIu64 " not ready\n", m, mp->init_object);
     for (size_t i = 0; i < mp->requests.size(); ++i) {
       const vm::PagerRequest& r = mp->requests[i];

@@ -192,6 +192,7 @@ struct ReplyInfo {
   bool exists = false;   // a pending request was chosen (false: none, or an exact N that is not pending)
   uint64_t offset = 0;   // the requested page's offset in the memory object
   uint32_t owner = 0;    // the thread whose fault sent the request (0: it is gone)
+  bool silent = false;   // the manager is silent: nothing was answered
 };
 
 /// One map entry as a task sees it (merged where adjacent entries agree).
@@ -307,14 +308,20 @@ class MemorySystem {
   /// `ready m`: m's manager answers its pending memory_object_init (memory_object_ready);
   /// no effect when none is pending.
   virtual void ready(unsigned /*m*/) {}
+  /// `silent m`: m's manager never answers again, not even in the final drain: its
+  /// pending requests and init stay pending, and `reply`, `ready` and `supply` of m do
+  /// nothing (their codes are unchanged). Threads waiting for it are not a deadlock.
+  virtual void silent(unsigned /*m*/) {}
   /// `run N`: run one runnable thread until it blocks or completes. False only when
   /// `exact` names a thread that is not runnable (unusable input).
   virtual bool run(unsigned /*choice*/, bool /*exact*/) { return true; }
   /// One step of `quiesce` (and of the drain at the end of a program): run the
   /// lowest-numbered runnable thread, else let the lowest-numbered manager with a pending
-  /// request answer its oldest (supply). Done: nothing is left. Deadlock: threads are
-  /// blocked, nothing is runnable and nothing is pending.
-  enum class Quiesce : uint8_t { Done, Progress, Deadlock };
+  /// request answer its oldest (supply). Done: nothing is left. Silenced: nothing is left
+  /// but threads that wait for silent managers (`silent`: they never answer; not a
+  /// deadlock). Deadlock: threads are blocked, nothing is runnable, nothing is pending
+  /// and some blocked thread waits for no silent manager.
+  enum class Quiesce : uint8_t { Done, Progress, Deadlock, Silenced };
   virtual Quiesce quiesce_step() { return Quiesce::Done; }
   /// The thread runs since the last call, in order (moved out).
   virtual std::vector<ThreadStep> take_steps() { return {}; }
@@ -379,6 +386,7 @@ class ForwardingSystem : public MemorySystem {
   kern_return_t supply(unsigned m, uint64_t o) override { return in_.supply(m, o); }
   void hold_init(unsigned m) override { in_.hold_init(m); }
   void ready(unsigned m) override { in_.ready(m); }
+  void silent(unsigned m) override { in_.silent(m); }
   bool run(unsigned c, bool exact) override { return in_.run(c, exact); }
   Quiesce quiesce_step() override { return in_.quiesce_step(); }
   std::vector<ThreadStep> take_steps() override { return in_.take_steps(); }
@@ -512,6 +520,9 @@ inline OpResult run_op(MemorySystem& s, const Op& op, std::span<const uint8_t> d
       break;
     case OpKind::Ready:
       s.ready(op.object);
+      break;
+    case OpKind::Silent:
+      s.silent(op.object);
       break;
     case OpKind::Run:
       s.run(op.choice, op.choice_exact);
