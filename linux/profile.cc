@@ -24,9 +24,14 @@ std::optional<std::string> op_out_of_profile(const Op& op) {
     case OpKind::Reply:
     case OpKind::Run:
     case OpKind::Quiesce:
+    case OpKind::Supply:
+    case OpKind::HoldInit:
+    case OpKind::Ready:
+    case OpKind::Silent:
       // docs/concurrency.md: a held manager and its schedule. Linux pages in from its own
       // page cache at once; no user process can hold a page-in and answer it later
-      // (userfaultfd answers faults of memory it owns, not of a shared file's pages).
+      // (userfaultfd answers faults of memory it owns, not of a shared file's pages), nor
+      // push a page into another process's page cache unasked.
       return std::string(op_kind_name(op.kind)) +
              ": a held memory manager and its schedule are not in the Linux profile (docs/concurrency.md)";
     case OpKind::Task: case OpKind::Allocate: case OpKind::Deallocate: case OpKind::Inherit:

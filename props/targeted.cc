@@ -615,12 +615,12 @@ VMFUZZ_PROP(HostileManager, MemoryNotMappingItIsUnaffected, 300, ()) {
   std::vector<Op> hostile = draw_program(OpState(cfg, Bias::concurrency()),
                                          {t1, op_allocate(1, kWindow, 4 * kPageSize), op_write_pat(1, kWindow, 9, 4 * kPageSize),
                                           obj, map, hold});
-  // The same program with a tame manager: every `hold` and every reply made a plain supply
-  // of the oldest request; then both drain.
+  // The same program with a tame manager: no `hold`, `hold_init` or `silent`, no reply,
+  // ready or unasked supply (every request answered at once); then both drain.
   std::vector<Op> tame;
   for (const Op& op : hostile) {
-    if (op.kind == OpKind::Hold) continue;
-    if (op.kind == OpKind::Reply) continue;
+    if (op.kind == OpKind::Hold || op.kind == OpKind::HoldInit || op.kind == OpKind::Silent) continue;
+    if (op.kind == OpKind::Reply || op.kind == OpKind::Ready || op.kind == OpKind::Supply) continue;
     tame.push_back(op);
   }
   Op drain;
@@ -633,6 +633,8 @@ VMFUZZ_PROP(HostileManager, MemoryNotMappingItIsUnaffected, 300, ()) {
   RC_CLASSIFY(a->kernel().counters().data_requests > 0, "manager held and asked");
   RC_CLASSIFY(std::ranges::any_of(hostile, [](const Op& op) { return op.kind == OpKind::Reply && op.how != ReplyHow::Supply; }),
               "unavailable or error answered");
+  RC_CLASSIFY(std::ranges::any_of(hostile, [](const Op& op) { return op.kind == OpKind::Silent; }), "a manager went silent");
+  RC_CLASSIFY(std::ranges::any_of(hostile, [](const Op& op) { return op.kind == OpKind::Supply; }), "unasked supply");
   if (clean != (b->exec().names().tasks_mask() & ~tasks_touching_objects(tame)))
     a->fail("the tame run has other live tasks");
   if (int t = first_changed(images(a->vm(), clean, &a->model()), images(b->vm(), clean, &b->model())); t >= 0)

@@ -131,6 +131,7 @@ class Model final : public MemorySystem {
                     uint64_t offset, bool share, vm_prot_t prot, vm_prot_t max_prot,
                     vm_inherit_t inh) override;
   kern_return_t manager_write(unsigned m, uint64_t offset, std::span<const uint8_t> data) override;
+  kern_return_t supply(unsigned m, uint64_t offset) override;
   Access file(unsigned m, uint64_t offset, uint64_t size) override;
   kern_return_t destroy(unsigned m) override;
   void pageout(uint64_t count, bool all) override;

@@ -244,6 +244,24 @@ void Kernel::run_thread(uint32_t id) {
 
 void Kernel::hold(unsigned m) { manager_ref(m).hold(); }
 
+void Kernel::hold_init(unsigned m) { manager_ref(m).hold_init(); }
+
+void Kernel::silent(unsigned m) { manager_ref(m).silence(); }
+
+void Kernel::ready(unsigned m) {
+  if (manager_ref(m).silent()) return;  // a silent manager answers nothing
+  memory_object_ready(sys_, manager_ref(m));
+  reclaim_unseen_pages();
+}
+
+kern_return_t Kernel::supply(unsigned m, uint64_t offset) {
+  ManagerPager& mp = manager_ref(m);
+  if (mp.destroyed || offset >= mp.size()) return KERN_INVALID_ARGUMENT;
+  if (!mp.silent()) memory_object_data_supply(sys_, mp, trunc_page(offset));
+  reclaim_unseen_pages();
+  return KERN_SUCCESS;
+}
+
 kern_return_t Kernel::reply(unsigned m, unsigned choice, bool exact, ReplyHow how, ReplyInfo* out) {
   ManagerPager& mp = manager_ref(m);
   *out = ReplyInfo{};
@@ -253,6 +271,10 @@ kern_return_t Kernel::reply(unsigned m, unsigned choice, bool exact, ReplyHow ho
   out->exists = true;
   out->offset = mp.requests[i].pager_offset;
   out->owner = mp.requests[i].owner;
+  if (mp.silent()) {  // a silent manager answers nothing
+    out->silent = true;
+    return KERN_SUCCESS;
+  }
   // As for manager_write: a manager may change its data only when no lazy copy reads it.
   if (how == ReplyHow::Unavailable && mp.strategy() != CopyStrategy::None) return KERN_INVALID_ARGUMENT;
   memory_object_reply(sys_, mp, i, how);
@@ -277,14 +299,40 @@ MemorySystem::Quiesce Kernel::quiesce_step() {
     run_thread(r.front());
     return Quiesce::Progress;
   }
-  // Nothing runnable: the lowest-numbered manager with a request answers its oldest.
+  // Nothing runnable: the lowest-numbered manager with a message to answer answers its
+  // oldest: a pending memory_object_init (ready) before any data request (supply).
   for (auto& mp : mobjs_) {
-    if (!mp || mp->requests.empty()) continue;
-    memory_object_reply(sys_, *mp, 0, ReplyHow::Supply);
+    if (!mp || mp->silent() || (mp->requests.empty() && mp->init_object == 0)) continue;
+    if (mp->init_object != 0) memory_object_ready(sys_, *mp);
+    else memory_object_reply(sys_, *mp, 0, ReplyHow::Supply);
     reclaim_unseen_pages();
     return Quiesce::Progress;
   }
-  return sys_.sched.threads.empty() ? Quiesce::Done : Quiesce::Deadlock;
+  if (sys_.sched.threads.empty()) return Quiesce::Done;
+  for (const auto& [id, t] : sys_.sched.threads)
+    if (t.state != KThread::State::Blocked || !waits_for_silent(t)) return Quiesce::Deadlock;
+  return Quiesce::Silenced;
+}
+
+bool Kernel::waits_for_silent(const KThread& t) const {
+  for (const auto& mp : mobjs_) {
+    if (!mp || !mp->silent()) continue;
+    switch (t.event.kind) {
+      case WaitEvent::Kind::None: return false;
+      case WaitEvent::Kind::PageBusy:
+        for (const PagerRequest& r : mp->requests)
+          if (r.object == t.event.object && r.offset == t.event.offset) return true;
+        break;
+      case WaitEvent::Kind::AbsentBelow:
+        for (const PagerRequest& r : mp->requests)
+          if (r.object == t.event.object) return true;
+        break;
+      case WaitEvent::Kind::PagerReady:
+        if (mp->init_object == t.event.object) return true;
+        break;
+    }
+  }
+  return false;
 }
 
 std::vector<ThreadStep> Kernel::take_steps() {

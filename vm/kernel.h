@@ -160,6 +160,10 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
 
   bool concurrent() const override { return true; }
   void hold(unsigned m) override;
+  kern_return_t supply(unsigned m, uint64_t offset) override;
+  void hold_init(unsigned m) override;
+  void ready(unsigned m) override;
+  void silent(unsigned m) override;
   kern_return_t reply(unsigned m, unsigned choice, bool exact, ReplyHow how, ReplyInfo* out) override;
   bool run(unsigned choice, bool exact) override;
   Quiesce quiesce_step() override;
@@ -216,6 +220,8 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   /// After an op that drops map or copy references: hand every entry's and copy entry's
   /// window to vm_object_reclaim_unseen (pages no referrer can see any more go).
   void reclaim_unseen_pages();
+  /// Does blocked thread t wait for something only a silent manager owes?
+  bool waits_for_silent(const KThread& t) const;
 
   struct Handle {
     bool present = false;

@@ -174,11 +174,32 @@ VmObject* vm_object_enter(VmSystem& sys, ManagerPager& pager) {
   o->copy_strategy = pager.strategy();
   o->can_persist = pager.persist();
   pager.kobject = o;
+  if (pager.init_held()) {
+    // memory_object_init is sent (pager_initialized) and waits in the manager's queue:
+    // the object is not ready until memory_object_ready comes back.
+    o->pager_ready = false;
+    pager.init_object = o->id;
+    ++sys.counters.inits_queued;
+  }
   return o;
 }
 
 kern_return_t vm_object_read_page(const VmSystem& sys, const VmObject* object, uint64_t offset,
                                   uint8_t* out) {
+  if (VMFUZZ_BUG_ON(CopyReadsAbsentPage)) {
+    // The bug: the first page of the chain is taken as it is, even an absent one whose
+    // frame holds no data yet (the manager's reply will bring it).
+    uint64_t off = offset;
+    for (const VmObject* o = object; o != nullptr; off += o->shadow_offset, o = o->shadow) {
+      const VmPage* p = vm_page_lookup(o, off);
+      if (p == nullptr) continue;
+      if (p->absent) {
+        std::memcpy(out, sys.machine.memory().frame(p->frame), kPageSize);
+        return KERN_SUCCESS;
+      }
+      break;
+    }
+  }
   ChainLookup l = vm_object_chain_lookup(object, offset);
   if (l.lost) return KERN_MEMORY_ERROR;  // unknown bytes: callers copy zeros or skip
   if (l.page != nullptr)
@@ -273,6 +294,15 @@ void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start,
                                 bool should_return, bool should_flush) {
   for (VmPage* p = vm_page_next(object, start); p != nullptr && p->offset < end;) {
     uint64_t next = p->offset + kPageSize;
+    if (p->absent && should_flush && VMFUZZ_BUG_ON(FlushTakesAbsent)) {
+      // The bug: the page in transit is flushed as if it were cached; its request stays
+      // in flight with no page to fill, and the faults waiting on it are never woken.
+      p->busy = p->absent = false;
+      --object->absent_count;
+      vm_page_free(sys, p);
+      p = vm_page_next(object, next);
+      continue;
+    }
     if (p->absent) {
       // In transit from a held manager: nothing cached to return or drop (the data the
       // manager will supply is its store's, as it is when it answers).
@@ -405,6 +435,68 @@ void memory_object_reply(VmSystem& sys, ManagerPager& manager, size_t i, ReplyHo
   request_done(sys, o, req, !leak, !lost);
 }
 
+void memory_object_data_supply(VmSystem& sys, ManagerPager& manager, uint64_t offset) {
+  VmObject* o = manager.kobject;
+  if (o == nullptr || manager.is_device() || offset < o->paging_offset) return;
+  const uint64_t off = offset - o->paging_offset;
+  if (off >= o->size) return;
+  VmPage* m = vm_page_lookup(o, off);
+  if (m != nullptr && m->busy && m->absent) {  // in transit: this is its answer
+    memory_object_answer_now(sys, o, off);
+    return;
+  }
+  const uint8_t* d = manager.data(offset);
+  if (m != nullptr) {
+    if (VMFUZZ_BUG_ON(UnrequestedSupplyOverwrites) && !m->busy && !m->private_page) {
+      // The bug: the supply lands over the resident page, dirty or not.
+      uint8_t* frame = sys.machine.memory().frame(m->frame);
+      if (d != nullptr) std::memcpy(frame, d, kPageSize);
+      else std::memset(frame, 0, kPageSize);
+      m->dirty = false;
+      sys.domain.pmap_clear_modify(m->frame);
+    }
+    return;  // the kernel's page is the newer: the supply is ignored
+  }
+  if (o->ref_count == 0) return;  // a cached object is not grown by a supply (it could be collected)
+  VmPage* n = vm_page_grab(sys);
+  if (n == nullptr) return;
+  if (vm_page_lookup(o, off) != nullptr) {  // cannot happen (nothing runs in a grab), but be plain
+    vm_page_free(sys, n);
+    return;
+  }
+  d = manager.data(offset);  // looked up again: the grab may have returned pages to the store
+  uint8_t* frame = sys.machine.memory().frame(n->frame);
+  if (d != nullptr) std::memcpy(frame, d, kPageSize);
+  else std::memset(frame, 0, kPageSize);
+  vm_page_insert(sys, n, o, off);
+  n->dirty = false;
+  sys.domain.pmap_clear_modify(n->frame);
+  n->page_lock = manager.lock_value(offset);
+  vm_page_activate(sys, n);
+  ++sys.counters.pageins;
+}
+
+void memory_object_ready(VmSystem& sys, ManagerPager& manager) {
+  if (manager.init_object == 0) return;
+  auto it = sys.objects.find(manager.init_object);
+  manager.init_object = 0;
+  ++sys.sched.step;
+  if (it == sys.objects.end()) return;  // the object is gone: the answer is dropped
+  VmObject* o = it->second;
+  o->pager_ready = true;
+  if (!VMFUZZ_BUG_ON(ReadyWakesNobody))
+    sys.sched.thread_wakeup(WaitEvent{WaitEvent::Kind::PagerReady, o->id, 0});
+}
+
+void memory_object_ready_now(VmSystem& sys, VmObject* object) {
+  auto* manager = dynamic_cast<ManagerPager*>(object->pager);
+  if (manager != nullptr && manager->init_object == object->id) {
+    memory_object_ready(sys, *manager);
+    return;
+  }
+  object->pager_ready = true;  // no init to answer (only after a bug): do not loop
+}
+
 bool memory_object_answer_now(VmSystem& sys, VmObject* object, uint64_t offset) {
   auto* manager = dynamic_cast<ManagerPager*>(object->pager);
   if (manager == nullptr) return false;
@@ -419,6 +511,16 @@ bool memory_object_answer_now(VmSystem& sys, VmObject* object, uint64_t offset) 
 }
 
 void vm_object_abort_activity(VmSystem& sys, ManagerPager& manager) {
+  if (manager.init_object != 0) {
+    // The init will never be answered: the object stops waiting (it loses its pager
+    // next), and the faults waiting for it retry and find the pager gone.
+    auto it = sys.objects.find(manager.init_object);
+    manager.init_object = 0;
+    if (it != sys.objects.end()) {
+      it->second->pager_ready = true;
+      sys.sched.thread_wakeup(WaitEvent{WaitEvent::Kind::PagerReady, it->first, 0});
+    }
+  }
   std::vector<PagerRequest> reqs;
   reqs.swap(manager.requests);
   for (const PagerRequest& req : reqs) {

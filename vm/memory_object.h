@@ -117,13 +117,25 @@ class ManagerPager final : public Pager {
   void offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& out) const override;
   vm_prot_t lock_value(uint64_t offset) const override;
   void data_unlock(uint64_t offset, const uint8_t* current) override;
-  void terminate() override { kobject = nullptr; }
+  void terminate() override {
+    kobject = nullptr;
+    init_object = 0;  // nobody waits for the answer to an object's init any more
+  }
   machine::pfn_t device_frame(uint64_t offset) const override;
   bool held() const override { return held_ && device_mem_ == nullptr && !destroyed; }
   void data_request(uint64_t object, uint64_t offset, uint64_t pager_offset, uint32_t owner) override;
 
   /// `hold`: answer requests by message from now on (a device pager maps at once: no effect).
   void hold() { held_ = true; }
+  /// `hold_init`: answer memory_object_init by message from now on (no effect on a device).
+  void hold_init() { held_init_ = true; }
+  bool init_held() const { return (held_init_ || silent_) && device_mem_ == nullptr && !destroyed; }
+  /// `silent`: never answer again (requests and init stay pending); implies hold and hold_init.
+  void silence() { silent_ = held_ = held_init_ = true; }
+  bool silent() const { return silent_; }
+  /// The kernel object whose memory_object_init waits for this manager's
+  /// memory_object_ready (its pager_ready is false), 0 when none.
+  uint64_t init_object = 0;
   /// The requests not answered yet, in arrival order.
   std::vector<PagerRequest> requests;
   /// data_unavailable: the manager has no data for the page any more (it reads zero).
@@ -154,6 +166,8 @@ class ManagerPager final : public Pager {
   std::map<uint64_t, std::array<uint8_t, kPageSize>> store_;  // absent pages are zero
   std::vector<CopyCallPager*> pending_;
   bool held_ = false;
+  bool held_init_ = false;
+  bool silent_ = false;
   uint64_t next_request_ = 1;
   machine::PhysicalMemory* device_mem_ = nullptr;  // a device pager's memory, else null
   machine::pfn_t device_base_ = machine::kNoFrame;
@@ -209,6 +223,24 @@ void memory_object_destroy(VmSystem& sys, ManagerPager& pager);
 ///             A reply whose page is no longer waiting (its object gone) is dropped, as
 ///             Mach drops a supply for a page that is not absent.
 void memory_object_reply(VmSystem& sys, ManagerPager& manager, size_t i, ReplyHow how);
+
+/// Purpose:    An unrequested memory_object_data_supply of the page at `offset` (page
+///             aligned) of the manager's memory object, with its store's bytes. Mach
+///             ignores a supply for a resident page (the kernel's page is the newer: it
+///             may be dirty); a page in transit takes it as the answer to its request (as
+///             memory_object_reply with supply); a page not resident is entered clean
+///             (cached) when the object is referenced and a frame can be had, else the
+///             supply is dropped. A device's pager maps its memory and never supplies.
+void memory_object_data_supply(VmSystem& sys, ManagerPager& manager, uint64_t offset);
+
+/// Purpose:    The manager answers its pending memory_object_init (memory_object_ready /
+///             set_attributes): its object becomes pager_ready and the faults waiting for
+///             that are woken. No effect when no init is pending.
+void memory_object_ready(VmSystem& sys, ManagerPager& manager);
+
+/// Purpose:    A kernel path that runs no thread met object before its manager answered
+///             memory_object_init: the manager answers now (memory_object_ready).
+void memory_object_ready_now(VmSystem& sys, VmObject* object);
 
 /// Purpose:    A kernel path that runs no thread (and so cannot wait) met the busy page
 ///             (object, offset) in transit: its held manager answers that request now

@@ -28,6 +28,9 @@ std::string wait_event_name(const WaitEvent& e) {
     case WaitEvent::Kind::AbsentBelow:
       std::snprintf(buf, sizeof buf, "absent_below(object %" PRIu64 ")", e.object);
       return buf;
+    case WaitEvent::Kind::PagerReady:
+      std::snprintf(buf, sizeof buf, "pager_ready(object %" PRIu64 ")", e.object);
+      return buf;
   }
   return "?";
 }

@@ -50,6 +50,7 @@ struct WaitEvent {
     None,
     PageBusy,     // the busy page at (object, offset) stops being busy
     AbsentBelow,  // object's absent_count drops below kAbsentMax
+    PagerReady,   // object's manager answers memory_object_init (pager_ready)
   };
   Kind kind = Kind::None;
   uint64_t object = 0;  // object id

@@ -78,7 +78,10 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
       const bool trust_wakeup = VMFUZZ_BUG_ON(FaultNoRecheck) && sys.sched.current != nullptr &&
                                 sys.sched.current->woken_from ==
                                     WaitEvent{WaitEvent::Kind::PageBusy, object->id, offset};
-      if (m->busy && !trust_wakeup) {
+      // A kernel path that cannot wait has the page's request answered first (bug
+      // kernel_path_takes_busy takes the page in transit as if it were resident).
+      const bool ignore_busy = VMFUZZ_BUG_ON(KernelPathTakesBusy) && sys.sched.current == nullptr && m->absent;
+      if (m->busy && !trust_wakeup && !ignore_busy) {
         kern_return_t kr = fault_wait_busy(sys, object, offset, m);
         if (kr == KERN_SUCCESS) continue;  // answered at once: look again
         return kr;
@@ -87,6 +90,21 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
       fs.offset = offset;
       fs.page = m;
       return KERN_SUCCESS;
+    }
+    // The manager has not answered memory_object_init yet (hold_init): it cannot be asked
+    // for anything. A thread waits (pager_ready); a kernel path that cannot wait has the
+    // manager answer now, as it does for a page in transit.
+    if (object->pager != nullptr && !object->pager_ready) {
+      if (VMFUZZ_BUG_ON(FaultIgnoresPagerReady)) {
+        ++sys.counters.pageins_before_ready;
+      } else if (sys.sched.current != nullptr) {
+        sys.sched.assert_wait(WaitEvent{WaitEvent::Kind::PagerReady, object->id, 0}, YieldPoint::PagerReady);
+        ++sys.counters.thread_blocks;
+        return kFaultBlocked;
+      } else {
+        memory_object_ready_now(sys, object);
+        continue;
+      }
     }
     // A device pager answers by mapping its memory into the object (vm_object_page_map,
     // as GNU Mach's device_pager_data_request does): the page is found on the next turn.

@@ -239,6 +239,8 @@ void vm_object_terminate(VmSystem& sys, VmObject* object) {
     vm_page_free(sys, p);
   }
   if (object->pager != nullptr) object->pager->terminate();
+  // Faults waiting for the manager to answer this object's init retry and find it gone.
+  if (!object->pager_ready) sys.sched.thread_wakeup(WaitEvent{WaitEvent::Kind::PagerReady, object->id, 0});
   sys.objects.erase(object->id);
   ++sys.counters.objects_terminated;
   delete object;

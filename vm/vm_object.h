@@ -197,6 +197,9 @@ struct VmCounters {
   uint64_t deallocate_collapses = 0;  // collapses started by a reference drop (one shadower left)
   uint64_t data_requests = 0;      // requests queued to held managers (docs/concurrency.md)
   uint64_t thread_blocks = 0;      // faults that blocked a thread (any yield point)
+  uint64_t inits_queued = 0;             // memory_object_init held by a manager (hold_init)
+  uint64_t pageins_before_ready = 0;     // data asked of a manager whose object is not ready
+                                         // (only after bug fault_ignores_pager_ready)
   uint64_t terminated_while_paging = 0;  // vm_object_terminate with paging in progress:
                                          // always 0 unless a bug [invariant paging_accounting]
   uint64_t hidden_pages_freed = 0;    // pages of shadow-only objects no shadower can see

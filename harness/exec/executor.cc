@@ -504,7 +504,9 @@ bool Executor::drain() {
   for (unsigned n = 0; n < kQuiesceSteps; ++n) {
     MemorySystem::Quiesce q = vm_.quiesce_step();
     if (!apply_thread_steps() || !step_invariants()) return false;
-    if (q == MemorySystem::Quiesce::Done) return true;
+    // Silenced: what is left waits for managers that never answer (docs/concurrency.md
+    // §Silent managers): their runs so far were judged; nothing more will come.
+    if (q == MemorySystem::Quiesce::Done || q == MemorySystem::Quiesce::Silenced) return true;
     if (q == MemorySystem::Quiesce::Deadlock) break;
   }
   std::string who = observer_ ? observer_->threads() : std::string();
@@ -518,6 +520,15 @@ Executor::Step Executor::step_schedule(const Op& op) {
   switch (op.kind) {
     case OpKind::Hold:
       vm_.hold(op.object);
+      break;
+    case OpKind::HoldInit:
+      vm_.hold_init(op.object);
+      break;
+    case OpKind::Ready:
+      vm_.ready(op.object);
+      break;
+    case OpKind::Silent:
+      vm_.silent(op.object);
       break;
     case OpKind::Run:
       if (!vm_.run(op.choice, op.choice_exact)) {
@@ -538,12 +549,12 @@ Executor::Step Executor::step_schedule(const Op& op) {
                     " (requests count from 0 in arrival order)";
         return Step::Unusable;
       }
-      if (info.exists && op.how == ReplyHow::Unavailable) {
+      if (info.exists && !info.silent && op.how == ReplyHow::Unavailable) {
         // The manager forgets the page: for the model, its store's page becomes zero.
         std::vector<uint8_t> zeros(kPageSize, 0);
         model_result_.kr = model_.manager_write(op.object, info.offset, zeros);
       }
-      if (info.exists && op.how == ReplyHow::Error && vm_result_.kr == KERN_SUCCESS) {
+      if (info.exists && !info.silent && op.how == ReplyHow::Error && vm_result_.kr == KERN_SUCCESS) {
         auto it = in_flight_.find(info.owner);
         if (it != in_flight_.end()) it->second.error_pending = true;
       }
@@ -588,7 +599,8 @@ Executor::Step Executor::step(const Op& op) {
   }
 
   if (op.kind == OpKind::Hold || op.kind == OpKind::Reply || op.kind == OpKind::Run ||
-      op.kind == OpKind::Quiesce)
+      op.kind == OpKind::Quiesce || op.kind == OpKind::HoldInit || op.kind == OpKind::Ready ||
+      op.kind == OpKind::Silent)
     return step_schedule(op);
 
   // 2. Run on the same materialized data: model then VM; user accesses VM then model.

@@ -492,8 +492,13 @@ VMFUZZ_NO_COVERAGE void check_teardown(const vm::Kernel& k, std::vector<Violatio
 
 VMFUZZ_NO_COVERAGE void check_step_invariants(const Kernel& k, std::vector<Violation>& out) {
   const vm::VmSystem& sys = k.system();
-  if (sys.counters.data_requests == 0 && sys.sched.threads.empty() && sys.counters.terminated_while_paging == 0)
+  if (sys.counters.data_requests == 0 && sys.sched.threads.empty() && sys.counters.terminated_while_paging == 0 &&
+      sys.counters.inits_queued == 0)
     return;  // no held manager was ever asked: nothing can be in flight
+  if (sys.counters.pageins_before_ready != 0)
+    add(out, Oracle::paging_accounting,
+        fmt("%" PRIu64 " page-in(s) asked of a manager before it answered memory_object_init (pager_ready false)",
+            sys.counters.pageins_before_ready));
   if (sys.counters.terminated_while_paging != 0)
     add(out, Oracle::paging_accounting,
         fmt("%" PRIu64 " object(s) terminated with paging in progress or a page in transit",
@@ -554,6 +559,13 @@ VMFUZZ_NO_COVERAGE void check_step_invariants(const Kernel& k, std::vector<Viola
       case vm::WaitEvent::Kind::AbsentBelow:
         ok = o != nullptr && o->absent_count >= vm::kAbsentMax && per_object.count(t.event.object) != 0;
         break;
+      case vm::WaitEvent::Kind::PagerReady:
+        // Not ready, and its manager still owes the answer to its memory_object_init.
+        for (unsigned m = 0; m < kMaxNames && o != nullptr && !o->pager_ready && !ok; ++m) {
+          const vm::ManagerPager* mp = k.memory_object(m);
+          ok = mp != nullptr && mp->init_object == t.event.object;
+        }
+        break;
     }
     if (!ok)
       add(out, Oracle::wait_target,
@@ -577,6 +589,8 @@ std::string describe_threads(const Kernel& k) {
   for (unsigned m = 0; m < kMaxNames; ++m) {
     const vm::ManagerPager* mp = k.memory_object(m);
     if (mp == nullptr) continue;
+    if (mp->silent() && (mp->init_object != 0 || !mp->requests.empty())) s += fmt("m%u is silent: it answers nothing\n", m);
+    if (mp->init_object != 0) s += fmt("m%u memory_object_init pending: object %" PRIu64 " not ready\n", m, mp->init_object);
     for (size_t i = 0; i < mp->requests.size(); ++i) {
       const vm::PagerRequest& r = mp->requests[i];
       s += fmt("m%u request %zu: object %" PRIu64 " offset 0x%" PRIx64 " (pager offset 0x%" PRIx64 "), from thread %u\n",

@@ -34,7 +34,8 @@
 //            reports the byte. Format V knows the ops of ops.def whose format column is at
 //            most V (ops_in_format(V): they are numbered 0..n-1, rows being appended): 1
 //            knows ops 0..20, 2 adds `device` (21), 3 `collect` (22), 4 the concurrency
-//            ops `hold`, `reply`, `run` and `quiesce` (23..26). Everything else is the same in every
+//            ops `hold`, `reply`, `run` and `quiesce` (23..26), 5 `supply`, `hold_init`,
+//            `ready` and `silent` (27..30). Everything else is the same in every
 //            format, so a kind byte means the same op in each format that knows it. The
 //            encoder writes the lowest version that can say the program (the highest
 //            format column of its ops), so older programs keep their bytes. A new op is a
@@ -134,6 +135,7 @@ static_assert(kVersion1OpKinds == 21, "codec: format 1 knows exactly ops 0..20 (
 static_assert(kVersion2OpKinds == 22, "codec: format 2 knows exactly ops 0..21 (ops.def)");
 static_assert(ops_in_format(3) == 23, "codec: format 3 knows exactly ops 0..22 (ops.def)");
 static_assert(ops_in_format(4) == 27, "codec: format 4 knows exactly ops 0..26 (ops.def)");
+static_assert(ops_in_format(5) == 31, "codec: format 5 knows exactly ops 0..30 (ops.def)");
 /// Largest materialized DATA and largest read/file size the decoder produces (64 KiB).
 inline constexpr uint64_t kMaxCodecTransfer = 64 * 1024;
 

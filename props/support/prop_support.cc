@@ -175,6 +175,10 @@ Bias Bias::concurrency() {
   set_weight(b, OpKind::Reply, 14);
   set_weight(b, OpKind::Run, 14);
   set_weight(b, OpKind::Quiesce, 1);
+  set_weight(b, OpKind::Supply, 8);  // unasked supplies over resident, absent and missing pages
+  set_weight(b, OpKind::HoldInit, 3);  // before a map: the object waits for its manager's ready
+  set_weight(b, OpKind::Ready, 6);
+  set_weight(b, OpKind::Silent, 1);  // rare: it freezes everything its objects' faults touch
   return b;
 }
 

@@ -92,7 +92,7 @@ class Probe {
     for (unsigned n = 0; n < 1000; ++n) {
       MemorySystem::Quiesce q = k.quiesce_step();
       step_invariants();
-      if (q == MemorySystem::Quiesce::Done) return;
+      if (q == MemorySystem::Quiesce::Done || q == MemorySystem::Quiesce::Silenced) return;
       if (q == MemorySystem::Quiesce::Deadlock) break;
     }
     seen.push_back("deadlock: " + std::to_string(k.scheduler().threads.size()) + " threads left");
@@ -486,6 +486,61 @@ std::vector<std::pair<const char*, Scenario>> scenarios() {
     p.expect(0, 0x40000, std::string(8, '\0'));
     p.invariants();
   });
+  s.emplace_back("what if an eager copy of an object is made while one of its pages is absent?", [](Probe& p) {
+    p.held_object(1);
+    p.blocked_read(0x40000, 4);
+    uint64_t a = 0x60000;
+    p.expect_code(p.k.map(0, &a, false, P, 0, 0, false, VM_PROT_DEFAULT, VM_PROT_ALL, vm_inherit_t::Copy),
+                  KERN_SUCCESS, "map copy");
+    p.expect(0, 0x60000, std::string("\x11\x18\x1f\x26", 4));  // the manager's data, not the frame's
+    p.drain();
+    p.invariants();
+  });
+  s.emplace_back("what if vm_copy overwrites a page whose data request is in flight?", [](Probe& p) {
+    p.held_object(1);
+    p.alloc(0, 0x80000, P);
+    p.put(0, 0x80000, "copied");
+    p.blocked_read(0x40000, 4);
+    p.expect_code(p.k.vm_copy(0, 0x80000, P, 0x40000), KERN_SUCCESS, "vm_copy");
+    p.step_invariants();  // the request was answered first, then overwritten
+    p.drain();
+    p.expect(0, 0x40000, "copied");
+    p.invariants();
+  });
+  s.emplace_back("what if the manager flushes its object while a page of it is absent?", [](Probe& p) {
+    p.held_object(2);
+    p.blocked_read(0x40000, 4);
+    p.expect_code(p.k.manager_write(0, 0, {reinterpret_cast<const uint8_t*>("new"), 3}), KERN_SUCCESS,
+                  "manager_write");
+    p.step_invariants();  // the page in transit is not the flush's to drop
+    p.drain();
+    p.invariants();
+  });
+  s.emplace_back("what if the manager supplies, unasked, a page a task has written?", [](Probe& p) {
+    p.k.object_create(0, P, CopyStrategy::None, true, DataSpec::pat(0x11, P).materialize());
+    uint64_t a = 0x40000;
+    p.expect_code(p.k.map(0, &a, false, P, 0, 0, true, VM_PROT_DEFAULT, VM_PROT_ALL, vm_inherit_t::Copy),
+                  KERN_SUCCESS, "map");
+    p.put(0, 0x40000, "dirty");
+    p.expect_code(p.k.supply(0, 0), KERN_SUCCESS, "supply");  // ignored: the page is resident
+    p.expect(0, 0x40000, "dirty");
+    p.invariants();
+  });
+  s.emplace_back("what if a task faults before its manager answered memory_object_init?", [](Probe& p) {
+    p.k.object_create(0, P, CopyStrategy::None, true, DataSpec::pat(0x11, P).materialize());
+    p.k.hold_init(0);
+    uint64_t a = 0x40000;
+    p.expect_code(p.k.map(0, &a, false, P, 0, 0, true, VM_PROT_DEFAULT, VM_PROT_ALL, vm_inherit_t::Copy),
+                  KERN_SUCCESS, "map");
+    uint32_t t = p.blocked_read(0x40000, 4);  // waits for pager_ready, asks nothing yet
+    p.step_invariants();
+    p.k.ready(0);
+    p.step_invariants();  // the waiter is runnable now
+    ThreadStep st = p.run(t);
+    if (st.blocked || st.access.kr != KERN_SUCCESS) p.seen.push_back("the read did not complete once ready");
+    p.drain();
+    p.invariants();
+  });
   return s;
 }
 
@@ -571,6 +626,51 @@ TEST(BugCatalogue, AnUnknownNameInTheEnvironmentIsAnErrorNamingTheKnownBugs) {
         (void)bug_enabled(Bug(0));
       },
       ::testing::ExitedWithCode(2), "VMFUZZ_BUG: unknown bug 'no_such_bug' \\(vm/machine/bugs.def knows: .*missed_push");
+}
+
+/// Drain k to its end: the last quiesce_step result.
+MemorySystem::Quiesce drain_to_end(Kernel& k) {
+  for (unsigned n = 0; n < 1000; ++n) {
+    MemorySystem::Quiesce q = k.quiesce_step();
+    if (q != MemorySystem::Quiesce::Progress) return q;
+  }
+  return MemorySystem::Quiesce::Progress;
+}
+
+TEST(SilentManager, WhatIfTheOnlyWaitersWaitForASilentManagerIsTheDrainSilencedNotDeadlocked) {
+  clear_bugs();
+  Probe p;
+  p.held_object(2);
+  p.k.silent(0);
+  p.blocked_read(0x40000, 4);
+  p.blocked_read(0x41000, 4);
+  EXPECT_EQ(drain_to_end(p.k), MemorySystem::Quiesce::Silenced);
+  EXPECT_EQ(p.k.scheduler().threads.size(), 2u);
+  ReplyInfo info;
+  EXPECT_EQ(p.k.reply(0, 0, true, ReplyHow::Supply, &info), KERN_SUCCESS);
+  EXPECT_TRUE(info.exists && info.silent);
+  EXPECT_EQ(p.k.memory_object(0)->requests.size(), 2u) << "a silent manager answered";
+  p.k.terminate(0);  // the threads go; the requests keep the object until destroy
+  EXPECT_TRUE(p.k.scheduler().threads.empty());
+  p.finish();
+  for (auto& w : p.seen) ADD_FAILURE() << w;
+}
+
+TEST(SilentManager, WhatIfAWakeupIsLostWhileAnotherManagerIsSilentIsItStillADeadlock) {
+  if (!bugs_compiled_in()) GTEST_SKIP() << "bug catalogue compiled out";
+  clear_bugs();
+  Probe p;
+  p.held_object(1);  // m0: held, answers in the drain
+  p.k.object_create(1, P, CopyStrategy::None, true, {});
+  uint64_t a = 0x60000;
+  ASSERT_EQ(p.k.map(0, &a, false, P, 1, 0, true, VM_PROT_DEFAULT, VM_PROT_ALL, vm_inherit_t::Copy), KERN_SUCCESS);
+  p.k.silent(1);
+  p.blocked_read(0x60000, 4);  // waits for m1 forever: fine
+  p.blocked_read(0x40000, 4);  // waits for m0, whose supply will post no wakeup
+  set_bug(Bug::LostWakeup, true);
+  MemorySystem::Quiesce q = drain_to_end(p.k);
+  clear_bugs();
+  EXPECT_EQ(q, MemorySystem::Quiesce::Deadlock) << "a thread nobody will wake was taken for a silent manager's";
 }
 
 class EveryBug : public ::testing::TestWithParam<unsigned> {};

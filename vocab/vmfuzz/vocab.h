@@ -192,6 +192,7 @@ struct ReplyInfo {
   bool exists = false;   // a pending request was chosen (false: none, or an exact N that is not pending)
   uint64_t offset = 0;   // the requested page's offset in the memory object
   uint32_t owner = 0;    // the thread whose fault sent the request (0: it is gone)
+  bool silent = false;   // the manager is silent: nothing was answered
 };
 
 /// One map entry as a task sees it (merged where adjacent entries agree).
@@ -294,14 +295,33 @@ class MemorySystem {
     *out = ReplyInfo{};
     return KERN_SUCCESS;
   }
+  /// `supply m OFFSET`: m's manager sends memory_object_data_supply for the page at
+  /// OFFSET unasked, with its store's bytes. The kernel ignores it for a resident page,
+  /// takes it as the answer to a request in flight for the page, and may cache it
+  /// otherwise: nothing any task or `file` sees changes. KERN_INVALID_ARGUMENT when m is
+  /// destroyed or OFFSET is not inside it. This default is the sequential reading (the
+  /// model overrides it only to check the arguments).
+  virtual kern_return_t supply(unsigned /*m*/, uint64_t /*offset*/) { return KERN_SUCCESS; }
+  /// `hold_init m`: m's manager answers memory_object_init by message from now on: the
+  /// next kernel object made for m is not ready (faults on it wait) until `ready m`.
+  virtual void hold_init(unsigned /*m*/) {}
+  /// `ready m`: m's manager answers its pending memory_object_init (memory_object_ready);
+  /// no effect when none is pending.
+  virtual void ready(unsigned /*m*/) {}
+  /// `silent m`: m's manager never answers again, not even in the final drain: its
+  /// pending requests and init stay pending, and `reply`, `ready` and `supply` of m do
+  /// nothing (their codes are unchanged). Threads waiting for it are not a deadlock.
+  virtual void silent(unsigned /*m*/) {}
   /// `run N`: run one runnable thread until it blocks or completes. False only when
   /// `exact` names a thread that is not runnable (unusable input).
   virtual bool run(unsigned /*choice*/, bool /*exact*/) { return true; }
   /// One step of `quiesce` (and of the drain at the end of a program): run the
   /// lowest-numbered runnable thread, else let the lowest-numbered manager with a pending
-  /// request answer its oldest (supply). Done: nothing is left. Deadlock: threads are
-  /// blocked, nothing is runnable and nothing is pending.
-  enum class Quiesce : uint8_t { Done, Progress, Deadlock };
+  /// request answer its oldest (supply). Done: nothing is left. Silenced: nothing is left
+  /// but threads that wait for silent managers (`silent`: they never answer; not a
+  /// deadlock). Deadlock: threads are blocked, nothing is runnable, nothing is pending
+  /// and some blocked thread waits for no silent manager.
+  enum class Quiesce : uint8_t { Done, Progress, Deadlock, Silenced };
   virtual Quiesce quiesce_step() { return Quiesce::Done; }
   /// The thread runs since the last call, in order (moved out).
   virtual std::vector<ThreadStep> take_steps() { return {}; }
@@ -363,6 +383,10 @@ class ForwardingSystem : public MemorySystem {
   kern_return_t reply(unsigned m, unsigned c, bool exact, ReplyHow how, ReplyInfo* out) override {
     return in_.reply(m, c, exact, how, out);
   }
+  kern_return_t supply(unsigned m, uint64_t o) override { return in_.supply(m, o); }
+  void hold_init(unsigned m) override { in_.hold_init(m); }
+  void ready(unsigned m) override { in_.ready(m); }
+  void silent(unsigned m) override { in_.silent(m); }
   bool run(unsigned c, bool exact) override { return in_.run(c, exact); }
   Quiesce quiesce_step() override { return in_.quiesce_step(); }
   std::vector<ThreadStep> take_steps() override { return in_.take_steps(); }
@@ -488,6 +512,18 @@ inline OpResult run_op(MemorySystem& s, const Op& op, std::span<const uint8_t> d
       r.kr = s.reply(op.object, op.choice, op.choice_exact, op.how, &info);
       break;
     }
+    case OpKind::Supply:
+      r.kr = s.supply(op.object, op.offset);
+      break;
+    case OpKind::HoldInit:
+      s.hold_init(op.object);
+      break;
+    case OpKind::Ready:
+      s.ready(op.object);
+      break;
+    case OpKind::Silent:
+      s.silent(op.object);
+      break;
     case OpKind::Run:
       s.run(op.choice, op.choice_exact);
       break;
