@@ -509,7 +509,7 @@ def run_matrix(root: Path, args, bugs: list[str], engines: list[str]) -> list[Ce
     """Build what the engines need (unless --no-build), then run every trial and minimize."""
     ctx = Context(root=root, replay=lib.replay_binary())
     if not args.no_build:
-        lib.ensure_built("dev", targets=["vmfuzz-replay"] + (["state_machine", "targeted"] if "rapidcheck" in engines else []))
+        lib.ensure_built("dev", targets=["vmfuzz-replay"] + (["concurrent", "state_machine", "targeted"] if "rapidcheck" in engines else []))
         if any(e.startswith("libfuzzer") for e in engines):
             lib.ensure_built("fuzz", targets=["vm_diff_fuzzer"])
     if any(e.startswith("libfuzzer") for e in engines):

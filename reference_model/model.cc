@@ -310,6 +310,25 @@ bool inside(const MemoryObject& obj, uint64_t offset, uint64_t size) {
 
 Model::Model(const SystemConfig& config) { (void)config; }
 
+Model Model::clone() const {
+  Model c = *this;  // shares every Memory: each is replaced below by one copy of its own
+  // Keyed by address only to find the copy of a Memory already copied; never iterated.
+  std::map<const Memory*, MemoryRef> copies;
+  auto fresh = [&copies](MemoryRef& ref) {
+    auto [it, added] = copies.try_emplace(ref.get());
+    if (added) it->second = std::make_shared<Memory>(*ref);
+    ref = it->second;
+  };
+  for (auto& t : c.tasks_)
+    if (t)
+      for (auto& [start, r] : t->regions) fresh(r.mem);
+  for (auto& h : c.handles_)
+    if (h && h->mem) fresh(h->mem);
+  for (auto& o : c.objects_)
+    if (o && o->store) fresh(o->store);
+  return c;
+}
+
 Task& Model::task(unsigned t) {
   assert(t < kMaxNames && tasks_[t] && "model: no such task (the harness checks names)");
   return *tasks_[t];

@@ -100,6 +100,13 @@ class Model final : public MemorySystem {
   /// Conditions: the configuration is recorded only; the model has no frames, CPUs or TLBs.
   explicit Model(const SystemConfig& config);
 
+  /// Purpose:    An independent copy of this model's whole state, for trying several
+  ///             continuations from one point (the all-orders check, docs/concurrency.md).
+  ///             Memories shared between regions, handles and objects stay shared in the
+  ///             copy, among the copy's own; nothing is shared with this model except the
+  ///             immutable pages.
+  Model clone() const;
+
   // --- The ops (vocab.h, docs/language.md) ---------------------------------------------
   // Conditions: names are valid as vocab.h says (asserted). Every check runs before any
   //             state changes; a failed op changes nothing, except that vm_write and

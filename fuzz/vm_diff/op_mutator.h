@@ -12,7 +12,8 @@
 //     moved; an op's task renamed;
 //   - a whole shape (op_shapes.h: shaped_sequence): a fork chain, a copy object under
 //     pressure, a shared mapping written by the kernel and read by the manager, the edges
-//     of user space, ... inserted at a random position. The bugs an empty corpus missed
+//     of user space, a held manager with two accesses on one page and its replies and
+//     runs interleaved (the concurrency family), ... inserted at a random position. The bugs an empty corpus missed
 //     need five or more ops in one order; one op at a time did not build them in minutes.
 // Names that a change leaves dangling are remapped by the decoder (codec.h), so every
 // mutant is a valid program. Deterministic in the generator's state.

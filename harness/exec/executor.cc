@@ -461,6 +461,14 @@ bool Executor::apply_thread_step(const ThreadStep& st) {
   }
   vm_result_ = v;
   model_result_ = m;
+  if (options_.unchecked_runs_for_test) {
+    append_access(f.vm, v);
+    append_access(f.model, m);
+    if (st.blocked) return true;
+    orders_access_end(f, true);
+    in_flight_.erase(it);
+    return true;
+  }
   if (st.blocked && m.kr != KERN_SUCCESS) {
     // The VM moved [from, fault_addr) and waits: the model must move exactly that.
     fail(Oracle::linearization, who, print_op(f.op) + ": the VM moved " + hex_addr(from) + ".." +
@@ -472,6 +480,7 @@ bool Executor::apply_thread_step(const ThreadStep& st) {
   append_access(f.model, m);
   if (st.blocked) return true;
   // Completed: the op's own assertions, on the whole access.
+  orders_access_end(f, true);
   OpResult fv = f.vm, fm = f.model;
   Op op = f.op;
   const unsigned f_line = f.line;
@@ -495,9 +504,68 @@ bool Executor::apply_thread_step(const ThreadStep& st) {
 
 bool Executor::apply_thread_steps() {
   for (const ThreadStep& st : vm_.take_steps()) {
-    if (!apply_thread_step(st) || !after_op_oracles()) return false;
+    if (!apply_thread_step(st) || !after_op_oracles() || !orders_close_if_quiet()) return false;
   }
   return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// The all-orders check (orders.h): recording a block, and judging it once it is over.
+
+void Executor::orders_open() {
+  if (!options_.check_orders || block_ || !in_flight_.empty()) return;
+  const auto* m = dynamic_cast<const model::Model*>(&model_);
+  if (!m) return;
+  block_ = std::make_unique<OrdersBlock>();
+  block_->start = std::make_unique<model::Model>(m->clone());
+}
+
+void Executor::orders_fixed(const Op& op, const std::vector<uint8_t>& data, const OpResult& vm) {
+  if (!block_) return;
+  OrderUnit u;
+  u.op = op;
+  u.op.expect = Expect{};
+  u.data = data;
+  u.vm = vm;
+  // The executor lets the VM fail these with KERN_MEMORY_ERROR on unknown contents and
+  // mirrors it on its model; a plain model step cannot say that.
+  if (vm.kr == KERN_MEMORY_ERROR && block_->unjudged.empty())
+    block_->unjudged = print_op(op) + " failed with KERN_MEMORY_ERROR on the VM";
+  block_->fixed.push_back(std::move(u));
+}
+
+void Executor::orders_access_end(const InFlight& f, bool completed) {
+  if (!block_ || f.access < 0) return;
+  for (OrderUnit& u : page_ops(f.op, f.data, f.vm, completed, f.error_pending)) {
+    u.access = f.access;
+    u.lo = f.lo;
+    // Completed: it may run after every fixed op so far; aborted by a terminate (the last
+    // fixed op): before it.
+    u.hi = static_cast<unsigned>(block_->fixed.size()) - (completed ? 0u : 1u);
+    if (u.vm.kr == KERN_MEMORY_ERROR && !u.stated && block_->unjudged.empty())
+      block_->unjudged = print_op(f.op) + " stopped with KERN_MEMORY_ERROR on unknown contents";
+    block_->pages.push_back(std::move(u));
+  }
+}
+
+bool Executor::orders_close_if_quiet() {
+  if (!block_ || !in_flight_.empty()) return true;
+  std::unique_ptr<OrdersBlock> b = std::move(block_);
+  if (!b->unjudged.empty()) {
+    orders_stats_.skipped++;
+    return true;
+  }
+  OrdersVerdict v = check_orders(*b->start, b->fixed, b->pages);
+  orders_stats_.nodes += v.nodes;
+  if (!v.judged) {
+    orders_stats_.skipped++;
+    return true;
+  }
+  orders_stats_.judged++;
+  orders_stats_.max_page_ops = std::max<uint64_t>(orders_stats_.max_page_ops, b->pages.size());
+  if (v.ok) return true;
+  fail(Oracle::orders, "", v.detail);
+  return false;
 }
 
 bool Executor::drain() {
@@ -553,6 +621,12 @@ Executor::Step Executor::step_schedule(const Op& op) {
         // The manager forgets the page: for the model, its store's page becomes zero.
         std::vector<uint8_t> zeros(kPageSize, 0);
         model_result_.kr = model_.manager_write(op.object, info.offset, zeros);
+        Op forget;
+        forget.kind = OpKind::ManagerWrite;
+        forget.object = op.object;
+        forget.offset = info.offset;
+        forget.data = DataSpec::fill(0, kPageSize);
+        orders_fixed(forget, zeros, vm_result_);
       }
       if (info.exists && !info.silent && op.how == ReplyHow::Error && vm_result_.kr == KERN_SUCCESS) {
         auto it = in_flight_.find(info.owner);
@@ -612,7 +686,12 @@ Executor::Step Executor::step(const Op& op) {
     if (uint32_t th = vm_result_.access.thread) {
       // The access waits for a held manager: the model moves what the VM moved; the
       // rest comes with the thread's runs.
+      orders_open();
       InFlight f;
+      if (block_) {
+        f.access = block_->accesses++;
+        f.lo = static_cast<unsigned>(block_->fixed.size());
+      }
       f.op = op;
       f.line = line_;
       f.data = std::move(data);
@@ -664,9 +743,18 @@ Executor::Step Executor::step(const Op& op) {
   }
   names_.apply(op, model_result_.kr);
   if (op.kind == OpKind::Destroy && model_result_.kr == KERN_SUCCESS) objects_destroyed_ |= 1u << op.object;
-  if (op.kind == OpKind::Terminate)  // the task's threads were aborted with it
-    for (auto it = in_flight_.begin(); it != in_flight_.end();)
-      it = it->second.op.task == op.task ? in_flight_.erase(it) : std::next(it);
+  orders_fixed(op, data, vm_result_);
+  if (op.kind == OpKind::Terminate) {  // the task's threads were aborted with it
+    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+      if (it->second.op.task != op.task) {
+        ++it;
+        continue;
+      }
+      orders_access_end(it->second, false);
+      it = in_flight_.erase(it);
+    }
+    if (!orders_close_if_quiet()) return Step::Failed;
+  }
 
   // 6-7. VM oracles after every op; periodic full check.
   if (!after_op_oracles()) return Step::Failed;
@@ -877,12 +965,14 @@ RunSummary run_program(const vmfuzz::Program& program, const std::string& file, 
       pe.reason = ex.unusable_reason();
       sum.unusable = true;
       sum.unusable_reason = pe.what();
+      sum.orders = ex.orders_stats();
       return sum;
     }
     if (listener) listener(i, program.ops[i], st, ex);
     if (st == Executor::Step::Failed) {
       sum.failure = ex.failure();
       if (dot_out && observer) *dot_out = observer->dot(sum.failure->site);
+      sum.orders = ex.orders_stats();
       return sum;
     }
   }
@@ -893,10 +983,12 @@ RunSummary run_program(const vmfuzz::Program& program, const std::string& file, 
   if (ok && !ex.finish_teardown()) ok = false;
   if (!ok) {
     sum.failure = ex.failure();
-    return sum;
+    sum.orders = ex.orders_stats();
+      return sum;
   }
   sum.ok = true;
-  return sum;
+  sum.orders = ex.orders_stats();
+      return sum;
 }
 
 RunSummary decode_and_run(std::span<const uint8_t> bytes, const SystemConfig& config, MemorySystem& vm,

@@ -61,6 +61,7 @@
 #include "harness/lang/names.h"
 #include "harness/exec/oracles.h"
 #include "harness/lang/program.h"
+#include "harness/exec/orders.h"
 #include "harness/exec/report.h"
 #include "vmfuzz/vocab.h"
 
@@ -119,6 +120,25 @@ inline constexpr unsigned kFuzzFullCheckEvery = 16;
 struct ExecOptions {
   unsigned full_check_every = 0;  // 0: only at `check` and at the end
   bool teardown = true;           // finish(): teardown and check_teardown
+  /// The all-orders cross-check (orders.h, oracle `orders`): every block of concurrent
+  /// work is also judged by trying every order of its ops through a copy of the model.
+  /// Needs a model::Model as reference (else it does nothing).
+  bool check_orders = false;
+  /// Tests only (tests/harness_exec/orders_test.cc), never set by a tool or engine: a
+  /// linearization oracle without its teeth — every thread run is applied to the model
+  /// where the VM reports it, but what the run moved is not compared with the model. It
+  /// stands for a wrong linearization that hides a divergence, to show that the
+  /// all-orders check alone still finds it.
+  bool unchecked_runs_for_test = false;
+};
+
+/// What the all-orders check did during a run (ExecOptions::check_orders).
+struct OrdersStats {
+  uint64_t judged = 0;   // blocks judged (every order tried, or one found that explains them)
+  uint64_t skipped = 0;  // blocks not judged: more than kOrdersMaxPageOps page ops, too many
+                         // model steps, or a KERN_MEMORY_ERROR the executor tolerates
+  uint64_t nodes = 0;    // model steps tried over all blocks
+  uint64_t max_page_ops = 0;  // the most page ops in a judged block
 };
 
 /// What one side returned for one op (vocab.h: OpResult, run_op).
@@ -175,6 +195,7 @@ class Executor {
   /// The kernel threads' runs during the last step (or the final drain), one line each:
   /// "thread 1 (read t0 0x40000 0x10): completed, KERN_SUCCESS (16 bytes transferred)".
   const std::vector<std::string>& thread_notes() const { return notes_; }
+  const OrdersStats& orders_stats() const { return orders_stats_; }
 
  private:
   bool full_check_now();  // the full check in the current context
@@ -201,7 +222,22 @@ class Executor {
     OpResult vm, model;
     bool error_pending = false;  // its request was answered data_error
     unsigned line = 0;           // its source line
+    int access = -1;             // check_orders: its index in the block
+    unsigned lo = 0;             // check_orders: fixed ops of the block before it started
   };
+  // The all-orders check (orders.h): the block being recorded.
+  struct OrdersBlock {
+    std::unique_ptr<model::Model> start;  // the model just before the block
+    std::vector<OrderUnit> fixed, pages;
+    int accesses = 0;
+    std::string unjudged;  // non-empty: why the block cannot be judged
+  };
+  std::unique_ptr<OrdersBlock> block_;
+  OrdersStats orders_stats_;
+  void orders_open();                                    // an access goes in flight
+  void orders_fixed(const Op& op, const std::vector<uint8_t>& data, const OpResult& vm);
+  void orders_access_end(const InFlight& f, bool completed);
+  bool orders_close_if_quiet();                          // judge the block once nothing is in flight
   std::map<uint32_t, InFlight> in_flight_;  // by VM thread id
   std::vector<std::string> notes_;          // thread_notes()
   bool teardown();
@@ -280,6 +316,7 @@ struct RunSummary {
   std::string unusable_reason;
   uint64_t ops = 0;        // ops run (up to and including a failing op)
   std::optional<Failure> failure;
+  OrdersStats orders;      // run_program with ExecOptions::check_orders
 };
 
 /// Purpose:    Run `program` (every op, then finish()) on the two sides.

@@ -3,7 +3,7 @@
 // Theory of operation
 // -------------------
 //   vmfuzz-replay [--json] [--dot FILE] [--quiet] [--full-check-every N] [--model-only]
-//                 [--no-collapse] [--no-bypass] FILE...
+//                 [--no-collapse] [--no-bypass] [--check-orders] FILE...
 //   vmfuzz-replay --to-text FILE          print the program of a trace or binary input
 //   vmfuzz-replay --encode IN OUT         write the binary encoding of IN (text or binary)
 //   vmfuzz-replay --build-info            JSON: format_version, full_check_every, ops
@@ -26,6 +26,10 @@
 // passes with them on passes with them off.
 // --dot FILE: the Graphviz picture of the VM's object graph at the first failure (or at the
 // end of the last file when nothing failed).
+// --check-orders: the all-orders cross-check of the linearization oracle (orders.h,
+// docs/concurrency.md): every block of concurrent work of at most 4 page ops is judged by
+// trying every order through the model too; `OK` lines then say how many blocks were
+// judged and how many were not (JSON: an "orders" member).
 //
 // Exit status: 0 every file ran with no divergence and every assertion held; 1 some did
 // not; 2 unusable input (`FILE:LINE: reason` or `FILE: cannot read` on stderr), which
@@ -60,6 +64,7 @@ struct Options {
   bool model_only = false;
   bool no_collapse = false;
   bool no_bypass = false;
+  bool check_orders = false;
   std::string dot_file;
   unsigned full_check_every = 0;
   std::vector<std::string> files;
@@ -68,7 +73,7 @@ struct Options {
 int usage() {
   std::fprintf(stderr,
                "usage: vmfuzz-replay [--json] [--dot FILE] [--quiet] [--full-check-every N] [--model-only]\n"
-               "                     [--no-collapse] [--no-bypass] FILE...\n"
+               "                     [--no-collapse] [--no-bypass] [--check-orders] FILE...\n"
                "       vmfuzz-replay --to-text FILE\n"
                "       vmfuzz-replay --encode IN OUT\n");
   return 2;
@@ -126,6 +131,7 @@ int replay_one(const std::string& file, const Program& prog, const Options& opt,
   vmfuzz::model::Model model(prog.config);
   h::ExecOptions eo;
   eo.full_check_every = opt.full_check_every;
+  eo.check_orders = opt.check_orders;
   bool listing = !opt.quiet && !opt.json;
   if (listing) {
     std::printf("# %s\n", file.c_str());
@@ -151,13 +157,24 @@ int replay_one(const std::string& file, const Program& prog, const Options& opt,
                   h::json_quote(sum.unusable_reason).c_str());
     return 2;
   }
+  std::string orders;
+  if (opt.check_orders)
+    orders = std::to_string(sum.orders.judged) + " blocks judged in all orders, " +
+             std::to_string(sum.orders.skipped) + " not judged, " + std::to_string(sum.orders.nodes) +
+             " model steps";
   if (opt.json) {
-    std::printf("{\"file\": %s, \"ok\": %s, \"ops\": %llu, \"failure\": %s}\n",
+    std::string orders_json;
+    if (opt.check_orders)
+      orders_json = ", \"orders\": {\"judged\": " + std::to_string(sum.orders.judged) +
+                    ", \"not_judged\": " + std::to_string(sum.orders.skipped) +
+                    ", \"model_steps\": " + std::to_string(sum.orders.nodes) + "}";
+    std::printf("{\"file\": %s, \"ok\": %s, \"ops\": %llu, \"failure\": %s%s}\n",
                 h::json_quote(file).c_str(), sum.ok ? "true" : "false", static_cast<unsigned long long>(sum.ops),
-                sum.failure ? h::failure_json(*sum.failure).c_str() : "null");
+                sum.failure ? h::failure_json(*sum.failure).c_str() : "null", orders_json.c_str());
     return sum.ok ? 0 : 1;
   }
   std::string tail = std::to_string(sum.ops) + " ops";
+  if (!orders.empty()) tail += "; " + orders;
   if (sum.ok) {
     std::printf("OK %s (%s)\n", file.c_str(), tail.c_str());
     return 0;
@@ -191,6 +208,8 @@ int main(int argc, char** argv) {
       opt.json = true;
     } else if (a == "--quiet") {
       opt.quiet = true;
+    } else if (a == "--check-orders") {
+      opt.check_orders = true;
     } else if (a == "--model-only") {
       opt.model_only = true;
     } else if (a == "--no-collapse") {

@@ -187,6 +187,33 @@ constexpr Family kFamilies[] = {
      "allocate {T} {A} {N}\nwrite {T} {A} fill:{B1}*{N}\ninherit {T} {A} {N} share\nfork {T} {U}\n"
      "write {U} {A1} fill:{B2}*0x10\nfork {T} {V}\nread {T} {A1} 0x10 cpu=1\ndeallocate {T} {A} {N}\n"
      "read {T} {A1} 0x10 cpu=1\nallocate {T} {A} {N}\nwrite {T} {A} fill:{B3}*{N}\nread {U} {A} 0x10\nread {V} {A1} 0x10"},
+    // Concurrency (docs/concurrency.md): a held manager's requests in flight, with the
+    // schedule (replies of every kind, runs) interleaved with what a race needs.
+    {"held_two_on_one_page",  // second_data_request, lost_wakeup, fault_no_recheck
+     "object {M} {Z6} none persist fill:{B1}*{Z6}\nmap {T} {Z} {Z6} {M} 0x0 share\nhold {M}\nread {T} {Z} 0x10\n"
+     "{ACC}\nreply {M} ~0 {H1}\nrun ~{R1}\nrun ~{R2}\nread {T} {Z} 0x10\nfile {M} 0x0 0x10"},
+    {"held_woken_then_freed",  // fault_no_recheck: the page a waiter slept on goes before it runs
+     "object {M} {Z6} none persist fill:{B1}*{Z6}\nmap {T} {Z} {Z6} {M} 0x0 share\nhold {M}\nread {T} {Z} 0x10\n"
+     "{ACC}\nreply {M} ~0 {H1}\nrun ~0\n{FREE}\nrun ~0\nquiesce\nread {T} {Z} 0x10"},
+    {"held_destroy_during_pagein",  // abort_leaves_absent: destroy with requests and waiters
+     "object {M} {Z6} none persist fill:{B1}*{Z6}\nmap {T} {Z} {Z6} {M} 0x0 share\nhold {M}\nread {T} {Z} 0x10\n"
+     "write {T} {Z1} fill:{B2}*0x10\n{ACC}\ndestroy {M}\nquiesce\nread {T} {Z} 0x10\nread {T} {Z1} 0x10"},
+    {"held_unmap_during_pagein",  // request_takes_no_reference: the last mapping goes while paging
+     "object {M} {Z6} none nopersist fill:{B1}*{Z6}\nmap {T} {Z} {Z6} {M} 0x0 share\nhold {M}\n"
+     "read {T} {Z} 0x10\n{UNMAP}\nreply {M} ~0 {H1}\nquiesce\nmap {T} {Z} {Z6} {M} 0x0 share\n"
+     "read {T} {Z} 0x10"},
+    {"held_absent_max",  // absent_max_ignored: more requests than kAbsentMax, then replies
+     "object {M} {Z6} none persist fill:{B1}*{Z6}\nmap {T} {Z} {Z6} {M} 0x0 share\nhold {M}\nread {T} {Z} 0x10\n"
+     "read {T} {Z1} 0x10\nwrite {T} {Z2} fill:{B2}*0x10\nread {T} {Z3} 0x10\nread {T} {Z4} 0x10\n"
+     "reply {M} ~{R1} {H1}\nrun ~{R2}\nreply {M} ~0 {H2}\nquiesce\nread {T} {Z4} 0x10"},
+    {"held_reply_kinds",  // data_error_zero_fills, absent_count_leak: unavailable and error replies
+     "object {M} {Z6} none persist fill:{B1}*{Z6}\nmap {T} {Z} {Z6} {M} 0x0 share\nhold {M}\n"
+     "read {T} {Zx} 0x10\nread {T} {Z2} 0x10\nreply {M} ~{R1} {H1}\nreply {M} ~0 {H2}\nrun ~{R2}\nrun ~0\n"
+     "read {T} {Z} 0x10\nread {T} {Z2} 0x10\nfile {M} 0x0 0x10\nquiesce"},
+    {"held_shared_by_two_tasks",  // two tasks' faults on one page of one object, a write between
+     "object {M} {Z6} none persist fill:{B1}*{Z6}\nmap {T} {Z} {Z6} {M} 0x0 share\ninherit {T} {Z} {Z6} share\nfork {T} {U}\nhold {M}\n"
+     "read {T} {Z} 0x10\nread {U} {Z} 0x10\nreply {M} ~0 {H1}\nrun ~{R1}\nwrite {U} {Z} fill:{B2}*0x10\n"
+     "quiesce\nread {T} {Z} 0x10\nterminate {U}"},
 };
 static_assert(std::size(kFamilies) == kShapeFamilies);
 
@@ -266,6 +293,34 @@ std::vector<Op> shaped_sequence(const Pick& pick, unsigned family) {
       "pageout all\nvm_read {T} {D} {N} {C}\nvm_write {T} {A} {C}",
   };
   replace_all(t, "{K}", kKernelWrites[pick(std::size(kKernelWrites))]);
+  // The concurrency families' own placeholders (first: they hold others). Drawn only for
+  // them, so that the other families' draws are what they were.
+  if (t.find("{Z") != std::string::npos) {
+  static constexpr const char* kSecondAccesses[] = {
+      "read {T} {Z} 0x20", "write {T} {Z} fill:{B2}*0x10", "read {T} {Zm} 0x10", "write {T} {Zx} fill:{B2}*0x10",
+  };
+  static constexpr const char* kFrees[] = {
+      "pageout all", "destroy {M}", "deallocate {T} {Z} {P}", "protect {T} {Z} {P} ---", "reply {M} ~0 {H2}",
+  };
+  static constexpr const char* kUnmaps[] = {
+      "deallocate {T} {Z} {Z6}", "fork {T} {U}\ndeallocate {T} {Z} {Z6}\nterminate {U}",
+      "deallocate {T} {Z1} 0x5000\ndeallocate {T} {Z} {P}",
+  };
+  replace_all(t, "{ACC}", kSecondAccesses[pick(std::size(kSecondAccesses))]);
+  replace_all(t, "{FREE}", kFrees[pick(std::size(kFrees))]);
+  replace_all(t, "{UNMAP}", kUnmaps[pick(std::size(kUnmaps))]);
+  static constexpr const char* kReplies[] = {"supply", "unavailable", "error"};
+  replace_all(t, "{H1}", kReplies[pick(std::size(kReplies))]);
+  replace_all(t, "{H2}", kReplies[pick(std::size(kReplies))]);
+  replace_all(t, "{R1}", std::to_string(pick(3)));
+  replace_all(t, "{R2}", std::to_string(pick(3)));
+  const uint64_t z = 0x40000 + pick(4) * 0x10000;  // a held object's region, away from the others'
+  for (unsigned k = 1; k <= 4; k++) replace_all(t, "{Z" + std::to_string(k) + "}", hex(z + k * kPage));
+  replace_all(t, "{Z6}", hex(6 * kPage));
+  replace_all(t, "{Zx}", hex(z + kPage - 8));   // crosses into the second page
+  replace_all(t, "{Zm}", hex(z + kPage / 2));   // another byte of the first page
+  replace_all(t, "{Z}", hex(z));
+  }
   const uint64_t q = pick(3);
   replace_all(t, "{Q}", q == 0 ? std::string("all") : std::to_string(q + pick(3)));
   replace_all(t, "{T}", "t" + std::to_string(pick(4) == 0 ? pick(4) : 0));
@@ -310,6 +365,11 @@ ShapeClasses classify_shapes(std::span<const Op> ops) {
   // kernel_write_file: objects mapped shared (bit per slot), a kernel write seen since.
   uint32_t shared_objects = 0;
   bool kernel_write = false;
+  // held_race: held objects (bit per slot), accesses since the first hold, a reply of a
+  // held object after two of them.
+  uint32_t held = 0;
+  unsigned accesses_held = 0;
+  bool replied = false;
   for (const Op& op : ops) {
     const OpSpec& spec = op_spec(op.kind);
     if (spec.has(Slot::Addr) || spec.has(Slot::SrcAddr) || (spec.has(Slot::AddrOrAny) && !op.anywhere)) {
@@ -319,7 +379,14 @@ ShapeClasses classify_shapes(std::span<const Op> ops) {
       if (op.addr >= kUserMax - kPage || op.addr + size < op.addr) c.edge = true;
     }
     if (spec.has(Slot::DstAddr) && (op.addr2 >= kUserMax - kPage || op.addr2 + op.size < op.addr2)) c.edge = true;
+    if (held && (op.kind == OpKind::Read || op.kind == OpKind::Write)) accesses_held++;
     switch (op.kind) {
+      case OpKind::Hold: if (op.object < 32) held |= 1u << op.object; break;
+      case OpKind::Reply:
+        if (accesses_held >= 2 && op.object < 32 && (held >> op.object & 1)) replied = true;
+        break;
+      case OpKind::Run:
+      case OpKind::Quiesce: if (replied) c.held_race = true; break;
       case OpKind::Fork: if (stage == 0) stage = 1; break;
       case OpKind::Write:
         if (stage == 1) stage = 2;

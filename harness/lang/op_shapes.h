@@ -43,7 +43,11 @@ Op shaped_op(OpKind k, const Pick& pick);
 ///             pageout between a snapshot and a write, pageout of a shadowing object's
 ///             own pages then a collapse, kernel-side vm_copy/vm_write into a shared
 ///             mapping of a memory object observed through `file`, addresses at and
-///             beyond the edges of user space, ... Each family sets up its own memory
+///             beyond the edges of user space, ...; and, for the race bugs, a held
+///             manager's requests in flight with the schedule interleaved (two accesses on
+///             one page, a waiter's page freed before it runs, destroy or unmap during
+///             page-in, more requests than kAbsentMax, unavailable and error replies, two
+///             tasks on one page). Each family sets up its own memory
 ///             and names (tasks, handles and objects in slots 6..13, rarely used by
 ///             other ops, so that the decoder keeps them), then touches it and reads.
 /// Conditions: `family` < kShapeFamilies, or kShapeFamilies to let `pick` choose.
@@ -51,7 +55,7 @@ Op shaped_op(OpKind k, const Pick& pick);
 ///             Names are suggestions as for shaped_op: the decoder remaps a name that is
 ///             dead (or taken) when the sequence lands in a program. Deterministic in
 ///             the numbers `pick` returns.
-inline constexpr unsigned kShapeFamilies = 18;
+inline constexpr unsigned kShapeFamilies = 25;
 std::vector<Op> shaped_sequence(const Pick& pick, unsigned family = kShapeFamilies);
 
 /// The name of family `f` (< kShapeFamilies), for tests and counters.
@@ -67,10 +71,14 @@ const char* shape_family_name(unsigned f);
 ///   kernel_write_file a shared `map` of an object, then a vm_copy or vm_write, then a
 ///                     `file` of that object with no user store between the kernel-side
 ///                     write and the `file`.
+///   held_race         a `hold`, then two user accesses or more, then a `reply` of a
+///                     held object, then a `run` or `quiesce`: the race bugs' shape
+///                     (docs/concurrency.md), which one-op mutations rarely assemble.
 struct ShapeClasses {
   bool edge = false;
   bool pageout_collapse = false;
   bool kernel_write_file = false;
+  bool held_race = false;
 };
 ShapeClasses classify_shapes(std::span<const Op> ops);
 

@@ -96,6 +96,9 @@ TEST(ShapedSequence, EveryFamilyRunsCleanAloneAndReachesItsMechanism) {
       sum.copies_call += c.copies_call;
       sum.cache_hits += c.cache_hits;
       sum.coalesces += c.coalesces;
+      sum.data_requests += c.data_requests;
+      sum.thread_blocks += c.thread_blocks;
+      sum.objects_terminated += c.objects_terminated;
     }
     const std::string name = shape_family_name(f);
     std::printf("%-36s kept %2u/%u  collapses %3llu pushes %3llu pageouts %3llu pageins %3llu copies_call %2llu\n",
@@ -121,11 +124,19 @@ TEST(ShapedSequence, EveryFamilyRunsCleanAloneAndReachesItsMechanism) {
     if (name == "cached_object_remapped") {
       EXPECT_GT(sum.cache_hits, 0u) << name;
     }
+    if (name.rfind("held_", 0) == 0) {  // a held manager asked, and threads blocked on it
+      std::printf("%-36s data_requests %3llu thread_blocks %3llu\n", "", (unsigned long long)sum.data_requests,
+                  (unsigned long long)sum.thread_blocks);
+      EXPECT_GT(sum.data_requests, 0u) << name;
+      if (name != "held_unmap_during_pagein" && name != "held_reply_kinds") {  // one access per page there
+        EXPECT_GT(sum.thread_blocks, sum.data_requests) << name << ": no fault waited beside a request";
+      }
+    }
   }
 }
 
 struct ClassCounts {
-  unsigned programs = 0, edge = 0, pageout_collapse = 0, kernel_write_file = 0;
+  unsigned programs = 0, edge = 0, pageout_collapse = 0, kernel_write_file = 0, held_race = 0;
 };
 
 // A random walk of the mutator from an empty input, as libFuzzer would start it without
@@ -147,6 +158,7 @@ ClassCounts walk(bool sequences, unsigned steps) {
     ShapeClasses c = classify_shapes(p.ops);
     n.programs++;
     n.edge += c.edge, n.pageout_collapse += c.pageout_collapse, n.kernel_write_file += c.kernel_write_file;
+    n.held_race += c.held_race;
   }
   return n;
 }
@@ -161,6 +173,11 @@ TEST(OpMutator, FromAnEmptyInputMakesAllThreeMissedClasses) {
   EXPECT_GE(with.edge * 50, with.programs);
   EXPECT_GE(with.pageout_collapse * 50, with.programs);
   EXPECT_GE(with.kernel_write_file * 50, with.programs);
+  // The race bugs' shape (a hold, two accesses, a reply, a run), from the concurrency family.
+  std::printf("of %u decoded mutants: held_race %u with shaped sequences, %u one op at a time\n", with.programs,
+              with.held_race, without.held_race);
+  EXPECT_GE(with.held_race * 50, with.programs);
+  EXPECT_GT(with.held_race, 4 * without.held_race);
 }
 
 // The classifier itself: each class recognized in a short program, and not without its
@@ -186,6 +203,17 @@ TEST(ShapeClasses, RecognizesEachClassAndOnlyWithItsDefiningStep) {
       "object m0 0x2000 delay persist\nmap t0 0x10000 0x2000 m0 0x0 share\nallocate t0 0x20000 0x2000\n"
       "vm_copy t0 0x20000 0x2000 0x10000\nfile m0 0x0 0x10\n";
   EXPECT_TRUE(classify_shapes(ops_of(kernel)).kernel_write_file);
+  const char* race =
+      "object m0 0x2000 none persist\nmap t0 0x40000 0x2000 m0 0x0 share\nhold m0\nread t0 0x40000 0x10\n"
+      "write t0 0x40000 fill:0x22*0x10\nreply m0 ~0 supply\nrun ~0\n";
+  EXPECT_TRUE(classify_shapes(ops_of(race)).held_race);
+  EXPECT_FALSE(classify_shapes(ops_of("object m0 0x2000 none persist\nmap t0 0x40000 0x2000 m0 0x0 share\nhold m0\n"
+                                      "read t0 0x40000 0x10\nreply m0 ~0 supply\nrun ~0\n"))
+                   .held_race);  // one access only
+  EXPECT_FALSE(classify_shapes(ops_of("object m0 0x2000 none persist\nmap t0 0x40000 0x2000 m0 0x0 share\n"
+                                      "read t0 0x40000 0x10\nwrite t0 0x40000 fill:0x22*0x10\nreply m0 ~0 supply\n"
+                                      "run ~0\n"))
+                   .held_race);  // no hold
   EXPECT_FALSE(classify_shapes(ops_of("object m0 0x2000 delay persist\nmap t0 0x10000 0x2000 m0 0x0 share\n"
                                       "allocate t0 0x20000 0x2000\nvm_copy t0 0x20000 0x2000 0x10000\n"
                                       "write t0 0x10000 fill:0x22*0x10\nfile m0 0x0 0x10\n"))

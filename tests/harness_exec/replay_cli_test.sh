@@ -26,6 +26,14 @@ grep -q "^read t0 0x10000 0x3  == hex:616263$" "$W/out" || fail "false assertion
 grep -q '^{"file": ".*false_assertion.trace", "ok": false, "ops": 3, .*"failure": {"op_index": 2, "op": "read t0 0x10000 0x3 == \\"abd\\"", "oracle": "assertion", "detail": ' "$W/out" || fail "json: failure object"
 grep -q '"ok": true, "ops": 10, .*"failure": null}$' "$W/out" || fail "json: ok object"
 
+"$R" --quiet --check-orders "$T/race_write_crosses_pages.trace" > "$W/out" 2>&1; rc=$?
+[ $rc -eq 0 ] || fail "check-orders: exit $rc"
+grep -q "^OK .*race_write_crosses_pages.trace (10 ops; 1 blocks judged in all orders, 0 not judged, " "$W/out" ||
+  fail "check-orders: no orders count: $(cat "$W/out")"
+"$R" --json --check-orders "$T/race_write_crosses_pages.trace" > "$W/out" 2>&1; rc=$?
+[ $rc -eq 0 ] || fail "check-orders json: exit $rc"
+grep -q '"orders": {"judged": 1, "not_judged": 0, "model_steps": [0-9]*}}$' "$W/out" || fail "check-orders json: $(cat "$W/out")"
+
 "$R" "$D/unknown_task.trace" > "$W/out" 2>"$W/err"; rc=$?
 [ $rc -eq 2 ] || fail "unknown task: exit $rc"
 grep -q "unknown_task.trace:4: t4: no such task" "$W/err" || fail "unknown task: message: $(cat "$W/err")"
