@@ -158,7 +158,6 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   void pageout(uint64_t count, bool all) override;
   void collect(unsigned t) override;
 
-  bool concurrent() const override { return true; }
   void hold(unsigned m) override;
   kern_return_t supply(unsigned m, uint64_t offset) override;
   void hold_init(unsigned m) override;

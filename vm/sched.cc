@@ -64,10 +64,4 @@ std::vector<uint32_t> Scheduler::runnable() const {
   return r;
 }
 
-bool Scheduler::waited_on(const WaitEvent& e) const {
-  for (const auto& [id, t] : threads)
-    if (t.state == KThread::State::Blocked && t.event == e) return true;
-  return false;
-}
-
 }  // namespace vmfuzz::vm

@@ -95,8 +95,6 @@ class Scheduler {
   unsigned thread_wakeup(const WaitEvent& e);
   /// Runnable thread ids, ascending.
   std::vector<uint32_t> runnable() const;
-  /// Is any thread blocked on e?
-  bool waited_on(const WaitEvent& e) const;
 };
 
 }  // namespace vmfuzz::vm

@@ -69,7 +69,7 @@ namespace vmfuzz::vm {
 
 /// A memory manager as the kernel sees it (Mach's memory_object port plus the manager
 /// behind it), reduced to the calls the kernel makes: data_request (data()),
-/// data_return, data_initialize. Offsets are pager offsets (object offset + paging_offset).
+/// data_return. Offsets are pager offsets (object offset + paging_offset).
 class Pager {
  public:
   virtual ~Pager() = default;
@@ -77,11 +77,6 @@ class Pager {
   virtual const uint8_t* data(uint64_t offset) const = 0;
   /// memory_object_data_return: store a (dirty or precious) page.
   virtual void data_return(uint64_t offset, const uint8_t* page) = 0;
-  /// memory_object_data_initialize: store only if the pager has no data there yet (the
-  /// rule the push into a paged copy object relies on: GNU Mach's vm_fault_page).
-  void data_initialize(uint64_t offset, const uint8_t* page) {
-    if (data(offset) == nullptr) data_return(offset, page);
-  }
   /// Offsets the pager holds data for, in order, within [start, end) (oracles).
   virtual void offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& out) const = 0;
   /// The lock the manager puts on a page it supplies (data_supply's lock_value).
@@ -119,7 +114,6 @@ class DefaultPager final : public Pager {
   const uint8_t* data(uint64_t offset) const override;
   void data_return(uint64_t offset, const uint8_t* page) override;
   void offsets(uint64_t start, uint64_t end, std::vector<uint64_t>& out) const override;
-  size_t page_count() const { return store_.size(); }
 
  private:
   std::map<uint64_t, std::array<uint8_t, kPageSize>> store_;

@@ -282,8 +282,6 @@ class MemorySystem {
   // A sequential side (the reference model; Linux refuses these ops out of profile) runs
   // every op to completion at once: it has no threads, no held manager, nothing pending.
   // These defaults say exactly that; only a concurrent side (the VM) overrides them.
-  /// Does this side run blocked ops as kernel threads?
-  virtual bool concurrent() const { return false; }
   /// `hold m`: m's manager queues the kernel's requests instead of answering at once.
   virtual void hold(unsigned /*m*/) {}
   /// `reply m N HOW`: the manager answers one pending request (`exact`: the N-th in
@@ -378,7 +376,6 @@ class ForwardingSystem : public MemorySystem {
   void object_pages_of_interest(unsigned m, std::vector<uint64_t>& out) const override {
     in_.object_pages_of_interest(m, out);
   }
-  bool concurrent() const override { return in_.concurrent(); }
   void hold(unsigned m) override { in_.hold(m); }
   kern_return_t reply(unsigned m, unsigned c, bool exact, ReplyHow how, ReplyInfo* out) override {
     return in_.reply(m, c, exact, how, out);
