@@ -280,14 +280,25 @@ PmapDomain& Pmap::domain() { return *domain_; }
 uint64_t Pmap::cr3() const { return uint64_t(pml4_) << kPageShift; }
 uint64_t Pmap::active_cpus() const { return active_; }
 
-PmapDomain::PmapDomain(machine::Machine& m)
-    : machine_(&m),
-      pv_(m.memory().frame_count()),
-      attrs_(m.memory().frame_count(), 0),
-      present_(m.memory().frame_count()),
-      on_cpu_(m.cpu_count(), nullptr) {
+PmapDomain::PmapDomain(machine::Machine& m) : machine_(&m) { init(); }
+
+void PmapDomain::init() {
+  const machine::Machine& m = *machine_;
   VMFUZZ_MACHINE_ASSERT(m.cpu_count() <= 64, "PmapDomain", "at most 64 CPUs (active mask)");
+  const size_t frames = m.memory().frame_count();
+  // Each frame's pv list emptied (its capacity kept: a reset domain allocates less).
+  if (pv_.size() > frames) pv_.resize(frames);
+  for (std::vector<PvEntry>& l : pv_) l.clear();
+  pv_.resize(frames);
+  attrs_.assign(frames, 0);
+  present_.assign(frames, {});
+  on_cpu_.assign(m.cpu_count(), nullptr);
+  pmaps_.clear();
+  collect_drops_mappings_ = true;
+  stats_ = Stats{};
 }
+
+void PmapDomain::reset() { init(); }
 
 PmapDomain::~PmapDomain() = default;
 
