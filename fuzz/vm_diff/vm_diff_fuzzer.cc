@@ -160,14 +160,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   SystemConfig config = Decoder(bytes).config();
   harness::fold_fuzz_config(config);
 
-  // One kernel for every input, reset to the input's config (Kernel::reset: nothing
-  // differs from a fresh construction, tests/harness_exec/kernel_reset_test.cc), so that
-  // no input pays for mapping and poisoning the frame buffer and per-frame tables. The
-  // model is built per input: it holds no per-frame storage and costs nothing measurable.
+  // One kernel for every input (Kernel::reset: nothing differs from a fresh construction,
+  // tests/harness_exec/kernel_reset_test.cc), so that no input pays for mapping and
+  // poisoning the frame buffer and per-frame tables. It is reset at the end of each run
+  // (below), so that the run frees what it allocated (see g_last_input on libFuzzer's
+  // malloc count), and again here only when this input's config differs. The model is
+  // built per input: it holds no per-frame storage and costs nothing measurable.
   static harness::Subject vm = harness::make_vm_subject(config);
-  static bool first = true;
-  if (!first) static_cast<vm::Kernel&>(*vm.system).reset(config);
-  first = false;
+  vm::Kernel& reused = static_cast<vm::Kernel&>(*vm.system);
+  if (!(reused.config() == config)) reused.reset(config);
   model::Model model(config);
   harness::ExecOptions options;
   options.full_check_every = harness::kFuzzFullCheckEvery;
@@ -184,6 +185,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Program prog;
   harness::RunSummary sum =
       harness::decode_and_run(bytes, config, *vm.system, model, vm.observer.get(), options, feedback, &prog);
+  reused.reset(config);  // fresh for the next input of the same config
   // For the driver's progress line: the number of VM-state counters set, when it grew
   // (checked every 256 inputs to keep the cost off the hot path).
   static uint64_t runs = 0;

@@ -286,9 +286,10 @@ void PmapDomain::init() {
   const machine::Machine& m = *machine_;
   VMFUZZ_MACHINE_ASSERT(m.cpu_count() <= 64, "PmapDomain", "at most 64 CPUs (active mask)");
   const size_t frames = m.memory().frame_count();
-  // Each frame's pv list emptied (its capacity kept: a reset domain allocates less).
-  if (pv_.size() > frames) pv_.resize(frames);
-  for (std::vector<PvEntry>& l : pv_) l.clear();
+  // Each frame's pv list emptied and its storage freed: a reset domain keeps no allocation
+  // of the run before (libFuzzer counts a run's mallocs against its frees).
+  for (std::vector<PvEntry>& l : pv_)
+    if (l.capacity() != 0) std::vector<PvEntry>().swap(l);
   pv_.resize(frames);
   attrs_.assign(frames, 0);
   present_.assign(frames, {});
