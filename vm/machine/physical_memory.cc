@@ -25,6 +25,9 @@
 // junk is laid lazily from frame 0 again, whatever the spare held. Under ASan the spare is
 // poisoned while unused, and the part of a reused buffer beyond the machine's frames stays
 // poisoned, so a stray access still faults as it would on a buffer of the exact size.
+// reset() (Kernel::reset) goes further: the same PhysicalMemory takes a new frame count
+// in its own buffer when it is large enough, poisoning or unpoisoning only the difference,
+// and init() — shared with the constructor — sets everything else as construction does.
 #include <cstring>
 #include <utility>
 
