@@ -26,7 +26,10 @@ load). Wall-time ratios of the COW figures are reported beside them as *_wall.
 
 The filter is a regular expression searched in benchmark names (Google Benchmark's
 --benchmark_filter) and in the pseudo-names `Sanitized/Corpus`, `Sanitized/Random64`,
-`Sanitized/Random64Replay`, `Sanitized/LinuxCorpus` of the fuzzer runs. The last is the
+`Sanitized/Random64Replay`, `Sanitized/LinuxCorpus` of the fuzzer runs, and
+`Campaign/PeakRss`: with --minutes M, a sanitized vm_diff campaign of M minutes over a
+copy of corpus/vm_diff whose peak RSS (the child's own ru_maxrss, from wait4) is reported
+against the bound of 512 MiB (issue 18 asks it of a 10-minute campaign). The last is the
 linux_diff target (the model against the Linux kernel, issue 16) over corpus/linux_diff,
 side by side with vm_diff over the same seeds; its time basis is wall time, because most
 of its work runs in helper processes whose CPU time the kernel does not charge to us. Figures whose inputs were filtered out are
@@ -66,6 +69,7 @@ TARGETS = {
     "cow_sim_over_memcpy": ("<=", 1.5),
     "exec_sanitized_random64_per_s": (">=", 10000.0),
     "exec_sanitized_linux_corpus_per_wall_s": (">=", 200.0),
+    "campaign_peak_rss_mib": ("<", 512.0),
     "garbage_fork_heavy_pct": ("<", 5.0),
     "garbage_copy_heavy_pct": ("<", 5.0),
     "garbage_fork_heavy_worst_pct": ("<", 5.0),
@@ -241,6 +245,40 @@ def sanitized(root: Path, harness_bin: Path, wanted) -> dict:
     return out
 
 
+def campaign(root: Path, minutes: float) -> dict:
+    """A vm_diff campaign of `minutes` (fuzz preset, from a copy of corpus/vm_diff, -seed=1):
+    the child's peak RSS (getrusage of that child: ru_maxrss), and libFuzzer's own last rss."""
+    bdir = ensure_preset_targets("fuzz", ["vm_diff_fuzzer"])
+    fuzzer = bdir / "fuzz" / "vm_diff" / "vm_diff_fuzzer"
+    seeds = sorted((root / "corpus" / "vm_diff").glob("*.bin"))
+    with tempfile.TemporaryDirectory(prefix="vmfuzz-campaign-") as tmp:
+        work = Path(tmp)
+        cdir = work / "corpus"
+        cdir.mkdir()
+        for f in seeds:
+            shutil.copyfile(f, cdir / f.name)
+        cmd = [str(fuzzer), f"-max_total_time={max(1, int(minutes * 60))}", "-seed=1", "-print_final_stats=1",
+               f"-artifact_prefix={work}/", str(cdir)]
+        note("+ " + " ".join(cmd))
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        proc = subprocess.Popen(cmd, cwd=str(work), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", env=env)
+        text = proc.stdout.read()
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage (ru_maxrss: KiB)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    stats = {k: int(v) for k, v in STAT_RE.findall(text)}
+    if "number_of_executed_units" not in stats:
+        raise BenchError(f"vm_diff_fuzzer campaign printed no final stats (exit {proc.returncode}); last lines:\n"
+                         + "\n".join(text.splitlines()[-15:]))
+    if proc.returncode != 0:
+        note(f"vm_diff_fuzzer campaign stopped with exit {proc.returncode} (a finding: see ci/vmfuzz fuzz)")
+    return {"rc": proc.returncode, "units": stats["number_of_executed_units"],
+            "peak_rss_mib": usage.ru_maxrss / 1024.0, "libfuzzer_peak_rss_mb": stats.get("peak_rss_mb"),
+            "minutes": minutes}
+
+
 # ---------------------------------------------------------------------------------------
 # Figures
 
@@ -363,6 +401,14 @@ def figures_from(vm: dict, hb: dict, san: dict) -> tuple:
             fig["exec_plain_random64_per_s"] / fig["exec_sanitized_random64_replay_per_s"],
             "ratio", "plain / sanitized exec/s on the same 64-op programs")
 
+    # Memory of a campaign (--minutes).
+    c = san.get("campaign")
+    if c:
+        put("campaign_peak_rss_mib", c["peak_rss_mib"], "MiB",
+            f"vm_diff_fuzzer (ASan+UBSan) over corpus/vm_diff for {c['minutes']:g} min: peak RSS "
+            f"(getrusage of the child; {c['units']} runs)")
+        put("campaign_libfuzzer_peak_rss_mb", c["libfuzzer_peak_rss_mb"], "MB", "the same as libFuzzer reports it")
+
     # Memory.
     for kind, label in (("ForkHeavy", "fork_heavy"), ("CopyHeavy", "copy_heavy")):
         b = find(vm, f"BM_Garbage/{kind}")
@@ -444,6 +490,14 @@ def main(root: Path, args) -> int:
         except BenchError as e:
             note(f"error: sanitized run: {e}")
             code = max(code, e.code)
+        minutes = getattr(args, "minutes", None) or 0
+        if minutes > 0 and wanted("Campaign/PeakRss"):
+            note(f"a {minutes:g}-minute vm_diff campaign for its peak RSS")
+            try:
+                san["campaign"] = campaign(root, minutes)
+            except BenchError as e:
+                note(f"error: campaign: {e}")
+                code = max(code, e.code)
     except BenchError as e:
         progress.finish()
         print(f"bench: error: {e}", file=sys.stderr)
@@ -461,7 +515,9 @@ def parse_args(argv: list) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench.py", description="Run vmfuzz's benchmarks; print the figures.")
     p.add_argument("--json", action="store_true", help='print {"figures": {NAME: NUMBER}} only')
     p.add_argument("--filter", default=None, metavar="RE",
-                   help="run only benchmarks whose names match RE (also Sanitized/...)")
+                   help="run only benchmarks whose names match RE (also Sanitized/..., Campaign/PeakRss)")
+    p.add_argument("--minutes", type=float, default=0, metavar="M",
+                   help="also run a vm_diff campaign of M minutes and report its peak RSS (issue 18: M=10, < 512 MiB)")
     return p.parse_args(argv)
 
 

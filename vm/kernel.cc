@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 namespace vmfuzz::vm {
 
@@ -46,14 +47,42 @@ Kernel::Kernel(const SystemConfig& config)
       domain_(machine_),
       sys_(machine_, domain_),
       cpu_task_(config.cpus, -1) {
+  init();
+}
+
+void Kernel::init() {
   machine_.set_fault_handler(this);
-  sys_.cache_bound = config.cache;
+  sys_.cache_bound = config_.cache;
   sys_.collect_page_tables = [this]() {
     unsigned freed = 0;
     for (auto& t : tasks_)
       if (t && t->pmap != nullptr) freed += pmap::pmap_collect(t->pmap);
     return freed;
   };
+}
+
+void Kernel::reset(const SystemConfig& config) {
+  // As the destructor: handles, tasks and cached objects go through the VM.
+  for (unsigned c = 0; c < kMaxNames; ++c)
+    if (copies_[c].present) discard(c);
+  for (unsigned t = 0; t < kMaxNames; ++t)
+    if (tasks_[t]) terminate(t);
+  flush_cache();
+  // Then the members, in the order the destructor destroys them, each rebuilt as the
+  // constructor builds it.
+  steps_.clear();
+  reclaim_windows_.clear();
+  copies_ = {};
+  for (auto& t : tasks_) t.reset();
+  VmSystem::FrameTables tables = sys_.take_frame_tables();
+  sys_.~VmSystem();
+  for (auto& m : mobjs_) m.reset();  // after every VM object (they outlive them)
+  config_ = config;
+  machine_.reset(config.frames, config.cpus, config.tlb, kDeviceFrames);
+  domain_.reset();
+  new (&sys_) VmSystem(machine_, domain_, std::move(tables));
+  cpu_task_.assign(config.cpus, -1);
+  init();
 }
 
 Kernel::~Kernel() {

@@ -130,6 +130,19 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   Kernel(const Kernel&) = delete;
   Kernel& operator=(const Kernel&) = delete;
 
+  /// Purpose:    Become what Kernel(config) constructs, in any state: every handle, task
+  ///             and cached object goes as in the destructor, then the machine, the pmap
+  ///             domain and the VM system are built again in the storage they hold (the
+  ///             frame buffer, the per-frame tables, the pv lists), so a fuzzer that runs
+  ///             one input after another on one kernel neither maps nor poisons megabytes
+  ///             per input. Nothing differs from a fresh construction: state, counters,
+  ///             object ids, frame contents (junk laid lazily from frame 0 again), page
+  ///             tables, TLBs, scheduler (tests/harness_exec/kernel_reset_test.cc compares
+  ///             them after varied programs, also with catalogue bugs on).
+  /// Conditions: observers and pointers into the kernel stay valid (same object); what
+  ///             they pointed at inside it does not survive.
+  void reset(const SystemConfig& config);
+
   // --- MemorySystem -------------------------------------------------------------------------
   void task_create(unsigned t) override;
   kern_return_t allocate(unsigned t, uint64_t* addr, uint64_t size, bool anywhere) override;
@@ -208,6 +221,8 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
 
  private:
   kern_return_t page_fault(unsigned cpu, uint64_t cr2, uint32_t error_code) override;
+  /// What construction does after the members are built (the constructor and reset).
+  void init();
   /// One run of a user access from th.done (`wdata`: for a write, its bytes from th.done).
   /// *blocked: it stopped at the returned fault_addr to wait (th keeps its progress).
   Access run_access(KThread& th, std::span<const uint8_t> wdata, bool* blocked);

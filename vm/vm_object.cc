@@ -39,24 +39,44 @@ namespace vmfuzz::vm {
 #define VMFUZZ_PAGE_UNPOISON(p) ((void)(p))
 #endif
 
-VmSystem::VmSystem(machine::Machine& m, pmap::PmapDomain& d)
-    : machine(m), domain(d), vm_page_array(m.memory().frame_count()) {
+VmSystem::VmSystem(machine::Machine& m, pmap::PmapDomain& d) : VmSystem(m, d, FrameTables{}) {}
+
+VmSystem::VmSystem(machine::Machine& m, pmap::PmapDomain& d, FrameTables&& recycled)
+    : machine(m), domain(d), vm_page_array(std::move(recycled.pages)),
+      page_of_frame(std::move(recycled.page_of_frame)) {
+  // assign() reuses the storage when it is large enough; every slot is a fresh VmPage.
+  vm_page_array.assign(m.memory().frame_count(), VmPage{});
   page_of_frame.assign(m.memory().frame_count(), nullptr);
   for (VmPage& p : vm_page_array) VMFUZZ_PAGE_POISON(&p);
 }
 
-VmSystem::~VmSystem() {
-  // Objects still alive at shutdown (a leak the invariants report) are freed here
-  // without pmap work, so that sanitizers report only real memory errors.
-  for (auto& [id, obj] : objects) {
+namespace {
+// Objects still alive at shutdown (a leak the invariants report) are freed without pmap
+// work, so that sanitizers report only real memory errors.
+void free_remaining_objects(VmSystem& sys) {
+  for (auto& [id, obj] : sys.objects) {
     (void)id;
     while (VmPage* p = obj->pages.lower_bound(0)) {
       obj->pages.remove(p->offset >> kPageShift);
-      if (!vm_page_in_array(*this, p)) delete p;
+      if (!vm_page_in_array(sys, p)) delete p;
     }
     delete obj;
   }
-  objects.clear();
+  sys.objects.clear();
+}
+}  // namespace
+
+VmSystem::FrameTables VmSystem::take_frame_tables() {
+  free_remaining_objects(*this);
+  for (VmPage& p : vm_page_array) VMFUZZ_PAGE_UNPOISON(&p);
+  FrameTables t{std::move(vm_page_array), std::move(page_of_frame)};
+  vm_page_array.clear();
+  page_of_frame.clear();
+  return t;
+}
+
+VmSystem::~VmSystem() {
+  free_remaining_objects(*this);
   for (VmPage& p : vm_page_array) VMFUZZ_PAGE_UNPOISON(&p);
 }
 

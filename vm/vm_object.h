@@ -214,6 +214,17 @@ struct VmTunables {
 class VmSystem {
  public:
   VmSystem(machine::Machine& m, pmap::PmapDomain& d);
+  /// The same, building the per-frame tables in the storage of `recycled` (a VmSystem's
+  /// own tables, taken by take_frame_tables): no allocation when it is large enough. The
+  /// state is that of the constructor above (which is this one with empty tables).
+  struct FrameTables {
+    std::vector<VmPage> pages;
+    std::vector<VmPage*> page_of_frame;
+  };
+  VmSystem(machine::Machine& m, pmap::PmapDomain& d, FrameTables&& recycled);
+  /// Frees every object still alive (as the destructor), then gives up the per-frame
+  /// tables for the next VmSystem (Kernel::reset); this one is left with none.
+  FrameTables take_frame_tables();
   ~VmSystem();  // frees any object still alive (no pmap work)
   VmSystem(const VmSystem&) = delete;
   VmSystem& operator=(const VmSystem&) = delete;

@@ -34,12 +34,23 @@ namespace vmfuzz::machine {
 
 Machine::Machine(uint32_t nframes, unsigned ncpus, unsigned tlb_capacity, uint32_t device_frames)
     : mem_(nframes, device_frames) {
+  init_cpus(ncpus, tlb_capacity);
+}
+
+void Machine::init_cpus(unsigned ncpus, unsigned tlb_capacity) {
   VMFUZZ_MACHINE_ASSERT(ncpus >= 1 && ncpus <= 64, "Machine", "1..64 CPUs");
+  cpus_.clear();
   cpus_.reserve(ncpus);
   for (unsigned i = 0; i < ncpus; i++) {
     cpus_.emplace_back(tlb_capacity);
     cpus_.back().cr3 = kEmptyCr3;
   }
+  stats_ = Stats{};
+}
+
+void Machine::reset(uint32_t nframes, unsigned ncpus, unsigned tlb_capacity, uint32_t device_frames) {
+  mem_.reset(nframes, device_frames);
+  init_cpus(ncpus, tlb_capacity);
 }
 
 PhysicalMemory& Machine::memory() { return mem_; }

@@ -153,6 +153,12 @@ class PhysicalMemory {
   PhysicalMemory& operator=(const PhysicalMemory&) = delete;
   PhysicalMemory(PhysicalMemory&&) = default;  // movable as before (a moved-from one gives back nothing)
   PhysicalMemory& operator=(PhysicalMemory&&) = default;
+  /// The state of PhysicalMemory(nframes, device_frames) again (every frame free or
+  /// device, junk laid lazily from frame 0 again, device frames zeroed again on first
+  /// touch), in the same byte buffer when it is large enough: no allocation, and under
+  /// ASan no poisoning of the whole buffer. Exactly what construction does (both call
+  /// init()).
+  void reset(uint32_t nframes, uint32_t device_frames = 0);
   /// Every frame of the physical address space: RAM and device frames.
   uint32_t frame_count() const { return nframes_ + device_frames_; }
   /// RAM frames only (what the allocator manages: `config frames=`).
@@ -178,6 +184,8 @@ class PhysicalMemory {
  private:
   /// Fill frames [junk_upto_, f] with kJunkByte the first time anything touches them.
   void junk_fill_upto(pfn_t f) const;
+  /// Everything but the byte buffer, as construction sets it (the constructor and reset).
+  void init(uint32_t nframes, uint32_t device_frames);
 
   uint32_t nframes_;
   uint32_t device_frames_;
@@ -350,6 +358,11 @@ class Machine {
   };
   const Stats& stats() const;
 
+  /// The state of Machine(nframes, ncpus, tlb_capacity, device_frames) again — memory
+  /// (PhysicalMemory::reset), CPUs (CR3, TLBs), counters — keeping the frame buffer. The
+  /// fault handler is kept (its owner resets it).
+  void reset(uint32_t nframes, unsigned ncpus, unsigned tlb_capacity, uint32_t device_frames = 0);
+
   /// Invariant tlb_coherent: every TLB entry of every CPU grants no more than a pure walk
   /// of that CPU's current tables: same frame, user only if the walk allows a user read,
   /// writable only if it allows a write, dirty only if the leaf's D is set (else a write
@@ -365,6 +378,8 @@ class Machine {
   };
   Translation translate(unsigned cpu, uint64_t va, AccessKind kind);
   AccessResult access(unsigned cpu, uint64_t va, uint8_t* buf, uint64_t len, AccessKind kind);
+  /// The CPUs and counters as construction sets them (the constructor and reset).
+  void init_cpus(unsigned ncpus, unsigned tlb_capacity);
 
   PhysicalMemory mem_;
   std::vector<Cpu> cpus_;

@@ -25,6 +25,9 @@
 // junk is laid lazily from frame 0 again, whatever the spare held. Under ASan the spare is
 // poisoned while unused, and the part of a reused buffer beyond the machine's frames stays
 // poisoned, so a stray access still faults as it would on a buffer of the exact size.
+// reset() (Kernel::reset) goes further: the same PhysicalMemory takes a new frame count
+// in its own buffer when it is large enough, poisoning or unpoisoning only the difference,
+// and init() — shared with the constructor — sets everything else as construction does.
 #include <cstring>
 #include <utility>
 
@@ -92,19 +95,47 @@ void contract_failure(const char* where, const char* msg, const char* cond) {
 }
 
 PhysicalMemory::PhysicalMemory(uint32_t nframes, uint32_t device_frames)
-    : nframes_(nframes), device_frames_(device_frames), use_(size_t(nframes) + device_frames, FrameUse::Free) {
+    : nframes_(nframes), device_frames_(device_frames) {
   VMFUZZ_MACHINE_ASSERT(nframes < (1u << 24) && device_frames < (1u << 24), "PhysicalMemory",
                         "at most 2^24 frames");
   auto [bytes, capacity] = take_buffer((size_t(nframes) + device_frames) * kPageSize);
   bytes_ = std::move(bytes);
   capacity_ = capacity;
+  init(nframes, device_frames);
+}
+
+void PhysicalMemory::init(uint32_t nframes, uint32_t device_frames) {
+  nframes_ = nframes;
+  device_frames_ = device_frames;
+  junk_upto_ = 0;
+  use_.assign(size_t(nframes) + device_frames, FrameUse::Free);
   for (uint32_t i = 0; i < device_frames; i++) use_[nframes + i] = FrameUse::Device;
+  for (uint32_t& c : counts_) c = 0;
   counts_[size_t(FrameUse::Device)] = device_frames;
   device_zeroed_.assign(device_frames, 0);
+  free_.clear();
   free_.reserve(nframes);
   // Push in reverse so that frame 0 is handed out first.
   for (uint32_t i = nframes; i > 0; i--) free_.push_back(i - 1);
   counts_[size_t(FrameUse::Free)] = nframes;
+}
+
+void PhysicalMemory::reset(uint32_t nframes, uint32_t device_frames) {
+  VMFUZZ_MACHINE_ASSERT(nframes < (1u << 24) && device_frames < (1u << 24), "PhysicalMemory::reset",
+                        "at most 2^24 frames");
+  const size_t used = size_t(frame_count()) * kPageSize;
+  const size_t need = (size_t(nframes) + device_frames) * kPageSize;
+  if (bytes_ == nullptr || need > capacity_) {
+    give_buffer(std::move(bytes_), capacity_);
+    auto [bytes, capacity] = take_buffer(need);
+    bytes_ = std::move(bytes);
+    capacity_ = capacity;
+  } else if (need > used) {
+    VMFUZZ_UNPOISON(bytes_.get() + used, need - used);  // as take_buffer leaves it
+  } else if (need < used) {
+    VMFUZZ_POISON(bytes_.get() + need, used - need);  // beyond the frames: faults under ASan
+  }
+  init(nframes, device_frames);
 }
 
 PhysicalMemory::~PhysicalMemory() { give_buffer(std::move(bytes_), capacity_); }

@@ -280,14 +280,26 @@ PmapDomain& Pmap::domain() { return *domain_; }
 uint64_t Pmap::cr3() const { return uint64_t(pml4_) << kPageShift; }
 uint64_t Pmap::active_cpus() const { return active_; }
 
-PmapDomain::PmapDomain(machine::Machine& m)
-    : machine_(&m),
-      pv_(m.memory().frame_count()),
-      attrs_(m.memory().frame_count(), 0),
-      present_(m.memory().frame_count()),
-      on_cpu_(m.cpu_count(), nullptr) {
+PmapDomain::PmapDomain(machine::Machine& m) : machine_(&m) { init(); }
+
+void PmapDomain::init() {
+  const machine::Machine& m = *machine_;
   VMFUZZ_MACHINE_ASSERT(m.cpu_count() <= 64, "PmapDomain", "at most 64 CPUs (active mask)");
+  const size_t frames = m.memory().frame_count();
+  // Each frame's pv list emptied and its storage freed: a reset domain keeps no allocation
+  // of the run before (libFuzzer counts a run's mallocs against its frees).
+  for (std::vector<PvEntry>& l : pv_)
+    if (l.capacity() != 0) std::vector<PvEntry>().swap(l);
+  pv_.resize(frames);
+  attrs_.assign(frames, 0);
+  present_.assign(frames, {});
+  on_cpu_.assign(m.cpu_count(), nullptr);
+  pmaps_.clear();
+  collect_drops_mappings_ = true;
+  stats_ = Stats{};
 }
+
+void PmapDomain::reset() { init(); }
 
 PmapDomain::~PmapDomain() = default;
 
@@ -371,10 +383,14 @@ VMFUZZ_NO_COVERAGE const char* count_tables(const PhysicalMemory& m,
                                             const std::vector<std::array<uint64_t, 8>>& present,
                                             pfn_t t, unsigned level, TableCount* n) {
   const uint8_t* base = m.frame(t);
+  // Through a raw pointer: std::array's and std::vector's operator[] are instantiated
+  // here with coverage instrumentation (the attribute does not reach them), and their
+  // comparison hooks were most of this walk's cost in fuzz builds.
+  const uint64_t* bits = present.data()[t].data();
   for (unsigned i = 0; i < kEntriesPerTable; i++) {
     uint64_t e;
     std::memcpy(&e, base + 8 * i, 8);
-    if (bool(e & PTE_P) != bool(present[t][i / 64] & (1ull << (i % 64))))
+    if (bool(e & PTE_P) != bool(bits[i / 64] & (1ull << (i % 64))))
       return "a table's presence bitmap differs from its entries";
     if (!(e & PTE_P)) continue;
     if (level == 3) {

@@ -69,6 +69,11 @@ struct PvEntry {
 class PmapDomain {
  public:
   explicit PmapDomain(machine::Machine& m);
+  /// The state of PmapDomain(m) again for the machine as it is now (after
+  /// Machine::reset): no pmap, no pv entry, every per-frame and per-CPU table cleared;
+  /// the per-frame tables keep their storage. A pmap still alive is dropped with the rest
+  /// (its page-table frames are the machine's, which Machine::reset frees).
+  void reset();
   machine::Machine& machine();
 
   /// Counters: shootdowns (invlpg sent to a CPU), pt_frames (page-table frames in use).
@@ -112,6 +117,7 @@ class PmapDomain {
   VMFUZZ_PMAP_FRIENDS
   // Attribute bits of a frame, folded from D/A as mappings go away or lose write.
   static constexpr uint8_t kAttrModified = 1, kAttrReferenced = 2;
+  void init();  // the per-frame and per-CPU tables and counters (constructor and reset)
   machine::Machine* machine_;
   std::vector<std::vector<PvEntry>> pv_;      // per frame, in order of pmap_enter
   std::vector<uint8_t> attrs_;                // per frame: kAttr* bits
