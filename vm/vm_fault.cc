@@ -28,7 +28,7 @@ namespace {
 
 /// Step 2a: the page at (object, offset) is busy: in transit from a held manager. Wait
 /// for it (page_busy); never send a second request, never install a second page.
-kern_return_t fault_wait_busy(VmSystem& sys, VmObject* object, uint64_t offset, VmPage* m) {
+kern_return_t fault_wait_busy(VmSystem& sys, VmObject* object, uint64_t offset, [[maybe_unused]] VmPage* m) {
   assert(m->absent && "vm_fault_page: busy page that is not in transit from a manager");
   KThread* self = sys.sched.current;
   if (self == nullptr)  // this kernel path cannot wait: its manager answers now
