@@ -18,7 +18,8 @@
 //            runs of any runnable thread, and now and then what a race needs in between:
 //            destroy, deallocate of a page or of the whole region, protect, pageout,
 //            manager_write, file, quiesce; and the format-5 ops and paths: `ready m0`
-//            (always after the first two accesses when the init is held), `supply`,
+//            (always after the first two accesses when the init is held), and, in half
+//            the cases, `supply`,
 //            vm_copy over a page of the region, and copies of it that read without a
 //            fault (map copy, vm_copy from it).
 //
@@ -61,6 +62,7 @@ struct Shape {
   bool persist = true;
   bool fork = false;
   bool init = false;  // hold_init m0 before the map; `ready m0` after the block's first two steps
+  bool fmt5 = false;  // the format-5 steps (supply, ready, kernel paths, copies); else reads
   unsigned fill = 0;
   std::vector<Step> prefix, block;
 };
@@ -77,11 +79,12 @@ rc::Gen<Step> gen_step(unsigned kinds) {
 rc::Gen<Shape> gen_shape() {
   return gen::apply(
       [](bool six, unsigned strategy, bool persist, bool fork, unsigned fill, std::vector<Step> prefix,
-         std::vector<Step> block, unsigned init) {
+         std::vector<Step> block, unsigned init, bool fmt5) {
         Shape s;
         s.pages = six ? 6 : 4;
         s.strategy = strategy, s.persist = persist, s.fork = fork, s.fill = fill;
         s.init = init == 7;
+        s.fmt5 = fmt5;
         s.prefix = std::move(prefix), s.block = std::move(block);
         return s;
       },
@@ -92,7 +95,8 @@ rc::Gen<Shape> gen_shape() {
       // range (rapidcheck scales inRange with the size, so it is reset to the maximum).
       gen::resize(4, gen::container<std::vector<Step>>(gen::resize(100, gen_step(5)))),
       gen::resize(16, gen::container<std::vector<Step>>(gen::resize(100, gen_step(19)))),
-      gen::resize(100, gen::inRange(0u, 8u)));  // 1 in 8: the init held
+      gen::resize(100, gen::inRange(0u, 8u)),  // 1 in 8: the init held
+      gen::resize(100, gen::arbitrary<bool>()));
 }
 
 Op parse_line(const std::string& line) {
@@ -118,9 +122,11 @@ std::string line_of(const Shape& sh, const Step& s, bool in_block) {
   if (s.where == 2 && page + 1 < sh.pages) addr += kPageSize - 8;  // 16 bytes over the end
   const std::string a = hex(addr), pg = hex(kBase + page * kPageSize);
   const std::string b = hex(1 + s.byte);
+  // Without the format-5 steps their kinds are reads (more faults for the older races).
+  const unsigned kind = sh.fmt5 ? s.kind : !in_block ? (s.kind == 4 ? 1 : s.kind) : s.kind >= 16 ? s.kind - 16 : s.kind;
   static const char* const kHow[] = {"supply", "unavailable", "error"};
   if (!in_block) {
-    switch (s.kind) {
+    switch (kind) {
       case 0: return "write " + t + " " + a + " fill:" + b + "*0x10";
       case 1: return "read " + t + " " + a + " 0x10";
       case 2: return "pageout all";
@@ -129,7 +135,7 @@ std::string line_of(const Shape& sh, const Step& s, bool in_block) {
     }
   }
   const std::string all = hex(sh.pages * kPageSize);
-  switch (s.kind) {
+  switch (kind) {
     case 0: case 1: case 2: return "read " + t + " " + a + " 0x10";
     case 3: case 4: case 5: return "write " + t + " " + a + " fill:" + b + "*0x10";
     case 6: case 7: case 8: return "reply m0 ~" + std::to_string(s.choice) + " " + kHow[s.how];
