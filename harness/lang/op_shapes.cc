@@ -121,6 +121,10 @@ namespace {
 ///       when the low window is free (0x10000, 0x10000 + {N})
 ///   {B1} {B2} {B3} bytes; {S} a copy strategy; {Q} a pageout count ("all" or 1..4)
 ///   {E...} edge lines: a few of kEdgeLines, in order
+///   the concurrency families': {Z} a held object's region (6 pages, {Z6}), {Z1}..{Z4} its
+///       pages, {Zx} {Zm} addresses crossing into its second page and in its first, {Zc} a
+///       second region beside it; {ACC} {FREE} {UNMAP} {H1} {H2} {R1} {R2} their choices;
+///       the format-5 families' {W...} choices, drawn after everything else
 struct Family {
   const char* name;
   const char* lines;
