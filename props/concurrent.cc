@@ -8,21 +8,27 @@
 // rare in it. Here every case has that shape by construction:
 //
 //   prefix   a memory object m0 (4 or 6 pages, copy strategy and persistence drawn, its
-//            store filled), mapped shared in t0 at 0x40000; maybe a fork (t1 maps it
-//            too); then a few sequential ops on the region (writes, reads, pageout,
-//            manager_write);
+//            store filled), now and then its init held (`hold_init m0`, format 5),
+//            mapped shared in t0 at 0x40000, a source page allocated at 0x80000; maybe a
+//            fork (t1 maps it too); then a few sequential ops on the region (writes,
+//            reads, pageout, manager_write, an unrequested `supply`);
 //   block    `hold m0`, then a generated schedule: accesses of t0 and t1 on a few pages
 //            of the region (the first two always accesses; some crossing a page end),
 //            replies of every kind (supply, unavailable, error) to any pending request,
 //            runs of any runnable thread, and now and then what a race needs in between:
 //            destroy, deallocate of a page or of the whole region, protect, pageout,
-//            manager_write, file, quiesce.
+//            manager_write, file, quiesce; and the format-5 ops and paths: `ready m0`
+//            (always after the first two accesses when the init is held), and, in half
+//            the cases, `supply`,
+//            vm_copy over a page of the region, and copies of it that read without a
+//            fault (map copy, vm_copy from it).
 //
 // The program is a plain vector of steps, each a few small numbers, so rapidcheck shrinks
 // the prefix, the block and every step (fewer steps, lower pages and choices, the simplest
 // reply), and the counterexample trace is the executor's own, replayable by
 // `ci/vmfuzz replay`. Every case runs with the all-orders check on (ExecOptions::
 // check_orders), so each block of at most 4 page ops is also judged in every order.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -55,6 +61,8 @@ struct Shape {
   unsigned strategy = 0;  // none, delay, call
   bool persist = true;
   bool fork = false;
+  bool init = false;  // hold_init m0 before the map; `ready m0` after the block's first two steps
+  bool fmt5 = false;  // the format-5 steps (supply, ready, kernel paths, copies); else reads
   unsigned fill = 0;
   std::vector<Step> prefix, block;
 };
@@ -71,10 +79,12 @@ rc::Gen<Step> gen_step(unsigned kinds) {
 rc::Gen<Shape> gen_shape() {
   return gen::apply(
       [](bool six, unsigned strategy, bool persist, bool fork, unsigned fill, std::vector<Step> prefix,
-         std::vector<Step> block) {
+         std::vector<Step> block, unsigned init, bool fmt5) {
         Shape s;
         s.pages = six ? 6 : 4;
         s.strategy = strategy, s.persist = persist, s.fork = fork, s.fill = fill;
+        s.init = init == 7;
+        s.fmt5 = fmt5;
         s.prefix = std::move(prefix), s.block = std::move(block);
         return s;
       },
@@ -83,8 +93,10 @@ rc::Gen<Shape> gen_shape() {
       gen::inRange(0u, 255u),
       // The lengths scale with the size given here; each step's numbers use their whole
       // range (rapidcheck scales inRange with the size, so it is reset to the maximum).
-      gen::resize(4, gen::container<std::vector<Step>>(gen::resize(100, gen_step(4)))),
-      gen::resize(16, gen::container<std::vector<Step>>(gen::resize(100, gen_step(16)))));
+      gen::resize(4, gen::container<std::vector<Step>>(gen::resize(100, gen_step(5)))),
+      gen::resize(16, gen::container<std::vector<Step>>(gen::resize(100, gen_step(19)))),
+      gen::resize(100, gen::inRange(0u, 8u)),  // 1 in 8: the init held
+      gen::resize(100, gen::arbitrary<bool>()));
 }
 
 Op parse_line(const std::string& line) {
@@ -101,7 +113,7 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-// The trace line of step s (prefix: kinds 0..3; block: 0..15).
+// The trace lines of step s (prefix: kinds 0..4; block: 0..18), one or a few.
 std::string line_of(const Shape& sh, const Step& s, bool in_block) {
   const unsigned page = s.page % sh.pages;
   const std::string t = "t" + std::to_string(sh.fork ? s.task : 0);
@@ -110,17 +122,20 @@ std::string line_of(const Shape& sh, const Step& s, bool in_block) {
   if (s.where == 2 && page + 1 < sh.pages) addr += kPageSize - 8;  // 16 bytes over the end
   const std::string a = hex(addr), pg = hex(kBase + page * kPageSize);
   const std::string b = hex(1 + s.byte);
+  // Without the format-5 steps their kinds are reads (more faults for the older races).
+  const unsigned kind = sh.fmt5 ? s.kind : !in_block ? (s.kind == 4 ? 1 : s.kind) : s.kind >= 16 ? s.kind - 16 : s.kind;
   static const char* const kHow[] = {"supply", "unavailable", "error"};
   if (!in_block) {
-    switch (s.kind) {
+    switch (kind) {
       case 0: return "write " + t + " " + a + " fill:" + b + "*0x10";
       case 1: return "read " + t + " " + a + " 0x10";
       case 2: return "pageout all";
-      default: return "manager_write m0 " + hex(page * kPageSize) + " fill:" + b + "*0x10";
+      case 3: return "manager_write m0 " + hex(page * kPageSize) + " fill:" + b + "*0x10";
+      default: return "supply m0 " + hex(page * kPageSize);  // unrequested: the page may be dirty
     }
   }
   const std::string all = hex(sh.pages * kPageSize);
-  switch (s.kind) {
+  switch (kind) {
     case 0: case 1: case 2: return "read " + t + " " + a + " 0x10";
     case 3: case 4: case 5: return "write " + t + " " + a + " fill:" + b + "*0x10";
     case 6: case 7: case 8: return "reply m0 ~" + std::to_string(s.choice) + " " + kHow[s.how];
@@ -130,7 +145,14 @@ std::string line_of(const Shape& sh, const Step& s, bool in_block) {
     case 13: return s.how == 0 ? "destroy m0" : s.how == 1 ? "deallocate " + t + " " + hex(kBase) + " " + all
                                                            : "deallocate " + t + " " + pg + " 0x1000";
     case 14: return "protect " + t + " " + pg + " 0x1000 r--";
-    default: return "file m0 " + hex(page * kPageSize) + " 0x10";
+    case 15: return "file m0 " + hex(page * kPageSize) + " 0x10";
+    case 16: return s.how == 0 ? "ready m0" : "supply m0 " + hex(page * kPageSize);
+    case 17:  // a kernel path over a page of the region (it cannot wait)
+      return "vm_copy t0 0x80000 0x1000 " + pg;
+    default:  // a copy of a page of the region that reads it without a fault (no handle:
+              // a text program must not bind one twice)
+      return s.how == 0 ? "map t0 0x60000 " + all + " m0 0x0 copy\nread t0 0x60000 0x10"
+                        : "vm_copy t0 " + pg + " 0x1000 0x80000\nread t0 0x80000 0x10";
   }
 }
 
@@ -139,8 +161,10 @@ std::vector<Op> program_of(const Shape& sh) {
   const std::string size = hex(sh.pages * kPageSize);
   std::vector<std::string> lines = {
       "object m0 " + size + " " + kStrategies[sh.strategy] + (sh.persist ? " persist" : " nopersist") +
-          " pat:" + hex(sh.fill) + "*" + size,
-      "map t0 " + hex(kBase) + " " + size + " m0 0x0 share"};
+          " pat:" + hex(sh.fill) + "*" + size};
+  if (sh.init) lines.push_back("hold_init m0");
+  lines.push_back("map t0 " + hex(kBase) + " " + size + " m0 0x0 share");
+  lines.push_back("allocate t0 0x80000 0x1000");
   if (sh.fork) lines.push_back("fork t0 t1");
   for (const Step& s : sh.prefix) lines.push_back(line_of(sh, s, false));
   lines.push_back("hold m0");
@@ -150,9 +174,15 @@ std::vector<Op> program_of(const Shape& sh) {
     Step s = sh.block[i];
     if (i < 2) s.kind = s.kind % 2 ? 3 : 0;  // write or read
     lines.push_back(line_of(sh, s, true));
+    if (i == 1 && sh.init) lines.push_back("ready m0");
   }
   std::vector<Op> ops;
-  for (const std::string& l : lines) ops.push_back(parse_line(l));
+  for (const std::string& text : lines)
+    for (size_t start = 0; start <= text.size();) {
+      const size_t end = std::min(text.find('\n', start), text.size());
+      ops.push_back(parse_line(text.substr(start, end - start)));
+      start = end + 1;
+    }
   return ops;
 }
 
@@ -170,6 +200,8 @@ void run_concurrent(const Shape& sh, const std::string& property) {
   RC_CLASSIFY(c.thread_blocks > c.data_requests, "a fault waited beside a request");
   RC_CLASSIFY(c.data_requests > 4, "more requests than kAbsentMax");
   RC_CLASSIFY(o.judged > 0, "a block judged in all orders");
+  RC_CLASSIFY(sh.init, "the init held until a ready");
+  RC_CLASSIFY(c.inits_queued > 0 && c.thread_blocks > 0, "a fault waited for the held init");
 }
 
 // Q: with a held manager answering late, out of order, unavailable or error, and threads

@@ -6,6 +6,8 @@
 #include <iterator>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "harness/lang/codec.h"
 #include "harness/lang/op_table.h"
@@ -119,6 +121,10 @@ namespace {
 ///       when the low window is free (0x10000, 0x10000 + {N})
 ///   {B1} {B2} {B3} bytes; {S} a copy strategy; {Q} a pageout count ("all" or 1..4)
 ///   {E...} edge lines: a few of kEdgeLines, in order
+///   the concurrency families': {Z} a held object's region (6 pages, {Z6}), {Z1}..{Z4} its
+///       pages, {Zx} {Zm} addresses crossing into its second page and in its first, {Zc} a
+///       second region beside it; {ACC} {FREE} {UNMAP} {H1} {H2} {R1} {R2} their choices;
+///       the format-5 families' {W...} choices, drawn after everything else
 struct Family {
   const char* name;
   const char* lines;
@@ -214,6 +220,25 @@ constexpr Family kFamilies[] = {
      "object {M} {Z6} none persist fill:{B1}*{Z6}\nmap {T} {Z} {Z6} {M} 0x0 share\ninherit {T} {Z} {Z6} share\nfork {T} {U}\nhold {M}\n"
      "read {T} {Z} 0x10\nread {U} {Z} 0x10\nreply {M} ~0 {H1}\nrun ~{R1}\nwrite {U} {Z} fill:{B2}*0x10\n"
      "quiesce\nread {T} {Z} 0x10\nterminate {U}"},
+    // Format 5 (docs/concurrency.md §Managers, §Initialization): copies and kernel paths
+    // meeting a page in transit, a flush of it, an unrequested supply over a dirty page,
+    // and faults before the manager is ready. Their {W...} choices are drawn last.
+    {"held_copy_of_absent",  // copy_reads_absent_page: a copy without a fault of a page in transit
+     "object {M} {Z6} none persist fill:{B1}*{Z6}\nmap {T} {Z} {Z6} {M} 0x0 share\nhold {M}\nread {T} {Z} 0x10\n"
+     "{WCOPY}\nreply {M} ~0 {H1}\nrun ~0\n{WCOPYREAD}\nquiesce"},
+    {"held_kernel_write_absent",  // kernel_path_takes_busy: vm_copy / vm_write over a page in transit
+     "object {M} {Z6} none persist fill:{B1}*{Z6}\nmap {T} {Z} {Z6} {M} 0x0 share\nallocate {T} {Zc} {P}\n"
+     "write {T} {Zc} fill:{B2}*0x10\nhold {M}\n{WFAULT}\n{WKERNEL}\nreply {M} ~0 {H1}\nrun ~0\nquiesce\n"
+     "read {T} {Z} 0x10\nread {T} {Z1} 0x10"},
+    {"held_flush_during_pagein",  // flush_takes_absent: a lock request's flush of a page in transit
+     "object {M} {Z6} none persist fill:{B1}*{Z6}\nmap {T} {Z} {Z6} {M} 0x0 share\nhold {M}\n{WFAULT}\n"
+     "{WFLUSH}\nreply {M} ~0 {H1}\nrun ~0\nquiesce\nread {T} {Z} 0x10\nfile {M} 0x0 0x10"},
+    {"supply_over_dirty",  // unrequested_supply_overwrites: supply of a resident, written page
+     "object {M} {Z6} none persist fill:{B1}*{Z6}\nmap {T} {Z} {Z6} {M} 0x0 share\nwrite {T} {Z} fill:{B2}*0x10\n"
+     "{WPRE}\nsupply {M} {WOFF}\n{WPOST}\nread {T} {Z} 0x10\nfile {M} 0x0 0x10\nquiesce"},
+    {"init_held_faults",  // fault_ignores_pager_ready, ready_wakes_nobody: faults before the ready
+     "object {M} {Z6} none persist fill:{B1}*{Z6}\nhold_init {M}\n{WINIT}\nread {T} {Z} 0x10\n{WACC}\n"
+     "ready {M}\nrun ~{WR}\nrun ~0\n{WTAIL}\nquiesce\nread {T} {Z1} 0x10"},
 };
 static_assert(std::size(kFamilies) == kShapeFamilies);
 
@@ -295,6 +320,13 @@ std::vector<Op> shaped_sequence(const Pick& pick, unsigned family) {
   replace_all(t, "{K}", kKernelWrites[pick(std::size(kKernelWrites))]);
   // The concurrency families' own placeholders (first: they hold others). Drawn only for
   // them, so that the other families' draws are what they were.
+  // Every placeholder filled from here on, in order, so that lines put in later (the
+  // format-5 families' choices) can be filled with the same values.
+  std::vector<std::pair<std::string, std::string>> filled;
+  auto put = [&](std::string_view key, const std::string& value) {
+    replace_all(t, key, value);
+    filled.emplace_back(key, value);
+  };
   if (t.find("{Z") != std::string::npos) {
   static constexpr const char* kSecondAccesses[] = {
       "read {T} {Z} 0x20", "write {T} {Z} fill:{B2}*0x10", "read {T} {Zm} 0x10", "write {T} {Zx} fill:{B2}*0x10",
@@ -306,41 +338,102 @@ std::vector<Op> shaped_sequence(const Pick& pick, unsigned family) {
       "deallocate {T} {Z} {Z6}", "fork {T} {U}\ndeallocate {T} {Z} {Z6}\nterminate {U}",
       "deallocate {T} {Z1} 0x5000\ndeallocate {T} {Z} {P}",
   };
-  replace_all(t, "{ACC}", kSecondAccesses[pick(std::size(kSecondAccesses))]);
-  replace_all(t, "{FREE}", kFrees[pick(std::size(kFrees))]);
-  replace_all(t, "{UNMAP}", kUnmaps[pick(std::size(kUnmaps))]);
+  put("{ACC}", kSecondAccesses[pick(std::size(kSecondAccesses))]);
+  put("{FREE}", kFrees[pick(std::size(kFrees))]);
+  put("{UNMAP}", kUnmaps[pick(std::size(kUnmaps))]);
   static constexpr const char* kReplies[] = {"supply", "unavailable", "error"};
-  replace_all(t, "{H1}", kReplies[pick(std::size(kReplies))]);
-  replace_all(t, "{H2}", kReplies[pick(std::size(kReplies))]);
-  replace_all(t, "{R1}", std::to_string(pick(3)));
-  replace_all(t, "{R2}", std::to_string(pick(3)));
+  put("{H1}", kReplies[pick(std::size(kReplies))]);
+  put("{H2}", kReplies[pick(std::size(kReplies))]);
+  put("{R1}", std::to_string(pick(3)));
+  put("{R2}", std::to_string(pick(3)));
   const uint64_t z = 0x40000 + pick(4) * 0x10000;  // a held object's region, away from the others'
-  for (unsigned k = 1; k <= 4; k++) replace_all(t, "{Z" + std::to_string(k) + "}", hex(z + k * kPage));
-  replace_all(t, "{Z6}", hex(6 * kPage));
-  replace_all(t, "{Zx}", hex(z + kPage - 8));   // crosses into the second page
-  replace_all(t, "{Zm}", hex(z + kPage / 2));   // another byte of the first page
-  replace_all(t, "{Z}", hex(z));
+  for (unsigned k = 1; k <= 4; k++) put("{Z" + std::to_string(k) + "}", hex(z + k * kPage));
+  put("{Z6}", hex(6 * kPage));
+  put("{Zx}", hex(z + kPage - 8));   // crosses into the second page
+  put("{Zm}", hex(z + kPage / 2));   // another byte of the first page
+  put("{Zc}", hex(z + 8 * kPage));  // a second region beside the held object's
+  put("{Z}", hex(z));
   }
   const uint64_t q = pick(3);
-  replace_all(t, "{Q}", q == 0 ? std::string("all") : std::to_string(q + pick(3)));
-  replace_all(t, "{T}", "t" + std::to_string(pick(4) == 0 ? pick(4) : 0));
-  replace_all(t, "{U}", "t" + std::to_string(name));
-  replace_all(t, "{V}", "t" + std::to_string(name + 1));
-  replace_all(t, "{C2}", "c" + std::to_string(name + 1));
-  replace_all(t, "{C}", "c" + std::to_string(name));
-  replace_all(t, "{M}", "m" + std::to_string(name));
-  replace_all(t, "{A1}", hex(a + kPage));
-  replace_all(t, "{A}", hex(a));
-  replace_all(t, "{D}", hex(d));
-  replace_all(t, "{N}", hex(n));
-  replace_all(t, "{P}", hex(kPage));
-  replace_all(t, "{L2}", hex(kUserMin + n));
-  replace_all(t, "{L}", hex(kUserMin));
-  replace_all(t, "{S}", kStrategies[pick(3)]);
+  put("{Q}", q == 0 ? std::string("all") : std::to_string(q + pick(3)));
+  put("{T}", "t" + std::to_string(pick(4) == 0 ? pick(4) : 0));
+  put("{U}", "t" + std::to_string(name));
+  put("{V}", "t" + std::to_string(name + 1));
+  put("{C2}", "c" + std::to_string(name + 1));
+  put("{C}", "c" + std::to_string(name));
+  put("{M}", "m" + std::to_string(name));
+  put("{A1}", hex(a + kPage));
+  put("{A}", hex(a));
+  put("{D}", hex(d));
+  put("{N}", hex(n));
+  put("{P}", hex(kPage));
+  put("{L2}", hex(kUserMin + n));
+  put("{L}", hex(kUserMin));
+  put("{S}", kStrategies[pick(3)]);
   for (const char* b : {"{B1}", "{B2}", "{B3}"}) {
     char buf[8];
     std::snprintf(buf, sizeof buf, "0x%02x", static_cast<unsigned>(1 + pick(255)));
-    replace_all(t, b, buf);
+    put(b, buf);
+  }
+  // The format-5 families' choices, drawn last and only for them (so that every other
+  // family draws what it drew before they existed); their lines hold the placeholders
+  // above, filled again with the values already drawn.
+  if (t.find("{W") != std::string::npos) {
+    // A copy that reads the page without a fault, then a read of the copy.
+    static constexpr const char* kCopies[][2] = {
+        {"map {T} {Zc} {Z6} {M} 0x0 copy\nread {T} {Zc} 0x10", "read {T} {Zc} 0x10"},
+        {"allocate {T} {Zc} {P}\nvm_copy {T} {Z} {P} {Zc}\nread {T} {Zc} 0x10", "read {T} {Zc} 0x10"},
+        {"vm_read {T} {Z} {P} {C}\nallocate {T} {Zc} {P}\nvm_write {T} {Zc} {C}", "read {T} {Zc} 0x10"},
+        {"fork {T} {U}\nread {U} {Z} 0x10", "read {U} {Z} 0x10\nterminate {U}"},
+        {"vm_read {T} {Z} {Z6} {C}", "copyout {T} {C}\nread {T} {L} 0x10"},
+    };
+    static constexpr const char* kFaults[] = {
+        "read {T} {Z} 0x10", "write {T} {Z} fill:{B3}*0x10", "read {T} {Z} 0x10\nread {T} {Z1} 0x10",
+    };
+    static constexpr const char* kKernels[] = {
+        "vm_copy {T} {Zc} {P} {Z}", "vm_read {T} {Zc} {P} {C}\nvm_write {T} {Z} {C}",
+        "vm_read {T} {Zc} {P} {C}\nvm_write {T} {Z1} {C}",
+    };
+    static constexpr const char* kFlushes[] = {
+        "manager_write {M} 0x0 fill:{B2}*0x10",
+        "manager_write {M} {P} fill:{B2}*0x10\nmanager_write {M} 0x0 fill:{B3}*0x10",
+        "manager_write {M} 0x0 fill:{B2}*0x2000",
+        "write {T} {Z1} fill:{B2}*0x10\nmanager_write {M} 0x0 fill:{B3}*0x2000",
+    };
+    static constexpr const char* kPre[] = {
+        "hold {M}\nread {T} {Z1} 0x10", "read {T} {Z} 0x10", "write {T} {Z1} fill:{B3}*0x10",
+        "hold {M}\nread {T} {Z} 0x10",
+    };
+    static constexpr const char* kPost[] = {
+        "run ~0", "supply {M} {P}\nrun ~0", "reply {M} ~0 {H1}\nrun ~0", "read {T} {Z1} 0x10",
+    };
+    static constexpr const char* kInits[] = {
+        "map {T} {Z} {Z6} {M} 0x0 share", "hold {M}\nmap {T} {Z} {Z6} {M} 0x0 share",
+        "map {T} {Z} {Z6} {M} 0x0 share\nallocate {T} {Zc} {P}",
+    };
+    static constexpr const char* kInitAccesses[] = {
+        "write {T} {Z1} fill:{B2}*0x10", "read {T} {Z} 0x20", "read {T} {Z1} 0x10",
+        "allocate {T} {Zc} {P}\nwrite {T} {Zc} fill:{B2}*0x10\nvm_read {T} {Zc} {P} {C}\nvm_write {T} {Z1} {C}",
+        "write {T} {Z} fill:{B2}*0x10",
+    };
+    static constexpr const char* kInitTails[] = {
+        "read {T} {Z} 0x10", "reply {M} ~0 {H1}\nrun ~0",
+        "manager_write {M} 0x0 fill:{B3}*0x10\nreply {M} ~0 {H1}\nrun ~0", "ready {M}",
+    };
+    const auto& copy = kCopies[pick(std::size(kCopies))];
+    replace_all(t, "{WCOPY}", copy[0]);
+    replace_all(t, "{WCOPYREAD}", copy[1]);
+    replace_all(t, "{WFAULT}", kFaults[pick(std::size(kFaults))]);
+    replace_all(t, "{WKERNEL}", kKernels[pick(std::size(kKernels))]);
+    replace_all(t, "{WFLUSH}", kFlushes[pick(std::size(kFlushes))]);
+    replace_all(t, "{WPRE}", kPre[pick(std::size(kPre))]);
+    replace_all(t, "{WOFF}", pick(4) == 0 ? hex(kPage) : hex(0));
+    replace_all(t, "{WPOST}", kPost[pick(std::size(kPost))]);
+    replace_all(t, "{WINIT}", kInits[pick(std::size(kInits))]);
+    replace_all(t, "{WACC}", kInitAccesses[pick(std::size(kInitAccesses))]);
+    replace_all(t, "{WR}", std::to_string(pick(3)));
+    replace_all(t, "{WTAIL}", kInitTails[pick(std::size(kInitTails))]);
+    for (const auto& [key, value] : filled) replace_all(t, key, value);
   }
   std::vector<Op> ops;
   for (size_t start = 0; start < t.size();) {
@@ -370,6 +463,9 @@ ShapeClasses classify_shapes(std::span<const Op> ops) {
   uint32_t held = 0;
   unsigned accesses_held = 0;
   bool replied = false;
+  // init_race: objects whose init is held (bit per slot), an access since the first.
+  uint32_t init_held = 0;
+  bool accessed_init = false;
   for (const Op& op : ops) {
     const OpSpec& spec = op_spec(op.kind);
     if (spec.has(Slot::Addr) || spec.has(Slot::SrcAddr) || (spec.has(Slot::AddrOrAny) && !op.anywhere)) {
@@ -380,8 +476,13 @@ ShapeClasses classify_shapes(std::span<const Op> ops) {
     }
     if (spec.has(Slot::DstAddr) && (op.addr2 >= kUserMax - kPage || op.addr2 + op.size < op.addr2)) c.edge = true;
     if (held && (op.kind == OpKind::Read || op.kind == OpKind::Write)) accesses_held++;
+    if (init_held && (op.kind == OpKind::Read || op.kind == OpKind::Write)) accessed_init = true;
     switch (op.kind) {
       case OpKind::Hold: if (op.object < 32) held |= 1u << op.object; break;
+      case OpKind::HoldInit: if (op.object < 32) init_held |= 1u << op.object; break;
+      case OpKind::Ready:
+        if (accessed_init && op.object < 32 && (init_held >> op.object & 1)) c.init_race = true;
+        break;
       case OpKind::Reply:
         if (accesses_held >= 2 && op.object < 32 && (held >> op.object & 1)) replied = true;
         break;

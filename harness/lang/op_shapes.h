@@ -47,7 +47,10 @@ Op shaped_op(OpKind k, const Pick& pick);
 ///             manager's requests in flight with the schedule interleaved (two accesses on
 ///             one page, a waiter's page freed before it runs, destroy or unmap during
 ///             page-in, more requests than kAbsentMax, unavailable and error replies, two
-///             tasks on one page). Each family sets up its own memory
+///             tasks on one page); for the format-5 race bugs, a copy without a fault or a
+///             kernel path (vm_copy, vm_write) or a flush meeting a page in transit, an
+///             unrequested supply over a written page, and faults before a held init's
+///             ready. Each family sets up its own memory
 ///             and names (tasks, handles and objects in slots 6..13, rarely used by
 ///             other ops, so that the decoder keeps them), then touches it and reads.
 /// Conditions: `family` < kShapeFamilies, or kShapeFamilies to let `pick` choose.
@@ -55,7 +58,7 @@ Op shaped_op(OpKind k, const Pick& pick);
 ///             Names are suggestions as for shaped_op: the decoder remaps a name that is
 ///             dead (or taken) when the sequence lands in a program. Deterministic in
 ///             the numbers `pick` returns.
-inline constexpr unsigned kShapeFamilies = 25;
+inline constexpr unsigned kShapeFamilies = 30;
 std::vector<Op> shaped_sequence(const Pick& pick, unsigned family = kShapeFamilies);
 
 /// The name of family `f` (< kShapeFamilies), for tests and counters.
@@ -74,11 +77,14 @@ const char* shape_family_name(unsigned f);
 ///   held_race         a `hold`, then two user accesses or more, then a `reply` of a
 ///                     held object, then a `run` or `quiesce`: the race bugs' shape
 ///                     (docs/concurrency.md), which one-op mutations rarely assemble.
+///   init_race         a `hold_init`, then a user access, then a `ready` of that object
+///                     (format 5: faults that must wait for the manager's readiness).
 struct ShapeClasses {
   bool edge = false;
   bool pageout_collapse = false;
   bool kernel_write_file = false;
   bool held_race = false;
+  bool init_race = false;
 };
 ShapeClasses classify_shapes(std::span<const Op> ops);
 
