@@ -239,6 +239,15 @@ constexpr Family kFamilies[] = {
     {"init_held_faults",  // fault_ignores_pager_ready, ready_wakes_nobody: faults before the ready
      "object {M} {Z6} none persist fill:{B1}*{Z6}\nhold_init {M}\n{WINIT}\nread {T} {Z} 0x10\n{WACC}\n"
      "ready {M}\nrun ~{WR}\nrun ~0\n{WTAIL}\nquiesce\nread {T} {Z1} 0x10"},
+    // Frame pressure (docs/bugs.md, "What no engine reaches"): 112 distinct pages, in
+    // writes of 64 KiB (the most one binary write moves), a fork between them. In the
+    // smaller configurations (64 or 96 frames) the page grab must evict (vm_page_reclaim).
+    {"frame_pressure",
+     "allocate {T} 0x200000 0x60000\nwrite {T} 0x200000 fill:{B1}*0x10000\nwrite {T} 0x210000 fill:{B2}*0x10000\n"
+     "write {T} 0x220000 fill:{B3}*0x10000\nfork {T} {U}\nwrite {U} 0x200000 fill:{B2}*0x10000\n"
+     "write {T} 0x230000 fill:{B1}*0x10000\nwrite {T} 0x240000 fill:{B3}*0x10000\n"
+     "write {T} 0x250000 fill:{B2}*0x10000\nread {T} 0x200000 0x10\nread {U} 0x210000 0x10\n"
+     "read {T} 0x250000 0x10"},
 };
 static_assert(std::size(kFamilies) == kShapeFamilies);
 

@@ -58,7 +58,7 @@ Op shaped_op(OpKind k, const Pick& pick);
 ///             Names are suggestions as for shaped_op: the decoder remaps a name that is
 ///             dead (or taken) when the sequence lands in a program. Deterministic in
 ///             the numbers `pick` returns.
-inline constexpr unsigned kShapeFamilies = 30;
+inline constexpr unsigned kShapeFamilies = 31;
 std::vector<Op> shaped_sequence(const Pick& pick, unsigned family = kShapeFamilies);
 
 /// The name of family `f` (< kShapeFamilies), for tests and counters.

@@ -102,6 +102,7 @@ TEST(ShapedSequence, EveryFamilyRunsCleanAloneAndReachesItsMechanism) {
       sum.thread_blocks += c.thread_blocks;
       sum.inits_queued += c.inits_queued;
       sum.objects_terminated += c.objects_terminated;
+      sum.grab_evictions += c.grab_evictions;
     }
     const std::string name = shape_family_name(f);
     std::printf("%-36s kept %2u/%u  collapses %3llu pushes %3llu pageouts %3llu pageins %3llu copies_call %2llu\n",
@@ -137,6 +138,9 @@ TEST(ShapedSequence, EveryFamilyRunsCleanAloneAndReachesItsMechanism) {
           name != "held_kernel_write_absent" && name != "held_flush_during_pagein") {
         EXPECT_GT(sum.thread_blocks, sum.data_requests) << name << ": no fault waited beside a request";
       }
+    }
+    if (name == "frame_pressure") {  // half the rounds run in 64 frames: the grab must evict
+      EXPECT_GT(sum.grab_evictions, 0u) << name;
     }
     if (name == "init_held_faults") {  // the init held, and faults waiting for the ready
       EXPECT_GT(sum.inits_queued, 0u) << name;
