@@ -62,12 +62,7 @@ void Kernel::init() {
 }
 
 void Kernel::reset(const SystemConfig& config) {
-  // As the destructor: handles, tasks and cached objects go through the VM.
-  for (unsigned c = 0; c < kMaxNames; ++c)
-    if (copies_[c].present) discard(c);
-  for (unsigned t = 0; t < kMaxNames; ++t)
-    if (tasks_[t]) terminate(t);
-  flush_cache();
+  release_all();  // as the destructor
   // Then the members, in the order the destructor destroys them, each rebuilt as the
   // constructor builds it.
   steps_.clear();
@@ -86,12 +81,17 @@ void Kernel::reset(const SystemConfig& config) {
 }
 
 Kernel::~Kernel() {
+  release_all();
+  machine_.set_fault_handler(nullptr);
+}
+
+void Kernel::release_all() {
+  // Handles, tasks and cached objects go through the VM, as the program's own ops would.
   for (unsigned c = 0; c < kMaxNames; ++c)
     if (copies_[c].present) discard(c);
   for (unsigned t = 0; t < kMaxNames; ++t)
     if (tasks_[t]) terminate(t);
   flush_cache();
-  machine_.set_fault_handler(nullptr);
 }
 
 void Kernel::flush_cache() {

@@ -220,6 +220,9 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
 
 
  private:
+  /// Discard every copy handle, terminate every task and flush the object cache: what the
+  /// destructor and reset() both do before anything else.
+  void release_all();
   kern_return_t page_fault(unsigned cpu, uint64_t cr2, uint32_t error_code) override;
   /// What construction does after the members are built (the constructor and reset).
   void init();
