@@ -21,9 +21,13 @@ Engines (each a function returning one Trial):
                    suites' own seeds, trial k>0 with RC_PARAMS=seed=k. Caught = a property
                    fails; the finding is the counterexample trace it writes.
   afl              afl-fuzz on the AFL++ build of vm_diff_replay (build/afl), seeded from
-                   corpus/vm_diff, stopping at its first crash: a seed that crashes in the
-                   dry run (a finding at load time, which AFL itself would skip) or the first
-                   crash it saves (AFL_BENCH_UNTIL_CRASH); only when afl-fuzz is installed.
+                   corpus/vm_diff, with vm_diff's dictionary (-x), stopping at its first
+                   crash: a seed that crashes in the dry run (a finding at load time, which
+                   AFL itself would skip) or the first crash it saves
+                   (AFL_BENCH_UNTIL_CRASH); only when afl-fuzz is installed.
+  afl_empty        the same from one seed of a single byte (AFL++ needs one input; the
+                   empty program): what AFL's byte mutations and the dictionary find alone.
+                   vm_diff's op-level mutator is libFuzzer's; AFL does not have it.
 
 A finding becomes a text trace (vmfuzz-replay --to-text), which is minimized with the
 op-level delta debugging of ci/vmfuzzlib.py (`minimize_trace`) against the signature vmfuzz-replay
@@ -67,12 +71,13 @@ import vmfuzzlib as lib  # noqa: E402  (ci/vmfuzzlib.py: builds, binaries, signa
 
 sys.path.pop(0)
 
-ENGINES = ("libfuzzer", "libfuzzer_empty", "rapidcheck", "afl")
+ENGINES = ("libfuzzer", "libfuzzer_empty", "rapidcheck", "afl", "afl_empty")
 ENGINE_TITLES = {
     "libfuzzer": "libFuzzer (seeds)",
     "libfuzzer_empty": "libFuzzer (empty corpus)",
     "rapidcheck": "rapidcheck",
     "afl": "AFL++",
+    "afl_empty": "AFL++ (empty corpus)",
 }
 BUG_LINE = re.compile(r'^\s*VMFUZZ_BUG\(\s*(\w+)\s*,\s*"([^"]+)"\s*,\s*"((?:[^"\\]|\\.)*)"\s*\)', re.M)
 
@@ -294,18 +299,24 @@ def run_rapidcheck(ctx, bug: str, trial: int) -> Trial:
 SEED_CRASH = re.compile(r"Test case '([^']*)' results in a crash")
 
 
-def run_afl(ctx, bug: str, seconds: int, trial: int) -> Trial:
-    """afl-fuzz from corpus/vm_diff until its first crash. A seed that crashes in AFL's dry
-    run is a finding at load time (AFL would skip it and fuzz on): the run stops there and
-    that seed is the finding. Otherwise AFL_BENCH_UNTIL_CRASH ends the run at the first
-    crash it saves, or -V ends it."""
-    seeds = ctx.root / "corpus" / "vm_diff"
+def run_afl(ctx, bug: str, seconds: int, trial: int, seeded: bool = True) -> Trial:
+    """afl-fuzz from corpus/vm_diff (seeded) or from one single-byte seed until its first
+    crash. A seed that crashes in AFL's dry run is a finding at load time (AFL would skip it
+    and fuzz on): the run stops there and that seed is the finding. Otherwise
+    AFL_BENCH_UNTIL_CRASH ends the run at the first crash it saves, or -V ends it."""
     with tempfile.TemporaryDirectory(prefix=f"vmfuzz-mutant-afl-{bug}-") as tmp:
+        if seeded:
+            seeds = ctx.root / "corpus" / "vm_diff"
+        else:
+            seeds = Path(tmp) / "seed"
+            seeds.mkdir()
+            (seeds / "empty").write_bytes(b"\x00")  # decodes to a config and no op: the empty program
         out = Path(tmp) / "out"
         env = bug_env(bug, AFL_SKIP_CPUFREQ="1", AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES="1", AFL_NO_UI="1",
                       AFL_BENCH_UNTIL_CRASH="1", AFL_NO_AFFINITY="1")
-        cmd = ["afl-fuzz", "-i", str(seeds), "-o", str(out), "-V", str(seconds), "-s", str(trial + 1),
-               "--", str(ctx.afl_target), "@@"]
+        dictionary = ctx.root / "fuzz" / "vm_diff" / "vm_diff.dict"
+        cmd = (["afl-fuzz", "-i", str(seeds), "-o", str(out), "-V", str(seconds), "-s", str(trial + 1)] +
+               (["-x", str(dictionary)] if dictionary.is_file() else []) + ["--", str(ctx.afl_target), "@@"])
         start = time.monotonic()
         seed_hit = None
         with subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -450,10 +461,10 @@ def main(root: Path, args) -> int:
         return 2
     have_afl = shutil.which("afl-fuzz") is not None and shutil.which("afl-clang-fast++") is not None
     if args.engine == "all":
-        engines = ["libfuzzer", "libfuzzer_empty", "rapidcheck"] + (["afl"] if have_afl else [])
+        engines = ["libfuzzer", "libfuzzer_empty", "rapidcheck"] + (["afl", "afl_empty"] if have_afl else [])
     elif args.engine == "libfuzzer":
         engines = ["libfuzzer", "libfuzzer_empty"]
-    elif args.engine == "afl" and not have_afl:
+    elif args.engine in ("afl", "afl_empty") and not have_afl:
         print("mutants: afl++ is missing; install it with:\n  sudo apt-get install -y afl++", file=sys.stderr)
         return 2
     else:
@@ -519,7 +530,7 @@ def run_matrix(root: Path, args, bugs: list[str], engines: list[str]) -> list[Ce
         props_dir = lib.build_dir("dev") / "props"
         ctx.props = sorted(p for p in props_dir.iterdir()
                            if p.is_file() and os.access(p, os.X_OK) and p.name != "language")
-    if "afl" in engines:
+    if any(e.startswith("afl") for e in engines):
         ctx.afl_target = build_afl() if not args.no_build else root / "build" / "afl" / "fuzz" / "vm_diff" / "vm_diff_replay"
     cells: list[Cell] = []
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -544,7 +555,7 @@ def run_matrix(root: Path, args, bugs: list[str], engines: list[str]) -> list[Ce
                 elif engine == "rapidcheck":
                     t = run_rapidcheck(ctx, bug, k)
                 else:
-                    t = run_afl(ctx, bug, args.time, k)
+                    t = run_afl(ctx, bug, args.time, k, seeded=(engine == "afl"))
                 cell.trials.append(t)
             minimize(ctx, bug, cell)
             cells.append(cell)

@@ -136,6 +136,9 @@ class VerbTest(unittest.TestCase):
         self.assertEqual((args.engine, args.time, args.trials, args.json, args.bug), ("rapidcheck", 5, 1, True, ["a", "b"]))
         args = vmfuzz.make_parser().parse_args(["mutants", "--engine", "libfuzzer_empty"])
         self.assertEqual(args.engine, "libfuzzer_empty")
+        args = vmfuzz.make_parser().parse_args(["mutants", "--engine", "afl_empty"])
+        self.assertEqual(args.engine, "afl_empty")
+        self.assertIn("afl_empty", mutants.ENGINE_TITLES)
 
     def test_unknown_bug_is_refused(self):
         args = vmfuzz.make_parser().parse_args(["mutants", "--bug", "no_such_bug", "--no-build"])
