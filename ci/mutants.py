@@ -146,6 +146,8 @@ def cell_json(cell: Cell) -> dict:
         # Per trial, for `--baseline` statistics: seconds to kill, null where it missed.
         "trial_seconds": [round(t.seconds, 3) if t.caught and t.seconds is not None else None for t in cell.trials],
         "signature": cell.signature,
+        # The minimized reproducer (text trace), so a kept run can be replayed without the report.
+        "minimized": cell.minimized,
     }
 
 

@@ -82,6 +82,12 @@ class JsonTest(unittest.TestCase):
         self.assertEqual((second["caught"], second["seconds"], second["trace_ops"]), (False, None, None))
         self.assertIsInstance(first["caught"], bool)
 
+    def test_minimized_trace_is_kept(self):
+        c = cell("missed_push", "libfuzzer", Trial(True, 0.25), ops=2, sig="vmfuzz: x in read")
+        c.minimized = "config\nfork t0 t1\n"
+        obj = json.loads(mutants.to_json([c, cell("b", "afl", Trial(False))]))["mutants"]
+        self.assertEqual((obj[0]["minimized"], obj[1]["minimized"]), ("config\nfork t0 t1\n", None))
+
 
 class MatrixTest(unittest.TestCase):
     def setUp(self):
