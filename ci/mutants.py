@@ -21,13 +21,13 @@ Engines (each a function returning one Trial):
                    suites' own seeds, trial k>0 with RC_PARAMS=seed=k. Caught = a property
                    fails; the finding is the counterexample trace it writes.
   afl              afl-fuzz on the AFL++ build of vm_diff_replay (build/afl), seeded from
-                   corpus/vm_diff, with vm_diff's dictionary (-x), stopping at its first
+                   corpus/vm_diff, with vm_diff's dictionary (-x) and its op-level mutator
+                   (fuzz/vm_diff/afl_mutator.cc, build/aflmutator), stopping at its first
                    crash: a seed that crashes in the dry run (a finding at load time, which
                    AFL itself would skip) or the first crash it saves
                    (AFL_BENCH_UNTIL_CRASH); only when afl-fuzz is installed.
   afl_empty        the same from one seed of a single byte (AFL++ needs one input; the
-                   empty program): what AFL's byte mutations and the dictionary find alone.
-                   vm_diff's op-level mutator is libFuzzer's; AFL does not have it.
+                   empty program). AFL++ has no VM-state feedback: that is libFuzzer's.
 
 A finding becomes a text trace (vmfuzz-replay --to-text), which is minimized with the
 op-level delta debugging of ci/vmfuzzlib.py (`minimize_trace`) against the signature vmfuzz-replay
@@ -315,7 +315,8 @@ def run_afl(ctx, bug: str, seconds: int, trial: int, seeded: bool = True) -> Tri
             (seeds / "empty").write_bytes(b"\x00")  # decodes to a config and no op: the empty program
         out = Path(tmp) / "out"
         env = bug_env(bug, AFL_SKIP_CPUFREQ="1", AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES="1", AFL_NO_UI="1",
-                      AFL_BENCH_UNTIL_CRASH="1", AFL_NO_AFFINITY="1")
+                      AFL_BENCH_UNTIL_CRASH="1", AFL_NO_AFFINITY="1",
+                      AFL_CUSTOM_MUTATOR_LIBRARY=str(ctx.afl_mutator))
         dictionary = ctx.root / "fuzz" / "vm_diff" / "vm_diff.dict"
         cmd = (["afl-fuzz", "-i", str(seeds), "-o", str(out), "-V", str(seconds), "-s", str(trial + 1)] +
                (["-x", str(dictionary)] if dictionary.is_file() else []) + ["--", str(ctx.afl_target), "@@"])
@@ -413,6 +414,7 @@ class Context:
     libfuzzer_opts: list[str] = field(default_factory=list)
     props: list[Path] = field(default_factory=list)
     afl_target: Path | None = None
+    afl_mutator: Path | None = None
     minimized: dict = field(default_factory=dict)
 
 
@@ -534,6 +536,7 @@ def run_matrix(root: Path, args, bugs: list[str], engines: list[str]) -> list[Ce
                            if p.is_file() and os.access(p, os.X_OK) and p.name != "language")
     if any(e.startswith("afl") for e in engines):
         ctx.afl_target = build_afl() if not args.no_build else root / "build" / "afl" / "fuzz" / "vm_diff" / "vm_diff_replay"
+        ctx.afl_mutator = lib.afl_mutator(build=not args.no_build)
     cells: list[Cell] = []
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     try:

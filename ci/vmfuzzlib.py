@@ -208,6 +208,14 @@ def ensure_built(preset: str, targets: list[str] | None = None, jobs: int | None
     return bdir
 
 
+def afl_mutator(build: bool = True) -> Path:
+    """vm_diff's op-level mutator as an AFL++ custom mutator library (fuzz/vm_diff/
+    afl_mutator.cc), built in its own uninstrumented PIC tree (preset aflmutator): afl-fuzz
+    loads it through AFL_CUSTOM_MUTATOR_LIBRARY."""
+    bdir = ensure_built("aflmutator", targets=["vm_diff_afl_mutator"]) if build else build_dir("aflmutator")
+    return bdir / "fuzz" / "vm_diff" / "libvm_diff_afl_mutator.so"
+
+
 def ci_module(name: str):
     """A standard-library module of ci/ (campaign, progress, mutants, bench), imported once."""
     if name in sys.modules:
