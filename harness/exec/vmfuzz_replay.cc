@@ -22,7 +22,8 @@
 // trace's own assertions against the model). Output, per file: the readable trace with
 // results (`op  => result`, unless --quiet), then `OK FILE ...` or the failure report and
 // `FAILED FILE`. With --json: one JSON object per file per line and nothing else on
-// stdout: {"file","ok","ops","failure": null | {...}}.
+// stdout: {"file","ok","ops","preemptions","failure": null | {...}}, where preemptions is
+// the count of the program's own schedule (count_preemptions, explore.h).
 // --no-collapse / --no-bypass switch the VM's collapse optimizations off (VmTunables):
 // switching an optimization off must never change what a task observes, so a trace that
 // passes with them on passes with them off.
@@ -190,9 +191,9 @@ int replay_one(const std::string& file, const Program& prog, const Options& opt,
       orders_json = ", \"orders\": {\"judged\": " + std::to_string(sum.orders.judged) +
                     ", \"not_judged\": " + std::to_string(sum.orders.skipped) +
                     ", \"model_steps\": " + std::to_string(sum.orders.nodes) + "}";
-    std::printf("{\"file\": %s, \"ok\": %s, \"ops\": %llu, \"failure\": %s%s}\n",
+    std::printf("{\"file\": %s, \"ok\": %s, \"ops\": %llu, \"preemptions\": %u, \"failure\": %s%s}\n",
                 h::json_quote(file).c_str(), sum.ok ? "true" : "false", static_cast<unsigned long long>(sum.ops),
-                sum.failure ? h::failure_json(*sum.failure).c_str() : "null", orders_json.c_str());
+                h::count_preemptions(prog), sum.failure ? h::failure_json(*sum.failure).c_str() : "null", orders_json.c_str());
     return sum.ok ? 0 : 1;
   }
   std::string tail = std::to_string(sum.ops) + " ops";
