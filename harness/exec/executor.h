@@ -135,9 +135,10 @@ struct ExecOptions {
   /// stands for a wrong linearization that hides a divergence, to show that the
   /// all-orders check alone still finds it.
   bool unchecked_runs_for_test = false;
-  /// A schedule explorer (explore.h): consulted at every scheduling point (after every op
-  /// but the last, after each action it performs, at every drain step). Needs an observer
-  /// (the enabled actions come from it). Null: the program's own schedule only.
+  /// A schedule explorer (explore.h): consulted at every drain step, and at the points
+  /// after an op when the caller asks (schedule_point(); run_program does, after every op
+  /// but the last). Needs an observer (the enabled actions come from it). Null: the
+  /// program's own schedule only. The fuzz path (decode_and_run) never sets it.
   Chooser* chooser = nullptr;
 };
 
