@@ -158,6 +158,61 @@ TEST(Explore, EachExplorerFindsACatalogueRaceBugFromAStrippedTrace) {
   EXPECT_TRUE(replay_oracle(bounded.schedule).has_value()) << print_program(bounded.schedule);
 }
 
+// Always the default: go on at op points, option 0 in drains.
+class DefaultChooser final : public Chooser {
+ public:
+  int choose(PointKind where, const std::vector<SchedAction>& enabled) override {
+    EXPECT_FALSE(enabled.empty());
+    ++points;
+    return where == PointKind::Drain ? 0 : -1;
+  }
+  unsigned points = 0;
+};
+
+// The kernel threads' runs, in the order the VM reports them.
+class StepLog final : public ForwardingSystem {
+ public:
+  using ForwardingSystem::ForwardingSystem;
+  std::vector<ThreadStep> take_steps() override {
+    std::vector<ThreadStep> s = ForwardingSystem::take_steps();
+    for (const ThreadStep& st : s) log += std::to_string(st.thread) + (st.blocked ? "b " : "c ");
+    return s;
+  }
+  std::string log;
+};
+
+// Option 0 of a drain point is what the drain does by itself (the enabled order is
+// quiesce_step's): the default chooser changes nothing in any race trace, written schedule
+// and all — the same runs in the same order, the same verdict.
+TEST(Explore, OptionZeroOfADrainIsTheDrainsOwnStep) {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(fs::path(VMFUZZ_SOURCE_DIR) / "corpus" / "traces"))
+    if (e.path().filename().string().rfind("race_", 0) == 0) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  unsigned drained = 0;  // traces where the chooser was consulted
+  for (const fs::path& f : files) {
+    Program p = load_trace(f.filename().string());
+    std::string logs[2];
+    bool ok[2] = {false, false};
+    for (int with = 0; with < 2; ++with) {
+      Subject s = make_vm_subject(p.config);
+      StepLog vm(*s.system);
+      model::Model model(p.config);
+      DefaultChooser chooser;
+      ExecOptions eo;
+      if (with) eo.chooser = &chooser;
+      RunSummary sum = run_program(p, "t.trace", vm, model, s.observer.get(), eo);
+      ok[with] = sum.ok;
+      logs[with] = vm.log;
+      if (with && chooser.points > 0) ++drained;
+    }
+    EXPECT_EQ(ok[0], ok[1]) << f;
+    EXPECT_TRUE(ok[0]) << f;
+    EXPECT_EQ(logs[0], logs[1]) << f;
+  }
+  EXPECT_GE(drained, 10u) << "the chooser should be consulted in most race traces";
+}
+
 TEST(Explore, TheCorrectVmSurvivesTheExplorersOverTheRaceTraces) {
   unsigned traces = 0;
   std::vector<fs::path> files;
