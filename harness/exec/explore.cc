@@ -115,6 +115,10 @@ int64_t PctChooser::priority(uint64_t entity) {
 }
 
 int PctChooser::choose(PointKind where, const std::vector<SchedAction>& enabled) {
+  // A point with one candidate (a drain with one action) is no decision: it is not
+  // counted, so that change points fall where there is a choice (as the paper's
+  // "sequential execution" remark, and Shuttle, have it).
+  if (where == PointKind::Drain && enabled.size() == 1) return 0;
   ++point_;
   // Candidates: -1 is the program (not in a drain), i >= 0 is enabled[i]. Ties (never in
   // practice) go to the first candidate: deterministic.

@@ -91,6 +91,7 @@ unsigned count_preemptions(const Program& p);
 /// program, each thread, each request, each init) gets a random priority when first seen;
 /// at every point the highest-priority candidate runs; at depth-1 change points, chosen
 /// among the first `steps` points, the candidate about to run drops below every other.
+/// Only points with two candidates or more count (a drain with one action is no choice).
 class PctChooser final : public Chooser {
  public:
   /// One schedule: `seed` decides everything; `steps` bounds where change points fall.
