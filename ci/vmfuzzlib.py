@@ -405,6 +405,47 @@ def renumber_names(ops: list[str]) -> list[str]:
     return out
 
 
+# A schedule action of docs/concurrency.md §Explorers: what an explorer places (a `reply`
+# that answers unavailable or error is what the manager says, an op of the program).
+SCHEDULE_ACTION = re.compile(r"^\s*(run\s|quiesce\b|ready\s|reply\s+\S+\s+\S+\s+supply\b)")
+
+
+def schedule_to_drain(ops: list[str], keeps) -> list[str]:
+    """Shrink the schedule's preemptions: move each burst of schedule actions that sits
+    between two ops of the program (the last burst first) to after the program's last op,
+    where the final drain's actions are and cost none, when the finding stays."""
+    def bursts(lines):
+        out, i = [], 0
+        while i < len(lines):
+            if SCHEDULE_ACTION.match(lines[i]):
+                j = i
+                while j < len(lines) and SCHEDULE_ACTION.match(lines[j]):
+                    j += 1
+                if j < len(lines):  # followed by an op of the program: a preemption
+                    out.append((i, j))
+                i = j
+            else:
+                i += 1
+        return out
+    done: set[tuple[str, ...]] = set()
+    while True:
+        moved = False
+        for i, j in reversed(bursts(ops)):
+            burst = ops[i:j]
+            rest = ops[:i] + ops[j:]
+            last = max(k for k, line in enumerate(rest) if not SCHEDULE_ACTION.match(line))
+            candidate = rest[:last + 1] + burst + rest[last + 1:]
+            if tuple(candidate) in done:
+                continue
+            done.add(tuple(candidate))
+            if keeps(candidate):
+                ops = candidate
+                moved = True
+                break
+        if not moved:
+            return ops
+
+
 def minimize_trace(text: str, signature: str, log=say) -> str:
     """Op-level delta debugging of a text trace that keeps `signature`."""
     header, ops = trace_ops(text)
@@ -423,6 +464,7 @@ def minimize_trace(text: str, signature: str, log=say) -> str:
             ops = stripped
         ops = ddmin(ops, keeps)
         log(f"op-level: {len(ops)} ops left after {tries[0]} runs")
+        ops = schedule_to_drain(ops, keeps)
         for i in range(len(ops)):
             ops[i] = shrink_line_args(ops[i], lambda new: keeps(ops[:i] + [new] + ops[i + 1:]))
         renamed = renumber_names(ops)

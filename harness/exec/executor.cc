@@ -568,7 +568,56 @@ bool Executor::orders_close_if_quiet() {
   return false;
 }
 
+bool Executor::perform(const SchedAction& a) {
+  chosen_ops_.push_back(std::make_unique<Op>(a.op()));
+  const Op& op = *chosen_ops_.back();
+  chosen_.push_back(op);
+  const unsigned saved_line = line_;
+  line_ = 0;  // an op of no source line: the schedule prints it
+  set_context(next_index_++, &op, nullptr, nullptr);
+  Step st = step_schedule(op);
+  line_ = saved_line;
+  if (st == Step::Unusable) {
+    // An enabled action is always usable: a chooser that gets here is the harness's bug.
+    fail(Oracle::linearization, "explorer", "the chosen action " + print_op(op) + " was refused: " + unusable_);
+    unusable_.clear();
+    return false;
+  }
+  return st == Step::Ran;
+}
+
+Executor::Step Executor::schedule_point() {
+  if (!options_.chooser || !observer_ || failure_) return failure_ ? Step::Failed : Step::Ran;
+  PointKind where = PointKind::Op;
+  for (unsigned n = 0; n < kQuiesceSteps; ++n) {
+    std::vector<SchedAction> en = observer_->enabled_actions();
+    if (en.empty()) return Step::Ran;
+    int c = options_.chooser->choose(where, en);
+    if (c < 0 || static_cast<size_t>(c) >= en.size()) return Step::Ran;
+    if (!perform(en[static_cast<size_t>(c)])) return Step::Failed;
+    where = PointKind::Action;
+  }
+  return Step::Ran;
+}
+
 bool Executor::drain() {
+  if (options_.chooser && observer_) {
+    // The explorer picks every drain step; what is left after it (nothing enabled) is the
+    // drain's own verdict below: done, silenced or deadlock.
+    const uint64_t index = ctx_index_;
+    const unsigned line = ctx_line_;
+    const Op* op = ctx_op_ptr_;
+    const char *text = ctx_text_, *kind = ctx_kind_;
+    for (unsigned n = 0; n < kQuiesceSteps; ++n) {
+      std::vector<SchedAction> en = observer_->enabled_actions();
+      if (en.empty()) break;
+      int c = options_.chooser->choose(PointKind::Drain, en);
+      if (c < 0 || static_cast<size_t>(c) >= en.size()) c = 0;
+      if (!perform(en[static_cast<size_t>(c)])) return false;
+    }
+    set_context(index, op, text, kind);
+    ctx_line_ = line;
+  }
   for (unsigned n = 0; n < kQuiesceSteps; ++n) {
     MemorySystem::Quiesce q = vm_.quiesce_step();
     if (!apply_thread_steps() || !step_invariants()) return false;
@@ -659,6 +708,7 @@ bool Executor::fault_loop_oracle(const OpResult& r) {
 Executor::Step Executor::step(const Op& op) {
   assert(!failure_ && unusable_.empty() && "Executor::step: called after a failure or unusable input");
   notes_.clear();
+  chosen_.clear();
   uint64_t index = next_index_++;
   set_context(index, &op, nullptr, nullptr);
 
@@ -932,6 +982,7 @@ bool Executor::teardown() {
 bool Executor::finish_check() {
   if (failure_) return false;
   notes_.clear();
+  chosen_.clear();
   set_context(next_index_, nullptr, "(end of program)", "end");
   // Everything in flight is drained before the final check (docs/concurrency.md).
   if (!drain()) return false;
@@ -953,10 +1004,41 @@ RunSummary run_program(const vmfuzz::Program& program, const std::string& file, 
   RunSummary sum;
   Executor ex(vm, model, program.config, options);
   ex.set_observer(observer);
+  const bool explore = options.chooser != nullptr;
+  if (explore) {
+    sum.schedule.config = program.config;
+    sum.schedule.has_config = program.has_config;
+    sum.schedule.source = program.source;
+  }
+  // The schedule as it ran: op i with the actions chosen during it and after it (a
+  // quiesce's drain actions go before it, so that the quiesce finds nothing left), and,
+  // once the run stopped, the ops it did not reach.
+  auto record = [&](size_t i) {
+    if (!explore) return;
+    const Op& op = program.ops[i];
+    const unsigned line = i < program.lines.size() ? program.lines[i] : 0;
+    auto add = [&](const Op& o, unsigned l) {
+      sum.schedule.ops.push_back(o);
+      sum.schedule.lines.push_back(l);
+    };
+    if (op.kind != OpKind::Quiesce) add(op, line);
+    for (const Op& c : ex.chosen()) add(c, 0);
+    if (op.kind == OpKind::Quiesce) add(op, line);
+  };
+  auto record_rest = [&](size_t from) {
+    if (!explore) return;
+    for (size_t j = from; j < program.ops.size(); j++) {
+      sum.schedule.ops.push_back(program.ops[j]);
+      sum.schedule.lines.push_back(j < program.lines.size() ? program.lines[j] : 0);
+    }
+  };
   for (size_t i = 0; i < program.ops.size(); i++) {
     unsigned line = i < program.lines.size() ? program.lines[i] : 0;
     ex.set_line(line);
     Executor::Step st = ex.step(program.ops[i]);
+    if (explore && st == Executor::Step::Ran && i + 1 < program.ops.size()) st = ex.schedule_point();
+    if (st != Executor::Step::Unusable) record(i);
+    if (st == Executor::Step::Failed) record_rest(i + 1);
     sum.ops = ex.ops_seen();
     if (st == Executor::Step::Unusable) {
       ParseError pe;
@@ -979,6 +1061,11 @@ RunSummary run_program(const vmfuzz::Program& program, const std::string& file, 
   ex.set_line(0);
   // The end-of-program check runs before the picture is taken; teardown after.
   bool ok = ex.finish_check();
+  if (explore)
+    for (const Op& c : ex.chosen()) {
+      sum.schedule.ops.push_back(c);
+      sum.schedule.lines.push_back(0);
+    }
   if (dot_out && observer) *dot_out = observer->dot(ok ? FailureSite{} : ex.failure()->site);
   if (ok && !ex.finish_teardown()) ok = false;
   if (!ok) {

@@ -59,6 +59,7 @@
 #include <vector>
 
 #include "harness/lang/names.h"
+#include "harness/exec/explore.h"
 #include "harness/exec/oracles.h"
 #include "harness/lang/program.h"
 #include "harness/exec/orders.h"
@@ -98,6 +99,10 @@ class VmObserver {
   /// Every kernel thread in flight, one line each (where it blocked, on what, since
   /// which step), and the requests in flight; empty when there is none.
   virtual std::string threads() const { return {}; }
+  /// The enabled schedule actions now, in the order of explore.h (runnable threads by id,
+  /// then per manager that is not silent: its pending init, its requests oldest first).
+  /// Option 0 is what the next drain step does. A VM with no concurrency has none.
+  virtual std::vector<SchedAction> enabled_actions() const { return {}; }
 };
 
 /// A subject to judge: the memory system and, for the VM, its observer.
@@ -130,6 +135,11 @@ struct ExecOptions {
   /// stands for a wrong linearization that hides a divergence, to show that the
   /// all-orders check alone still finds it.
   bool unchecked_runs_for_test = false;
+  /// A schedule explorer (explore.h): consulted at every drain step, and at the points
+  /// after an op when the caller asks (schedule_point(); run_program does, after every op
+  /// but the last). Needs an observer (the enabled actions come from it). Null: the
+  /// program's own schedule only. The fuzz path (decode_and_run) never sets it.
+  Chooser* chooser = nullptr;
 };
 
 /// What the all-orders check did during a run (ExecOptions::check_orders).
@@ -197,7 +207,18 @@ class Executor {
   const std::vector<std::string>& thread_notes() const { return notes_; }
   const OrdersStats& orders_stats() const { return orders_stats_; }
 
+  /// Purpose:    A scheduling point after an op (ExecOptions::chooser): the chooser performs
+  ///             enabled actions until it lets the program go on. No chooser: nothing.
+  /// Results:    Ran, or Failed (failure() set).
+  Step schedule_point();
+  /// The schedule ops the chooser performed since the last step() (or finish_check()):
+  /// during the step (a `quiesce`'s drain), at the point after it, or in the final drain.
+  const std::vector<Op>& chosen() const { return chosen_; }
+
  private:
+  bool perform(const SchedAction& a);     // one chosen action, as its explicit schedule op
+  std::vector<Op> chosen_;                // chosen()
+  std::vector<std::unique_ptr<Op>> chosen_ops_;  // the ops performed (failure contexts point here)
   bool full_check_now();  // the full check in the current context
   bool check_assertion(const Op& op, const OpResult& r, const char* side);
   bool compare_results(const Op& op);
@@ -317,6 +338,10 @@ struct RunSummary {
   uint64_t ops = 0;        // ops run (up to and including a failing op)
   std::optional<Failure> failure;
   OrdersStats orders;      // run_program with ExecOptions::check_orders
+  /// With ExecOptions::chooser: the schedule that ran, as an explicit program (the ops
+  /// with the chosen `run`/`reply`/`ready` lines in place; the ops after a failure are
+  /// kept, so that count_preemptions sees what the chooser did).
+  vmfuzz::Program schedule;
 };
 
 /// Purpose:    Run `program` (every op, then finish()) on the two sides.

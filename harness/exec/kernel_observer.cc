@@ -7,6 +7,7 @@
 #include "harness/exec/dot.h"
 #include "harness/exec/invariants.h"
 #include "vm/kernel.h"
+#include "vm/memory_object.h"
 
 namespace vmfuzz::harness {
 
@@ -38,6 +39,24 @@ class KernelObserver final : public VmObserver {
   std::string dot(const FailureSite& site) const override { return dot_graph(k_, site); }
   void check_step_invariants(std::vector<Violation>& out) const override { vmfuzz::check_step_invariants(k_, out); }
   std::string threads() const override { return describe_threads(k_); }
+
+  // The order is quiesce_step's (vm/kernel.cc): option 0 is what a drain step does.
+  std::vector<SchedAction> enabled_actions() const override {
+    std::vector<SchedAction> out;
+    for (uint32_t id : k_.scheduler().runnable())
+      out.push_back(SchedAction{SchedAction::Kind::Run, id, 0, (uint64_t{1} << 60) | id});
+    for (unsigned m = 0; m < kMaxNames; ++m) {
+      const vm::ManagerPager* mp = k_.memory_object(m);
+      if (!mp || mp->silent()) continue;
+      if (mp->init_object != 0)
+        out.push_back(SchedAction{SchedAction::Kind::Ready, m, 0,
+                                  (uint64_t{3} << 60) | (uint64_t{m} << 40) | mp->init_object});
+      for (size_t i = 0; i < mp->requests.size(); ++i)
+        out.push_back(SchedAction{SchedAction::Kind::Reply, m, static_cast<unsigned>(i),
+                                  (uint64_t{2} << 60) | mp->requests[i].id});
+    }
+    return out;
+  }
 
  private:
   vm::Kernel& k_;

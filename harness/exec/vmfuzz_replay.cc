@@ -4,6 +4,8 @@
 // -------------------
 //   vmfuzz-replay [--json] [--dot FILE] [--quiet] [--full-check-every N] [--model-only]
 //                 [--no-collapse] [--no-bypass] [--check-orders] FILE...
+//   vmfuzz-replay --schedules K [--depth D] [--seed S] FILE...   PCT: K schedules per file
+//   vmfuzz-replay --preemptions P [--max-schedules N] FILE...     bounded-preemption search
 //   vmfuzz-replay --to-text FILE          print the program of a trace or binary input
 //   vmfuzz-replay --encode IN OUT         write the binary encoding of IN (text or binary)
 //   vmfuzz-replay --build-info            JSON: format_version, full_check_every, ops
@@ -20,7 +22,8 @@
 // trace's own assertions against the model). Output, per file: the readable trace with
 // results (`op  => result`, unless --quiet), then `OK FILE ...` or the failure report and
 // `FAILED FILE`. With --json: one JSON object per file per line and nothing else on
-// stdout: {"file","ok","ops","failure": null | {...}}.
+// stdout: {"file","ok","ops","preemptions","failure": null | {...}}, where preemptions is
+// the count of the program's own schedule (count_preemptions, explore.h).
 // --no-collapse / --no-bypass switch the VM's collapse optimizations off (VmTunables):
 // switching an optimization off must never change what a task observes, so a trace that
 // passes with them on passes with them off.
@@ -31,9 +34,19 @@
 // trying every order through the model too; `OK` lines then say how many blocks were
 // judged and how many were not (JSON: an "orders" member).
 //
+// --schedules / --preemptions: schedule explorers (explore.h, docs/concurrency.md
+// §Explorers). The program's own schedule is stripped (strip_schedule), then PCT tries K
+// seeded schedules with D - 1 priority-change points (default depth 3, seed 0), or the
+// bounded search runs every schedule with at most p preemptions for p = 0, 1, ..., P
+// (at most N schedules per bound, default 100000), so that the first failure it finds
+// has the smallest preemption count. A failing schedule is printed as a replayable trace
+// (`# schedule` header, ops and explicit run/reply/ready lines), with its report, its
+// preemption count and `FAILED FILE`; else `OK FILE (...)` says how many schedules ran.
+//
 // Exit status: 0 every file ran with no divergence and every assertion held; 1 some did
 // not; 2 unusable input (`FILE:LINE: reason` or `FILE: cannot read` on stderr), which
 // wins over 1. Output is deterministic.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -46,6 +59,7 @@
 
 #include "harness/lang/codec.h"
 #include "harness/exec/executor.h"
+#include "harness/exec/explore.h"
 #include "harness/exec/report.h"
 #include "harness/lang/text.h"
 #include "reference_model/model.h"
@@ -67,6 +81,13 @@ struct Options {
   bool check_orders = false;
   std::string dot_file;
   unsigned full_check_every = 0;
+  // Explorers (0: off).
+  uint64_t schedules = 0;
+  unsigned depth = 3;
+  uint64_t seed = 0;
+  bool bounded = false;
+  unsigned preemptions = 0;
+  uint64_t max_schedules = 100000;
   std::vector<std::string> files;
 };
 
@@ -74,6 +95,8 @@ int usage() {
   std::fprintf(stderr,
                "usage: vmfuzz-replay [--json] [--dot FILE] [--quiet] [--full-check-every N] [--model-only]\n"
                "                     [--no-collapse] [--no-bypass] [--check-orders] FILE...\n"
+               "       vmfuzz-replay --schedules K [--depth D] [--seed S] FILE...\n"
+               "       vmfuzz-replay --preemptions P [--max-schedules N] FILE...\n"
                "       vmfuzz-replay --to-text FILE\n"
                "       vmfuzz-replay --encode IN OUT\n");
   return 2;
@@ -168,9 +191,9 @@ int replay_one(const std::string& file, const Program& prog, const Options& opt,
       orders_json = ", \"orders\": {\"judged\": " + std::to_string(sum.orders.judged) +
                     ", \"not_judged\": " + std::to_string(sum.orders.skipped) +
                     ", \"model_steps\": " + std::to_string(sum.orders.nodes) + "}";
-    std::printf("{\"file\": %s, \"ok\": %s, \"ops\": %llu, \"failure\": %s%s}\n",
+    std::printf("{\"file\": %s, \"ok\": %s, \"ops\": %llu, \"preemptions\": %u, \"failure\": %s%s}\n",
                 h::json_quote(file).c_str(), sum.ok ? "true" : "false", static_cast<unsigned long long>(sum.ops),
-                sum.failure ? h::failure_json(*sum.failure).c_str() : "null", orders_json.c_str());
+                h::count_preemptions(prog), sum.failure ? h::failure_json(*sum.failure).c_str() : "null", orders_json.c_str());
     return sum.ok ? 0 : 1;
   }
   std::string tail = std::to_string(sum.ops) + " ops";
@@ -182,6 +205,73 @@ int replay_one(const std::string& file, const Program& prog, const Options& opt,
   std::fputs(h::format_failure(*sum.failure).c_str(), stdout);
   std::printf("FAILED %s (%s)\n", file.c_str(), tail.c_str());
   return 1;
+}
+
+// The explorers on one loaded program; returns 0 no failing schedule, 1 one failed,
+// 2 unusable.
+int explore_one(const std::string& file, const Program& loaded, const Options& opt) {
+  const Program prog = h::strip_schedule(loaded);
+  h::ScheduleRunner runner = [&](const Program& p, h::Chooser* chooser) {
+    h::Subject subject = h::make_vm_subject(p.config);
+    auto& tunables = static_cast<vmfuzz::vm::Kernel&>(*subject.system).tunables();
+    if (opt.no_collapse) tunables.collapse_allowed = false;
+    if (opt.no_bypass) tunables.bypass_allowed = false;
+    vmfuzz::model::Model model(p.config);
+    h::ExecOptions eo;
+    eo.full_check_every = opt.full_check_every;
+    eo.check_orders = opt.check_orders;
+    eo.chooser = chooser;
+    return h::run_program(p, file, *subject.system, model, subject.observer.get(), eo);
+  };
+  auto report_found = [&](const h::ExploreResult& r, const std::string& how) {
+    std::printf("# %s: schedule %llu fails (%s), %u preemption%s\n", file.c_str(),
+                static_cast<unsigned long long>(r.schedules), how.c_str(), r.preemptions,
+                r.preemptions == 1 ? "" : "s");
+    std::fputs(vmfuzz::print_program(r.schedule).c_str(), stdout);
+    std::fputs(r.failure_text.c_str(), stdout);
+    std::printf("FAILED %s (%llu schedules, %s; the failing one has %u preemption%s)\n", file.c_str(),
+                static_cast<unsigned long long>(r.schedules), how.c_str(), r.preemptions,
+                r.preemptions == 1 ? "" : "s");
+  };
+  if (!opt.bounded) {
+    const std::string how = "PCT depth " + std::to_string(opt.depth) + " seed " + std::to_string(opt.seed);
+    h::ExploreResult r = h::explore_pct(prog, runner, opt.schedules, opt.depth, opt.seed);
+    if (r.unusable) {
+      std::fprintf(stderr, "%s\n", r.detail.c_str());
+      return 2;
+    }
+    if (r.found) {
+      report_found(r, how);
+      return 1;
+    }
+    std::printf("OK %s (%llu schedules, %s, none fails)\n", file.c_str(),
+                static_cast<unsigned long long>(r.schedules), how.c_str());
+    return 0;
+  }
+  uint64_t total = 0, last = 0;
+  bool exhausted = true;
+  for (unsigned p = 0; p <= opt.preemptions; ++p) {
+    h::ExploreResult r = h::explore_bounded(prog, runner, p, opt.max_schedules);
+    total += r.schedules;
+    last = r.schedules;
+    exhausted = r.exhausted;
+    if (r.unusable) {
+      std::fprintf(stderr, "%s\n", r.detail.c_str());
+      return 2;
+    }
+    if (r.found) {
+      report_found(r, "bounded search, at most " + std::to_string(p) + " preemption" + (p == 1 ? "" : "s"));
+      return 1;
+    }
+    std::printf("# %s: at most %u preemption%s: %llu schedules%s, none fails\n", file.c_str(), p,
+                p == 1 ? "" : "s", static_cast<unsigned long long>(r.schedules),
+                r.exhausted ? " (all of them)" : " (stopped at --max-schedules: not all)");
+  }
+  std::printf("OK %s (%llu schedules with at most %u preemption%s%s, none fails; %llu run over the bounds 0..%u)\n",
+              file.c_str(), static_cast<unsigned long long>(last), opt.preemptions, opt.preemptions == 1 ? "" : "s",
+              exhausted ? ", all of them" : ", not all: --max-schedules", static_cast<unsigned long long>(total),
+              opt.preemptions);
+  return 0;
 }
 
 }  // namespace
@@ -219,6 +309,28 @@ int main(int argc, char** argv) {
     } else if (a == "--dot") {
       if (++i == argc) return usage();
       opt.dot_file = argv[i];
+    } else if (a == "--schedules" || a == "--depth" || a == "--seed" || a == "--preemptions" ||
+               a == "--max-schedules") {
+      if (++i == argc) return usage();
+      char* end = nullptr;
+      unsigned long long n = std::strtoull(argv[i], &end, 10);
+      if (!*argv[i] || *end) return usage();
+      if (a == "--schedules") {
+        if (n == 0) return usage();
+        opt.schedules = n;
+      } else if (a == "--depth") {
+        if (n == 0 || n > 1000) return usage();
+        opt.depth = static_cast<unsigned>(n);
+      } else if (a == "--seed") {
+        opt.seed = n;
+      } else if (a == "--preemptions") {
+        if (n > 64) return usage();
+        opt.bounded = true;
+        opt.preemptions = static_cast<unsigned>(n);
+      } else {
+        if (n == 0) return usage();
+        opt.max_schedules = n;
+      }
     } else if (a == "--full-check-every") {
       if (++i == argc) return usage();
       char* end = nullptr;
@@ -233,6 +345,27 @@ int main(int argc, char** argv) {
     }
   }
   if (opt.files.empty()) return usage();
+  if (opt.schedules && opt.bounded) {
+    std::fprintf(stderr, "vmfuzz-replay: --schedules (PCT) and --preemptions (bounded search) are two explorers: "
+                         "choose one\n");
+    return 2;
+  }
+  if (opt.schedules || opt.bounded) {
+    if (opt.model_only || opt.json || !opt.dot_file.empty()) {
+      std::fprintf(stderr, "vmfuzz-replay: the explorers run the VM against the model, text output only\n");
+      return 2;
+    }
+    int worst = 0;
+    for (const auto& file : opt.files) {
+      Program prog;
+      bool is_text = false;
+      int rc = load(file, &prog, &is_text);
+      if (rc == 0) rc = explore_one(file, prog, opt);
+      worst = std::max(worst, rc);
+    }
+    std::fflush(stdout);
+    return worst;
+  }
 
   int worst = 0;
   std::string dot;

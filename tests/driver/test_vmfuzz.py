@@ -142,6 +142,25 @@ class MinimizeHelpersTest(unittest.TestCase):
     def test_ddmin_finds_the_two_ops_that_matter(self):
         self.assertEqual(lib.ddmin(list(range(40)), lambda l: 3 in l and 31 in l), [3, 31])
 
+    def test_schedule_to_drain_moves_the_bursts_that_are_not_needed(self):
+        ops = ["hold m0", "read t0 0x40000 4", "reply m0 0 supply", "run 1", "write t0 0x40000 \"a\"",
+               "reply m0 ~0 error", "run ~0", "read t0 0x41000 4", "quiesce", "check"]
+        # The "bug" needs `run ~0` before the second read; the first burst may go.
+        keeps = lambda l: l.index("run ~0") < l.index("read t0 0x41000 4")
+        out = lib.schedule_to_drain(ops, keeps)
+        self.assertEqual(out, ["hold m0", "read t0 0x40000 4", "write t0 0x40000 \"a\"", "reply m0 ~0 error",
+                               "run ~0", "read t0 0x41000 4", "check", "reply m0 0 supply", "run 1", "quiesce"])
+        # Nothing needed: every burst goes to the end, in their order; `reply ... error` is the program's.
+        self.assertEqual(lib.schedule_to_drain(ops, lambda l: True),
+                         ["hold m0", "read t0 0x40000 4", "write t0 0x40000 \"a\"", "reply m0 ~0 error",
+                          "read t0 0x41000 4", "check", "reply m0 0 supply", "run 1", "run ~0", "quiesce"])
+
+    def test_replay_passes_the_explorer_flags_on(self):
+        args = vmfuzz.make_parser().parse_args(["replay", "--schedules", "1000", "--depth", "2", "x.trace"])
+        self.assertEqual((args.schedules, args.depth, args.seed, args.preemptions), (1000, 2, None, None))
+        args = vmfuzz.make_parser().parse_args(["replay", "--preemptions", "3", "x.trace"])
+        self.assertEqual((args.schedules, args.preemptions, args.max_schedules), (None, 3, None))
+
     def test_trace_split_keeps_header_and_drops_comments(self):
         header, ops = lib.trace_ops("# what if?\nconfig frames=64\n\nallocate t0 0x10000 0x1000\n# x\ncheck\n")
         self.assertEqual(header, ["# what if?", "config frames=64", ""])
