@@ -20,8 +20,9 @@
 //            manager_write, file, quiesce; and the format-5 ops and paths: `ready m0`
 //            (always after the first two accesses when the init is held), and, in half
 //            the cases, `supply`,
-//            vm_copy over a page of the region, and copies of it that read without a
-//            fault (map copy, vm_copy from it).
+//            vm_copy over a page of the region or all of it, vm_read + vm_write over a
+//            page (kernel ops that wait as kernel threads), and copies of it that read
+//            without a fault (map copy, vm_copy from it).
 //
 // The program is a plain vector of steps, each a few small numbers, so rapidcheck shrinks
 // the prefix, the block and every step (fewer steps, lower pages and choices, the simplest
@@ -149,8 +150,10 @@ std::string line_of(const Shape& sh, const Step& s, bool in_block) {
     case 14: return "protect " + t + " " + pg + " 0x1000 r--";
     case 15: return "file m0 " + hex(page * kPageSize) + " 0x10";
     case 16: return s.how == 0 ? "ready m0" : "supply m0 " + hex(page * kPageSize);
-    case 17:  // a kernel path over a page of the region (it cannot wait)
-      return "vm_copy t0 0x80000 0x1000 " + pg;
+    case 17:  // a kernel op over the region: it waits as a kernel thread for a page in transit
+      return s.how == 0   ? "vm_copy t0 0x80000 0x1000 " + pg
+             : s.how == 1 ? "vm_copy t0 0x80000 " + all + " " + hex(kBase)
+                          : "vm_read t0 0x80000 0x1000 c0\nvm_write t0 " + pg + " c0";  // c0 is free again at once
     default:  // a copy of a page of the region that reads it without a fault (no handle:
               // a text program must not bind one twice)
       return s.how == 0 ? "map t0 0x60000 " + all + " m0 0x0 copy\nread t0 0x60000 0x10"
@@ -166,7 +169,7 @@ std::vector<Op> program_of(const Shape& sh) {
           " pat:" + hex(sh.fill) + "*" + size};
   if (sh.init) lines.push_back("hold_init m0");
   lines.push_back("map t0 " + hex(kBase) + " " + size + " m0 0x0 share");
-  lines.push_back("allocate t0 0x80000 0x1000");
+  lines.push_back("allocate t0 0x80000 " + size);  // a vm_copy source as large as the region
   if (sh.fork) lines.push_back("fork t0 t1");
   for (const Step& s : sh.prefix) lines.push_back(line_of(sh, s, false));
   lines.push_back("hold m0");

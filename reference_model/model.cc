@@ -522,6 +522,14 @@ kern_return_t Model::vm_write(unsigned t, uint64_t addr, unsigned c) {
   return copy_overwrite(tk, addr, copy);
 }
 
+std::shared_ptr<const CopyHandle> Model::vm_write_take(unsigned c) {
+  return std::make_shared<const CopyHandle>(take_handle(c));
+}
+
+kern_return_t Model::vm_write_overwrite(unsigned t, uint64_t addr, const CopyHandle& copy) {
+  return copy_overwrite(task(t), addr, copy);
+}
+
 kern_return_t Model::copyout(unsigned t, unsigned c, uint64_t* addr) {
   Task& tk = task(t);
   CopyHandle copy = take_handle(c);  // consumed even on KERN_NO_SPACE (detail 11)

@@ -144,6 +144,15 @@ class Model final : public MemorySystem {
   void pageout(uint64_t count, bool all) override;
   void collect(unsigned t) override;
 
+  // --- vm_write in two halves, for a vm_write that goes in flight as a kernel thread
+  // (docs/concurrency.md §Threads): its message takes the handle when the op starts, and
+  // the overwrite takes effect where its thread completes. vm_write(t, addr, c) is exactly
+  // vm_write_overwrite(t, addr, vm_write_take(c)).
+  /// Purpose: take handle c out (it is free from now on). Conditions: c is present.
+  std::shared_ptr<const CopyHandle> vm_write_take(unsigned c);
+  /// Purpose: the overwrite half of vm_write with a handle taken by vm_write_take.
+  kern_return_t vm_write_overwrite(unsigned t, uint64_t addr, const CopyHandle& copy);
+
   // --- Views: no side effects. Regions merge on attributes and adjacency alone (regions
   // carry no backing identity). The interest lists hold pages with a non-zero byte and
   // omit unknown pages (D11); peeks report Unknown for them.

@@ -266,7 +266,11 @@ void Kernel::run_thread(uint32_t id) {
   if (th.write) w = std::span<const uint8_t>(th.data).subspan(th.done);
   ThreadStep st;
   st.thread = id;
-  st.access = run_access(th, w, &st.blocked);
+  if (th.kind != KThread::Kind::Access) {  // from the top (run_kernel_op)
+    st.access.kr = run_kernel_op(th, &st.blocked);
+  } else {
+    st.access = run_access(th, w, &st.blocked);
+  }
   if (!st.blocked) sys_.sched.threads.erase(id);
   steps_.push_back(std::move(st));
 }
@@ -382,8 +386,15 @@ void Kernel::terminate(unsigned t) {
   VmMap& map = task_map_ref(t);
   // The task's threads in flight are aborted (thread_terminate): their accesses end here,
   // with the bytes they moved; their requests stay in flight with no owner.
-  for (auto it = sys_.sched.threads.begin(); it != sys_.sched.threads.end();)
-    it = it->second.task == t ? sys_.sched.threads.erase(it) : std::next(it);
+  // A vm_write's copy goes with it (its message is dropped).
+  for (auto it = sys_.sched.threads.begin(); it != sys_.sched.threads.end();) {
+    if (it->second.task != t) {
+      ++it;
+      continue;
+    }
+    if (it->second.copy != nullptr) vm_map_copy_discard(sys_, it->second.copy);
+    it = sys_.sched.threads.erase(it);
+  }
   vm_map_destroy(map);
   for (int& ct : cpu_task_)
     if (ct == int(t)) ct = -1;
@@ -406,20 +417,76 @@ void Kernel::reclaim_unseen_pages() {
       if (ce.object != nullptr)
         windows.push_back({ce.object->id, ce.offset, ce.offset + (ce.end - ce.start)});
   }
+  for (const auto& [id, th] : sys_.sched.threads) {  // a vm_write in flight sees its copy
+    if (th.copy == nullptr) continue;
+    for (const VmMapCopyEntry& ce : th.copy->entries)
+      if (ce.object != nullptr)
+        windows.push_back({ce.object->id, ce.offset, ce.offset + (ce.end - ce.start)});
+  }
   vm_object_reclaim_unseen(sys_, windows);
 }
 
 // --- Copies --------------------------------------------------------------------------------------
 
-kern_return_t Kernel::vm_copy(unsigned t, uint64_t src, uint64_t size, uint64_t dst) {
-  VmMap& map = task_map_ref(t);
-  VmMapCopy* copy = nullptr;
-  kern_return_t kr = vm_map_copyin(map, src, size, &copy);
-  if (kr != KERN_SUCCESS) return kr;
-  kr = vm_map_copy_overwrite(map, dst, copy);
+bool Kernel::kernel_threads_possible() const {
+  for (const auto& mp : mobjs_)
+    if (mp && (!mp->requests.empty() || mp->init_object != 0)) return true;
+  return false;
+}
+
+// vm_copy and vm_write as kernel threads (docs/concurrency.md §Threads): each run starts
+// from the top. vm_copy copies its source in again (a copy made in a run that then waits
+// is discarded: making it changed nothing a task can see), vm_write keeps the copy its
+// message carries; then the overwrite's wait (vm_map_copy_overwrite_wait) looks for a
+// destination page in transit or a manager not ready, and the thread blocks there having
+// changed nothing. Otherwise the overwrite runs to its end within the run, with no thread
+// current (it asks no held manager and meets nothing in transit): the op takes effect whole
+// in the run that completes it, its linearization point. With no request in flight and no
+// init pending anywhere nothing can be waited for, and the op runs as it always did.
+kern_return_t Kernel::run_kernel_op(KThread& th, bool* blocked) {
+  *blocked = false;
+  VmMap& map = task_map_ref(th.task);
+  VmMapCopy* copy = th.copy;
+  if (th.kind == KThread::Kind::VmCopy) {
+    if (kern_return_t kr = vm_map_copyin(map, th.addr, th.size, &copy)) return kr;
+  }
+  if (kernel_threads_possible()) {
+    sys_.sched.current = &th;
+    *blocked = vm_map_copy_overwrite_wait(map, th.dst, copy);
+    sys_.sched.current = nullptr;
+    th.woken_from = WaitEvent{};
+  }
+  if (*blocked) {
+    assert(th.state == KThread::State::Blocked && th.id != 0 && "run_kernel_op: blocked without assert_wait");
+    ++sys_.counters.thread_blocks;
+    if (th.kind == KThread::Kind::VmCopy) {
+      vm_map_copy_discard(sys_, copy);
+      reclaim_unseen_pages();
+    }
+    return KERN_SUCCESS;
+  }
+  kern_return_t kr = vm_map_copy_overwrite(map, th.dst, copy);
   vm_map_copy_discard(sys_, copy);
+  th.copy = nullptr;
   reclaim_unseen_pages();
   return kr;
+}
+
+kern_return_t Kernel::start_kernel_op(KThread& th) {
+  bool blocked = false;
+  kern_return_t kr = run_kernel_op(th, &blocked);
+  if (!blocked) return kr;
+  op_thread_ = th.id;
+  sys_.sched.threads.emplace(th.id, std::move(th));
+  return KERN_SUCCESS;
+}
+
+kern_return_t Kernel::vm_copy(unsigned t, uint64_t src, uint64_t size, uint64_t dst) {
+  op_thread_ = 0;
+  KThread th;
+  th.kind = KThread::Kind::VmCopy;
+  th.task = t, th.addr = src, th.size = size, th.dst = dst;
+  return start_kernel_op(th);
 }
 
 kern_return_t Kernel::vm_read(unsigned t, uint64_t addr, uint64_t size, unsigned c) {
@@ -434,12 +501,13 @@ kern_return_t Kernel::vm_read(unsigned t, uint64_t addr, uint64_t size, unsigned
 
 kern_return_t Kernel::vm_write(unsigned t, uint64_t addr, unsigned c) {
   assert(copy_exists(c) && "vm_write: no such handle");
-  VmMapCopy* copy = copies_[c].copy;
+  op_thread_ = 0;
+  KThread th;
+  th.kind = KThread::Kind::VmWrite;
+  th.task = t, th.dst = addr;
+  th.copy = copies_[c].copy;  // the message takes the copy: the handle is free at once
   copies_[c] = Handle{};
-  kern_return_t kr = vm_map_copy_overwrite(task_map_ref(t), addr, copy);
-  vm_map_copy_discard(sys_, copy);
-  reclaim_unseen_pages();
-  return kr;
+  return start_kernel_op(th);
 }
 
 kern_return_t Kernel::copyout(unsigned t, unsigned c, uint64_t* addr) {

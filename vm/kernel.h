@@ -180,6 +180,7 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   bool run(unsigned choice, bool exact) override;
   Quiesce quiesce_step() override;
   std::vector<ThreadStep> take_steps() override;
+  uint32_t op_thread() const override { return op_thread_; }
 
   std::vector<RegionInfo> regions(unsigned t) const override;
   void pages_of_interest(unsigned t, std::vector<uint64_t>& out) const override;
@@ -257,6 +258,15 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
   std::vector<int> cpu_task_;  // task whose pmap is loaded on each CPU, -1 none
   std::vector<ObjectWindow> reclaim_windows_;  // scratch of reclaim_unseen_pages
   std::vector<ThreadStep> steps_;              // thread runs not yet taken (take_steps)
+  uint32_t op_thread_ = 0;                     // the last kernel op's thread (op_thread)
+  /// One run of a kernel op's thread (vm_copy, vm_write), from the top: *blocked when it
+  /// must wait (then nothing a task can see changed); else the op's code.
+  kern_return_t run_kernel_op(KThread& th, bool* blocked);
+  /// The op's first run; a thread that must wait goes in flight (op_thread).
+  kern_return_t start_kernel_op(KThread& th);
+  /// Can anything be waited for now (a request in flight or an init pending anywhere)?
+  /// Only then does a kernel op look for what to wait for: otherwise it runs as it always did.
+  bool kernel_threads_possible() const;
 };
 
 }  // namespace vmfuzz::vm

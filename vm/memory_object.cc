@@ -488,15 +488,6 @@ void memory_object_ready(VmSystem& sys, ManagerPager& manager) {
     sys.sched.thread_wakeup(WaitEvent{WaitEvent::Kind::PagerReady, o->id, 0});
 }
 
-void memory_object_ready_now(VmSystem& sys, VmObject* object) {
-  auto* manager = dynamic_cast<ManagerPager*>(object->pager);
-  if (manager != nullptr && manager->init_object == object->id) {
-    memory_object_ready(sys, *manager);
-    return;
-  }
-  object->pager_ready = true;  // no init to answer (only after a bug): do not loop
-}
-
 bool memory_object_answer_now(VmSystem& sys, VmObject* object, uint64_t offset) {
   auto* manager = dynamic_cast<ManagerPager*>(object->pager);
   if (manager == nullptr) return false;

@@ -238,13 +238,9 @@ void memory_object_data_supply(VmSystem& sys, ManagerPager& manager, uint64_t of
 ///             that are woken. No effect when no init is pending.
 void memory_object_ready(VmSystem& sys, ManagerPager& manager);
 
-/// Purpose:    A kernel path that runs no thread met object before its manager answered
-///             memory_object_init: the manager answers now (memory_object_ready).
-void memory_object_ready_now(VmSystem& sys, VmObject* object);
-
-/// Purpose:    A kernel path that runs no thread (and so cannot wait) met the busy page
-///             (object, offset) in transit: its held manager answers that request now
-///             (supply). Results: false when no request waits for the page (after a bug).
+/// Purpose:    The manager answers the request that waits for the busy page (object,
+///             offset) in transit (supply), as an unrequested data_supply of that page does.
+///             Results: false when no request waits for the page (after a bug).
 bool memory_object_answer_now(VmSystem& sys, VmObject* object, uint64_t offset);
 
 /// Purpose:    Mach's vm_object_abort_activity: every request of the manager in flight is

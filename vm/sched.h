@@ -3,8 +3,10 @@
 //
 // Theory of operation
 // -------------------
-// A kernel thread is a user access (read or write) in flight: it ran until a fault had
-// to wait and is now blocked, or it has been woken and is runnable. Nothing runs by
+// A kernel thread is an op in flight: a user access (read or write) that ran until a fault
+// had to wait, or a kernel op (vm_copy, vm_write) whose overwrite had to wait for a
+// destination page in transit or a manager not ready yet; it is now blocked, or it has
+// been woken and is runnable. Nothing runs by
 // itself: the program's `run` (one thread, chosen), `quiesce` and the end of a program
 // decide who runs, one step at a time, so every schedule is a value of the input.
 //
@@ -14,7 +16,9 @@
 // keeps its progress. thread_wakeup(event) makes every thread waiting on that event
 // runnable. A woken thread resumes the access at the byte where it stopped, and the fault
 // retries from the top (map lookup, chain walk), as vm_fault_page does after a wait: it
-// re-checks everything, nothing it saw before it slept is trusted.
+// re-checks everything, nothing it saw before it slept is trusted. A kernel op waits before
+// it changes anything a task can see (vm_map_copy_overwrite_wait) and, woken, restarts
+// from the top: vm_copy keeps nothing, vm_write keeps only the copy its message carries.
 //
 // Events are values, (kind, object id, offset), never pointers, so waking and the order
 // of threads (by id) are deterministic. The yield points, the only places a thread can
@@ -60,12 +64,23 @@ struct WaitEvent {
 /// "page_busy(object 3, 0x2000)".
 std::string wait_event_name(const WaitEvent& e);
 
-/// One kernel thread: a user access in flight.
+struct VmMapCopy;
+
+/// One kernel thread: a user access or a kernel op in flight.
 struct KThread {
+  /// Access: a read or write through the MMU, resumed where it stopped. VmCopy, VmWrite:
+  /// the kernel op, which waits before it changes anything and restarts from the top
+  /// (docs/concurrency.md §Threads).
+  enum class Kind : uint8_t { Access, VmCopy, VmWrite };
+  Kind kind = Kind::Access;
   uint32_t id = 0;
   unsigned task = 0, cpu = 0;
   bool write = false;
-  uint64_t addr = 0, size = 0;
+  uint64_t addr = 0, size = 0;  // an access's range; vm_copy's source range
+  uint64_t dst = 0;             // vm_copy, vm_write: the destination address
+  VmMapCopy* copy = nullptr;    // vm_write: the copy its message carries (the thread owns it)
+  uint64_t wait_from = 0;       // the overwrite's wait: where it waited last (only bug
+                                // overwrite_no_recheck resumes there)
   std::vector<uint8_t> data;  // write: the bytes to store
   uint64_t done = 0;          // bytes moved so far (the access resumes at addr + done)
   enum class State : uint8_t { Runnable, Blocked };
@@ -81,8 +96,8 @@ struct KThread {
 /// The scheduler: threads by id, the current thread, the step counter.
 class Scheduler {
  public:
-  /// The thread whose access is running now (a new op's not-yet-numbered thread too);
-  /// nullptr in kernel paths that run no thread (they never block).
+  /// The thread whose access or kernel op is running now (a new op's not-yet-numbered
+  /// thread too); nullptr in kernel paths that run no thread (they never block).
   KThread* current = nullptr;
   std::map<uint32_t, KThread> threads;  // in flight, by id
   uint32_t next_id = 1;

@@ -10,8 +10,11 @@
 // a held manager makes the page busy and absent, sends the request and waits
 // (data_request), unless the object already has kAbsentMax pages absent (absent_max).
 // A blocked fault returns kFaultBlocked; woken, the thread retries from the top.
-// Kernel paths that run no thread (sched.current == nullptr) never block: a held
-// manager's request they meet is answered at once (memory_object_answer_now).
+// Kernel paths that run no thread (sched.current == nullptr) never block: the kernel ops
+// that fault pages (vm_copy's and vm_write's overwrite) waited for every page in transit
+// and every manager not ready before they began (vm_map_copy_overwrite_wait), so they meet
+// none here; one that does (only after a bug of that wait) takes the page as it is, and a
+// manager not ready is asked anyway and counted (pageins_before_ready: paging_accounting).
 #include "vm/vm_fault.h"
 #include "vm/machine/bugs.h"
 
@@ -31,8 +34,6 @@ namespace {
 kern_return_t fault_wait_busy(VmSystem& sys, VmObject* object, uint64_t offset, [[maybe_unused]] VmPage* m) {
   assert(m->absent && "vm_fault_page: busy page that is not in transit from a manager");
   KThread* self = sys.sched.current;
-  if (self == nullptr)  // this kernel path cannot wait: its manager answers now
-    return memory_object_answer_now(sys, object, offset) ? KERN_SUCCESS : KERN_MEMORY_ERROR;
   sys.sched.assert_wait(WaitEvent{WaitEvent::Kind::PageBusy, object->id, offset}, YieldPoint::PageBusy);
   if (VMFUZZ_BUG_ON(SecondDataRequest) && object->pager != nullptr && object->pager->held())
     object->pager->data_request(object->id, offset, offset + object->paging_offset, self->id);
@@ -78,32 +79,24 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
       const bool trust_wakeup = VMFUZZ_BUG_ON(FaultNoRecheck) && sys.sched.current != nullptr &&
                                 sys.sched.current->woken_from ==
                                     WaitEvent{WaitEvent::Kind::PageBusy, object->id, offset};
-      // A kernel path that cannot wait has the page's request answered first (bug
-      // kernel_path_takes_busy takes the page in transit as if it were resident).
-      const bool ignore_busy = VMFUZZ_BUG_ON(KernelPathTakesBusy) && sys.sched.current == nullptr && m->absent;
-      if (m->busy && !trust_wakeup && !ignore_busy) {
-        kern_return_t kr = fault_wait_busy(sys, object, offset, m);
-        if (kr == KERN_SUCCESS) continue;  // answered at once: look again
-        return kr;
-      }
+      // A kernel path that cannot wait waited before it began (see the top): a busy page
+      // here was missed by that wait (a bug), and is taken as it is.
+      if (m->busy && !trust_wakeup && sys.sched.current != nullptr) return fault_wait_busy(sys, object, offset, m);
       fs.object = object;
       fs.offset = offset;
       fs.page = m;
       return KERN_SUCCESS;
     }
     // The manager has not answered memory_object_init yet (hold_init): it cannot be asked
-    // for anything. A thread waits (pager_ready); a kernel path that cannot wait has the
-    // manager answer now, as it does for a page in transit.
+    // for anything. A thread waits (pager_ready); a kernel path that cannot wait waited
+    // before it began, so it meets this only after a bug of that wait: it asks anyway.
     if (object->pager != nullptr && !object->pager_ready) {
-      if (VMFUZZ_BUG_ON(FaultIgnoresPagerReady)) {
+      if (VMFUZZ_BUG_ON(FaultIgnoresPagerReady) || sys.sched.current == nullptr) {
         ++sys.counters.pageins_before_ready;
-      } else if (sys.sched.current != nullptr) {
+      } else {
         sys.sched.assert_wait(WaitEvent{WaitEvent::Kind::PagerReady, object->id, 0}, YieldPoint::PagerReady);
         ++sys.counters.thread_blocks;
         return kFaultBlocked;
-      } else {
-        memory_object_ready_now(sys, object);
-        continue;
       }
     }
     // A device pager answers by mapping its memory into the object (vm_object_page_map,

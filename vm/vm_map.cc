@@ -411,6 +411,69 @@ static kern_return_t overwrite_entry_slowly(VmMap& map, const VmMapEntry& de,
   return KERN_SUCCESS;
 }
 
+namespace {
+/// The wait for one destination page at va of entry de: walk its chain as
+/// fault_walk_chain does (resident page, then the pager's readiness, then its data).
+bool overwrite_page_must_wait(VmSystem& sys, const VmMapEntry& de, uint64_t va) {
+  uint64_t off = de.offset + (va - de.start);
+  for (const VmObject* o = de.object; o != nullptr; off += o->shadow_offset, o = o->shadow) {
+    if (const VmPage* p = vm_page_lookup(o, off)) {
+      // A page in transit: wait for its reply (bug kernel_path_takes_busy takes it as it is).
+      if (!p->busy || (p->absent && VMFUZZ_BUG_ON(KernelPathTakesBusy))) return false;
+      sys.sched.assert_wait(WaitEvent{WaitEvent::Kind::PageBusy, o->id, off}, YieldPoint::OverwriteBusy);
+      return true;
+    }
+    if (o->pager != nullptr && !o->pager_ready) {
+      sys.sched.assert_wait(WaitEvent{WaitEvent::Kind::PagerReady, o->id, 0}, YieldPoint::OverwriteReady);
+      return true;
+    }
+    if (vm_object_pager_data(o, off) != nullptr) return false;
+  }
+  return false;
+}
+}  // namespace
+
+bool vm_map_copy_overwrite_wait(VmMap& map, uint64_t dst, const VmMapCopy* copy) {
+  KThread* self = map.sys.sched.current;
+  assert(self != nullptr && "vm_map_copy_overwrite_wait: no thread to wait");
+  if (copy == nullptr) return false;
+  const uint64_t mask = kPageSize - 1;
+  if ((copy->offset & mask) != 0 || (copy->size & mask) != 0 || (dst & mask) != 0) return false;
+  if (copy->size > UINT64_MAX - dst) return false;
+  const uint64_t end = dst + copy->size;
+  for (uint64_t cur = dst; cur < end;) {  // pass 1 of the overwrite: it would refuse
+    const VmMapEntry* ent = vm_map_lookup_entry(map, cur);
+    if (ent == nullptr || (ent->protection & VM_PROT_WRITE) == 0) return false;
+    cur = ent->end;
+  }
+  // Woken, the wait looks at every page again from dst: a page before the one it waited
+  // for may have gone in transit meanwhile (bug overwrite_no_recheck resumes where it waited).
+  const uint64_t from = VMFUZZ_BUG_ON(OverwriteNoRecheck) && self->wait_from > dst ? self->wait_from : dst;
+  for (const VmMapCopyEntry& ce : copy->entries) {
+    const uint64_t d0 = std::max(dst + ce.start, from), d1 = dst + ce.end;
+    if (d0 >= d1) continue;
+    auto it = map.entries.upper_bound(d0);  // the entry holding d0, then the ones after it
+    if (it != map.entries.begin()) --it;
+    for (; it != map.entries.end() && it->first < d1; ++it) {
+      const VmMapEntry& de = it->second;
+      if (de.end <= d0) continue;
+      // The fast path replaces the whole object: nothing is faulted there.
+      if (!de.is_shared && (de.object == nullptr || de.object->temporary)) continue;
+      // Only chains with an external object can hold a page in transit or a manager
+      // that is not ready (the default pager answers at once).
+      bool external = false;
+      for (const VmObject* o = de.object; o != nullptr && !external; o = o->shadow) external = !o->internal;
+      if (!external) continue;
+      for (uint64_t va = std::max(de.start, d0); va < std::min(de.end, d1); va += kPageSize)
+        if (overwrite_page_must_wait(map.sys, de, va)) {
+          self->wait_from = va;
+          return true;
+        }
+    }
+  }
+  return false;
+}
+
 kern_return_t vm_map_copy_overwrite(VmMap& map, uint64_t dst, const VmMapCopy* copy) {
   if (copy == nullptr) return KERN_SUCCESS;
   const uint64_t mask = kPageSize - 1;

@@ -149,6 +149,20 @@ kern_return_t vm_map_copyout(VmMap& map, VmMapCopy* copy, uint64_t* addr);
 /// Results:    those codes, KERN_SUCCESS, or KERN_RESOURCE_SHORTAGE (slow path, no frame).
 kern_return_t vm_map_copy_overwrite(VmMap& map, uint64_t dst, const VmMapCopy* copy);
 
+/// Purpose:    The wait of a kernel thread's overwrite (vm_copy, vm_write), before it
+///             changes anything: for every destination page the slow path would write
+///             (pieces it does not replace whole), through the destination chain as a fault
+///             walks it, a page in transit (busy, absent) makes the thread wait on it
+///             (yield point overwrite_busy), and an object whose manager has not answered
+///             memory_object_init makes it wait for pager_ready (overwrite_ready).
+/// Conditions: sys.sched.current is the op's thread. A destination the overwrite would
+///             refuse (alignment, wrap, unmapped, no write) needs no wait: false.
+/// Results:    true: the thread was made to wait (assert_wait), nothing changed; the op
+///             restarts from the top when woken. false: the overwrite can run to its end
+///             without meeting a page in transit or a manager that is not ready (nothing
+///             runs in between, and the overwrite itself asks no held manager).
+bool vm_map_copy_overwrite_wait(VmMap& map, uint64_t dst, const VmMapCopy* copy);
+
 /// Drop a copy and its object references.
 void vm_map_copy_discard(VmSystem& sys, VmMapCopy* copy);
 

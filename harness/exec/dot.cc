@@ -189,8 +189,13 @@ std::string dot_graph(const vm::Kernel& k, const FailureSite& site) {
   for (const auto& [tid, th] : k.scheduler().threads) {
     std::string name = "thread" + std::to_string(tid);
     bool blocked = th.state == vm::KThread::State::Blocked;
-    std::string label = "thread " + std::to_string(tid) + "\\n" + (th.write ? "write" : "read") + " t" +
-                        std::to_string(th.task) + " " + hex_addr(th.addr + th.done) + "\\n" +
+    const bool kop = th.kind != vm::KThread::Kind::Access;
+    const char* what = th.kind == vm::KThread::Kind::VmCopy    ? "vm_copy"
+                       : th.kind == vm::KThread::Kind::VmWrite ? "vm_write"
+                       : th.write                              ? "write"
+                                                               : "read";
+    std::string label = "thread " + std::to_string(tid) + "\\n" + what +
+                        " t" + std::to_string(th.task) + " " + hex_addr(kop ? th.dst : th.addr + th.done) + "\\n" +
                         (blocked ? std::string("blocked at ") + vm::yield_point_name(th.where) : std::string("runnable")) +
                         "\\nsince step " + std::to_string(th.since_step);
     out += "  \"" + name + "\" [shape=hexagon, label=\"" + label + "\"];\n";

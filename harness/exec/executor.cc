@@ -94,6 +94,8 @@ std::optional<DataSpec> compact_data(const std::vector<uint8_t>& b) {
 
 std::string format_result(const Op& op, const OpResult& r) {
   if (op_returns_nothing(op.kind)) return {};
+  if (r.access.thread != 0 && (op.kind == OpKind::VmCopy || op.kind == OpKind::VmWrite))
+    return "# in flight as thread " + std::to_string(r.access.thread) + " (kernel op: waits before it changes anything)";
   if (r.access.thread != 0)
     return "# in flight as thread " + std::to_string(r.access.thread) + " (moved " +
            std::to_string(r.access.bytes.size()) + " bytes, waits at " + hex_addr(r.access.fault_addr) + ")";
@@ -428,6 +430,7 @@ bool Executor::apply_thread_step(const ThreadStep& st) {
     return false;
   }
   InFlight& f = it->second;
+  if (f.kernel_op) return apply_kernel_op_step(st);
   notes_.push_back("thread " + std::to_string(st.thread) + " (" + print_op(f.op) + "): " +
                    (st.blocked ? "moved " + std::to_string(st.access.bytes.size()) + " bytes, waits at " +
                                      hex_addr(st.access.fault_addr)
@@ -502,6 +505,104 @@ bool Executor::apply_thread_step(const ThreadStep& st) {
   return ok;
 }
 
+bool Executor::apply_kernel_op_step(const ThreadStep& st) {
+  auto it = in_flight_.find(st.thread);
+  InFlight& f = it->second;
+  notes_.push_back("thread " + std::to_string(st.thread) + " (" + print_op(f.op) + "): " +
+                   (st.blocked ? std::string("waits again (changed nothing)")
+                               : "completed, " + std::string(kern_return_name(st.access.kr))));
+  if (st.blocked) {
+    if (st.access.kr != KERN_SUCCESS || !st.access.bytes.empty()) {
+      fail(Oracle::linearization, "thread " + std::to_string(st.thread),
+           print_op(f.op) + " waits again but reports a result");
+      return false;
+    }
+    return true;
+  }
+  // Completed: the op took effect whole in this run; so does the model's, here.
+  OpResult v;
+  v.kr = st.access.kr;
+  Op op = f.op;
+  std::vector<uint8_t> data = std::move(f.data);
+  const unsigned f_line = f.line;
+  if (block_ && f.access >= 0) {
+    OrderUnit u;
+    u.op = op;
+    u.op.expect = Expect{};
+    u.data = data;
+    u.vm = v;
+    u.access = f.access;
+    u.lo = f.lo;
+    u.hi = static_cast<unsigned>(block_->fixed.size());
+    u.handle = f.handle;
+    if (v.kr == KERN_MEMORY_ERROR && block_->unjudged.empty())
+      block_->unjudged = print_op(op) + " failed with KERN_MEMORY_ERROR on the VM";
+    block_->pages.push_back(std::move(u));
+  }
+  std::shared_ptr<const model::CopyHandle> handle = std::move(f.handle);
+  in_flight_.erase(it);
+  if (op.kind == OpKind::VmWrite) {  // its handle was taken at its start
+    model_result_ = OpResult{};
+    model_result_.kr = dynamic_cast<model::Model&>(model_).vm_write_overwrite(op.task, op.addr, *handle);
+  } else {
+    model_result_ = execute_op(model_, op, data);
+  }
+  vm_result_ = v;
+  const uint64_t index = ctx_index_;
+  const unsigned line = ctx_line_, saved_line = line_;
+  const Op* saved_op = ctx_op_ptr_;
+  const char *saved_text = ctx_text_, *saved_kind = ctx_kind_;
+  line_ = f_line;
+  set_context(index, &op, nullptr, nullptr);
+  bool ok = check_assertion(op, model_result_, "model") && check_assertion(op, vm_result_, "vm") &&
+            compare_results(op);
+  if (ok && op.kind != OpKind::VmWrite) names_.apply(op, model_result_.kr);
+  line_ = saved_line;
+  set_context(index, saved_op, saved_text, saved_kind);
+  ctx_line_ = line;
+  return ok;
+}
+
+Executor::Step Executor::start_kernel_op(const Op& op, std::vector<uint8_t> data, uint32_t th) {
+  ops_run_++;
+  if (in_flight_.count(th) || vm_result_.kr != KERN_SUCCESS) {
+    fail(Oracle::linearization, "thread " + std::to_string(th),
+         print_op(op) + " went in flight as a thread already in flight, or with a result");
+    return Step::Failed;
+  }
+  orders_open();
+  InFlight f;
+  if (block_) {
+    f.access = block_->accesses++;
+    f.lo = static_cast<unsigned>(block_->fixed.size());
+  }
+  f.op = op;
+  f.line = line_;
+  f.data = std::move(data);
+  f.kernel_op = true;
+  if (op.kind == OpKind::VmWrite) {
+    // The message takes the handle at once, whatever the result (docs/language.md): the
+    // name is free from now on, on both sides; the overwrite takes effect where the thread
+    // completes. The order search cannot split an op in two: the block is not judged.
+    auto* m = dynamic_cast<model::Model*>(&model_);
+    assert(m != nullptr && "start_kernel_op: a vm_write in flight needs the reference model");
+    f.handle = m->vm_write_take(op.copy);
+    names_.apply(op, KERN_SUCCESS);
+    if (block_) {  // the take is a fixed op: the overwrite's window opens after it
+      OrderUnit take;
+      take.op = op;
+      take.op.expect = Expect{};
+      take.take_handle = true;
+      block_->fixed.push_back(std::move(take));
+      f.lo = static_cast<unsigned>(block_->fixed.size());
+    }
+  }
+  in_flight_.emplace(th, std::move(f));
+  vm_result_.access.thread = th;  // the listing says so
+  if (!after_op_oracles()) return Step::Failed;
+  return Step::Ran;
+}
+
 bool Executor::apply_thread_steps() {
   for (const ThreadStep& st : vm_.take_steps()) {
     if (!apply_thread_step(st) || !after_op_oracles() || !orders_close_if_quiet()) return false;
@@ -536,6 +637,7 @@ void Executor::orders_fixed(const Op& op, const std::vector<uint8_t>& data, cons
 
 void Executor::orders_access_end(const InFlight& f, bool completed) {
   if (!block_ || f.access < 0) return;
+  if (f.kernel_op) return;  // aborted before it took effect: nothing to place
   for (OrderUnit& u : page_ops(f.op, f.data, f.vm, completed, f.error_pending)) {
     u.access = f.access;
     u.lo = f.lo;
@@ -772,6 +874,12 @@ Executor::Step Executor::step(const Op& op) {
       return Step::Ran;
     }
     model_result_ = run_model_access(op, data);
+  } else if (op.kind == OpKind::VmCopy || op.kind == OpKind::VmWrite) {
+    // vm_copy and vm_write may go in flight as kernel threads (docs/concurrency.md §Threads): the VM
+    // first, so that the model runs it only where it takes effect.
+    vm_result_ = execute_op(vm_, op, data);
+    if (uint32_t th = vm_.op_thread()) return start_kernel_op(op, std::move(data), th);
+    model_result_ = execute_op(model_, op, data);
   } else {
     model_result_ = execute_op(model_, op, data);
     vm_result_ = execute_op(vm_, op, data);

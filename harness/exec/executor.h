@@ -234,6 +234,12 @@ class Executor {
   Step step_schedule(const Op& op);       // hold, reply, run, quiesce
   bool apply_thread_steps();              // the VM's thread runs so far, onto the model
   bool apply_thread_step(const ThreadStep& st);
+  /// A kernel op's thread ran: blocked again (nothing changed), or completed: the model
+  /// runs the whole op now, where the VM's run took effect (its linearization point).
+  bool apply_kernel_op_step(const ThreadStep& st);
+  /// A kernel op (vm_copy, vm_write) went in flight as thread th: the model waits for its
+  /// run (a vm_write's handle is taken now, on both sides).
+  Step start_kernel_op(const Op& op, std::vector<uint8_t> data, uint32_t th);
   bool drain();                           // quiesce: until Done (or a deadlock)
   bool step_invariants();
   /// An access in flight: the op, its data, and what both sides moved so far.
@@ -242,6 +248,8 @@ class Executor {
     std::vector<uint8_t> data;
     OpResult vm, model;
     bool error_pending = false;  // its request was answered data_error
+    bool kernel_op = false;      // a kernel op (vm_copy, vm_write) that waits before it changes anything
+    std::shared_ptr<const model::CopyHandle> handle;  // vm_write: the model's handle, taken at its start
     unsigned line = 0;           // its source line
     int access = -1;             // check_orders: its index in the block
     unsigned lo = 0;             // check_orders: fixed ops of the block before it started

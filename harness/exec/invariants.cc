@@ -209,6 +209,11 @@ VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& o
     if (const vm::VmMapCopy* copy = k.copy_handle(c))
       for (const auto& ce : copy->entries)
         if (ce.object != nullptr) refs.push_back(ce.object);
+  // A vm_write in flight holds the copy its message carries.
+  for (const auto& [tid, th] : sys.sched.threads)
+    if (th.copy != nullptr)
+      for (const auto& ce : th.copy->entries)
+        if (ce.object != nullptr) refs.push_back(ce.object);
   for (const auto& [id, o] : sys.objects)
     if (o->shadow != nullptr) refs.push_back(o->shadow);
   // A request in flight to a held manager holds a paging reference on its object.
@@ -578,8 +583,14 @@ std::string describe_threads(const Kernel& k) {
   const vm::VmSystem& sys = k.system();
   std::string s;
   for (const auto& [tid, t] : sys.sched.threads) {
-    s += fmt("thread %u: %s t%u 0x%" PRIx64 " size 0x%" PRIx64 " cpu=%u, moved 0x%" PRIx64 ", ", tid,
-             t.write ? "write" : "read", t.task, t.addr, t.size, t.cpu, t.done);
+    if (t.kind == vm::KThread::Kind::VmCopy)
+      s += fmt("thread %u: vm_copy t%u 0x%" PRIx64 " 0x%" PRIx64 " 0x%" PRIx64 " (kernel op, from the top), ", tid,
+               t.task, t.addr, t.size, t.dst);
+    else if (t.kind == vm::KThread::Kind::VmWrite)
+      s += fmt("thread %u: vm_write t%u 0x%" PRIx64 " (kernel op, from the top, with its copy), ", tid, t.task, t.dst);
+    else
+      s += fmt("thread %u: %s t%u 0x%" PRIx64 " size 0x%" PRIx64 " cpu=%u, moved 0x%" PRIx64 ", ", tid,
+               t.write ? "write" : "read", t.task, t.addr, t.size, t.cpu, t.done);
     if (t.state == vm::KThread::State::Runnable)
       s += fmt("runnable since step %" PRIu64 "\n", t.since_step);
     else

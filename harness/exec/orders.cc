@@ -67,7 +67,13 @@ struct Search {
     }
     if (u.stated) return then(m);  // data_error: what the manager said, nothing moves
     model::Model c = m.clone();
-    OpResult r = run_op(c, u.op, u.data);
+    if (u.take_handle) {  // a vm_write's start: its message takes the handle
+      c.vm_write_take(u.op.copy);
+      return then(c);
+    }
+    OpResult r;
+    if (u.handle) r.kr = c.vm_write_overwrite(u.op.task, u.op.addr, *u.handle);
+    else r = run_op(c, u.op, u.data);
     if (!same_result(u, r)) return false;
     return then(c);
   }

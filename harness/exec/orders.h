@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,11 @@ struct OrderUnit {
   std::vector<uint8_t> data;  // write, object, manager_write data (materialized)
   OpResult vm;                // what the VM returned for it
   bool stated = false;        // page op the manager's data_error failed: no model effect
+  // A vm_write that went in flight is two units: its start takes the handle (a fixed op,
+  // `take_handle`), its completion overwrites with it (`handle`: the model's handle taken
+  // at that start; the unit's window is that of the kernel op).
+  bool take_handle = false;
+  std::shared_ptr<const model::CopyHandle> handle;
   // Page ops only: its access (index), and its window in fixed-op gaps: it may be placed
   // after `lo` and before `hi + 1` fixed ops of the block have run.
   int access = -1;

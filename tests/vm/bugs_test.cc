@@ -502,9 +502,30 @@ std::vector<std::pair<const char*, Scenario>> scenarios() {
     p.put(0, 0x80000, "copied");
     p.blocked_read(0x40000, 4);
     p.expect_code(p.k.vm_copy(0, 0x80000, P, 0x40000), KERN_SUCCESS, "vm_copy");
-    p.step_invariants();  // the request was answered first, then overwritten
+    if (p.k.op_thread() == 0) p.seen.push_back("vm_copy did not wait for the page in transit");
+    p.step_invariants();  // it waits, having written nothing
     p.drain();
     p.expect(0, 0x40000, "copied");
+    p.invariants();
+  });
+  s.emplace_back("what if a vm_copy that waited wakes while a page before the one it waited for went in transit?",
+                 [](Probe& p) {
+    p.held_object(2);
+    p.alloc(0, 0x80000, 2 * P);
+    p.put(0, 0x80000, "copied");
+    p.put(0, 0x81000, "second");
+    p.blocked_read(0x41000, 4);  // the second page goes in transit
+    p.expect_code(p.k.vm_copy(0, 0x80000, 2 * P, 0x40000), KERN_SUCCESS, "vm_copy");
+    uint32_t copy = p.k.op_thread();  // the vm_copy waits for it (overwrite_busy)
+    if (copy == 0) p.seen.push_back("vm_copy did not wait for the page in transit");
+    p.blocked_read(0x40000, 4);  // now the first page goes in transit too
+    p.expect_code(p.reply(ReplyHow::Supply, 0), KERN_SUCCESS, "reply");  // the second page's data
+    ThreadStep st = p.run(copy);  // from the top: it must wait again, for the first page
+    if (!st.blocked) p.seen.push_back("the woken vm_copy wrote over a page in transit");
+    p.step_invariants();
+    p.drain();
+    p.expect(0, 0x40000, "copied");
+    p.expect(0, 0x41000, "second");
     p.invariants();
   });
   s.emplace_back("what if the manager flushes its object while a page of it is absent?", [](Probe& p) {

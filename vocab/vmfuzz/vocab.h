@@ -323,6 +323,11 @@ class MemorySystem {
   virtual Quiesce quiesce_step() { return Quiesce::Done; }
   /// The thread runs since the last call, in order (moved out).
   virtual std::vector<ThreadStep> take_steps() { return {}; }
+  /// A concurrent side only: non-zero when the last kernel op (vm_copy) did not complete
+  /// but must wait and goes on as this kernel thread (docs/concurrency.md §Threads). It
+  /// then changed nothing, its code is KERN_SUCCESS and means nothing, and its outcome
+  /// arrives as the ThreadStep (access.kr) of the run that completes it.
+  virtual uint32_t op_thread() const { return 0; }
 };
 
 /// A MemorySystem that forwards every call to another: the base of the decorators with
@@ -387,6 +392,7 @@ class ForwardingSystem : public MemorySystem {
   bool run(unsigned c, bool exact) override { return in_.run(c, exact); }
   Quiesce quiesce_step() override { return in_.quiesce_step(); }
   std::vector<ThreadStep> take_steps() override { return in_.take_steps(); }
+  uint32_t op_thread() const override { return in_.op_thread(); }
 
  protected:
   MemorySystem& in_;
