@@ -29,8 +29,15 @@ namespace {
 /// Step 2a: the page at (object, offset) is busy: in transit from a held manager. Wait
 /// for it (page_busy); never send a second request, never install a second page.
 kern_return_t fault_wait_busy(VmSystem& sys, VmObject* object, uint64_t offset, [[maybe_unused]] VmPage* m) {
-  assert(m->absent && "vm_fault_page: busy page that is not in transit from a manager");
+  assert((m->absent || m->cleaning) && "vm_fault_page: busy page that is not in transit from or to a manager");
   KThread* self = sys.sched.current;
+  if (m->cleaning) {  // its data_return is unacknowledged (docs/concurrency.md §Cleaning)
+    if (self == nullptr)  // this kernel path cannot wait: its manager acknowledges now
+      return memory_object_return_now(sys, object, offset) ? KERN_SUCCESS : KERN_MEMORY_ERROR;
+    sys.sched.assert_wait(WaitEvent{WaitEvent::Kind::PageBusy, object->id, offset}, YieldPoint::PageCleaning);
+    ++sys.counters.thread_blocks;
+    return kFaultBlocked;
+  }
   if (self == nullptr)  // this kernel path cannot wait: its manager answers now
     return memory_object_answer_now(sys, object, offset) ? KERN_SUCCESS : KERN_MEMORY_ERROR;
   sys.sched.assert_wait(WaitEvent{WaitEvent::Kind::PageBusy, object->id, offset}, YieldPoint::PageBusy);
@@ -80,7 +87,8 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
                                     WaitEvent{WaitEvent::Kind::PageBusy, object->id, offset};
       // A kernel path that cannot wait has the page's request answered first (bug
       // kernel_path_takes_busy takes the page in transit as if it were resident).
-      const bool ignore_busy = VMFUZZ_BUG_ON(KernelPathTakesBusy) && sys.sched.current == nullptr && m->absent;
+      const bool ignore_busy = (VMFUZZ_BUG_ON(KernelPathTakesBusy) && sys.sched.current == nullptr && m->absent) ||
+                               (VMFUZZ_BUG_ON(FaultIgnoresCleaning) && m->cleaning);  // takes it as clean
       if (m->busy && !trust_wakeup && !ignore_busy) {
         kern_return_t kr = fault_wait_busy(sys, object, offset, m);
         if (kr == KERN_SUCCESS) continue;  // answered at once: look again

@@ -629,6 +629,9 @@ void draw_slot(const GenContext& c, const OpSpec& spec, Slot s, Op& op) {
       op.how = *gen::weightedElement<ReplyHow>(
           {{6, ReplyHow::Supply}, {2, ReplyHow::Unavailable}, {2, ReplyHow::Error}});
       break;
+    case Slot::LockHow:
+      op.lock = static_cast<uint8_t>(*gen::inRange<unsigned>(1, 4));  // return, flush, both
+      break;
   }
 }
 
