@@ -179,6 +179,8 @@ Bias Bias::concurrency() {
   set_weight(b, OpKind::HoldInit, 3);  // before a map: the object waits for its manager's ready
   set_weight(b, OpKind::Ready, 6);
   set_weight(b, OpKind::Silent, 1);  // rare: it freezes everything its objects' faults touch
+  set_weight(b, OpKind::Lock, 4);    // cleaning by message: busy pages until the ack
+  set_weight(b, OpKind::Ack, 6);
   return b;
 }
 
