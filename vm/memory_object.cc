@@ -292,6 +292,9 @@ kern_return_t vm_object_copy_strategically(VmSystem& sys, VmObject* src, uint64_
 
 void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start, uint64_t end,
                                 bool should_return, bool should_flush) {
+  // An acknowledged data_return drops its paging reference, which may be the object's last
+  // (its mappings went while the return was in flight): hold one until the loop is done.
+  bool referenced = false;
   for (VmPage* p = vm_page_next(object, start); p != nullptr && p->offset < end;) {
     uint64_t next = p->offset + kPageSize;
     if (p->absent && should_flush && VMFUZZ_BUG_ON(FlushTakesAbsent)) {
@@ -313,6 +316,8 @@ void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start,
       // Its data_return is in flight: this kernel path cannot wait, so the manager
       // acknowledges it now (the store then has the data); then look at the offset again.
       const uint64_t at = p->offset;
+      if (!referenced) vm_object_reference(object);
+      referenced = true;
       memory_object_return_now(sys, object, at);
       p = vm_page_next(object, at);
       if (p != nullptr && p->offset == at && p->cleaning) p = vm_page_next(object, next);  // only after a bug
@@ -334,6 +339,7 @@ void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start,
     if (should_flush) vm_page_free(sys, p);
     p = vm_page_next(object, next);
   }
+  if (referenced) vm_object_deallocate(sys, object);  // the object may terminate here
 }
 
 namespace {
