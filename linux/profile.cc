@@ -34,6 +34,13 @@ std::optional<std::string> op_out_of_profile(const Op& op) {
       // push a page into another process's page cache unasked.
       return std::string(op_kind_name(op.kind)) +
              ": a held memory manager and its schedule are not in the Linux profile (docs/concurrency.md)";
+    case OpKind::Lock:
+    case OpKind::Ack:
+      // docs/concurrency.md §Cleaning: msync and fadvise(DONTNEED) are the kernel's own
+      // writeback and drop, asked by a user of the file; no process is the file's pager,
+      // receives its dirty pages by message and acknowledges them later.
+      return std::string(op_kind_name(op.kind)) +
+             ": a manager's lock request and its acknowledged data_returns are not in the Linux profile (docs/concurrency.md)";
     case OpKind::Task: case OpKind::Allocate: case OpKind::Deallocate: case OpKind::Inherit:
     case OpKind::Write: case OpKind::Read: case OpKind::Fork: case OpKind::Terminate:
     case OpKind::VmCopy: case OpKind::VmRead: case OpKind::VmWrite: case OpKind::Copyout:

@@ -65,7 +65,7 @@ rc::Gen<kern_return_t> any_code() {
 rc::Gen<Op> any_op() {
   return gen::exec([] {
     Op op;
-    op.kind = OpKind(*gen::inRange(0u, kOpKindCount));
+    op.kind = OpKind(*gen::suchThat(gen::inRange(0u, kOpKindCount), [](unsigned k) { return op_kind_exists(k); }));
     op.task = *gen::inRange<uint8_t>(0, kMaxNames);
     op.task2 = *gen::inRange<uint8_t>(0, kMaxNames);
     op.copy = *gen::inRange<uint8_t>(0, kMaxNames);

@@ -621,6 +621,7 @@ VMFUZZ_PROP(HostileManager, MemoryNotMappingItIsUnaffected, 300, ()) {
   for (const Op& op : hostile) {
     if (op.kind == OpKind::Hold || op.kind == OpKind::HoldInit || op.kind == OpKind::Silent) continue;
     if (op.kind == OpKind::Reply || op.kind == OpKind::Ready || op.kind == OpKind::Supply) continue;
+    if (op.kind == OpKind::Lock || op.kind == OpKind::Ack) continue;  // the manager's own cleaning
     tame.push_back(op);
   }
   Op drain;
@@ -635,6 +636,7 @@ VMFUZZ_PROP(HostileManager, MemoryNotMappingItIsUnaffected, 300, ()) {
               "unavailable or error answered");
   RC_CLASSIFY(std::ranges::any_of(hostile, [](const Op& op) { return op.kind == OpKind::Silent; }), "a manager went silent");
   RC_CLASSIFY(std::ranges::any_of(hostile, [](const Op& op) { return op.kind == OpKind::Supply; }), "unasked supply");
+  RC_CLASSIFY(a->kernel().counters().returns_sent > 0, "data_return by message");
   if (clean != (b->exec().names().tasks_mask() & ~tasks_touching_objects(tame)))
     a->fail("the tame run has other live tasks");
   if (int t = first_changed(images(a->vm(), clean, &a->model()), images(b->vm(), clean, &b->model())); t >= 0)

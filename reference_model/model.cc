@@ -604,6 +604,13 @@ kern_return_t Model::manager_write(unsigned m, uint64_t offset, std::span<const 
   return KERN_SUCCESS;
 }
 
+kern_return_t Model::lock(unsigned m, uint64_t offset, uint64_t size, uint8_t /*how*/) {
+  // A manager's lock request cleans and drops the kernel's cached pages: the data ends up
+  // in the store, which is what the object holds: nothing any observer sees changes.
+  const MemoryObject& obj = object(m);
+  return obj.destroyed || offset > obj.size || size > obj.size - offset ? KERN_INVALID_ARGUMENT : KERN_SUCCESS;
+}
+
 kern_return_t Model::supply(unsigned m, uint64_t offset) {
   // An unrequested data_supply brings the store's bytes, which is what the object holds
   // wherever the kernel has no newer page: nothing any observer sees changes.

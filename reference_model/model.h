@@ -139,6 +139,7 @@ class Model final : public MemorySystem {
                     vm_inherit_t inh) override;
   kern_return_t manager_write(unsigned m, uint64_t offset, std::span<const uint8_t> data) override;
   kern_return_t supply(unsigned m, uint64_t offset) override;
+  kern_return_t lock(unsigned m, uint64_t offset, uint64_t size, uint8_t how) override;
   Access file(unsigned m, uint64_t offset, uint64_t size) override;
   kern_return_t destroy(unsigned m) override;
   void pageout(uint64_t count, bool all) override;

@@ -295,6 +295,26 @@ kern_return_t Kernel::supply(unsigned m, uint64_t offset) {
   return KERN_SUCCESS;
 }
 
+kern_return_t Kernel::lock(unsigned m, uint64_t offset, uint64_t size, uint8_t how) {
+  ManagerPager& mp = manager_ref(m);
+  if (mp.destroyed || offset > mp.size() || size > mp.size() - offset) return KERN_INVALID_ARGUMENT;
+  if (size == 0 || mp.silent()) return KERN_SUCCESS;  // a silent manager sends nothing
+  memory_object_lock_request_async(sys_, mp, trunc_page(offset), round_page(offset + size),
+                                   (how & kLockReturn) != 0, (how & kLockFlush) != 0);
+  reclaim_unseen_pages();
+  return KERN_SUCCESS;
+}
+
+bool Kernel::ack(unsigned m, unsigned choice, bool exact) {
+  ManagerPager& mp = manager_ref(m);
+  const size_t n = mp.returns.size();
+  if (exact ? choice >= n : n == 0) return !exact;
+  if (mp.silent()) return true;  // a silent manager answers nothing
+  memory_object_return_ack(sys_, mp, exact ? choice : choice % n);
+  reclaim_unseen_pages();
+  return true;
+}
+
 kern_return_t Kernel::reply(unsigned m, unsigned choice, bool exact, ReplyHow how, ReplyInfo* out) {
   ManagerPager& mp = manager_ref(m);
   *out = ReplyInfo{};
@@ -335,9 +355,10 @@ MemorySystem::Quiesce Kernel::quiesce_step() {
   // Nothing runnable: the lowest-numbered manager with a message to answer answers its
   // oldest: a pending memory_object_init (ready) before any data request (supply).
   for (auto& mp : mobjs_) {
-    if (!mp || mp->silent() || (mp->requests.empty() && mp->init_object == 0)) continue;
+    if (!mp || mp->silent() || (mp->requests.empty() && mp->init_object == 0 && mp->returns.empty())) continue;
     if (mp->init_object != 0) memory_object_ready(sys_, *mp);
-    else memory_object_reply(sys_, *mp, 0, ReplyHow::Supply);
+    else if (!mp->requests.empty()) memory_object_reply(sys_, *mp, 0, ReplyHow::Supply);
+    else memory_object_return_ack(sys_, *mp, 0);  // then its oldest data_return is acknowledged
     reclaim_unseen_pages();
     return Quiesce::Progress;
   }
@@ -354,6 +375,8 @@ bool Kernel::waits_for_silent(const KThread& t) const {
       case WaitEvent::Kind::None: return false;
       case WaitEvent::Kind::PageBusy:
         for (const PagerRequest& r : mp->requests)
+          if (r.object == t.event.object && r.offset == t.event.offset) return true;
+        for (const PagerReturn& r : mp->returns)
           if (r.object == t.event.object && r.offset == t.event.offset) return true;
         break;
       case WaitEvent::Kind::AbsentBelow:
@@ -692,7 +715,7 @@ void Kernel::object_pages_of_interest(unsigned m, std::vector<uint64_t>& out) co
 // --- Pageout -------------------------------------------------------------------------------
 
 void Kernel::pageout(uint64_t count, bool all) {
-  vm_pageout_scan(sys_, all ? UINT64_MAX : count);
+  vm_pageout_scan(sys_, all ? UINT64_MAX : count, true);
   if (all) {
     // Page-table pages too (pmap_collect): mappings dropped here are refaulted.
     for (auto& t : tasks_)
@@ -818,6 +841,7 @@ static ObjectInfo describe(const VmObject& o) {
     pi.offset = p->offset;
     pi.frame = p->frame;
     pi.busy = p->busy;
+    pi.cleaning = p->cleaning;
     pi.absent = p->absent;
     pi.dirty = p->dirty;
     pi.precious = p->precious;

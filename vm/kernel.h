@@ -43,6 +43,8 @@
 //   collect  -> pmap_collect of the task's pmap (page tables freed, pages stay resident)
 //   hold     -> the manager queues data requests (ManagerPager::hold)
 //   reply    -> memory_object_reply (data_supply / data_unavailable / data_error)
+//   lock     -> memory_object_lock_request_async (returns by message when held)
+//   ack      -> memory_object_return_ack (the manager takes one data_return)
 //   run      -> one step of one runnable kernel thread (sched.h)
 //   quiesce  -> run and answer until no thread is left (or a deadlock is found)
 // A user access that must wait for a held manager becomes a kernel thread (sched.h,
@@ -83,7 +85,7 @@ struct EntryInfo {
 struct PageInfo {
   uint64_t offset = 0;
   machine::pfn_t frame = machine::kNoFrame;
-  bool busy = false, absent = false, dirty = false, precious = false;
+  bool busy = false, absent = false, dirty = false, precious = false, cleaning = false;
   vm_prot_t page_lock = VM_PROT_NONE;
   unsigned wire_count = 0;
   bool device = false;  // a private page of vm_object_page_map (its frame is device memory)
@@ -173,6 +175,8 @@ class Kernel final : public MemorySystem, private machine::FaultHandler {
 
   void hold(unsigned m) override;
   kern_return_t supply(unsigned m, uint64_t offset) override;
+  kern_return_t lock(unsigned m, uint64_t offset, uint64_t size, uint8_t how) override;
+  bool ack(unsigned m, unsigned choice, bool exact) override;
   void hold_init(unsigned m) override;
   void ready(unsigned m) override;
   void silent(unsigned m) override;

@@ -292,6 +292,9 @@ kern_return_t vm_object_copy_strategically(VmSystem& sys, VmObject* src, uint64_
 
 void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start, uint64_t end,
                                 bool should_return, bool should_flush) {
+  // An acknowledged data_return drops its paging reference, which may be the object's last
+  // (its mappings went while the return was in flight): hold one until the loop is done.
+  bool referenced = false;
   for (VmPage* p = vm_page_next(object, start); p != nullptr && p->offset < end;) {
     uint64_t next = p->offset + kPageSize;
     if (p->absent && should_flush && VMFUZZ_BUG_ON(FlushTakesAbsent)) {
@@ -307,6 +310,17 @@ void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start,
       // In transit from a held manager: nothing cached to return or drop (the data the
       // manager will supply is its store's, as it is when it answers).
       p = vm_page_next(object, next);
+      continue;
+    }
+    if (p->cleaning) {
+      // Its data_return is in flight: this kernel path cannot wait, so the manager
+      // acknowledges it now (the store then has the data); then look at the offset again.
+      const uint64_t at = p->offset;
+      if (!referenced) vm_object_reference(object);
+      referenced = true;
+      memory_object_return_now(sys, object, at);
+      p = vm_page_next(object, at);
+      if (p != nullptr && p->offset == at && p->cleaning) p = vm_page_next(object, next);  // only after a bug
       continue;
     }
     assert(!p->busy && "memory_object_lock_request: busy page");
@@ -325,6 +339,159 @@ void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start,
     if (should_flush) vm_page_free(sys, p);
     p = vm_page_next(object, next);
   }
+  if (referenced) vm_object_deallocate(sys, object);  // the object may terminate here
+}
+
+namespace {
+
+ManagerPager* held_manager(VmObject* object) {
+  auto* mp = dynamic_cast<ManagerPager*>(object->pager);
+  return mp != nullptr && mp->held() ? mp : nullptr;
+}
+
+/// Does manager have a data_return of (object, [start, end)) older than message `before`?
+bool older_return_in(const ManagerPager& manager, uint64_t object, uint64_t start, uint64_t end, uint64_t before) {
+  for (const PagerReturn& r : manager.returns)
+    if (r.object == object && r.offset >= start && r.offset < end && r.id < before) return true;
+  return false;
+}
+
+void lock_completed(VmSystem& sys, ManagerPager& manager, const PagerLock& l) {
+  ++sys.counters.locks_completed;
+  if (older_return_in(manager, l.object, l.start, l.end, l.id))  // only after a bug
+    manager.early_completions.push_back(LockCompleted{l.id, l.object, l.start, l.end});
+}
+
+/// Send every lock_completed now owed, and forget early ones nothing older waits for.
+void locks_progress(VmSystem& sys, ManagerPager& manager) {
+  for (size_t i = 0; i < manager.locks.size();) {
+    const PagerLock l = manager.locks[i];
+    if (older_return_in(manager, l.object, l.start, l.end, l.id)) {
+      ++i;
+      continue;
+    }
+    manager.locks.erase(manager.locks.begin() + static_cast<std::ptrdiff_t>(i));
+    lock_completed(sys, manager, l);
+  }
+  auto& e = manager.early_completions;
+  e.erase(std::remove_if(e.begin(), e.end(),
+                         [&](const LockCompleted& c) {
+                           return !older_return_in(manager, c.object, c.start, c.end, c.lock);
+                         }),
+          e.end());
+}
+
+}  // namespace
+
+bool memory_object_data_return_async(VmSystem& sys, VmObject* object, VmPage* p, bool flush) {
+  ManagerPager* mp = held_manager(object);
+  if (mp == nullptr || mp->is_device() || p->private_page) return false;
+  assert(!p->busy && !p->absent && "memory_object_data_return_async: busy page");
+  PagerReturn r;
+  r.id = mp->next_message();
+  r.object = object->id;
+  r.offset = p->offset;
+  r.pager_offset = p->offset + object->paging_offset;
+  r.flush = flush;
+  std::memcpy(r.data.data(), sys.machine.memory().frame(p->frame), kPageSize);
+  // As vm_pageout_page does: no mapping may change the page while its data is in flight,
+  // and the kernel's copy is clean once sent.
+  sys.domain.pmap_page_protect(p->frame, VM_PROT_NONE);
+  p->dirty = false;
+  sys.domain.pmap_clear_modify(p->frame);
+  p->busy = p->cleaning = true;
+  ++object->paging_in_progress;
+  // The paging reference: the object lives while M owes the ack (a cached object leaves
+  // the cache for that time, as vm_object_enter takes it out).
+  if (object->ref_count == 0) vm_object_cache_remove(sys, object);
+  ++object->ref_count;
+  mp->returns.push_back(std::move(r));
+  ++sys.counters.returns_sent;
+  return true;
+}
+
+void memory_object_return_ack(VmSystem& sys, ManagerPager& manager, size_t i) {
+  assert(i < manager.returns.size() && "memory_object_return_ack: no such return");
+  PagerReturn r = std::move(manager.returns[i]);
+  manager.returns.erase(manager.returns.begin() + static_cast<std::ptrdiff_t>(i));
+  ++sys.sched.step;
+  manager.data_return(r.pager_offset, r.data.data());  // the store takes what was sent
+  auto it = sys.objects.find(r.object);
+  assert(it != sys.objects.end() && "memory_object_return_ack: the paging reference lost its object");
+  VmObject* o = it->second;
+  if (VmPage* m = vm_page_lookup(o, r.offset); m != nullptr && m->cleaning) {
+    m->busy = m->cleaning = false;
+    if (r.flush) vm_page_free(sys, m);
+  }
+  assert(o->paging_in_progress > 0 && "memory_object_return_ack: no paging in progress");
+  --o->paging_in_progress;
+  sys.sched.thread_wakeup(WaitEvent{WaitEvent::Kind::PageBusy, o->id, r.offset});
+  locks_progress(sys, manager);
+  vm_object_deallocate(sys, o);  // the paging reference
+}
+
+bool memory_object_return_now(VmSystem& sys, VmObject* object, uint64_t offset) {
+  auto* manager = dynamic_cast<ManagerPager*>(object->pager);
+  if (manager == nullptr) return false;
+  for (size_t i = 0; i < manager->returns.size(); ++i) {
+    const PagerReturn& r = manager->returns[i];
+    if (r.object == object->id && r.offset == offset) {
+      memory_object_return_ack(sys, *manager, i);
+      return true;
+    }
+  }
+  return false;
+}
+
+void memory_object_lock_request_async(VmSystem& sys, ManagerPager& manager, uint64_t start, uint64_t end,
+                                      bool should_return, bool should_flush) {
+  VmObject* object = manager.kobject;
+  if (object == nullptr || manager.is_device()) return;  // nothing cached; device pages are the device
+  ++sys.counters.lock_requests;
+  const bool by_message = manager.held();
+  for (VmPage* p = vm_page_next(object, start); p != nullptr && p->offset < end;) {
+    const uint64_t next = p->offset + kPageSize;
+    if (p->absent || p->private_page) {  // in transit (the store will supply it) / the device's
+      p = vm_page_next(object, next);
+      continue;
+    }
+    if (p->cleaning) {  // already being returned: the lock waits for it (and flushes it)
+      for (PagerReturn& r : manager.returns)
+        if (r.object == object->id && r.offset == p->offset) r.flush = r.flush || should_flush;
+      p = vm_page_next(object, next);
+      continue;
+    }
+    assert(!p->busy && "memory_object_lock_request_async: busy page");
+    const bool dirty = p->dirty || p->precious || sys.domain.pmap_is_modified(p->frame);
+    if (should_return && dirty && by_message) {
+      memory_object_data_return_async(sys, object, p, should_flush);
+      p = vm_page_next(object, next);
+      continue;
+    }
+    if (should_return && dirty) {
+      manager.data_return(p->offset + object->paging_offset, sys.machine.memory().frame(p->frame));
+      p->dirty = false;
+      sys.domain.pmap_clear_modify(p->frame);
+    }
+    // A dirty page flushed without should_return loses its changes: Mach's semantics, but
+    // the store would then disagree with what was written, so the kernel returns it first.
+    if (should_flush && dirty && !should_return) {
+      if (by_message) {
+        memory_object_data_return_async(sys, object, p, true);
+        p = vm_page_next(object, next);
+        continue;
+      }
+      manager.data_return(p->offset + object->paging_offset, sys.machine.memory().frame(p->frame));
+    }
+    if (should_flush) vm_page_free(sys, p);
+    p = vm_page_next(object, next);
+  }
+  PagerLock l{manager.next_message(), object->id, start, end};
+  // memory_object_lock_completed only once the range is clean (bug: at once).
+  if (older_return_in(manager, l.object, l.start, l.end, l.id) && !VMFUZZ_BUG_ON(LockCompletedBeforeClean))
+    manager.locks.push_back(l);
+  else
+    lock_completed(sys, manager, l);
 }
 
 /// destroy, step 1: the newest DELAY copy object receives every page it lacks and stops
@@ -511,6 +678,24 @@ void vm_object_abort_activity(VmSystem& sys, ManagerPager& manager) {
       it->second->pager_ready = true;
       sys.sched.thread_wakeup(WaitEvent{WaitEvent::Kind::PagerReady, it->first, 0});
     }
+  }
+  // data_returns in flight go with the manager (its store goes too): their pages are
+  // freed, their waiters woken; no lock_completed will be sent.
+  std::vector<PagerReturn> rets;
+  rets.swap(manager.returns);
+  manager.locks.clear();
+  manager.early_completions.clear();
+  for (const PagerReturn& r : rets) {
+    auto it = sys.objects.find(r.object);
+    if (it == sys.objects.end()) continue;
+    VmObject* o = it->second;
+    if (VmPage* m = vm_page_lookup(o, r.offset); m != nullptr && m->cleaning) {
+      m->busy = m->cleaning = false;
+      vm_page_free(sys, m);
+    }
+    --o->paging_in_progress;
+    sys.sched.thread_wakeup(WaitEvent{WaitEvent::Kind::PageBusy, o->id, r.offset});
+    vm_object_deallocate(sys, o);
   }
   std::vector<PagerRequest> reqs;
   reqs.swap(manager.requests);

@@ -74,6 +74,35 @@ struct PagerRequest {
   uint32_t owner = 0;         // the thread whose fault sent it (0: gone)
 };
 
+/// A data_return the kernel sent to a held manager, not acknowledged yet (docs/concurrency.md
+/// §Cleaning): the page (object, offset) stays resident, busy and `cleaning`, unmapped, with
+/// a paging reference and one count in its object's paging_in_progress, until the manager
+/// acknowledges it (`ack`): then the store takes the data sent, and the page is freed
+/// (`flush`: pageout, a lock request's should_flush) or is clean again.
+struct PagerReturn {
+  uint64_t id = 0;            // in the manager's message order (shared with lock requests)
+  uint64_t object = 0;        // the page's object id (never a pointer)
+  uint64_t offset = 0;        // ... and its offset in that object
+  uint64_t pager_offset = 0;  // offset in the memory object
+  bool flush = false;         // the page goes once acknowledged
+  std::array<uint8_t, kPageSize> data{};  // the page as sent
+};
+
+/// A manager's memory_object_lock_request whose memory_object_lock_completed the kernel
+/// still owes: it waits for every data_return of its range sent before it (ids below `id`).
+struct PagerLock {
+  uint64_t id = 0;
+  uint64_t object = 0, start = 0, end = 0;  // the range, in the object's offsets
+};
+
+/// A memory_object_lock_completed the kernel sent, kept while some data_return sent before
+/// the lock request is still unacknowledged (only after bug lock_completed_before_clean),
+/// so that the step invariant paging_accounting can see it.
+struct LockCompleted {
+  uint64_t lock = 0;  // the lock request's id
+  uint64_t object = 0, start = 0, end = 0;
+};
+
 /// The memory object a COPY_CALL manager makes for one copy: pages saved before the
 /// source changed them (data_unavailable elsewhere: read through the shadow).
 class CopyCallPager final : public Pager {
@@ -138,6 +167,14 @@ class ManagerPager final : public Pager {
   uint64_t init_object = 0;
   /// The requests not answered yet, in arrival order.
   std::vector<PagerRequest> requests;
+  /// The data_returns not acknowledged yet, in arrival order (held managers only).
+  std::vector<PagerReturn> returns;
+  /// Lock requests waiting for their returns before lock_completed, in arrival order.
+  std::vector<PagerLock> locks;
+  /// lock_completed messages sent early (see LockCompleted).
+  std::vector<LockCompleted> early_completions;
+  /// The next id of a return or lock request (one order for both).
+  uint64_t next_message() { return next_message_++; }
   /// data_unavailable: the manager has no data for the page any more (it reads zero).
   void forget_page(uint64_t offset) { store_.erase(offset); }
 
@@ -169,6 +206,7 @@ class ManagerPager final : public Pager {
   bool held_init_ = false;
   bool silent_ = false;
   uint64_t next_request_ = 1;
+  uint64_t next_message_ = 1;
   machine::PhysicalMemory* device_mem_ = nullptr;  // a device pager's memory, else null
   machine::pfn_t device_base_ = machine::kNoFrame;
 };
@@ -208,6 +246,33 @@ VmObject* vm_object_copy_call(VmSystem& sys, VmObject* src, uint64_t offset, uin
 ///             pages (after returning them if dirty).
 void memory_object_lock_request(VmSystem& sys, VmObject* object, uint64_t start, uint64_t end,
                                 bool should_return, bool should_flush);
+
+/// Purpose:    The manager's own memory_object_lock_request over [start, end) of its object
+///             (`lock`, docs/concurrency.md §Cleaning): should_return cleans dirty pages
+///             (by an asynchronous data_return when the manager is held, else at once),
+///             should_flush frees the pages (a dirty one once its return is acknowledged).
+///             Pages in transit (absent) are skipped; a page already being cleaned gets
+///             should_flush added to its return. memory_object_lock_completed is sent once
+///             every data_return of the range sent before the request is acknowledged.
+///             Counters: lock_requests, locks_completed.
+void memory_object_lock_request_async(VmSystem& sys, ManagerPager& manager, uint64_t start, uint64_t end,
+                                      bool should_return, bool should_flush);
+
+/// Purpose:    Clean the dirty page p of object by message when its manager is held: p
+///             becomes busy and cleaning (unmapped, clean, a paging reference), and a
+///             PagerReturn with its data goes to the manager's queue. flush: p goes once
+///             acknowledged. Results: false (nothing done) when the manager is not held.
+bool memory_object_data_return_async(VmSystem& sys, VmObject* object, VmPage* p, bool flush);
+
+/// Purpose:    The manager acknowledges manager.returns[i] (`ack`): its store takes the data
+///             sent, the page stops being busy (and goes, for a flush), paging_in_progress
+///             drops, the paging reference goes, the page's waiters are woken, and every
+///             lock request whose returns are all acknowledged gets its lock_completed.
+void memory_object_return_ack(VmSystem& sys, ManagerPager& manager, size_t i);
+
+/// Purpose:    A kernel path that cannot wait met the page (object, offset) being cleaned:
+///             its manager acknowledges that return now. Results: false when none is pending.
+bool memory_object_return_now(VmSystem& sys, VmObject* object, uint64_t offset);
 
 /// Purpose:    The manager destroys its memory object (see the theory above). Conditions:
 ///             not destroyed yet. Requests in flight are aborted first (abort_activity).

@@ -32,8 +32,15 @@ namespace {
 /// Step 2a: the page at (object, offset) is busy: in transit from a held manager. Wait
 /// for it (page_busy); never send a second request, never install a second page.
 kern_return_t fault_wait_busy(VmSystem& sys, VmObject* object, uint64_t offset, [[maybe_unused]] VmPage* m) {
-  assert(m->absent && "vm_fault_page: busy page that is not in transit from a manager");
+  assert((m->absent || m->cleaning) && "vm_fault_page: busy page that is not in transit from or to a manager");
   KThread* self = sys.sched.current;
+  if (m->cleaning) {  // its data_return is unacknowledged (docs/concurrency.md §Cleaning)
+    if (self == nullptr)  // this kernel path cannot wait: its manager acknowledges now
+      return memory_object_return_now(sys, object, offset) ? KERN_SUCCESS : KERN_MEMORY_ERROR;
+    sys.sched.assert_wait(WaitEvent{WaitEvent::Kind::PageBusy, object->id, offset}, YieldPoint::PageCleaning);
+    ++sys.counters.thread_blocks;
+    return kFaultBlocked;
+  }
   sys.sched.assert_wait(WaitEvent{WaitEvent::Kind::PageBusy, object->id, offset}, YieldPoint::PageBusy);
   if (VMFUZZ_BUG_ON(SecondDataRequest) && object->pager != nullptr && object->pager->held())
     object->pager->data_request(object->id, offset, offset + object->paging_offset, self->id);
@@ -79,9 +86,16 @@ kern_return_t fault_walk_chain(VmSystem& sys, FaultState& fs) {
       const bool trust_wakeup = VMFUZZ_BUG_ON(FaultNoRecheck) && sys.sched.current != nullptr &&
                                 sys.sched.current->woken_from ==
                                     WaitEvent{WaitEvent::Kind::PageBusy, object->id, offset};
-      // A kernel path that cannot wait waited before it began (see the top): a busy page
-      // here was missed by that wait (a bug), and is taken as it is.
-      if (m->busy && !trust_wakeup && sys.sched.current != nullptr) return fault_wait_busy(sys, object, offset, m);
+      // A kernel path that cannot wait waited before it began for pages in transit from a
+      // manager (see the top): an absent busy page here was missed by that wait (a bug),
+      // and is taken as it is. A page being cleaned it has acknowledged at once (bug
+      // fault_ignores_cleaning takes a page being cleaned as clean, thread or not).
+      const bool ignore_busy = VMFUZZ_BUG_ON(FaultIgnoresCleaning) && m->cleaning;
+      if (m->busy && !trust_wakeup && !ignore_busy && (sys.sched.current != nullptr || m->cleaning)) {
+        kern_return_t kr = fault_wait_busy(sys, object, offset, m);
+        if (kr == KERN_SUCCESS) continue;  // acknowledged at once: look again
+        return kr;
+      }
       fs.object = object;
       fs.offset = offset;
       fs.page = m;

@@ -197,6 +197,9 @@ struct VmCounters {
   uint64_t terminated_while_paging = 0;  // vm_object_terminate with paging in progress:
                                          // always 0 unless a bug [invariant paging_accounting]
   uint64_t hidden_pages_freed = 0;    // pages of shadow-only objects no shadower can see
+  uint64_t returns_sent = 0;          // data_returns queued to held managers (cleaning pages)
+  uint64_t lock_requests = 0;         // `lock`: memory_object_lock_request from a manager
+  uint64_t locks_completed = 0;       // memory_object_lock_completed sent
 };
 
 /// Optimizations that can be switched off; switching never changes what a task observes.

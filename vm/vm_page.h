@@ -43,6 +43,8 @@ struct VmPage {
   // Mach's page state bits.
   bool busy = false;       // [f] in transit (set during a fault; never left set)
   bool absent = false;     // [f] requested, not yet supplied (managers here answer at once: never set)
+  bool cleaning = false;   // [f] busy: its data_return to a held manager is not acknowledged yet
+                           //     (docs/concurrency.md §Cleaning); never absent at the same time
   bool dirty = false;      // [o,f] software dirty bit (merged with the pmap modify bit)
   bool precious = false;   // [o] must be returned to the pager even if clean (honoured by pageout
                            //     and terminate; no manager here supplies precious pages)

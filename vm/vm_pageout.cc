@@ -6,6 +6,8 @@
 #include <cassert>
 #include <vector>
 
+#include "vm/memory_object.h"
+
 namespace vmfuzz::vm {
 
 /// A cached (unreferenced) object whose last page was evicted has nothing left to keep:
@@ -17,7 +19,7 @@ static void vm_object_collect_if_empty(VmSystem& sys, VmObject* object) {
   vm_object_terminate(sys, object);
 }
 
-void vm_pageout_page(VmSystem& sys, VmPage* p) {
+void vm_pageout_page(VmSystem& sys, VmPage* p, bool async_returns) {
   assert(!p->busy && p->wire_count == 0 && "vm_pageout_page: busy or wired page");
   VmObject* object = p->object;
   assert(object != nullptr && "vm_pageout_page: page in no object");
@@ -42,6 +44,8 @@ void vm_pageout_page(VmSystem& sys, VmPage* p) {
   } else {
     ++sys.counters.pageouts_dirty;
   }
+  // A held manager's page is cleaned by message: it stays, busy, until acknowledged.
+  if (async_returns && memory_object_data_return_async(sys, object, p, true)) return;
   if (object->pager == nullptr) vm_object_pager_create(sys, object);
   object->pager->data_return(p->offset + object->paging_offset,
                              sys.machine.memory().frame(p->frame));
@@ -49,14 +53,14 @@ void vm_pageout_page(VmSystem& sys, VmPage* p) {
   vm_object_collect_if_empty(sys, object);
 }
 
-uint64_t vm_pageout_scan(VmSystem& sys, uint64_t count) {
+uint64_t vm_pageout_scan(VmSystem& sys, uint64_t count, bool async_returns) {
   // Choose first (queue order: inactive, then active), evict after: eviction frees only
   // the page it is given, so the chosen pointers stay valid.
   std::vector<VmPage*> chosen;
   for (PageQueue* q : {&sys.inactive, &sys.active})
     for (VmPage* p = q->front(); p != nullptr && chosen.size() < count; p = p->q_next)
       if (!p->busy && p->wire_count == 0) chosen.push_back(p);
-  for (VmPage* p : chosen) vm_pageout_page(sys, p);
+  for (VmPage* p : chosen) vm_pageout_page(sys, p, async_returns);
   return chosen.size();
 }
 

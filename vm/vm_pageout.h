@@ -34,7 +34,10 @@ inline constexpr uint64_t kGrabEvictBatch = 4;
 /// Conditions: never: evicts a busy or wired page.
 /// Results:    the number of pages evicted. Counters: pageouts_clean, pageouts_dirty,
 ///             pageouts_kept_clean, pagers_created.
-uint64_t vm_pageout_scan(VmSystem& sys, uint64_t count);
+/// async_returns: a dirty page of a held manager's object is cleaned by an asynchronous
+/// data_return (it stays busy until acknowledged, docs/concurrency.md §Cleaning); only the
+/// `pageout` op asks for it: an eviction for a frame needs the frame now.
+uint64_t vm_pageout_scan(VmSystem& sys, uint64_t count, bool async_returns = false);
 
 /// Purpose:    Make frames free under pressure: evict up to kGrabEvictBatch pages; if
 ///             none can go, collect the page tables of every pmap (their mappings are
@@ -42,6 +45,6 @@ uint64_t vm_pageout_scan(VmSystem& sys, uint64_t count);
 bool vm_page_reclaim(VmSystem& sys);
 
 /// Purpose:    Evict one page as described above. Conditions: page not busy, not wired.
-void vm_pageout_page(VmSystem& sys, VmPage* p);
+void vm_pageout_page(VmSystem& sys, VmPage* p, bool async_returns = false);
 
 }  // namespace vmfuzz::vm

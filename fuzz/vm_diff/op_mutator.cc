@@ -83,7 +83,9 @@ bool mutate_one_op(Program& p, std::minstd_rand& rng) {
       break;
     }
     case 2: {  // insert an op of any kind of the op table, its slots drawn from their shapes
-      OpKind kind = OpKind(rng() % kOpKindCount);
+      unsigned k = rng() % kOpKindCount;
+      if (!op_kind_exists(k)) return false;  // a number another branch holds
+      OpKind kind = OpKind(k);
       Op op = shaped_op(kind, [&rng](uint64_t n) { return uint64_t(rng()) % n; });
       p.ops.insert(p.ops.begin() + std::ptrdiff_t(position(rng, p.ops.size() + 1)), op);
       break;

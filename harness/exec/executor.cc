@@ -749,6 +749,15 @@ Executor::Step Executor::step_schedule(const Op& op) {
     case OpKind::Silent:
       vm_.silent(op.object);
       break;
+    case OpKind::Ack:
+      // The manager takes a data_return into its store: what any observer sees is the same.
+      if (!vm_.ack(op.object, op.choice, op.choice_exact)) {
+        unusable_ = "ack m" + std::to_string(op.object) + " " + std::to_string(op.choice) + ": m" +
+                    std::to_string(op.object) + " has no pending data_return " + std::to_string(op.choice) +
+                    " (data_returns count from 0 in arrival order)";
+        return Step::Unusable;
+      }
+      break;
     case OpKind::Run:
       if (!vm_.run(op.choice, op.choice_exact)) {
         unusable_ = "run " + std::to_string(op.choice) + ": no runnable thread " + std::to_string(op.choice) +
@@ -826,7 +835,7 @@ Executor::Step Executor::step(const Op& op) {
 
   if (op.kind == OpKind::Hold || op.kind == OpKind::Reply || op.kind == OpKind::Run ||
       op.kind == OpKind::Quiesce || op.kind == OpKind::HoldInit || op.kind == OpKind::Ready ||
-      op.kind == OpKind::Silent)
+      op.kind == OpKind::Silent || op.kind == OpKind::Ack)
     return step_schedule(op);
 
   // 2. Run on the same materialized data: model then VM; user accesses VM then model.

@@ -221,6 +221,11 @@ VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& o
     if (const vm::ManagerPager* mp = k.memory_object(m))
       for (const vm::PagerRequest& r : mp->requests)
         if (auto it = sys.objects.find(r.object); it != sys.objects.end()) refs.push_back(it->second);
+  // So does a data_return the manager has not acknowledged.
+  for (unsigned m = 0; m < kMaxNames; ++m)
+    if (const vm::ManagerPager* mp = k.memory_object(m))
+      for (const vm::PagerReturn& r : mp->returns)
+        if (auto it = sys.objects.find(r.object); it != sys.objects.end()) refs.push_back(it->second);
   std::sort(refs.begin(), refs.end(), std::less<const VmObject*>());
   size_t pages = 0;
   // The page found owning each frame (indexed by frame; frames beyond the table are kept
@@ -256,7 +261,7 @@ VMFUZZ_NO_COVERAGE void check_objects(const Kernel& k, std::vector<Violation>& o
       if (p->object != o)
         add(out, Oracle::page_in_one_object,
             fmt("object %" PRIu64 " offset 0x%" PRIx64 ": page names another object", id, p->offset));
-      if (p->busy && !p->absent)  // absent busy pages are requests in flight: paging_accounting
+      if (p->busy && !p->absent && !p->cleaning)  // requests and returns in flight: paging_accounting
         add(out, Oracle::page_in_one_object,
             fmt("object %" PRIu64 " offset 0x%" PRIx64 ": page left busy", id, p->offset));
       if (const VmPage* first = claim(p))
@@ -498,7 +503,7 @@ VMFUZZ_NO_COVERAGE void check_teardown(const vm::Kernel& k, std::vector<Violatio
 VMFUZZ_NO_COVERAGE void check_step_invariants(const Kernel& k, std::vector<Violation>& out) {
   const vm::VmSystem& sys = k.system();
   if (sys.counters.data_requests == 0 && sys.sched.threads.empty() && sys.counters.terminated_while_paging == 0 &&
-      sys.counters.inits_queued == 0)
+      sys.counters.inits_queued == 0 && sys.counters.returns_sent == 0 && sys.counters.lock_requests == 0)
     return;  // no held manager was ever asked: nothing can be in flight
   if (sys.counters.pageins_before_ready != 0)
     add(out, Oracle::paging_accounting,
@@ -528,11 +533,43 @@ VMFUZZ_NO_COVERAGE void check_step_invariants(const Kernel& k, std::vector<Viola
                 it == sys.objects.end() ? "the object is gone" : "no busy absent page waits for it"));
     }
   }
+  // data_returns in flight (docs/concurrency.md §Cleaning): each names a busy cleaning
+  // page of a live object, one per page; a lock_completed sent while a data_return of its
+  // range sent before the lock request is unacknowledged is the bug of sending it early.
+  std::map<std::pair<uint64_t, uint64_t>, unsigned> returns_per_page;
+  for (unsigned m = 0; m < kMaxNames; ++m) {
+    const vm::ManagerPager* mp = k.memory_object(m);
+    if (mp == nullptr) continue;
+    for (const vm::PagerReturn& r : mp->returns) {
+      ++per_object[r.object];
+      if (++returns_per_page[{r.object, r.offset}] == 2)
+        add(out, Oracle::paging_accounting,
+            fmt("object %" PRIu64 " offset 0x%" PRIx64 ": a second data_return in flight for one page", r.object,
+                r.offset));
+      auto it = sys.objects.find(r.object);
+      const VmPage* p = it == sys.objects.end() ? nullptr : vm::vm_page_lookup(it->second, r.offset);
+      if (p == nullptr || !p->busy || !p->cleaning)
+        add(out, Oracle::paging_accounting,
+            fmt("m%u data_return for object %" PRIu64 " offset 0x%" PRIx64 ": %s", m, r.object, r.offset,
+                it == sys.objects.end() ? "the object is gone" : "no busy page being cleaned waits for its ack"));
+    }
+    for (const vm::LockCompleted& c : mp->early_completions)
+      for (const vm::PagerReturn& r : mp->returns)
+        if (r.object == c.object && r.offset >= c.start && r.offset < c.end && r.id < c.lock)
+          add(out, Oracle::paging_accounting,
+              fmt("m%u: memory_object_lock_completed sent for object %" PRIu64 " [0x%" PRIx64 ", 0x%" PRIx64
+                  ") while its data_return of offset 0x%" PRIx64 " is unacknowledged",
+                  m, c.object, c.start, c.end, r.offset));
+  }
   for (const auto& [id, o] : sys.objects) {
     unsigned absent = 0;
     for (const VmPage* p = vm::vm_page_next(o, 0); p != nullptr; p = vm::vm_page_next(o, p->offset + kPageSize)) {
       if (p->absent) ++absent;
-      if (p->busy && (!p->absent || per_page.count({id, p->offset}) == 0))
+      if (p->cleaning && (!p->busy || p->absent || returns_per_page.count({id, p->offset}) == 0))
+        add(out, Oracle::paging_accounting,
+            fmt("object %" PRIu64 " offset 0x%" PRIx64 ": page being cleaned that is %s", id, p->offset,
+                !p->busy ? "not busy (a fault took it)" : p->absent ? "absent" : "without a data_return in flight"));
+      else if (p->busy && !p->cleaning && (!p->absent || per_page.count({id, p->offset}) == 0))
         add(out, Oracle::paging_accounting,
             fmt("object %" PRIu64 " offset 0x%" PRIx64 ": busy page with no request in flight", id, p->offset));
     }
@@ -546,7 +583,8 @@ VMFUZZ_NO_COVERAGE void check_step_invariants(const Kernel& k, std::vector<Viola
     unsigned inflight = po == per_object.end() ? 0 : po->second;
     if (o->paging_in_progress != inflight)
       add(out, Oracle::paging_accounting,
-          fmt("object %" PRIu64 ": paging_in_progress %u, requests in flight %u", id, o->paging_in_progress, inflight));
+          fmt("object %" PRIu64 ": paging_in_progress %u, requests and data_returns in flight %u", id,
+              o->paging_in_progress, inflight));
   }
   // wait_target: every blocked thread waits on an event that can still be posted.
   for (const auto& [tid, t] : sys.sched.threads) {
@@ -558,7 +596,8 @@ VMFUZZ_NO_COVERAGE void check_step_invariants(const Kernel& k, std::vector<Viola
       case vm::WaitEvent::Kind::None: break;
       case vm::WaitEvent::Kind::PageBusy: {
         const VmPage* p = o ? vm::vm_page_lookup(o, t.event.offset) : nullptr;
-        ok = p != nullptr && p->busy && per_page.count({t.event.object, t.event.offset}) != 0;
+        ok = p != nullptr && p->busy && (per_page.count({t.event.object, t.event.offset}) != 0 ||
+                                         returns_per_page.count({t.event.object, t.event.offset}) != 0);
         break;
       }
       case vm::WaitEvent::Kind::AbsentBelow:
@@ -600,12 +639,17 @@ std::string describe_threads(const Kernel& k) {
   for (unsigned m = 0; m < kMaxNames; ++m) {
     const vm::ManagerPager* mp = k.memory_object(m);
     if (mp == nullptr) continue;
-    if (mp->silent() && (mp->init_object != 0 || !mp->requests.empty())) s += fmt("m%u is silent: it answers nothing\n", m);
+    if (mp->silent() && (mp->init_object != 0 || !mp->requests.empty() || !mp->returns.empty())) s += fmt("m%u is silent: it answers nothing\n", m);
     if (mp->init_object != 0) s += fmt("m%u memory_object_init pending: object %" PRIu64 " not ready\n", m, mp->init_object);
     for (size_t i = 0; i < mp->requests.size(); ++i) {
       const vm::PagerRequest& r = mp->requests[i];
       s += fmt("m%u request %zu: object %" PRIu64 " offset 0x%" PRIx64 " (pager offset 0x%" PRIx64 "), from thread %u\n",
                m, i, r.object, r.offset, r.pager_offset, r.owner);
+    }
+    for (size_t i = 0; i < mp->returns.size(); ++i) {
+      const vm::PagerReturn& r = mp->returns[i];
+      s += fmt("m%u data_return %zu: object %" PRIu64 " offset 0x%" PRIx64 " (pager offset 0x%" PRIx64 ")%s\n", m, i,
+               r.object, r.offset, r.pager_offset, r.flush ? ", flush" : "");
     }
   }
   return s;

@@ -284,8 +284,8 @@ int main(int argc, char** argv) {
       // What the driver must agree with this build on (ci/vmfuzz reads it, never copies it).
       std::printf("{\"format_version\": %u, \"full_check_every\": %u, \"ops\": [", unsigned(vmfuzz::kFormatVersion),
                   h::kFuzzFullCheckEvery);
-      for (unsigned k = 0; k < vmfuzz::kOpKindCount; k++)
-        std::printf("%s\"%s\"", k ? ", " : "", vmfuzz::op_kind_name(OpKind(k)));
+      for (unsigned k = 0, n = 0; k < vmfuzz::kOpKindCount; k++)
+        if (vmfuzz::op_kind_exists(k)) std::printf("%s\"%s\"", n++ ? ", " : "", vmfuzz::op_kind_name(OpKind(k)));
       std::printf("]}\n");
       return 0;
     } else if (a == "--to-text") {

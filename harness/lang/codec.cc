@@ -321,6 +321,10 @@ bool Decoder::slot(Slot s, const NameState& names, Op* op) {
       if (!byte(&b)) return false;
       op->how = static_cast<ReplyHow>(b % 3);
       return true;
+    case Slot::LockHow:  // LOCKB: 1 + b % 3 (return, flush, both)
+      if (!byte(&b)) return false;
+      op->lock = static_cast<uint8_t>(1 + b % 3);
+      return true;
   }
   return false;
 }
@@ -331,6 +335,7 @@ bool Decoder::next(const NameState& names, Op* out) {
     Op op;
     // Version bytes 2..kFormatVersion select that format; every other value is format 1.
     unsigned format = version_ >= 2 && version_ <= kFormatVersion ? version_ : 1;
+    if (!op_kind_exists(k % ops_in_format(format))) continue;  // a number no row has: skipped
     op.kind = static_cast<OpKind>(k % ops_in_format(format));
     if (!names_available(op.kind, names)) continue;  // skipped: the next byte is a kind byte
     bool complete = true;
@@ -514,6 +519,7 @@ void Encoder::op(const Op& o) {
         break;
       case Slot::Choice: byte(o.choice & 0xffu); break;  // an exact N is folded to ~(N mod 256)
       case Slot::ReplyHow: byte(static_cast<unsigned>(o.how)); break;
+      case Slot::LockHow: byte(static_cast<unsigned>(o.lock) - 1u); break;
     }
   }
 }

@@ -35,7 +35,9 @@
 //            most V (ops_in_format(V): they are numbered 0..n-1, rows being appended): 1
 //            knows ops 0..20, 2 adds `device` (21), 3 `collect` (22), 4 the concurrency
 //            ops `hold`, `reply`, `run` and `quiesce` (23..26), 5 `supply`, `hold_init`,
-//            `ready` and `silent` (27..30). Everything else is the same in every
+//            `ready` and `silent` (27..30), 6 `lock` and `ack` (32, 33; a kind byte whose
+//            number has no row, 31 for now, is skipped like an op whose names cannot be
+//            chosen). Everything else is the same in every
 //            format, so a kind byte means the same op in each format that knows it. The
 //            encoder writes the lowest version that can say the program (the highest
 //            format column of its ops), so older programs keep their bytes. A new op is a
@@ -96,6 +98,7 @@
 //                           the same request for a usable `reply m N`, not in general the
 //                           same thread for `run N`, whose N is a thread id)
 //     HOWB                  byte: b % 3 (supply, unavailable, error)
+//     LOCKB                 byte: 1 + b % 3 = should_return | should_flush << 1 (return, flush, both)
 //   An op whose names cannot be chosen is skipped after its kind byte (see above).
 #pragma once
 
@@ -114,8 +117,8 @@ namespace vmfuzz {
 /// How many ops a format version knows: the rows of ops.def whose format is at most v
 /// (rows are appended, so they are ops.def numbers 0..n-1). This is the kind-byte modulus.
 inline constexpr unsigned ops_in_format(unsigned v) {
-  unsigned n = 0;
-#define VMFUZZ_OP(E, TEXT, NUM, FORMAT, ...) n += (FORMAT) <= v ? 1 : 0;
+  unsigned n = 0;  // the highest number of a row of format <= v, + 1 (a number without a row is skipped)
+#define VMFUZZ_OP(E, TEXT, NUM, FORMAT, ...) n = (FORMAT) <= v && (NUM) + 1 > n ? (NUM) + 1 : n;
 #include "vmfuzz/ops.def"
 #undef VMFUZZ_OP
   return n;
@@ -136,6 +139,7 @@ static_assert(kVersion2OpKinds == 22, "codec: format 2 knows exactly ops 0..21 (
 static_assert(ops_in_format(3) == 23, "codec: format 3 knows exactly ops 0..22 (ops.def)");
 static_assert(ops_in_format(4) == 27, "codec: format 4 knows exactly ops 0..26 (ops.def)");
 static_assert(ops_in_format(5) == 31, "codec: format 5 knows exactly ops 0..30 (ops.def)");
+static_assert(ops_in_format(6) == 34, "codec: format 6 knows ops up to 33 (ops.def; 31 is another branch's)");
 /// Largest materialized DATA and largest read/file size the decoder produces (64 KiB).
 inline constexpr uint64_t kMaxCodecTransfer = 64 * 1024;
 

@@ -104,6 +104,7 @@ Op shaped_op(OpKind k, const Pick& pick) {
         break;
       case Slot::Choice: op.choice = static_cast<uint16_t>(pick(4)); break;  // `~N`: any N is usable
       case Slot::ReplyHow: op.how = static_cast<ReplyHow>(pick(3)); break;
+      case Slot::LockHow: op.lock = static_cast<uint8_t>(1 + pick(3)); break;
     }
   }
   return op;

@@ -2,6 +2,7 @@
 #include "harness/lang/op_table.h"
 
 #include <algorithm>
+#include <array>
 #include <initializer_list>
 
 namespace vmfuzz {
@@ -29,18 +30,26 @@ constexpr OpSpec kOps[] = {
 
 constexpr bool rows_in_number_order() {
   for (unsigned i = 0; i < std::size(kOps); i++)
-    if (kOps[i].number != i || static_cast<unsigned>(kOps[i].kind) != i) return false;
+    if (static_cast<unsigned>(kOps[i].kind) != kOps[i].number || (i > 0 && kOps[i].number <= kOps[i - 1].number))
+      return false;
   return true;
 }
-static_assert(std::size(kOps) == kOpKindCount, "op_table: one row per op kind");
-static_assert(rows_in_number_order(), "op_table: rows must be in binary-number order, numbered 0..N-1");
+static_assert(std::size(kOps) == kOpRowCount, "op_table: one row per op kind");
+static_assert(rows_in_number_order(), "op_table: rows must be in binary-number order");
+
+// Row index by op number (a number no row has: the last row, never asked for).
+constexpr auto kRowOf = [] {
+  std::array<uint8_t, kOpKindCount> r{};
+  for (unsigned i = 0; i < std::size(kOps); i++) r[kOps[i].number] = static_cast<uint8_t>(i);
+  return r;
+}();
 
 constexpr const char* kSlotNames[kSlotCount] = {
     "task", "new task", "child task", "ending task", "task (with cpu=)", "copy handle",
     "new copy handle", "memory object", "new memory object", "address or any", "address",
     "source address", "destination address", "size", "transfer size", "object size",
     "device size", "offset", "protection", "inheritance", "data", "object flags",
-    "device contents", "map mode", "page count", "choice", "reply",
+    "device contents", "map mode", "page count", "choice", "reply", "lock request",
 };
 
 }  // namespace
@@ -52,7 +61,7 @@ bool OpSpec::has(Slot s) const {
 
 std::span<const OpSpec> op_table() { return kOps; }
 
-const OpSpec& op_spec(OpKind k) { return kOps[static_cast<unsigned>(k) % std::size(kOps)]; }
+const OpSpec& op_spec(OpKind k) { return kOps[kRowOf[static_cast<unsigned>(k) % kOpKindCount]]; }
 
 bool op_has_data(OpKind k) {
   const OpSpec& s = op_spec(k);

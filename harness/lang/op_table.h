@@ -41,6 +41,7 @@
 //   PageCount    N | all                   PAGEOUT                 size, all
 //   Choice       N | ~N                    CHOICE                  choice, choice_exact   (run, reply)
 //   ReplyHow     supply|unavailable|error  HOWB                    how
+//   LockHow      return|flush|both         LOCKB                   lock   (should_return, should_flush)
 #pragma once
 
 #include <cstdint>
@@ -54,9 +55,9 @@ namespace vmfuzz {
 enum class Slot : uint8_t {
   Task, NewTask, ChildTask, EndTask, TaskCpu, Copy, NewCopy, Object, NewObject,
   AddrOrAny, Addr, SrcAddr, DstAddr, Size, Xfer, ObjSize, DevSize, Offset,
-  ProtMax, Inheritance, Data, ObjFlags, DevData, MapMode, PageCount, Choice, ReplyHow,
+  ProtMax, Inheritance, Data, ObjFlags, DevData, MapMode, PageCount, Choice, ReplyHow, LockHow,
 };
-inline constexpr unsigned kSlotCount = static_cast<unsigned>(Slot::ReplyHow) + 1;
+inline constexpr unsigned kSlotCount = static_cast<unsigned>(Slot::LockHow) + 1;
 
 /// What an op answers, and so which assertions may follow it in a trace.
 enum class Returns : uint8_t {

@@ -191,6 +191,11 @@ const char* strategy_name(CopyStrategy s) {
   return "delay";
 }
 
+const char* lock_how_name(uint8_t how) {
+  if (how == (kLockReturn | kLockFlush)) return "both";
+  return how == kLockFlush ? "flush" : "return";
+}
+
 const char* reply_how_name(ReplyHow h) {
   switch (h) {
     case ReplyHow::Supply: return "supply";
@@ -518,6 +523,13 @@ bool LineParser::slot(Slot s, Op& op) {
       else if (t->text == "error" && !t->quoted) op.how = ReplyHow::Error;
       else return fail(std::string(op_name_) + ": bad reply '" + t->text + "' (supply, unavailable or error)");
       return true;
+    case Slot::LockHow:
+      if (!take("lock request", &t)) return false;
+      if (t->text == "return" && !t->quoted) op.lock = kLockReturn;
+      else if (t->text == "flush" && !t->quoted) op.lock = kLockFlush;
+      else if (t->text == "both" && !t->quoted) op.lock = kLockReturn | kLockFlush;
+      else return fail(std::string(op_name_) + ": bad lock request '" + t->text + "' (return, flush or both)");
+      return true;
   }
   return fail("unknown argument slot");
 }
@@ -734,6 +746,7 @@ Op canonical_op(const Op& op) {
       case Slot::PageCount: c.all = op.all, c.size = op.all ? 0 : op.size; break;
       case Slot::Choice: c.choice = op.choice, c.choice_exact = op.choice_exact; break;
       case Slot::ReplyHow: c.how = op.how; break;
+      case Slot::LockHow: c.lock = (op.lock & (kLockReturn | kLockFlush)) ? op.lock & (kLockReturn | kLockFlush) : kLockReturn; break;
     }
   }
   // Assertions, restricted to what the kind can assert.
@@ -805,6 +818,7 @@ std::string print_op(const Op& op) {
       case Slot::PageCount: arg(op.all ? "all" : std::to_string(op.size)); break;
       case Slot::Choice: arg((op.choice_exact ? "" : "~") + std::to_string(op.choice)); break;
       case Slot::ReplyHow: arg(reply_how_name(op.how)); break;
+      case Slot::LockHow: arg(lock_how_name(op.lock)); break;
     }
   }
   return s + opts + expect_suffix(op);

@@ -179,6 +179,8 @@ Bias Bias::concurrency() {
   set_weight(b, OpKind::HoldInit, 3);  // before a map: the object waits for its manager's ready
   set_weight(b, OpKind::Ready, 6);
   set_weight(b, OpKind::Silent, 1);  // rare: it freezes everything its objects' faults touch
+  set_weight(b, OpKind::Lock, 4);    // cleaning by message: busy pages until the ack
+  set_weight(b, OpKind::Ack, 6);
   return b;
 }
 
@@ -628,6 +630,9 @@ void draw_slot(const GenContext& c, const OpSpec& spec, Slot s, Op& op) {
     case Slot::ReplyHow:
       op.how = *gen::weightedElement<ReplyHow>(
           {{6, ReplyHow::Supply}, {2, ReplyHow::Unavailable}, {2, ReplyHow::Error}});
+      break;
+    case Slot::LockHow:
+      op.lock = static_cast<uint8_t>(*gen::inRange<unsigned>(1, 4));  // return, flush, both
       break;
   }
 }

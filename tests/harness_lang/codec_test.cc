@@ -87,7 +87,7 @@ TEST(Codec, RandomBytesAlwaysDecodeToValidProgramsThatRoundTrip) {
     EXPECT_EQ(encode_program(r), again);
   }
   for (unsigned n : per_kind) kinds_seen += n > 0;
-  EXPECT_EQ(kinds_seen, kOpKindCount) << "every op kind (format 2's too) is reachable from random bytes";
+  EXPECT_EQ(kinds_seen, kOpRowCount) << "every op kind (format 2's too) is reachable from random bytes";
   EXPECT_GT(total_ops, 3000u * 5);
 }
 

@@ -429,7 +429,8 @@ Op random_op(std::mt19937_64& rng) {
     return d;
   };
   Op op;
-  op.kind = static_cast<OpKind>(u(kOpKindCount));
+  do op.kind = static_cast<OpKind>(u(kOpKindCount));
+  while (!op_kind_exists(static_cast<unsigned>(op.kind)));
   op.task = static_cast<uint8_t>(u(16));
   op.task2 = static_cast<uint8_t>(u(16));
   op.copy = static_cast<uint8_t>(u(16));

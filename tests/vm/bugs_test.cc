@@ -562,6 +562,36 @@ std::vector<std::pair<const char*, Scenario>> scenarios() {
     p.drain();
     p.invariants();
   });
+  s.emplace_back("what if the kernel answers a lock request before its data_return is acknowledged?", [](Probe& p) {
+    p.k.object_create(0, P, CopyStrategy::None, true, DataSpec::pat(0x11, P).materialize());
+    uint64_t a = 0x40000;
+    p.expect_code(p.k.map(0, &a, false, P, 0, 0, true, VM_PROT_DEFAULT, VM_PROT_ALL, vm_inherit_t::Copy),
+                  KERN_SUCCESS, "map");
+    p.put(0, 0x40000, "dirty");
+    p.k.hold(0);
+    p.expect_code(p.k.lock(0, 0, P, kLockReturn | kLockFlush), KERN_SUCCESS, "lock");
+    p.step_invariants();  // the return is in flight: no lock_completed yet
+    if (!p.k.ack(0, 0, true)) p.seen.push_back("no data_return was pending");
+    p.step_invariants();
+    p.drain();
+    p.invariants();
+  });
+  s.emplace_back("what if a task writes a page whose pageout data_return is unacknowledged?", [](Probe& p) {
+    p.k.object_create(0, P, CopyStrategy::None, true, DataSpec::pat(0x11, P).materialize());
+    uint64_t a = 0x40000;
+    p.expect_code(p.k.map(0, &a, false, P, 0, 0, true, VM_PROT_DEFAULT, VM_PROT_ALL, vm_inherit_t::Copy),
+                  KERN_SUCCESS, "map");
+    p.put(0, 0x40000, "old");
+    p.k.hold(0);
+    p.k.pageout(0, true);  // the dirty page goes to m0 by message: busy until the ack
+    Access w = p.k.write(0, 0x40000, std::vector<uint8_t>{'n', 'e', 'w'}, 0);
+    if (w.thread == 0) p.seen.push_back("the write did not wait for the page being cleaned");
+    p.step_invariants();
+    p.k.ack(0, 0, true);
+    p.drain();
+    p.expect(0, 0x40000, "new");
+    p.invariants();
+  });
   return s;
 }
 

@@ -65,6 +65,9 @@ enum class CopyStrategy : uint8_t { None = 0, Call = 1, Delay = 2 };
 // (it drops the page from its store: it reads zero from then on) or data_error.
 enum class ReplyHow : uint8_t { Supply = 0, Unavailable = 1, Error = 2 };
 
+// What a manager's `lock` (memory_object_lock_request) asks: should_return, should_flush.
+inline constexpr uint8_t kLockReturn = 1, kLockFlush = 2;
+
 inline constexpr uint64_t kPageSize = 4096;
 inline constexpr unsigned kPageShift = 12;
 inline constexpr uint64_t kUserMin = 0x10000;          // lowest user address
@@ -83,7 +86,24 @@ enum class OpKind : uint8_t {
 #include "vmfuzz/ops.def"
 #undef VMFUZZ_OP
 };
-inline constexpr unsigned kOpKindCount = 0
+/// The op numbers in use are 0..kOpKindCount-1 (the highest number + 1). A number may be
+/// unused while a sibling branch holds it (op_kind_exists): nothing decodes or draws it.
+inline constexpr unsigned kOpKindCount = [] {
+  unsigned n = 0;
+#define VMFUZZ_OP(E, TEXT, NUM, ...) n = (NUM) + 1 > n ? (NUM) + 1 : n;
+#include "vmfuzz/ops.def"
+#undef VMFUZZ_OP
+  return n;
+}();
+/// Is there a row of ops.def with this number?
+inline constexpr bool op_kind_exists(unsigned k) {
+#define VMFUZZ_OP(E, TEXT, NUM, ...) if (k == (NUM)) return true;
+#include "vmfuzz/ops.def"
+#undef VMFUZZ_OP
+  return false;
+}
+/// The rows of ops.def.
+inline constexpr unsigned kOpRowCount = 0
 #define VMFUZZ_OP(E, TEXT, NUM, ...) +1
 #include "vmfuzz/ops.def"
 #undef VMFUZZ_OP
@@ -142,6 +162,7 @@ struct Op {
   uint16_t choice = 0;        // run, reply: which thread or request (docs/concurrency.md)
   bool choice_exact = false;  // `N` (that one, which must exist) rather than `~N` (N-th modulo)
   ReplyHow how = ReplyHow::Supply;
+  uint8_t lock = kLockReturn;  // lock: kLockReturn | kLockFlush (docs/concurrency.md §Cleaning)
   DataSpec data;
   Expect expect;
   bool operator==(const Op&) const = default;
@@ -300,6 +321,18 @@ class MemorySystem {
   /// destroyed or OFFSET is not inside it. This default is the sequential reading (the
   /// model overrides it only to check the arguments).
   virtual kern_return_t supply(unsigned /*m*/, uint64_t /*offset*/) { return KERN_SUCCESS; }
+  /// `lock m OFFSET SIZE return|flush|both`: m's manager sends memory_object_lock_request
+  /// for the range (should_return, should_flush; docs/concurrency.md §Cleaning): dirty
+  /// pages are returned to its store, flushed pages dropped; nothing any task or `file`
+  /// sees changes. KERN_INVALID_ARGUMENT when m is destroyed or the range is not inside it.
+  /// This default is the sequential reading (the model overrides it to check the arguments).
+  virtual kern_return_t lock(unsigned /*m*/, uint64_t /*offset*/, uint64_t /*size*/, uint8_t /*how*/) {
+    return KERN_SUCCESS;
+  }
+  /// `ack m N`: m's manager acknowledges one pending data_return (`exact`: the N-th in
+  /// arrival order, which must exist; else the N-th modulo the pending count; none: no
+  /// effect). False only when `exact` names a return m does not have (unusable input).
+  virtual bool ack(unsigned /*m*/, unsigned /*choice*/, bool /*exact*/) { return true; }
   /// `hold_init m`: m's manager answers memory_object_init by message from now on: the
   /// next kernel object made for m is not ready (faults on it wait) until `ready m`.
   virtual void hold_init(unsigned /*m*/) {}
@@ -386,6 +419,8 @@ class ForwardingSystem : public MemorySystem {
     return in_.reply(m, c, exact, how, out);
   }
   kern_return_t supply(unsigned m, uint64_t o) override { return in_.supply(m, o); }
+  kern_return_t lock(unsigned m, uint64_t o, uint64_t n, uint8_t how) override { return in_.lock(m, o, n, how); }
+  bool ack(unsigned m, unsigned c, bool exact) override { return in_.ack(m, c, exact); }
   void hold_init(unsigned m) override { in_.hold_init(m); }
   void ready(unsigned m) override { in_.ready(m); }
   void silent(unsigned m) override { in_.silent(m); }
@@ -517,6 +552,12 @@ inline OpResult run_op(MemorySystem& s, const Op& op, std::span<const uint8_t> d
     }
     case OpKind::Supply:
       r.kr = s.supply(op.object, op.offset);
+      break;
+    case OpKind::Lock:
+      r.kr = s.lock(op.object, op.offset, op.size, op.lock);
+      break;
+    case OpKind::Ack:
+      s.ack(op.object, op.choice, op.choice_exact);
       break;
     case OpKind::HoldInit:
       s.hold_init(op.object);
