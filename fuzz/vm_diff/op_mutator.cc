@@ -84,7 +84,7 @@ bool mutate_one_op(Program& p, std::minstd_rand& rng) {
     }
     case 2: {  // insert an op of any kind of the op table, its slots drawn from their shapes
       unsigned k = rng() % kOpKindCount;
-      if (!op_kind_exists(k)) return false;  // a number another branch holds
+      if (!op_kind_exists(k)) return false;  // a number with no row (31 in format 6)
       OpKind kind = OpKind(k);
       Op op = shaped_op(kind, [&rng](uint64_t n) { return uint64_t(rng()) % n; });
       p.ops.insert(p.ops.begin() + std::ptrdiff_t(position(rng, p.ops.size() + 1)), op);

@@ -36,8 +36,8 @@
 //            knows ops 0..20, 2 adds `device` (21), 3 `collect` (22), 4 the concurrency
 //            ops `hold`, `reply`, `run` and `quiesce` (23..26), 5 `supply`, `hold_init`,
 //            `ready` and `silent` (27..30), 6 `lock` and `ack` (32, 33; a kind byte whose
-//            number has no row, 31 for now, is skipped like an op whose names cannot be
-//            chosen). Everything else is the same in every
+//            number has no row, 31, is skipped like an op whose names cannot be
+//            chosen; 31 stays empty in format 6, a new op goes in format 7). Everything else is the same in every
 //            format, so a kind byte means the same op in each format that knows it. The
 //            encoder writes the lowest version that can say the program (the highest
 //            format column of its ops), so older programs keep their bytes. A new op is a
@@ -139,7 +139,7 @@ static_assert(kVersion2OpKinds == 22, "codec: format 2 knows exactly ops 0..21 (
 static_assert(ops_in_format(3) == 23, "codec: format 3 knows exactly ops 0..22 (ops.def)");
 static_assert(ops_in_format(4) == 27, "codec: format 4 knows exactly ops 0..26 (ops.def)");
 static_assert(ops_in_format(5) == 31, "codec: format 5 knows exactly ops 0..30 (ops.def)");
-static_assert(ops_in_format(6) == 34, "codec: format 6 knows ops up to 33 (ops.def; 31 is another branch's)");
+static_assert(ops_in_format(6) == 34, "codec: format 6 knows ops up to 33 (ops.def; 31 has no row, for good)");
 /// Largest materialized DATA and largest read/file size the decoder produces (64 KiB).
 inline constexpr uint64_t kMaxCodecTransfer = 64 * 1024;
 
