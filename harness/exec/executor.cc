@@ -570,15 +570,7 @@ Executor::Step Executor::start_kernel_op(const Op& op, std::vector<uint8_t> data
          print_op(op) + " went in flight as a thread already in flight, or with a result");
     return Step::Failed;
   }
-  orders_open();
-  InFlight f;
-  if (block_) {
-    f.access = block_->accesses++;
-    f.lo = static_cast<unsigned>(block_->fixed.size());
-  }
-  f.op = op;
-  f.line = line_;
-  f.data = std::move(data);
+  InFlight f = open_in_flight(op, std::move(data));
   f.kernel_op = true;
   if (op.kind == OpKind::VmWrite) {
     // The message takes the handle at once, whatever the result (docs/language.md): the
@@ -612,6 +604,19 @@ bool Executor::apply_thread_steps() {
 
 // ---------------------------------------------------------------------------------------
 // The all-orders check (orders.h): recording a block, and judging it once it is over.
+
+Executor::InFlight Executor::open_in_flight(const Op& op, std::vector<uint8_t> data) {
+  orders_open();
+  InFlight f;
+  if (block_) {
+    f.access = block_->accesses++;
+    f.lo = static_cast<unsigned>(block_->fixed.size());
+  }
+  f.op = op;
+  f.line = line_;
+  f.data = std::move(data);
+  return f;
+}
 
 void Executor::orders_open() {
   if (!options_.check_orders || block_ || !in_flight_.empty()) return;
@@ -847,15 +852,7 @@ Executor::Step Executor::step(const Op& op) {
     if (uint32_t th = vm_result_.access.thread) {
       // The access waits for a held manager: the model moves what the VM moved; the
       // rest comes with the thread's runs.
-      orders_open();
-      InFlight f;
-      if (block_) {
-        f.access = block_->accesses++;
-        f.lo = static_cast<unsigned>(block_->fixed.size());
-      }
-      f.op = op;
-      f.line = line_;
-      f.data = std::move(data);
+      InFlight f = open_in_flight(op, std::move(data));
       std::vector<uint8_t> head_data;
       uint64_t moved = vm_result_.access.bytes.size();
       Op head = sub_access(op, op.addr, moved, f.data, &head_data);

@@ -264,6 +264,7 @@ class Executor {
   std::unique_ptr<OrdersBlock> block_;
   OrdersStats orders_stats_;
   void orders_open();                                    // an access goes in flight
+  InFlight open_in_flight(const Op& op, std::vector<uint8_t> data);  // its record, its block opened
   void orders_fixed(const Op& op, const std::vector<uint8_t>& data, const OpResult& vm);
   void orders_access_end(const InFlight& f, bool completed);
   bool orders_close_if_quiet();                          // judge the block once nothing is in flight
