@@ -492,17 +492,7 @@ bool Executor::apply_thread_step(const ThreadStep& st) {
   vm_result_ = fv;
   // A failed assertion names the access it was written on (line and all), not the op
   // whose step completed it.
-  const uint64_t index = ctx_index_;
-  const unsigned line = ctx_line_, saved_line = line_;
-  const Op* saved_op = ctx_op_ptr_;
-  const char *saved_text = ctx_text_, *saved_kind = ctx_kind_;
-  line_ = f_line;
-  set_context(index, &op, nullptr, nullptr);
-  bool ok = check_assertion(op, fm, "model") && check_assertion(op, fv, "vm");
-  line_ = saved_line;
-  set_context(index, saved_op, saved_text, saved_kind);
-  ctx_line_ = line;
-  return ok;
+  return in_op_context(op, f_line, [&] { return check_assertion(op, fm, "model") && check_assertion(op, fv, "vm"); });
 }
 
 bool Executor::apply_kernel_op_step(const ThreadStep& st) {
@@ -548,19 +538,12 @@ bool Executor::apply_kernel_op_step(const ThreadStep& st) {
     model_result_ = execute_op(model_, op, data);
   }
   vm_result_ = v;
-  const uint64_t index = ctx_index_;
-  const unsigned line = ctx_line_, saved_line = line_;
-  const Op* saved_op = ctx_op_ptr_;
-  const char *saved_text = ctx_text_, *saved_kind = ctx_kind_;
-  line_ = f_line;
-  set_context(index, &op, nullptr, nullptr);
-  bool ok = check_assertion(op, model_result_, "model") && check_assertion(op, vm_result_, "vm") &&
-            compare_results(op);
-  if (ok && op.kind != OpKind::VmWrite) names_.apply(op, model_result_.kr);
-  line_ = saved_line;
-  set_context(index, saved_op, saved_text, saved_kind);
-  ctx_line_ = line;
-  return ok;
+  return in_op_context(op, f_line, [&] {
+    bool ok = check_assertion(op, model_result_, "model") && check_assertion(op, vm_result_, "vm") &&
+              compare_results(op);
+    if (ok && op.kind != OpKind::VmWrite) names_.apply(op, model_result_.kr);
+    return ok;
+  });
 }
 
 Executor::Step Executor::start_kernel_op(const Op& op, std::vector<uint8_t> data, uint32_t th) {

@@ -277,6 +277,22 @@ class Executor {
   /// recorded; it must live until the next set_context) or, when null, the fixed `text`
   /// and `kind`.
   void set_context(uint64_t index, const Op* op, const char* text, const char* kind);
+  // Runs `check` with the report's context set to `op` at trace line `line` (an op in
+  // flight, judged at the step that completes it), then puts the current context back.
+  template <class Check>
+  bool in_op_context(const Op& op, unsigned line, Check check) {
+    const uint64_t index = ctx_index_;
+    const unsigned ctx_line = ctx_line_, saved_line = line_;
+    const Op* saved_op = ctx_op_ptr_;
+    const char *saved_text = ctx_text_, *saved_kind = ctx_kind_;
+    line_ = line;
+    set_context(index, &op, nullptr, nullptr);
+    bool ok = check();
+    line_ = saved_line;
+    set_context(index, saved_op, saved_text, saved_kind);
+    ctx_line_ = ctx_line;
+    return ok;
+  }
 
   MemorySystem& vm_;
   MemorySystem& model_;
